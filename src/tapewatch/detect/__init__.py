@@ -1,0 +1,1 @@
+"""Detectors: one module per family, each causal and vectorised over normalised frames."""

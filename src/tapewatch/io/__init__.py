@@ -1,0 +1,1 @@
+"""Readers and writers: input files into normalised records, alerts out, bad rows aside."""

@@ -1,0 +1,1 @@
+"""Human-facing output: summary tables and charts of alerts."""

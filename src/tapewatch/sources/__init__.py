@@ -1,0 +1,1 @@
+"""Where market data comes from: exchanges, stock listings, social feeds, and the simulator."""

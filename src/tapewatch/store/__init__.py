@@ -1,0 +1,1 @@
+"""Persistence of alerts (SQLAlchemy; SQLite by default)."""
