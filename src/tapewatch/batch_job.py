@@ -1,0 +1,71 @@
+"""`tapewatch detect` as a function: read inputs, run the batch engine, set bad rows aside."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.progress import Progress
+
+from tapewatch.config import Settings
+from tapewatch.detect.registry import build_detectors
+from tapewatch.engine.batch import run_batch
+from tapewatch.io.readers import ReadResult, expand_inputs, read_inputs, write_dead_letters
+from tapewatch.records import Alert
+
+
+@dataclass
+class DetectRun:
+    """What a detection run produced and what it set aside, for the summary and for callers."""
+
+    alerts: list[Alert]
+    read: ReadResult
+    dead_letter_path: Path | None
+    seconds: float
+    by_detector: Counter = field(default_factory=Counter)
+
+
+def default_dead_letter_path(output: Path | None) -> Path:
+    """Bad rows go next to the output file, or into the working directory when alerts go to stdout."""
+    if output is None:
+        return Path("tapewatch-rejected.jsonl")
+    return output.with_name(output.name.split(".")[0] + ".rejected.jsonl")
+
+
+def detect_files(
+    inputs: Sequence[str | Path],
+    settings: Settings,
+    *,
+    fmt: str = "auto",
+    venue: str | None = None,
+    detectors: Sequence[str] | None = None,
+    dead_letter: Path | None = None,
+    progress: Progress | None = None,
+) -> DetectRun:
+    """Run detection over files; rejected rows are written to `dead_letter` only when there are some."""
+    started = time.perf_counter()
+    chosen = build_detectors(settings, detectors)
+    files = expand_inputs(inputs)
+    reading = progress.add_task("reading", total=len(files)) if progress else None
+    read = read_inputs(files, fmt=fmt, venue=venue, on_file=lambda _: _advance(progress, reading))
+    detecting = progress.add_task("detecting", total=len(chosen)) if progress else None
+    alerts = run_batch(chosen, read.trades, read.bars, on_detector=lambda _: _advance(progress, detecting))
+    written = None
+    if read.rejected.height and dead_letter is not None:
+        write_dead_letters(read.rejected, dead_letter)
+        written = dead_letter
+    return DetectRun(
+        alerts=alerts,
+        read=read,
+        dead_letter_path=written,
+        seconds=time.perf_counter() - started,
+        by_detector=Counter(alert.detector for alert in alerts),
+    )
+
+
+def _advance(progress: Progress | None, task: int | None) -> None:
+    if progress is not None and task is not None:
+        progress.advance(task)

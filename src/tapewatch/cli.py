@@ -1,0 +1,199 @@
+"""The `tapewatch` command: thin wrappers that parse options and call into the package.
+
+Alerts go to stdout (or --output); progress, summaries and errors go to stderr, so
+`tapewatch detect … | jq` always sees clean JSON lines. A user error is one line on
+stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from tapewatch import __version__
+from tapewatch.errors import TapewatchError
+
+app = typer.Typer(
+    name="tapewatch",
+    help="Market-manipulation surveillance: pump-and-dumps, wash trading, spoofing, anomalies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file (default: $TAPEWATCH_CONFIG or ./tapewatch.toml).")
+]
+
+
+def user_errors(func: F) -> F:
+    """Turn a TapewatchError into one line on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TapewatchError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_bar() -> Progress:
+    """Progress on stderr; rich shows nothing when stderr is not a terminal."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tapewatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Tapewatch watches markets for manipulation and explains every alert."""
+
+
+@app.command()
+@user_errors
+def detect(
+    inputs: Annotated[list[str], typer.Argument(help="Files, directories or globs of trades or bars.")],
+    fmt: Annotated[str, typer.Option("--format", help="auto, ccxt-trades, binance-trades, binance-aggtrades, "
+                                                      "binance-klines, ohlcv or parquet.")] = "auto",
+    venue: Annotated[str | None, typer.Option(help="Venue name for inputs that do not carry one.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write alerts here instead of stdout.")] = None,
+    dead_letter: Annotated[Path | None, typer.Option(help="Where rejected rows go (default: next to the output).")] = None,
+    detector: Annotated[list[str] | None, typer.Option(help="Run only these detectors (repeatable).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Detect manipulation in files; write alerts as JSON lines."""
+    from tapewatch.batch_job import default_dead_letter_path, detect_files
+    from tapewatch.config import load_settings
+    from tapewatch.io.alerts import write_alerts
+    from tapewatch.report.summary import print_detect_summary
+
+    settings = load_settings(config)
+    with progress_bar() as progress:
+        run = detect_files(
+            inputs,
+            settings,
+            fmt=fmt,
+            venue=venue,
+            detectors=detector,
+            dead_letter=dead_letter or default_dead_letter_path(output),
+            progress=progress,
+        )
+    write_alerts(run.alerts, output)
+    print_detect_summary(err, run)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    alerts: Annotated[Path, typer.Option(help="Alerts as JSON lines (the output of `tapewatch detect`).")],
+    labels: Annotated[Path, typer.Option(help="CSV of labelled events: a symbol and an event-time column.")],
+    symbol_col: Annotated[str | None, typer.Option(help="Symbol column in the labels (default: symbol or pair).")] = None,
+    time_col: Annotated[str | None, typer.Option(help="Event-time column (default: event_time, announced_at_utc, "
+                                                      "ts, time or timestamp).")] = None,
+    before: Annotated[str, typer.Option(help="An alert this long before an event still catches it.")] = "2m",
+    after: Annotated[str, typer.Option(help="An alert up to this long after an event catches it.")] = "5m",
+    data: Annotated[list[str] | None, typer.Option(help="The market data the alerts came from, to count "
+                                                        "symbol-days for the false-alarm rate (repeatable).")] = None,
+    symbol_days: Annotated[float | None, typer.Option(help="Symbol-days observed, instead of --data.")] = None,
+    typology: Annotated[str | None, typer.Option(help="Only alerts of this typology.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Format of --data files.")] = "auto",
+) -> None:
+    """Score alerts against labelled events: recall, precision, false alarms per symbol-day, delays."""
+    from tapewatch.durations import parse_duration
+    from tapewatch.evaluation import coverage_symbol_days, evaluate_alerts, load_alerts, load_labels, render_report
+    from tapewatch.io.readers import read_inputs
+
+    days = symbol_days
+    if days is None and data:
+        read = read_inputs(data, fmt=fmt)
+        days = coverage_symbol_days(read.trades if read.trades.height else read.bars)
+    report = evaluate_alerts(
+        load_alerts(alerts),
+        load_labels(labels, symbol_col=symbol_col, time_col=time_col),
+        before=parse_duration(before, what="--before"),
+        after=parse_duration(after, what="--after"),
+        symbol_days=days,
+        typology=typology,
+    )
+    Console().print(render_report(report))
+
+
+@app.command()
+@user_errors
+def simulate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for trades, orders and labels.")] = Path("sim"),
+    symbols: Annotated[int, typer.Option(min=1, help="How many symbols.")] = 12,
+    hours: Annotated[float, typer.Option(min=1.0, help="Length of the simulated market in hours.")] = 24.0,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same market.")] = 7,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv (ccxt trade layout).")] = "parquet",
+) -> None:
+    """Write a synthetic market with injected, labelled manipulations."""
+    from tapewatch.sources.simulator import SimulationConfig, simulate_market, write_market
+
+    if fmt not in ("parquet", "csv"):
+        raise TapewatchError(f"--format '{fmt}': expected parquet or csv")
+    with progress_bar() as progress:
+        task = progress.add_task("simulating", total=symbols)
+        market = simulate_market(
+            SimulationConfig(seed=seed, symbols=symbols, hours=hours),
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    paths = write_market(market, out, fmt=fmt)
+    err.print(
+        f"{market.trades.height:,} trades, {market.orders.height:,} order events, "
+        f"{market.labels.height} labelled manipulations → {', '.join(str(p) for p in paths.values())}"
+    )
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the demo's files.")] = Path("tapewatch-demo"),
+    symbols: Annotated[int, typer.Option(min=1, help="How many symbols to simulate.")] = 12,
+    hours: Annotated[float, typer.Option(min=8.0, help="Hours of market to simulate.")] = 24.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    config: ConfigOption = None,
+) -> None:
+    """Simulate a market, detect, store alerts in SQLite, print a summary and chart the top alert."""
+    from tapewatch.config import load_settings
+    from tapewatch.demo import run_demo
+
+    run_demo(out, load_settings(config), symbols=symbols, hours=hours, seed=seed, console=Console(),
+             progress=progress_bar())
+
+
+def run() -> None:
+    """Entry point that also works as `python -m tapewatch`."""
+    app(prog_name="tapewatch")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

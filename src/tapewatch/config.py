@@ -1,0 +1,115 @@
+"""Every threshold of every detector, with its default, in one place.
+
+Values come from (highest first): environment variables `TAPEWATCH_<SECTION>__<FIELD>`,
+the TOML file (`--config`, or `TAPEWATCH_CONFIG`, or `./tapewatch.toml` when present),
+then the defaults below. Detectors receive their section and never hard-code a number.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from tapewatch.errors import InputError
+
+
+class _Section(BaseModel):
+    """A config section: unknown keys are an error, so a typo never silently keeps a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PumpOnsetSettings(_Section):
+    """Pump onset on trades: a burst of many distinct taker orders, mostly buys, lifting the price.
+
+    Telegram pumps start with hundreds of members market-buying within seconds of the
+    announcement; an illiquid coin that trades a few times a minute then sees tens of
+    taker orders a second. Counting distinct taker orders (trades sharing a timestamp
+    and side are one order sweeping several levels — La Morgia et al.'s "rush orders")
+    rather than trades keeps one large order from looking like a crowd.
+    """
+
+    window_s: float = Field(3.0, gt=0, description="burst window: the last N seconds up to each order")
+    baseline_h: float = Field(3.0, gt=0, description="trailing window that defines the symbol's normal rate and price")
+    warmup_h: float = Field(1.0, ge=0, description="no decision until a symbol has this much history")
+    min_orders: int = Field(20, ge=1, description="taker orders in the burst window")
+    min_rate_ratio: float = Field(100.0, gt=0, description="burst order rate / baseline order rate")
+    min_price_rise: float = Field(0.03, ge=0, description="max price in the burst / baseline mean price − 1")
+    min_buy_share: float = Field(0.5, ge=0, le=1, description="share of the burst's taker orders that are buys")
+    cooldown_min: float = Field(30.0, ge=0, description="re-arm only after this long without a qualifying moment")
+    dump_window_min: float = Field(30.0, gt=0, description="follow-up: how long after detection to watch for the dump")
+    dump_retrace: float = Field(
+        0.5, gt=0, le=1, description="follow-up: the dump is confirmed when this share of the rise is given back"
+    )
+
+
+class KampsKleinbergSettings(_Section):
+    """Kamps & Kleinberg (2018): a candle whose price and volume both break above rolling means.
+
+    Kept close to the paper for comparison: hourly candles, a trailing window of candles,
+    and two multiplicative thresholds.
+    """
+
+    interval: str = Field("1h", description="candle size built from trades (bars are used at their own interval)")
+    window: int = Field(12, ge=2, description="trailing candles that form the rolling means")
+    price_threshold: float = Field(1.10, gt=1, description="high / rolling mean close")
+    volume_threshold: float = Field(4.0, gt=1, description="volume / rolling mean volume")
+    min_history: int = Field(6, ge=1, description="candles required before the first decision")
+
+
+class Settings(BaseSettings):
+    """All of Tapewatch's tunables."""
+
+    model_config = SettingsConfigDict(env_prefix="TAPEWATCH_", env_nested_delimiter="__", extra="forbid")
+
+    pump_onset: PumpOnsetSettings = PumpOnsetSettings()
+    kamps_kleinberg: KampsKleinbergSettings = KampsKleinbergSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init data; the environment outranks it.
+        return (env_settings, init_settings)
+
+
+def config_path(explicit: Path | None = None) -> Path | None:
+    """The config file in force: --config, else $TAPEWATCH_CONFIG, else ./tapewatch.toml if present."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get("TAPEWATCH_CONFIG"):
+        return Path(os.environ["TAPEWATCH_CONFIG"])
+    local = Path("tapewatch.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Load settings, naming the file and the field in a one-line error when something is wrong."""
+    source = config_path(path)
+    data: dict = {}
+    if source is not None:
+        if not source.is_file():
+            raise InputError(f"config '{source}': no such file (expected a TOML file)")
+        try:
+            data = tomllib.loads(source.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"config '{source}': not valid TOML: {exc}") from None
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InputError(f"config '{source or 'environment'}': {where}: {first['msg']}") from None

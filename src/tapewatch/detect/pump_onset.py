@@ -1,0 +1,247 @@
+"""Pump onset on trades: the first seconds of a Telegram-style pump-and-dump.
+
+A pump group announces a coin and its members market-buy within seconds. In an
+illiquid coin that normally trades a few times a minute this is unmistakable: tens
+of distinct taker orders in a few seconds (orders, not trades — one large order
+sweeping several levels prints several trades in the same millisecond, La Morgia
+et al.'s "rush orders"), most of them buys, lifting the price well above where it
+traded over the last hours. Four thresholds, all in `PumpOnsetSettings`:
+
+    orders in the last `window_s`                ≥ min_orders
+    that rate / the trailing `baseline_h` rate   ≥ min_rate_ratio
+    max price in the window / baseline mean − 1  ≥ min_price_rise
+    buy orders / orders in the window            ≥ min_buy_share
+
+The decision at a taker order reads only orders with ts ≤ its ts, so
+`detected_at` is that order's timestamp. One alert per pump: after a qualifying
+moment the symbol re-arms only once `cooldown_min` passes with none. The dump is
+reported afterwards in `followup` (price giving back `dump_retrace` of the rise
+within `dump_window_min`) — the only part of the alert that looks past
+`detected_at`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tapewatch.config import PumpOnsetSettings
+from tapewatch.detect.scoring import excess_score
+from tapewatch.durations import polars_interval
+from tapewatch.records import Alert, to_iso
+
+KEY = ["venue", "symbol"]
+_US = 1_000_000
+
+
+def taker_orders(trades: pl.DataFrame) -> pl.DataFrame:
+    """Collapse trades sharing venue, symbol, timestamp and taker side into one taker order each."""
+    return (
+        trades.lazy()
+        .group_by([*KEY, "ts", "side"], maintain_order=True)
+        .agg(
+            fills=pl.len(),
+            quote=(pl.col("price") * pl.col("amount")).sum(),
+            price_max=pl.col("price").max(),
+            price_min=pl.col("price").min(),
+            price_last=pl.col("price").last(),
+        )
+        .sort([*KEY, "ts"], maintain_order=True)
+        .collect()
+    )
+
+
+@dataclass
+class _SymbolOrders:
+    """One symbol's taker orders as arrays, for the few per-alert look-ups (evidence, follow-up)."""
+
+    ts: np.ndarray  # µs since epoch
+    buy: np.ndarray
+    fills: np.ndarray
+    quote: np.ndarray
+    price_max: np.ndarray
+    price_min: np.ndarray
+
+    @classmethod
+    def of(cls, orders: pl.DataFrame) -> _SymbolOrders:
+        return cls(
+            ts=orders["ts"].dt.epoch("us").to_numpy(),
+            buy=(orders["side"] == "buy").fill_null(False).to_numpy(),
+            fills=orders["fills"].to_numpy(),
+            quote=orders["quote"].to_numpy(),
+            price_max=orders["price_max"].to_numpy(),
+            price_min=orders["price_min"].to_numpy(),
+        )
+
+    def span(self, after_us: int, upto_us: int) -> slice:
+        """Rows with after < ts ≤ upto, as the rolling windows define them."""
+        return slice(
+            int(np.searchsorted(self.ts, after_us, side="right")),
+            int(np.searchsorted(self.ts, upto_us, side="right")),
+        )
+
+
+class PumpOnsetDetector:
+    """Flags the onset of a pump within seconds from public trades alone."""
+
+    name = "pump_onset"
+    typology = "pump_and_dump"
+    needs = "trades"
+
+    def __init__(self, settings: PumpOnsetSettings | None = None) -> None:
+        self.settings = settings or PumpOnsetSettings()
+
+    def detect(self, frame: pl.DataFrame) -> list[Alert]:
+        """Alerts for every symbol in a trades frame sorted by venue, symbol, ts."""
+        if frame.is_empty():
+            return []
+        orders = taker_orders(frame)
+        triggers = self._triggers(self._features(orders))
+        if triggers.is_empty():
+            return []
+        alerts = []
+        for (venue, symbol), rows in triggers.group_by(KEY, maintain_order=True):
+            book = _SymbolOrders.of(orders.filter((pl.col("venue") == venue) & (pl.col("symbol") == symbol)))
+            alerts.extend(self._alert(row, book) for row in rows.iter_rows(named=True))
+        return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol))
+
+    def _features(self, orders: pl.DataFrame) -> pl.DataFrame:
+        s = self.settings
+        window, baseline = polars_interval(timedelta(seconds=s.window_s)), polars_interval(timedelta(hours=s.baseline_h))
+        baseline_seconds = s.baseline_h * 3600 - s.window_s
+
+        def rolling_sum(column: str | pl.Expr, size: str) -> pl.Expr:
+            expr = pl.col(column) if isinstance(column, str) else column
+            return expr.rolling_sum_by("ts", window_size=size).over(KEY)
+
+        frame = orders.lazy().with_columns(
+            one=pl.lit(1, dtype=pl.Int32), is_buy=(pl.col("side") == "buy").cast(pl.Int32).fill_null(0)
+        )
+        frame = frame.with_columns(
+            orders_w=rolling_sum("one", window),
+            buys_w=rolling_sum("is_buy", window),
+            price_max_w=pl.col("price_max").rolling_max_by("ts", window_size=window).over(KEY),
+            orders_l=rolling_sum("one", baseline),
+            price_sum_l=rolling_sum("price_last", baseline),
+            price_sum_w=rolling_sum("price_last", window),
+            first_ts=pl.col("ts").min().over(KEY),
+        )
+        base_orders = pl.col("orders_l") - pl.col("orders_w")
+        return frame.with_columns(
+            base_orders=base_orders,
+            expected_w=base_orders * (s.window_s / baseline_seconds),
+            ref_price=(pl.col("price_sum_l") - pl.col("price_sum_w")) / base_orders,
+        ).with_columns(
+            rate_ratio=pl.col("orders_w") / pl.col("expected_w"),
+            price_rise=pl.col("price_max_w") / pl.col("ref_price") - 1,
+            buy_share=pl.col("buys_w") / pl.col("orders_w"),
+            warm=pl.col("ts") >= pl.col("first_ts") + timedelta(hours=s.warmup_h),
+        )
+
+    def _triggers(self, features: pl.LazyFrame) -> pl.DataFrame:
+        """Qualifying moments, then the first of each run of them (the cooldown)."""
+        s = self.settings
+        qualifying = features.filter(
+            pl.col("warm")
+            & (pl.col("base_orders") > 0)
+            & (pl.col("orders_w") >= s.min_orders)
+            & (pl.col("rate_ratio") >= s.min_rate_ratio)
+            & (pl.col("price_rise") >= s.min_price_rise)
+            & (pl.col("buy_share") >= s.min_buy_share)
+        )
+        gap = pl.col("ts") - pl.col("ts").shift(1).over(KEY)
+        return (
+            qualifying.filter(gap.is_null() | (gap > timedelta(minutes=s.cooldown_min)))
+            .select(*KEY, "ts", "orders_w", "buys_w", "price_max_w", "base_orders", "expected_w",
+                    "ref_price", "rate_ratio", "price_rise", "buy_share")
+            .collect()
+        )
+
+    def _alert(self, row: dict[str, Any], book: _SymbolOrders) -> Alert:
+        s = self.settings
+        detected_us = _micros(row["ts"])
+        burst = book.span(detected_us - int(s.window_s * _US), detected_us)
+        start = _moment(int(book.ts[burst.start]))
+        burst_buys = book.buy[burst]
+        evidence = {
+            "window_s": s.window_s,
+            "baseline_h": s.baseline_h,
+            "orders": {"now": row["orders_w"], "baseline": round(row["expected_w"], 4)},
+            "order_rate_ratio": round(row["rate_ratio"], 1),
+            "buy_share": {"now": round(row["buy_share"], 3), "threshold": s.min_buy_share},
+            "price": {
+                "now_max": row["price_max_w"],
+                "baseline_mean": row["ref_price"],
+                "rise": round(row["price_rise"], 4),
+            },
+            "trades": {"now": int(book.fills[burst].sum())},
+            "rush_orders": {"now": int(((book.fills[burst] >= 2) & burst_buys).sum())},
+            "quote_volume": {
+                "now": float(book.quote[burst].sum()),
+                "buy_share": _share(book.quote[burst][burst_buys].sum(), book.quote[burst].sum()),
+            },
+            "baseline_orders_per_hour": round(row["base_orders"] / (s.baseline_h - s.window_s / 3600), 2),
+        }
+        score = excess_score(
+            row["orders_w"] / s.min_orders,
+            row["rate_ratio"] / s.min_rate_ratio,
+            row["price_rise"] / s.min_price_rise if s.min_price_rise > 0 else 2.0,
+        )
+        return Alert.build(
+            detector=self.name,
+            typology=self.typology,
+            venue=row["venue"],
+            symbol=row["symbol"],
+            start=start,
+            end=row["ts"],
+            detected_at=row["ts"],
+            score=score,
+            evidence=evidence,
+            followup={"dump": self._dump_followup(book, detected_us, row["ref_price"])},
+        )
+
+    def _dump_followup(self, book: _SymbolOrders, detected_us: int, ref_price: float) -> dict[str, Any]:
+        """Did the price give back `dump_retrace` of the rise within the dump window?"""
+        s = self.settings
+        horizon_us = detected_us + int(s.dump_window_min * 60 * _US)
+        after = book.span(detected_us - 1, horizon_us)
+        highs, lows, times = book.price_max[after], book.price_min[after], book.ts[after]
+        peak_index = int(np.argmax(highs))
+        peak = float(highs[peak_index])
+        dump_level = peak - s.dump_retrace * (peak - ref_price)
+        below = np.nonzero(lows[peak_index:] <= dump_level)[0]
+        result: dict[str, Any] = {
+            "window_min": s.dump_window_min,
+            "peak_price": peak,
+            "peak_at": to_iso(_moment(int(times[peak_index]))),
+            "peak_gain": round(peak / ref_price - 1, 4),
+            "dump_level": dump_level,
+        }
+        if below.size:
+            at = int(times[peak_index + below[0]])
+            result.update(status="confirmed", confirmed_at=to_iso(_moment(at)),
+                          low_after_peak=float(lows[peak_index:].min()))
+        elif book.ts[-1] >= horizon_us:
+            result.update(status="not_confirmed", low_after_peak=float(lows[peak_index:].min()))
+        else:
+            result.update(status="pending")
+        return result
+
+
+def _micros(moment: datetime) -> int:
+    return int((moment - _EPOCH) / timedelta(microseconds=1))
+
+
+def _moment(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(float(part) / float(whole), 3) if whole else None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

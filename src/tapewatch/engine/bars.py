@@ -1,0 +1,38 @@
+"""Candles from trades, for the bar detectors when the input is trades."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from tapewatch.durations import parse_duration, polars_interval
+from tapewatch.records import BAR_SCHEMA, conform
+
+
+def trades_to_bars(trades: pl.DataFrame, interval: str) -> pl.DataFrame:
+    """Bucket trades into BAR_SCHEMA candles plus `last_trade_ts` (when each candle's data ended).
+
+    Only buckets that saw a trade appear: an empty hour has no price, and inventing one
+    would feed detectors data that never happened.
+    """
+    every = polars_interval(parse_duration(interval, what="interval"))
+    if trades.is_empty():
+        return conform(pl.DataFrame(), BAR_SCHEMA).with_columns(last_trade_ts=pl.col("ts"))
+    bars = (
+        trades.lazy()
+        .with_columns(bucket=pl.col("ts").dt.truncate(every))
+        .group_by("venue", "symbol", "bucket", maintain_order=True)
+        .agg(
+            open=pl.col("price").first(),
+            high=pl.col("price").max(),
+            low=pl.col("price").min(),
+            close=pl.col("price").last(),
+            volume=pl.col("amount").sum(),
+            quote_volume=(pl.col("price") * pl.col("amount")).sum(),
+            trades=pl.len(),
+            last_trade_ts=pl.col("ts").last(),
+        )
+        .rename({"bucket": "ts"})
+        .with_columns(interval=pl.lit(interval))
+        .collect()
+    )
+    return conform(bars, BAR_SCHEMA).with_columns(bars["last_trade_ts"])

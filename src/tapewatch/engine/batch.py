@@ -1,0 +1,42 @@
+"""The batch engine: every detector over whole frames, alerts merged in detection order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import polars as pl
+
+from tapewatch.detect.base import Detector
+from tapewatch.engine.bars import trades_to_bars
+from tapewatch.records import Alert
+
+
+def run_batch(
+    detectors: Sequence[Detector],
+    trades: pl.DataFrame,
+    bars: pl.DataFrame,
+    on_detector: Callable[[Detector], None] | None = None,
+) -> list[Alert]:
+    """Run each detector on the input it needs; bar detectors also get candles built from the trades.
+
+    Alerts are ordered by `detected_at` (then symbol) and unique by id, so a run is
+    reproducible line for line.
+    """
+    built: dict[str, pl.DataFrame] = {}
+    alerts: dict[str, Alert] = {}
+    for detector in detectors:
+        if detector.needs == "trades":
+            frames = [trades]
+        else:
+            interval = getattr(detector, "interval", "1h")
+            if interval not in built and not trades.is_empty():
+                built[interval] = trades_to_bars(trades, interval)
+            frames = [bars, built.get(interval, bars.clear())]
+        for frame in frames:
+            if frame.is_empty():
+                continue
+            for alert in detector.detect(frame):
+                alerts.setdefault(alert.id, alert)
+        if on_detector is not None:
+            on_detector(detector)
+    return sorted(alerts.values(), key=lambda alert: (alert.detected_at, alert.symbol, alert.detector))

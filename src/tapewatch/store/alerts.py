@@ -1,0 +1,255 @@
+"""Saving and querying alerts: the store's front door for the engine, CLI and API.
+
+`open_store()` takes a file path (SQLite, the no-server default) or a database
+URL (PostgreSQL in production) and returns an `AlertStore`. Saving is
+idempotent on the deterministic alert id, so replays and restarts never
+duplicate; only `followup`, which is learnt after the fact, can change later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import URL, Connection, Engine, Select, bindparam, create_engine, func, make_url, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.sql.elements import ColumnElement
+
+from tapewatch.errors import InputError
+from tapewatch.records import Alert, to_iso
+from tapewatch.store.models import AlertRow, metadata
+
+ALERTS = AlertRow.__table__
+ALERT_FIELDS = tuple(Alert.model_fields)
+"""The columns that make up an `Alert`; the rest (status, created_at) belong to the store."""
+COUNTABLE_FIELDS = ("typology", "severity", "venue", "symbol", "detector", "status")
+BATCH_SIZE = 500
+"""Rows per INSERT: large enough to be fast, small enough for SQLite's bound-parameter limit."""
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def default_db_path() -> Path:
+    """Where the store lives when nobody says: `$TAPEWATCH_HOME/tapewatch.db`, else `~/.tapewatch/`."""
+    home = os.environ.get("TAPEWATCH_HOME")
+    base = Path(home).expanduser() if home else Path.home() / ".tapewatch"
+    return base / "tapewatch.db"
+
+
+def open_store(url: str | Path) -> AlertStore:
+    """Open (and create, if new) the alert store at a file path or database URL.
+
+    A plain path is a SQLite file; its parent folders are created so a first
+    run needs no setup. Anything containing "://" is a SQLAlchemy URL and is
+    used as is (`sqlite:///…`, `postgresql://user@host/db`, which SQLAlchemy 2.1
+    drives with psycopg 3). Tables are created if missing; schema changes go
+    through Alembic migrations. A database that cannot be opened is an InputError.
+    """
+    resolved = _resolve_url(url)
+    if resolved.get_backend_name() not in _INSERTS:
+        raise InputError(
+            f"store URL {_safe(url)}: unsupported database {resolved.get_backend_name()!r}; "
+            "expected a SQLite file path, sqlite:///FILE or postgresql://USER@HOST/DB"
+        )
+    engine = create_engine(resolved, json_serializer=_dump_json)
+    try:
+        metadata.create_all(engine)
+    except OperationalError as err:
+        engine.dispose()
+        reason = str(err.orig or err).strip().splitlines()[0]
+        raise InputError(f"store {_safe(url)}: cannot open the database: {reason}") from None
+    return AlertStore(engine)
+
+
+def _resolve_url(url: str | Path) -> URL:
+    if isinstance(url, str) and "://" in url:
+        try:
+            return make_url(url)
+        except ArgumentError as err:
+            raise InputError(f"store URL {_safe(url)}: {err}") from None
+    path = Path(url).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return URL.create("sqlite", database=str(path))
+
+
+def _safe(url: str | Path) -> str:
+    """The URL with any password hidden, for error messages."""
+    if isinstance(url, str) and "://" in url:
+        try:
+            return make_url(url).render_as_string(hide_password=True)
+        except ArgumentError:
+            return "<unparseable URL>"
+    return str(url)
+
+
+class AlertStore:
+    """Alerts in a relational database: idempotent saves, filtered listing, summary counts.
+
+    Use as a context manager (or call `close()`) so connections are released.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __enter__(self) -> AlertStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def save(self, alerts: Iterable[Alert]) -> int:
+        """Store alerts not seen before and return how many were new.
+
+        An id already stored is left as it is, except that a non-empty `followup`
+        is merged into the stored one (new keys win): follow-ups are learnt after
+        the fact, while a re-detection with an empty followup must not erase them.
+        Within one call, the last alert with a given id wins.
+        """
+        inserted = 0
+        with self.engine.begin() as conn:
+            for batch in _batches(_unique_by_id(alerts), BATCH_SIZE):
+                new_ids = self._insert_new(conn, batch)
+                inserted += len(new_ids)
+                self._merge_followups(conn, [a for a in batch if a.id not in new_ids and a.followup])
+        return inserted
+
+    def _insert_new(self, conn: Connection, batch: list[Alert]) -> set[str]:
+        insert = _INSERTS[self.engine.dialect.name]
+        stmt = insert(ALERTS).on_conflict_do_nothing(index_elements=["id"]).returning(ALERTS.c.id)
+        return set(conn.execute(stmt, [_to_row(a) for a in batch]).scalars())
+
+    def _merge_followups(self, conn: Connection, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        query = (
+            select(ALERTS.c.id, ALERTS.c.followup)
+            .where(ALERTS.c.id.in_([a.id for a in alerts]))
+            .with_for_update()  # a no-op on SQLite, which locks the whole file anyway
+        )
+        stored: dict[str, Any] = {key: doc for key, doc in conn.execute(query)}
+        changes = []
+        for alert in alerts:
+            merged = {**(stored[alert.id] or {}), **_json_safe(alert.followup)}
+            if merged != stored[alert.id]:
+                changes.append({"key": alert.id, "followup": merged})
+        if changes:
+            stmt = update(ALERTS).where(ALERTS.c.id == bindparam("key"))
+            conn.execute(stmt.values(followup=bindparam("followup")), changes)
+
+    def list(
+        self,
+        typology: str | Collection[str] | None = None,
+        severity: str | Collection[str] | None = None,
+        symbol: str | Collection[str] | None = None,
+        venue: str | Collection[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[Alert]:
+        """Alerts matching every given filter, newest `detected_at` first.
+
+        Each text filter takes one value or several (any of them matches).
+        `since` is inclusive and `until` exclusive, on `detected_at`; naive
+        datetimes are taken as UTC. `limit=None` returns everything.
+        """
+        conditions = [
+            *_matches("typology", typology),
+            *_matches("severity", severity),
+            *_matches("symbol", symbol),
+            *_matches("venue", venue),
+        ]
+        if since is not None:
+            conditions.append(ALERTS.c.detected_at >= since)
+        if until is not None:
+            conditions.append(ALERTS.c.detected_at < until)
+        query: Select[Any] = (
+            select(*(ALERTS.c[name] for name in ALERT_FIELDS))
+            .where(*conditions)
+            .order_by(ALERTS.c.detected_at.desc(), ALERTS.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.engine.connect() as conn:
+            return [Alert.model_validate(row._asdict()) for row in conn.execute(query)]
+
+    def count_by(self, *fields: str) -> list[tuple[Any, ...]]:
+        """Alert counts grouped by the given fields, as `(value, ..., count)` rows, largest first.
+
+        For summary tables, e.g. `count_by("typology", "severity")`. With no
+        field it returns the total as `[(n,)]`.
+        """
+        unknown = [f for f in fields if f not in COUNTABLE_FIELDS]
+        if unknown:
+            raise InputError(f"cannot count alerts by {unknown[0]!r}; expected one of {COUNTABLE_FIELDS}")
+        columns = [ALERTS.c[f] for f in fields]
+        n = func.count().label("n")
+        query = select(*columns, n).select_from(ALERTS).group_by(*columns).order_by(n.desc(), *columns)
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+
+def _matches(field: str, wanted: str | Collection[str] | None) -> list[ColumnElement[bool]]:
+    if wanted is None:
+        return []
+    column = ALERTS.c[field]
+    if isinstance(wanted, str):
+        return [column == wanted]
+    return [column.in_(list(wanted))]
+
+
+def _to_row(alert: Alert) -> dict[str, Any]:
+    row = {name: getattr(alert, name) for name in ALERT_FIELDS}
+    row["evidence"] = _json_safe(alert.evidence)
+    row["followup"] = _json_safe(alert.followup)
+    return row
+
+
+def _unique_by_id(alerts: Iterable[Alert]) -> list[Alert]:
+    # PostgreSQL refuses one INSERT that touches the same key twice.
+    return list({alert.id: alert for alert in alerts}.values())
+
+
+def _batches(items: Sequence[Alert], size: int) -> Iterator[list[Alert]]:
+    for begin in range(0, len(items), size):
+        yield list(items[begin : begin + size])
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON values: NaN/inf become null (PostgreSQL's JSONB rejects them), numpy scalars
+    become Python numbers, datetimes ISO-8601 UTC text; so the stored document compares equal
+    to what is read back."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return to_iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar
+        return _json_safe(value.item())
+    if hasattr(value, "tolist"):  # numpy array
+        return _json_safe(value.tolist())
+    return str(value)
+
+
+def _dump_json(value: Any) -> str:
+    return json.dumps(_json_safe(value), separators=(",", ":"), allow_nan=False)
