@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import struct
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from tapewatch.errors import InputError
 from tapewatch.records import TRADE_SCHEMA, Alert, conform
 from tapewatch.report.charts import chart_data, chart_window, choose_bucket, render_alert_chart
 
-T0 = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
 PUMP_START = T0 + timedelta(hours=2)
 SYMBOL = "PUMP/USDT"
 
@@ -32,24 +32,31 @@ def quiet_walk_with_jump(seed: int = 7) -> pl.DataFrame:
     side = np.where(rng.uniform(size=n) < np.where(in_pump, 0.9, 0.5), "buy", "sell").astype(object)
     side[::7] = None  # some venues do not say
     frame = pl.DataFrame(
-        {"ts": ts, "venue": "binance", "symbol": SYMBOL, "price": price, "amount": amount, "side": side.tolist()}
+        {
+            "ts": ts,
+            "venue": "binance",
+            "symbol": SYMBOL,
+            "price": price,
+            "amount": amount,
+            "side": side.tolist(),
+        }
     )
     other = frame.with_columns(symbol=pl.lit("OTHER/USDT"), price=pl.col("price") * 100)
     return conform(pl.concat([frame, other]), TRADE_SCHEMA)
 
 
 def pump_alert(**changes: object) -> Alert:
-    fields: dict = dict(
-        detector="pump_v1",
-        typology="pump_and_dump",
-        venue="binance",
-        symbol=SYMBOL,
-        start=PUMP_START,
-        end=PUMP_START + timedelta(minutes=10),
-        detected_at=PUMP_START + timedelta(minutes=7),
-        score=0.93,
-        evidence={"return": 0.4},
-    )
+    fields: dict = {
+        "detector": "pump_v1",
+        "typology": "pump_and_dump",
+        "venue": "binance",
+        "symbol": SYMBOL,
+        "start": PUMP_START,
+        "end": PUMP_START + timedelta(minutes=10),
+        "detected_at": PUMP_START + timedelta(minutes=7),
+        "score": 0.93,
+        "evidence": {"return": 0.4},
+    }
     fields.update(changes)
     return Alert.build(**fields)
 
@@ -120,8 +127,11 @@ def test_bucket_gives_a_readable_number_of_candles(span: timedelta) -> None:
 
 
 def test_no_trades_in_the_window_is_a_one_line_input_error(trades: pl.DataFrame, tmp_path: Path) -> None:
-    far_away = pump_alert(start=T0 + timedelta(days=10), end=T0 + timedelta(days=10, minutes=5),
-                          detected_at=T0 + timedelta(days=10, minutes=5))
+    far_away = pump_alert(
+        start=T0 + timedelta(days=10),
+        end=T0 + timedelta(days=10, minutes=5),
+        detected_at=T0 + timedelta(days=10, minutes=5),
+    )
     with pytest.raises(InputError, match=r"no trades of PUMP/USDT on binance between .* UTC") as err:
         render_alert_chart(trades, far_away, tmp_path / "a.png", tmp_path / "a.html")
     assert "\n" not in str(err.value)

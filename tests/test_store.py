@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from tapewatch.store.alerts import AlertStore, default_db_path, open_store
 from tapewatch.store.models import AlertRow
 
 PG_URL = os.environ.get("TAPEWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-T0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -190,7 +190,7 @@ def test_datetimes_come_back_utc_aware_with_microseconds(store: AlertStore) -> N
     [stored] = store.list()
     for field in ("start", "end", "detected_at"):
         moment = getattr(stored, field)
-        assert moment.tzinfo == timezone.utc, field
+        assert moment.tzinfo == UTC, field
         assert moment == getattr(alert, field), field
     assert stored.start.hour == 12 and stored.start.microsecond == 123456
     assert stored.id == alert.id
@@ -204,7 +204,7 @@ def test_evidence_round_trips_as_json(store: AlertStore) -> None:
         "buyers": ["a1", "b2"],
         "nested": {"ratio": 1.5, "flag": True, "none": None, "label": "pompe à fric ✓"},
         "undefined": float("nan"),
-        "peak_at": datetime(2024, 3, 1, 12, 3, tzinfo=timezone.utc),
+        "peak_at": datetime(2024, 3, 1, 12, 3, tzinfo=UTC),
     }
     store.save([make_alert(evidence=evidence)])
     [stored] = store.list()
@@ -237,13 +237,13 @@ def test_count_by_groups_largest_first(store: AlertStore) -> None:
 
 
 def test_new_rows_have_status_new_and_utc_created_at(store: AlertStore) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     store.save([make_alert()])
     with store.engine.connect() as conn:
         status, created_at = conn.execute(select(AlertRow.status, AlertRow.created_at)).one()
     assert status == "new"
-    assert created_at.tzinfo == timezone.utc
-    assert before - timedelta(seconds=1) <= created_at <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert created_at.tzinfo == UTC
+    assert before - timedelta(seconds=1) <= created_at <= datetime.now(UTC) + timedelta(seconds=1)
 
 
 def test_open_store_creates_parent_folders_for_a_plain_path(tmp_path: Path) -> None:

@@ -27,7 +27,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def out_console() -> Console:
+    """Tables on stdout; when piped, wide enough that rich does not squeeze columns to 80 characters."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigOption = Annotated[
@@ -123,10 +128,12 @@ def evaluate(
     data: Annotated[list[str] | None, typer.Option(help="The market data the alerts came from, to count "
                                                         "symbol-days for the false-alarm rate (repeatable).")] = None,
     symbol_days: Annotated[float | None, typer.Option(help="Symbol-days observed, instead of --data.")] = None,
+    max_gap: Annotated[str, typer.Option(help="With --data: gaps in a symbol's data longer than this are not "
+                                              "observed time.")] = "1d",
     typology: Annotated[str | None, typer.Option(help="Only alerts of this typology.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Format of --data files.")] = "auto",
 ) -> None:
-    """Score alerts against labelled events: recall, precision, false alarms per symbol-day, delays."""
+    """Score alerts against labelled events (CSV, TSV or JSON): recall, precision, false alarms, delays."""
     from tapewatch.durations import parse_duration
     from tapewatch.evaluation import coverage_symbol_days, evaluate_alerts, load_alerts, load_labels, render_report
     from tapewatch.io.readers import read_inputs
@@ -134,7 +141,9 @@ def evaluate(
     days = symbol_days
     if days is None and data:
         read = read_inputs(data, fmt=fmt)
-        days = coverage_symbol_days(read.trades if read.trades.height else read.bars)
+        days = coverage_symbol_days(
+            read.trades if read.trades.height else read.bars, max_gap=parse_duration(max_gap, what="--max-gap")
+        )
     report = evaluate_alerts(
         load_alerts(alerts),
         load_labels(labels, symbol_col=symbol_col, time_col=time_col),
@@ -143,7 +152,7 @@ def evaluate(
         symbol_days=days,
         typology=typology,
     )
-    Console().print(render_report(report))
+    out_console().print(render_report(report))
 
 
 @app.command()
@@ -186,7 +195,7 @@ def demo(
     from tapewatch.config import load_settings
     from tapewatch.demo import run_demo
 
-    run_demo(out, load_settings(config), symbols=symbols, hours=hours, seed=seed, console=Console(),
+    run_demo(out, load_settings(config), symbols=symbols, hours=hours, seed=seed, console=out_console(),
              progress=progress_bar())
 
 

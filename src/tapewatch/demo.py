@@ -7,6 +7,7 @@ SQLite store, show what was found against what was injected, and chart the top a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -68,7 +69,7 @@ def run_demo(
         store.save(alerts)
     pump_labels = market.labels.filter(pl.col("typology") == "pump_and_dump").select("symbol", "event_time")
     report = evaluate_alerts(
-        load_alerts(alerts_path), pump_labels, symbol_days=coverage_symbol_days(market.trades)
+        load_alerts(alerts_path), pump_labels, symbol_days=coverage_symbol_days(market.trades, max_gap=timedelta(days=1))
     )
     chart_png = chart_html = None
     if alerts:

@@ -53,7 +53,8 @@ class KampsKleinbergDetector:
                 volume_ratio=pl.col("volume") / pl.col("mean_volume"),
             )
             .with_columns(
-                hit=(pl.col("price_ratio") >= s.price_threshold) & (pl.col("volume_ratio") >= s.volume_threshold)
+                hit=((pl.col("price_ratio") >= s.price_threshold) & (pl.col("volume_ratio") >= s.volume_threshold))
+                .fill_null(False)  # no decision without history
             )
             .with_columns(first_of_run=pl.col("hit") & ~pl.col("hit").shift(1, fill_value=False).over(KEY))
             .filter(pl.col("first_of_run"))

@@ -38,43 +38,40 @@ KEY = ["venue", "symbol"]
 _US = 1_000_000
 
 
+def order_starts() -> pl.Expr:
+    """True on the first trade of each taker order: consecutive trades sharing venue, symbol, ts and side
+    are one order that swept several price levels."""
+    return pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift(1)) for name in (*KEY, "ts", "side"))
+
+
 def taker_orders(trades: pl.DataFrame) -> pl.DataFrame:
-    """Collapse trades sharing venue, symbol, timestamp and taker side into one taker order each."""
+    """One row per taker order with its number of fills (for inspection and tests)."""
     return (
-        trades.lazy()
-        .group_by([*KEY, "ts", "side"], maintain_order=True)
-        .agg(
-            fills=pl.len(),
-            quote=(pl.col("price") * pl.col("amount")).sum(),
-            price_max=pl.col("price").max(),
-            price_min=pl.col("price").min(),
-            price_last=pl.col("price").last(),
-        )
-        .sort([*KEY, "ts"], maintain_order=True)
-        .collect()
+        trades.with_columns(order=order_starts().cum_sum())
+        .group_by("order", maintain_order=True)
+        .agg(pl.col(*KEY, "ts", "side").first(), fills=pl.len())
+        .drop("order")
     )
 
 
 @dataclass
-class _SymbolOrders:
-    """One symbol's taker orders as arrays, for the few per-alert look-ups (evidence, follow-up)."""
+class _SymbolTrades:
+    """One symbol's trades as arrays, for the few per-alert look-ups (evidence, follow-up)."""
 
     ts: np.ndarray  # µs since epoch
     buy: np.ndarray
-    fills: np.ndarray
+    first: np.ndarray  # first trade of its taker order
+    price: np.ndarray
     quote: np.ndarray
-    price_max: np.ndarray
-    price_min: np.ndarray
 
     @classmethod
-    def of(cls, orders: pl.DataFrame) -> _SymbolOrders:
+    def of(cls, trades: pl.DataFrame) -> _SymbolTrades:
         return cls(
-            ts=orders["ts"].dt.epoch("us").to_numpy(),
-            buy=(orders["side"] == "buy").fill_null(False).to_numpy(),
-            fills=orders["fills"].to_numpy(),
-            quote=orders["quote"].to_numpy(),
-            price_max=orders["price_max"].to_numpy(),
-            price_min=orders["price_min"].to_numpy(),
+            ts=trades["ts"].dt.epoch("us").to_numpy(),
+            buy=(trades["side"] == "buy").fill_null(False).to_numpy(),
+            first=trades["first"].to_numpy(),
+            price=trades["price"].to_numpy(),
+            quote=(trades["price"] * trades["amount"]).to_numpy(),
         )
 
     def span(self, after_us: int, upto_us: int) -> slice:
@@ -83,6 +80,11 @@ class _SymbolOrders:
             int(np.searchsorted(self.ts, after_us, side="right")),
             int(np.searchsorted(self.ts, upto_us, side="right")),
         )
+
+    def fills_per_order(self, rows: slice) -> np.ndarray:
+        """Number of trades in each taker order that starts within `rows`."""
+        starts = np.flatnonzero(self.first[rows])
+        return np.diff(np.append(starts, rows.stop - rows.start))
 
 
 class PumpOnsetDetector:
@@ -99,35 +101,44 @@ class PumpOnsetDetector:
         """Alerts for every symbol in a trades frame sorted by venue, symbol, ts."""
         if frame.is_empty():
             return []
-        orders = taker_orders(frame)
-        triggers = self._triggers(self._features(orders))
+        trades = frame.with_columns(first=order_starts())
+        triggers = self._triggers(self._features(trades))
         if triggers.is_empty():
             return []
         alerts = []
         for (venue, symbol), rows in triggers.group_by(KEY, maintain_order=True):
-            book = _SymbolOrders.of(orders.filter((pl.col("venue") == venue) & (pl.col("symbol") == symbol)))
+            book = _SymbolTrades.of(trades.filter((pl.col("venue") == venue) & (pl.col("symbol") == symbol)))
             alerts.extend(self._alert(row, book) for row in rows.iter_rows(named=True))
         return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol))
 
-    def _features(self, orders: pl.DataFrame) -> pl.DataFrame:
+    def _features(self, trades: pl.DataFrame) -> pl.LazyFrame:
+        """Per trade: the burst window's orders, buys and high against the trailing baseline.
+
+        Windows are (t − size, t] by timestamp, so every trade of one millisecond sees
+        the same window and nothing later than its own timestamp. The baseline is the
+        trailing window minus the burst window; its price is the mean of its orders'
+        first prices.
+        """
         s = self.settings
-        window, baseline = polars_interval(timedelta(seconds=s.window_s)), polars_interval(timedelta(hours=s.baseline_h))
+        window = polars_interval(timedelta(seconds=s.window_s))
+        baseline = polars_interval(timedelta(hours=s.baseline_h))
         baseline_seconds = s.baseline_h * 3600 - s.window_s
 
-        def rolling_sum(column: str | pl.Expr, size: str) -> pl.Expr:
-            expr = pl.col(column) if isinstance(column, str) else column
-            return expr.rolling_sum_by("ts", window_size=size).over(KEY)
+        def rolling(column: str, size: str, how: str = "sum") -> pl.Expr:
+            return getattr(pl.col(column), f"rolling_{how}_by")("ts", window_size=size).over(KEY)
 
-        frame = orders.lazy().with_columns(
-            one=pl.lit(1, dtype=pl.Int32), is_buy=(pl.col("side") == "buy").cast(pl.Int32).fill_null(0)
+        frame = trades.lazy().with_columns(
+            order=pl.col("first").cast(pl.Int32),
+            buy_order=(pl.col("first") & (pl.col("side") == "buy")).cast(pl.Int32),
+            order_price=pl.when(pl.col("first")).then(pl.col("price")).otherwise(0.0),
         )
         frame = frame.with_columns(
-            orders_w=rolling_sum("one", window),
-            buys_w=rolling_sum("is_buy", window),
-            price_max_w=pl.col("price_max").rolling_max_by("ts", window_size=window).over(KEY),
-            orders_l=rolling_sum("one", baseline),
-            price_sum_l=rolling_sum("price_last", baseline),
-            price_sum_w=rolling_sum("price_last", window),
+            orders_w=rolling("order", window),
+            buys_w=rolling("buy_order", window),
+            price_max_w=rolling("price", window, "max"),
+            orders_l=rolling("order", baseline),
+            price_sum_l=rolling("order_price", baseline),
+            price_sum_w=rolling("order_price", window),
             first_ts=pl.col("ts").min().over(KEY),
         )
         base_orders = pl.col("orders_l") - pl.col("orders_w")
@@ -156,35 +167,30 @@ class PumpOnsetDetector:
         gap = pl.col("ts") - pl.col("ts").shift(1).over(KEY)
         return (
             qualifying.filter(gap.is_null() | (gap > timedelta(minutes=s.cooldown_min)))
-            .select(*KEY, "ts", "orders_w", "buys_w", "price_max_w", "base_orders", "expected_w",
-                    "ref_price", "rate_ratio", "price_rise", "buy_share")
+            .select(*KEY, "ts", "orders_w", "base_orders", "expected_w", "ref_price", "price_max_w",
+                    "rate_ratio", "price_rise", "buy_share")
             .collect()
         )
 
-    def _alert(self, row: dict[str, Any], book: _SymbolOrders) -> Alert:
+    def _alert(self, row: dict[str, Any], book: _SymbolTrades) -> Alert:
         s = self.settings
         detected_us = _micros(row["ts"])
         burst = book.span(detected_us - int(s.window_s * _US), detected_us)
-        start = _moment(int(book.ts[burst.start]))
-        burst_buys = book.buy[burst]
+        fills = book.fills_per_order(burst)
+        buy_orders = book.buy[burst][book.first[burst]]
+        quote, buys = book.quote[burst], book.buy[burst]
         evidence = {
             "window_s": s.window_s,
             "baseline_h": s.baseline_h,
             "orders": {"now": row["orders_w"], "baseline": round(row["expected_w"], 4)},
             "order_rate_ratio": round(row["rate_ratio"], 1),
             "buy_share": {"now": round(row["buy_share"], 3), "threshold": s.min_buy_share},
-            "price": {
-                "now_max": row["price_max_w"],
-                "baseline_mean": row["ref_price"],
-                "rise": round(row["price_rise"], 4),
-            },
-            "trades": {"now": int(book.fills[burst].sum())},
-            "rush_orders": {"now": int(((book.fills[burst] >= 2) & burst_buys).sum())},
-            "quote_volume": {
-                "now": float(book.quote[burst].sum()),
-                "buy_share": _share(book.quote[burst][burst_buys].sum(), book.quote[burst].sum()),
-            },
-            "baseline_orders_per_hour": round(row["base_orders"] / (s.baseline_h - s.window_s / 3600), 2),
+            "price": {"now_max": row["price_max_w"], "baseline_mean": row["ref_price"],
+                      "rise": round(row["price_rise"], 4)},
+            "trades": {"now": burst.stop - burst.start},
+            "rush_orders": {"now": int(((fills >= 2) & buy_orders).sum())},
+            "quote_volume": {"now": float(quote.sum()), "buy_share": _share(quote[buys].sum(), quote.sum())},
+            "baseline_orders_per_hour": round(row["base_orders"] * 3600 / (s.baseline_h * 3600 - s.window_s), 2),
         }
         score = excess_score(
             row["orders_w"] / s.min_orders,
@@ -196,7 +202,7 @@ class PumpOnsetDetector:
             typology=self.typology,
             venue=row["venue"],
             symbol=row["symbol"],
-            start=start,
+            start=_moment(int(book.ts[burst.start])),
             end=row["ts"],
             detected_at=row["ts"],
             score=score,
@@ -204,16 +210,16 @@ class PumpOnsetDetector:
             followup={"dump": self._dump_followup(book, detected_us, row["ref_price"])},
         )
 
-    def _dump_followup(self, book: _SymbolOrders, detected_us: int, ref_price: float) -> dict[str, Any]:
+    def _dump_followup(self, book: _SymbolTrades, detected_us: int, ref_price: float) -> dict[str, Any]:
         """Did the price give back `dump_retrace` of the rise within the dump window?"""
         s = self.settings
         horizon_us = detected_us + int(s.dump_window_min * 60 * _US)
         after = book.span(detected_us - 1, horizon_us)
-        highs, lows, times = book.price_max[after], book.price_min[after], book.ts[after]
-        peak_index = int(np.argmax(highs))
-        peak = float(highs[peak_index])
+        prices, times = book.price[after], book.ts[after]
+        peak_index = int(np.argmax(prices))
+        peak = float(prices[peak_index])
         dump_level = peak - s.dump_retrace * (peak - ref_price)
-        below = np.nonzero(lows[peak_index:] <= dump_level)[0]
+        below = np.flatnonzero(prices[peak_index:] <= dump_level)
         result: dict[str, Any] = {
             "window_min": s.dump_window_min,
             "peak_price": peak,
@@ -222,11 +228,10 @@ class PumpOnsetDetector:
             "dump_level": dump_level,
         }
         if below.size:
-            at = int(times[peak_index + below[0]])
-            result.update(status="confirmed", confirmed_at=to_iso(_moment(at)),
-                          low_after_peak=float(lows[peak_index:].min()))
+            result.update(status="confirmed", confirmed_at=to_iso(_moment(int(times[peak_index + below[0]]))),
+                          low_after_peak=float(prices[peak_index:].min()))
         elif book.ts[-1] >= horizon_us:
-            result.update(status="not_confirmed", low_after_peak=float(lows[peak_index:].min()))
+            result.update(status="not_confirmed", low_after_peak=float(prices[peak_index:].min()))
         else:
             result.update(status="pending")
         return result

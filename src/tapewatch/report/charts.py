@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import matplotlib.dates as mdates
@@ -41,7 +41,11 @@ BUCKETS = tuple(
 
 UP, DOWN = "#26a69a", "#ef5350"
 WINDOW_COLOUR, DETECTED_COLOUR = "#ffa726", "#6a1b9a"
-VOLUME_SERIES = (("buy", "taker buy", UP), ("sell", "taker sell", DOWN), ("unknown", "side unknown", "#9e9e9e"))
+VOLUME_SERIES = (
+    ("buy", "taker buy", UP),
+    ("sell", "taker sell", DOWN),
+    ("unknown", "side unknown", "#9e9e9e"),
+)
 """Candle columns stacked as volume bars, with their legend labels and colours (shared by PNG and HTML)."""
 
 
@@ -60,10 +64,7 @@ class ChartData:
 
     def title(self) -> str:
         a = self.alert
-        return (
-            f"{a.symbol} on {a.venue}: {a.typology.replace('_', ' ')}, "
-            f"score {a.score:.2f} ({a.severity})"
-        )
+        return f"{a.symbol} on {a.venue}: {a.typology.replace('_', ' ')}, score {a.score:.2f} ({a.severity})"
 
     def subtitle(self) -> str:
         a = self.alert
@@ -166,9 +167,9 @@ def render_png(data: ChartData, path: Path) -> None:
     price_ax.set_ylabel("price")
     volume_ax.set_ylabel("volume")
     volume_ax.set_xlabel("time (UTC)")
-    locator = mdates.AutoDateLocator(tz=timezone.utc)
+    locator = mdates.AutoDateLocator(tz=UTC)
     volume_ax.xaxis.set_major_locator(locator)
-    volume_ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=timezone.utc))
+    volume_ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
     fig.suptitle(f"{data.title()}\n{data.subtitle()}", fontsize=11)
     fig.savefig(path, format="png")
 
@@ -177,7 +178,7 @@ def _draw_candles(ax: Axes, candles: pl.DataFrame, x: np.ndarray, width: float) 
     o, h, l, c = (candles[name].to_numpy() for name in ("open", "high", "low", "close"))
     colours = np.where(c >= o, UP, DOWN)
     tick = max(float(np.nanmax(h) - np.nanmin(l)), float(np.nanmax(h)) * 1e-6) * 0.002
-    ax.vlines(x, l, h, colors=colours, linewidth=0.8)
+    ax.vlines(x, l, h, colors=colours.tolist(), linewidth=0.8)
     bodies = np.maximum(np.abs(c - o), tick)  # a flat candle still shows as a tick
     ax.bar(x, bodies, width=width, bottom=np.minimum(o, c), color=colours, linewidth=0)
     ax.grid(alpha=0.25)
@@ -196,7 +197,9 @@ def _draw_volume(ax: Axes, candles: pl.DataFrame, x: np.ndarray, width: float) -
 
 
 def _mark_alert(alert: Alert, price_ax: Axes, volume_ax: Axes) -> None:
-    start, end, detected = (_naive_utc(t) for t in (alert.start, alert.end, alert.detected_at))
+    start, end, detected = (
+        mdates.date2num(_naive_utc(t)) for t in (alert.start, alert.end, alert.detected_at)
+    )
     for ax in (price_ax, volume_ax):
         ax.axvspan(start, end, color=WINDOW_COLOUR, alpha=0.18, linewidth=0, zorder=0)  # behind the bars
         ax.axvline(detected, color=DETECTED_COLOUR, linestyle="--", linewidth=1.2, zorder=3)
@@ -204,7 +207,10 @@ def _mark_alert(alert: Alert, price_ax: Axes, volume_ax: Axes) -> None:
         Patch(color=WINDOW_COLOUR, alpha=0.35, label="alert window"),
         Line2D([], [], color=DETECTED_COLOUR, linestyle="--", label="detected"),
     ]
-    price_ax.legend(handles=handles, loc="upper left", fontsize=8, frameon=False)
+    # above the plot area, where it can never hide a candle
+    price_ax.legend(
+        handles=handles, loc="lower right", bbox_to_anchor=(1, 1), ncols=2, fontsize=8, frameon=False
+    )
 
 
 def render_html(data: ChartData, path: Path) -> None:
@@ -213,34 +219,53 @@ def render_html(data: ChartData, path: Path) -> None:
     x, c = data.centres, data.candles
     fig.add_trace(
         go.Candlestick(
-            x=x, open=c["open"], high=c["high"], low=c["low"], close=c["close"], name="price",
-            increasing_line_color=UP, decreasing_line_color=DOWN,
+            x=x,
+            open=c["open"],
+            high=c["high"],
+            low=c["low"],
+            close=c["close"],
+            name="price",
+            increasing_line_color=UP,
+            decreasing_line_color=DOWN,
         ),
-        row=1, col=1,
+        row=1,
+        col=1,
     )
     bar_width_ms = 0.8 * data.bucket / timedelta(milliseconds=1)
     for column, label, colour in VOLUME_SERIES:
         if c[column].sum() > 0:
             fig.add_trace(
                 go.Bar(x=x, y=c[column], name=label, marker_color=colour, width=bar_width_ms),
-                row=2, col=1,
+                row=2,
+                col=1,
             )
     a = data.alert
     start, end, detected = (_naive_utc(t) for t in (a.start, a.end, a.detected_at))
     fig.add_vrect(x0=start, x1=end, fillcolor=WINDOW_COLOUR, opacity=0.18, line_width=0, row="all", col=1)
     fig.add_vline(x=detected, line_dash="dash", line_color=DETECTED_COLOUR, line_width=1.2, row="all", col=1)
-    fig.add_annotation(x=detected, y=1.0, yref="paper", text="detected", showarrow=False, yanchor="bottom",
-                       font={"color": DETECTED_COLOUR})
+    fig.add_annotation(
+        x=detected,
+        y=1.0,
+        yref="paper",
+        text="detected",
+        showarrow=False,
+        yanchor="bottom",
+        font={"color": DETECTED_COLOUR},
+    )
     fig.update_layout(
         title={"text": f"{data.title()}<br><sup>{data.subtitle()}</sup>"},
-        barmode="stack", template="plotly_white", hovermode="x unified",
+        barmode="stack",
+        template="plotly_white",
+        hovermode="x unified",
         legend={"orientation": "h", "y": -0.12},
     )
     fig.update_xaxes(rangeslider_visible=False)
     fig.update_xaxes(title_text="time (UTC)", row=2, col=1)
     fig.update_yaxes(title_text="price", row=1, col=1)
     fig.update_yaxes(title_text="volume", row=2, col=1)
-    body = fig.to_html(include_plotlyjs=True, full_html=False, config={"displaylogo": False, "responsive": True})
+    body = fig.to_html(
+        include_plotlyjs=True, full_html=False, config={"displaylogo": False, "responsive": True}
+    )
     path.write_text(_PAGE.format(title=html.escape(data.title()), body=body), encoding="utf-8")
 
 
@@ -260,7 +285,7 @@ _PAGE = """<!DOCTYPE html>
 
 
 def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _naive_utc(moment: datetime) -> datetime:

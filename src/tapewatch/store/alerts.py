@@ -8,6 +8,7 @@ duplicate; only `followup`, which is learnt after the fact, can change later.
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import os
@@ -15,9 +16,21 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self, cast
 
-from sqlalchemy import URL, Connection, Engine, Select, bindparam, create_engine, func, make_url, select, update
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    bindparam,
+    create_engine,
+    func,
+    make_url,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
@@ -26,14 +39,14 @@ from tapewatch.errors import InputError
 from tapewatch.records import Alert, to_iso
 from tapewatch.store.models import AlertRow, metadata
 
-ALERTS = AlertRow.__table__
+ALERTS = cast(Table, AlertRow.__table__)
 ALERT_FIELDS = tuple(Alert.model_fields)
 """The columns that make up an `Alert`; the rest (status, created_at) belong to the store."""
 COUNTABLE_FIELDS = ("typology", "severity", "venue", "symbol", "detector", "status")
 BATCH_SIZE = 500
 """Rows per INSERT: large enough to be fast, small enough for SQLite's bound-parameter limit."""
 
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
 
 def default_db_path() -> Path:
@@ -53,7 +66,7 @@ def open_store(url: str | Path) -> AlertStore:
     through Alembic migrations. A database that cannot be opened is an InputError.
     """
     resolved = _resolve_url(url)
-    if resolved.get_backend_name() not in _INSERTS:
+    if resolved.get_backend_name() not in SUPPORTED_DIALECTS:
         raise InputError(
             f"store URL {_safe(url)}: unsupported database {resolved.get_backend_name()!r}; "
             "expected a SQLite file path, sqlite:///FILE or postgresql://USER@HOST/DB"
@@ -98,7 +111,7 @@ class AlertStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def __enter__(self) -> AlertStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -127,7 +140,7 @@ class AlertStore:
         return inserted
 
     def _insert_new(self, conn: Connection, batch: list[Alert]) -> set[str]:
-        insert = _INSERTS[self.engine.dialect.name]
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         stmt = insert(ALERTS).on_conflict_do_nothing(index_elements=["id"]).returning(ALERTS.c.id)
         return set(conn.execute(stmt, [_to_row(a) for a in batch]).scalars())
 
@@ -159,7 +172,7 @@ class AlertStore:
         until: datetime | None = None,
         limit: int | None = 100,
         offset: int = 0,
-    ) -> list[Alert]:
+    ) -> builtins.list[Alert]:  # `list` here would name this method
         """Alerts matching every given filter, newest `detected_at` first.
 
         Each text filter takes one value or several (any of them matches).
@@ -186,7 +199,7 @@ class AlertStore:
         with self.engine.connect() as conn:
             return [Alert.model_validate(row._asdict()) for row in conn.execute(query)]
 
-    def count_by(self, *fields: str) -> list[tuple[Any, ...]]:
+    def count_by(self, *fields: str) -> builtins.list[tuple[Any, ...]]:
         """Alert counts grouped by the given fields, as `(value, ..., count)` rows, largest first.
 
         For summary tables, e.g. `count_by("typology", "severity")`. With no
@@ -212,10 +225,7 @@ def _matches(field: str, wanted: str | Collection[str] | None) -> list[ColumnEle
 
 
 def _to_row(alert: Alert) -> dict[str, Any]:
-    row = {name: getattr(alert, name) for name in ALERT_FIELDS}
-    row["evidence"] = _json_safe(alert.evidence)
-    row["followup"] = _json_safe(alert.followup)
-    return row
+    return {name: getattr(alert, name) for name in ALERT_FIELDS}  # JSON made safe by _dump_json
 
 
 def _unique_by_id(alerts: Iterable[Alert]) -> list[Alert]:
@@ -244,9 +254,7 @@ def _json_safe(value: Any) -> Any:
         return to_iso(value)
     if isinstance(value, date):
         return value.isoformat()
-    if hasattr(value, "item"):  # numpy scalar
-        return _json_safe(value.item())
-    if hasattr(value, "tolist"):  # numpy array
+    if hasattr(value, "tolist"):  # numpy scalar or array
         return _json_safe(value.tolist())
     return str(value)
 

@@ -9,8 +9,8 @@ Alembic needs to alter or drop them portably.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Dialect, Float, Index, MetaData, String
 from sqlalchemy.dialects.postgresql import JSONB
@@ -31,7 +31,7 @@ ALERT_STATUSES = ("new", "open", "escalated", "dismissed", "closed")
 
 def utc_now() -> datetime:
     """The current time, UTC-aware: the only kind of datetime the store hands out."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -60,8 +60,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -72,7 +72,7 @@ class Base(DeclarativeBase):
     """Declarative base of every table; its metadata is the schema's single source."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument}
 
 
 metadata = Base.metadata

@@ -1,0 +1,43 @@
+"""Speed of `tapewatch detect` against the bare cost of reading the same files with Polars.
+
+    python benchmarks/throughput.py [PUMP_EVENTS_DIR]
+
+Prints trades per second for the full detection run (read, validate, de-duplicate,
+every detector) and for a bare `pl.read_csv` + `unique()` of the same files, and the
+ratio between them. Target (issue 2): detection costs at most 2× the bare read.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import polars as pl
+
+from _common import best_of, data_dir
+from tapewatch.batch_job import detect_files
+from tapewatch.config import load_settings
+
+REPEATS = 5
+
+
+def bare_read(files: list) -> pl.DataFrame:
+    """What reading costs with nothing else: parse every file, concatenate, drop exact duplicates."""
+    return pl.concat([pl.read_csv(path) for path in files]).unique()
+
+
+def main() -> None:
+    files = sorted(data_dir(sys.argv).glob("*.csv.gz"))
+    settings = load_settings()
+    read_seconds, frame = best_of(REPEATS, lambda: bare_read(files))
+    detect_seconds, run = best_of(REPEATS, lambda: detect_files(files, settings))
+    trades = run.read.trades.height
+    print(f"{len(files)} files, {trades:,} trades after de-duplication ({frame.height:,} in the bare read)")
+    print(f"bare Polars read + unique : {read_seconds:.3f} s  {trades / read_seconds:>12,.0f} trades/s")
+    print(f"tapewatch detect          : {detect_seconds:.3f} s  {trades / detect_seconds:>12,.0f} trades/s "
+          f"({len(run.alerts)} alerts)")
+    ratio = detect_seconds / read_seconds
+    print(f"detect / bare read        : {ratio:.2f}x (target ≤ 2.00x) {'OK' if ratio <= 2 else 'OVER TARGET'}")
+
+
+if __name__ == "__main__":
+    main()

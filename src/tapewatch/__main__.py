@@ -1,0 +1,5 @@
+"""`python -m tapewatch` runs the command line."""
+
+from tapewatch.cli import run
+
+run()

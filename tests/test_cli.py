@@ -1,0 +1,112 @@
+"""End to end through the command line, on small generated files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+
+import polars as pl
+from typer.testing import CliRunner
+
+from conftest import START, burst, market, quiet_trades
+from tapewatch.cli import app
+
+runner = CliRunner()
+
+
+def write_ccxt_csv(trades: pl.DataFrame, path) -> None:
+    """The layout of ccxt's fetch_trades saved as CSV, as the real dev files are."""
+    trades.select(
+        "symbol",
+        timestamp=pl.col("ts").dt.epoch("ms"),
+        datetime=pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        side="side",
+        price="price",
+        amount="amount",
+        cost=pl.col("price") * pl.col("amount"),
+    ).write_csv(path)
+
+
+def pumped_csv(tmp_path):
+    at = START + timedelta(hours=4)
+    path = tmp_path / "pump.csv"
+    write_ccxt_csv(market(quiet_trades(), burst(at)), path)
+    return path, at
+
+
+def test_detect_writes_alert_json_lines(tmp_path):
+    path, at = pumped_csv(tmp_path)
+    output = tmp_path / "out" / "alerts.jsonl"
+    result = runner.invoke(app, ["detect", str(path), "--venue", "binance", "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    lines = output.read_text().splitlines()
+    onsets = [json.loads(line) for line in lines if json.loads(line)["detector"] == "pump_onset"]
+    assert len(onsets) == 1
+    alert = onsets[0]
+    assert set(alert) >= {"id", "typology", "venue", "symbol", "start", "end", "detected_at", "score",
+                          "severity", "detector", "evidence"}
+    assert alert["venue"] == "binance" and alert["symbol"] == "AAA/BTC" and alert["typology"] == "pump_and_dump"
+    assert alert["detected_at"].endswith("Z") and alert["detected_at"].startswith(at.strftime("%Y-%m-%dT%H:%M"))
+    assert "alert(s)" in result.output  # the summary (stderr is mixed into output by the runner)
+
+
+def test_bad_rows_go_to_the_dead_letter_file_and_the_run_goes_on(tmp_path):
+    path, _ = pumped_csv(tmp_path)
+    with path.open("a") as handle:
+        handle.write("AAA/BTC,not-a-time,x,buy,0.00001,5,0.00005\n")
+        handle.write("AAA/BTC,1709280000000,2024-03-01T08:00:00.000Z,buy,-1,5,0\n")
+        handle.write("AAA/BTC,1709280000000,2024-03-01T08:00:00.000Z,hold,0.00001,5,0.00005\n")
+    output = tmp_path / "alerts.jsonl"
+    result = runner.invoke(app, ["detect", str(path), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    dead = tmp_path / "alerts.rejected.jsonl"
+    rejected = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert len(rejected) == 3
+    assert "3 rejected" in result.output
+    assert any("side" in row["reason"] for row in rejected)
+    assert any("timestamp" in row["reason"] for row in rejected)
+    assert output.read_text().count("pump_onset") == 1
+
+
+def test_missing_file_is_one_line_and_exit_code_2(tmp_path):
+    result = runner.invoke(app, ["detect", str(tmp_path / "nope.csv")])
+    assert result.exit_code == 2
+    assert "nope.csv" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_unknown_detector_and_format_are_user_errors(tmp_path):
+    path, _ = pumped_csv(tmp_path)
+    for args, name in ((["--detector", "nope"], "--detector"), (["--format", "xml"], "xml")):
+        result = runner.invoke(app, ["detect", str(path), *args])
+        assert result.exit_code == 2 and name in result.output
+
+
+def test_detect_then_evaluate(tmp_path):
+    path, at = pumped_csv(tmp_path)
+    alerts = tmp_path / "alerts.jsonl"
+    assert runner.invoke(app, ["detect", str(path), "-o", str(alerts)]).exit_code == 0
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"pair,announced_at_utc\nAAA/BTC,{at:%Y-%m-%d %H:%M}\n")
+    result = runner.invoke(app, ["evaluate", "--alerts", str(alerts), "--labels", str(labels), "--data", str(path)])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "pump_onset" in line)
+    assert "100.0%" in row  # recall 1/1
+
+
+def test_installed_command_runs_as_a_process(tmp_path):
+    path, _ = pumped_csv(tmp_path)
+    process = subprocess.run([sys.executable, "-m", "tapewatch", "detect", str(path)],
+                             capture_output=True, text=True, check=False)
+    assert process.returncode == 0, process.stderr
+    stdout_alerts = [json.loads(line) for line in process.stdout.splitlines()]
+    assert [a["detector"] for a in stdout_alerts].count("pump_onset") == 1
+    assert "alert(s)" in process.stderr  # summary on stderr keeps stdout clean JSON
+
+
+def test_every_verb_has_help():
+    for verb in ("detect", "evaluate", "simulate", "demo"):
+        result = runner.invoke(app, [verb, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output
