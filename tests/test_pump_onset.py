@@ -100,3 +100,12 @@ def test_alert_ids_are_deterministic(pumped_market):
 def test_empty_input():
     assert PumpOnsetDetector().detect(quiet_trades().clear()) == []
     assert isinstance(taker_orders(quiet_trades()), pl.DataFrame)
+
+
+def test_follow_up_reads_only_its_own_symbol():
+    at = START + timedelta(hours=4)
+    # AAA's data ends right after its pump; BBB (sorted after it) goes on for hours and falls.
+    trades = market(quiet_trades("AAA/BTC", hours=4), burst(at), quiet_trades("BBB/BTC", hours=9, price=5e-6))
+    alerts = PumpOnsetDetector().detect(trades)
+    assert [alert.symbol for alert in alerts] == ["AAA/BTC"]
+    assert alerts[0].followup["dump"]["status"] == "pending"

@@ -203,6 +203,19 @@ def test_crypto_ohlcv_with_volume_btc_and_offsets(tmp_path: Path) -> None:
     assert bars["venue"].unique().to_list() == ["binance"]
 
 
+def test_ohlcv_with_base_and_quote_volume_columns(tmp_path: Path) -> None:
+    text = (
+        "unix,date,symbol,open,high,low,close,Volume BTC,Volume USDT,tradecount\n"
+        "1704067200000,2024-01-01 00:00:00,BTC/USDT,42000,42100,41900,42050,12.5,525000,100\n"
+        "1704070800000,2024-01-01 01:00:00,BTC/USDT,42050,42200,42000,42150,10.0,421000,80\n"
+    )
+    bars = read_inputs([write(tmp_path / "Binance_BTCUSDT_1h.csv", text)]).bars
+    assert bars["volume"].to_list() == [12.5, 10.0]
+    assert bars["quote_volume"].to_list() == [525000.0, 421000.0]
+    assert bars["trades"].to_list() == [100, 80]
+    assert bars["symbol"].unique().to_list() == ["BTC/USDT"] and bars["interval"][0] == "1h"
+
+
 def test_ohlcv_with_symbol_column_and_epoch_dates(tmp_path: Path) -> None:
     day = 86_400_000
     text = "timestamp,symbol,open,high,low,close,volume\n" + "".join(
@@ -429,7 +442,9 @@ def test_duplicates_removed_within_and_across_files(tmp_path: Path) -> None:
 
 def test_a_hash_collision_never_loses_a_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every row hashing alike must still leave every distinct trade in place."""
-    monkeypatch.setattr(readers, "_row_hashes", lambda frame, columns: pl.Series([7] * frame.height, dtype=pl.UInt64))
+    monkeypatch.setattr(
+        readers, "_row_hashes", lambda frame, columns: pl.Series([7] * frame.height, dtype=pl.UInt64)
+    )
     path = write(tmp_path / "a.csv", ccxt_rows((T0, "buy", 1, 1), (T0, "buy", 2, 1), (T0, "buy", 1, 1)))
     result = read_inputs([path])
     assert result.trades["price"].to_list() == [1.0, 2.0]
@@ -478,7 +493,11 @@ def test_unknown_format_option_lists_valid_names(tmp_path: Path) -> None:
     assert all(name in str(caught.value) for name in FORMATS)
 
 
-def test_zip_with_several_files_is_rejected(tmp_path: Path) -> None:
+def test_zip_must_hold_exactly_one_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.zip"
+    zipfile.ZipFile(empty, "w").close()
+    with pytest.raises(InputError, match=r"empty\.zip.: expected a zip holding one CSV file, found 0"):
+        read_inputs([empty])
     path = tmp_path / "two.zip"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("a.csv", "x\n")

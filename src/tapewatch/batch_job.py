@@ -48,9 +48,8 @@ def detect_files(
     """Run detection over files; rejected rows are written to `dead_letter` only when there are some."""
     started = time.perf_counter()
     chosen = build_detectors(settings, detectors)
-    files = expand_inputs(inputs)
-    reading = progress.add_task("reading", total=len(files)) if progress else None
-    read = read_inputs(files, fmt=fmt, venue=venue, on_file=lambda _: _advance(progress, reading))
+    reading = progress.add_task("reading", total=len(expand_inputs(inputs))) if progress else None
+    read = read_inputs(inputs, fmt=fmt, venue=venue, on_file=lambda _: _advance(progress, reading))
     detecting = progress.add_task("detecting", total=len(chosen)) if progress else None
     alerts = run_batch(chosen, read.trades, read.bars, on_detector=lambda _: _advance(progress, detecting))
     written = None

@@ -31,11 +31,11 @@ import polars as pl
 
 from tapewatch.config import PumpOnsetSettings
 from tapewatch.detect.scoring import excess_score
-from tapewatch.durations import polars_interval
 from tapewatch.records import Alert, to_iso
 
 KEY = ["venue", "symbol"]
 _US = 1_000_000
+_SYMBOL_SPACING_US = 1 << 52
 
 
 def order_starts() -> pl.Expr:
@@ -55,8 +55,12 @@ def taker_orders(trades: pl.DataFrame) -> pl.DataFrame:
 
 
 @dataclass
-class _SymbolTrades:
-    """One symbol's trades as arrays, for the few per-alert look-ups (evidence, follow-up)."""
+class _Tape:
+    """All trades as arrays, for the few per-alert look-ups (evidence, follow-up).
+
+    Look-ups stay inside one symbol's rows [lo, hi): the frame is sorted by venue,
+    symbol, ts, so each symbol is one contiguous block.
+    """
 
     ts: np.ndarray  # µs since epoch
     buy: np.ndarray
@@ -65,7 +69,7 @@ class _SymbolTrades:
     quote: np.ndarray
 
     @classmethod
-    def of(cls, trades: pl.DataFrame) -> _SymbolTrades:
+    def of(cls, trades: pl.DataFrame) -> _Tape:
         return cls(
             ts=trades["ts"].dt.epoch("us").to_numpy(),
             buy=(trades["side"] == "buy").fill_null(False).to_numpy(),
@@ -74,11 +78,12 @@ class _SymbolTrades:
             quote=(trades["price"] * trades["amount"]).to_numpy(),
         )
 
-    def span(self, after_us: int, upto_us: int) -> slice:
-        """Rows with after < ts ≤ upto, as the rolling windows define them."""
+    def span(self, block: slice, after_us: int, upto_us: int) -> slice:
+        """Rows of `block` with after < ts ≤ upto, as the rolling windows define them."""
+        times = self.ts[block]
         return slice(
-            int(np.searchsorted(self.ts, after_us, side="right")),
-            int(np.searchsorted(self.ts, upto_us, side="right")),
+            block.start + int(np.searchsorted(times, after_us, side="right")),
+            block.start + int(np.searchsorted(times, upto_us, side="right")),
         )
 
     def fills_per_order(self, rows: slice) -> np.ndarray:
@@ -105,10 +110,8 @@ class PumpOnsetDetector:
         triggers = self._triggers(self._features(trades))
         if triggers.is_empty():
             return []
-        alerts = []
-        for (venue, symbol), rows in triggers.group_by(KEY, maintain_order=True):
-            book = _SymbolTrades.of(trades.filter((pl.col("venue") == venue) & (pl.col("symbol") == symbol)))
-            alerts.extend(self._alert(row, book) for row in rows.iter_rows(named=True))
+        tape = _Tape.of(trades)
+        alerts = [self._alert(row, tape) for row in triggers.iter_rows(named=True)]
         return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol))
 
     def _features(self, trades: pl.DataFrame) -> pl.LazyFrame:
@@ -120,14 +123,21 @@ class PumpOnsetDetector:
         first prices.
         """
         s = self.settings
-        window = polars_interval(timedelta(seconds=s.window_s))
-        baseline = polars_interval(timedelta(hours=s.baseline_h))
+        window, baseline = f"{int(s.window_s * _US)}i", f"{int(s.baseline_h * 3600 * _US)}i"
         baseline_seconds = s.baseline_h * 3600 - s.window_s
 
         def rolling(column: str, size: str, how: str = "sum") -> pl.Expr:
-            return getattr(pl.col(column), f"rolling_{how}_by")("ts", window_size=size).over(KEY)
+            return getattr(pl.col(column), f"rolling_{how}_by")("clock", window_size=size)
 
+        new_symbol = pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift(1)) for name in KEY)
         frame = trades.lazy().with_columns(
+            # One monotone clock for all symbols: each symbol's µs timestamps shifted 2^52 µs
+            # (142 years) past the previous symbol's, so time windows never cross symbols and
+            # the rolling sums need no per-symbol partitioning (twice as fast as .over()).
+            clock=pl.col("ts").dt.epoch("us") + new_symbol.cum_sum().cast(pl.Int64) * _SYMBOL_SPACING_US,
+            first_ts=pl.when(new_symbol).then(pl.col("ts")).forward_fill(),
+            block_start=pl.when(new_symbol).then(pl.int_range(pl.len())).forward_fill(),
+            block_end=pl.when(new_symbol.shift(-1, fill_value=True)).then(pl.int_range(1, pl.len() + 1)).backward_fill(),
             order=pl.col("first").cast(pl.Int32),
             buy_order=(pl.col("first") & (pl.col("side") == "buy")).cast(pl.Int32),
             order_price=pl.when(pl.col("first")).then(pl.col("price")).otherwise(0.0),
@@ -139,7 +149,6 @@ class PumpOnsetDetector:
             orders_l=rolling("order", baseline),
             price_sum_l=rolling("order_price", baseline),
             price_sum_w=rolling("order_price", window),
-            first_ts=pl.col("ts").min().over(KEY),
         )
         base_orders = pl.col("orders_l") - pl.col("orders_w")
         return frame.with_columns(
@@ -167,15 +176,16 @@ class PumpOnsetDetector:
         gap = pl.col("ts") - pl.col("ts").shift(1).over(KEY)
         return (
             qualifying.filter(gap.is_null() | (gap > timedelta(minutes=s.cooldown_min)))
-            .select(*KEY, "ts", "orders_w", "base_orders", "expected_w", "ref_price", "price_max_w",
+            .select(*KEY, "ts", "block_start", "block_end", "orders_w", "base_orders", "expected_w", "ref_price", "price_max_w",
                     "rate_ratio", "price_rise", "buy_share")
             .collect()
         )
 
-    def _alert(self, row: dict[str, Any], book: _SymbolTrades) -> Alert:
+    def _alert(self, row: dict[str, Any], book: _Tape) -> Alert:
         s = self.settings
         detected_us = _micros(row["ts"])
-        burst = book.span(detected_us - int(s.window_s * _US), detected_us)
+        block = slice(row["block_start"], row["block_end"])
+        burst = book.span(block, detected_us - int(s.window_s * _US), detected_us)
         fills = book.fills_per_order(burst)
         buy_orders = book.buy[burst][book.first[burst]]
         quote, buys = book.quote[burst], book.buy[burst]
@@ -207,14 +217,14 @@ class PumpOnsetDetector:
             detected_at=row["ts"],
             score=score,
             evidence=evidence,
-            followup={"dump": self._dump_followup(book, detected_us, row["ref_price"])},
+            followup={"dump": self._dump_followup(book, block, detected_us, row["ref_price"])},
         )
 
-    def _dump_followup(self, book: _SymbolTrades, detected_us: int, ref_price: float) -> dict[str, Any]:
+    def _dump_followup(self, book: _Tape, block: slice, detected_us: int, ref_price: float) -> dict[str, Any]:
         """Did the price give back `dump_retrace` of the rise within the dump window?"""
         s = self.settings
         horizon_us = detected_us + int(s.dump_window_min * 60 * _US)
-        after = book.span(detected_us - 1, horizon_us)
+        after = book.span(block, detected_us - 1, horizon_us)
         prices, times = book.price[after], book.ts[after]
         peak_index = int(np.argmax(prices))
         peak = float(prices[peak_index])
@@ -230,7 +240,7 @@ class PumpOnsetDetector:
         if below.size:
             result.update(status="confirmed", confirmed_at=to_iso(_moment(int(times[peak_index + below[0]]))),
                           low_after_peak=float(prices[peak_index:].min()))
-        elif book.ts[-1] >= horizon_us:
+        elif book.ts[block.stop - 1] >= horizon_us:
             result.update(status="not_confirmed", low_after_peak=float(prices[peak_index:].min()))
         else:
             result.update(status="pending")

@@ -255,7 +255,7 @@ def open_source(path: Path, display: str | None = None) -> Source:
             if magic[:2] == b"\x1f\x8b":
                 with gzip.open(handle) as unzipped:
                     return Source(path, display, "gzip", _decode(unzipped.readline()))
-            if magic == b"PK\x03\x04":
+            if magic[:2] == b"PK" and zipfile.is_zipfile(path):  # also an empty archive
                 return _open_zip(path, display)
             return Source(path, display, "none", _decode(handle.readline()))
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -303,9 +303,9 @@ def detect_format(source: Source) -> str:
         return "binance-trades"
     if {"open", "high", "low", "close"} <= fields:
         return "ohlcv"
-    shown = source.first_line[:80] or "(empty file)"
+    seen = f"the first line {source.first_line[:80]!r}" if not source.is_empty else "an empty file"
     raise source.fail(
-        f"cannot tell the format from the name or the first line {shown!r}; expected "
+        f"cannot tell the format from the name or {seen}; expected "
         f"{EXPECTED['ccxt-trades']}, a Binance dump named SYMBOL-trades|aggTrades|INTERVAL-DATE.csv|.zip, "
         f"{EXPECTED['ohlcv']} or Parquet, or pass --format"
     )

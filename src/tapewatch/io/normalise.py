@@ -61,8 +61,8 @@ class Columns:
         return next((self.by_name[n] for n in names if n in self.by_name), None)
 
     def starting(self, prefix: str) -> list[str]:
-        """Actual names of the columns whose lower-cased name starts with `prefix`, in file order."""
-        return [actual for lower, actual in self.by_name.items() if lower.startswith(prefix)]
+        """Lower-cased names of the columns that start with `prefix`, in file order (`Volume BTC`…)."""
+        return [lower for lower in self.by_name if lower.startswith(prefix)]
 
     def require(self, *groups: tuple[str, ...]) -> None:
         """Each group lists acceptable names for one needed column; name the first of each missing group."""
@@ -71,12 +71,6 @@ class Columns:
             raise self.ctx.source.fail(
                 f"missing column(s) {', '.join(missing)}; expected {EXPECTED[self.ctx.fmt]}"
             )
-
-    def col(self, *names: str) -> pl.Expr:
-        """The first present of `names` as an expression (caller has checked one exists)."""
-        found = self.find(*names)
-        assert found is not None, names
-        return pl.col(found)
 
     def text(self, *names: str) -> pl.Expr:
         """An optional text column, or a null literal when the file does not have it."""
@@ -187,12 +181,20 @@ def convert_binance_trades(raw: pl.DataFrame, ctx: FileContext) -> Converted:
     return Converted("trades", frame)
 
 
+def _volume_columns(cols: Columns) -> tuple[str, str]:
+    """Base and quote volume columns: `volume`/`Volume BTC` first, then `quote_volume` or a second `Volume …`.
+
+    Files like CryptoDataDownload's carry `Volume BTC,Volume USDT`: base, then quote.
+    """
+    volumes = cols.starting("volume")
+    base = volumes[0] if volumes else "volume"
+    quote = next((n for n in ("quote_volume", "quote volume", "quote_asset_volume") if cols.find(n)), None)
+    return base, quote or (volumes[1] if len(volumes) > 1 else "quote_volume")
+
+
 def _bar_columns(cols: Columns, symbol: pl.Expr, venue_default: str) -> list[pl.Expr | str]:
     """The bar record columns shared by klines, OHLCV and Parquet bars (interval added by the caller)."""
-    volumes = cols.starting("volume")
-    quote = cols.find("quote_volume", "quote volume", "quote_asset_volume") or (
-        volumes[1] if len(volumes) > 1 else None
-    )
+    volume, quote_volume = _volume_columns(cols)
     return [
         "ts",
         cols.venue(venue_default).alias("venue"),
@@ -201,10 +203,8 @@ def _bar_columns(cols: Columns, symbol: pl.Expr, venue_default: str) -> list[pl.
         cols.number("high").alias("high"),
         cols.number("low").alias("low"),
         cols.number("close").alias("close"),
-        (pl.col(volumes[0]).cast(pl.Float64, strict=False) if volumes else pl.lit(None, pl.Float64)).alias(
-            "volume"
-        ),
-        cols.number(quote).alias("quote_volume") if quote else pl.lit(None, pl.Float64).alias("quote_volume"),
+        cols.number(volume).alias("volume"),
+        cols.number(quote_volume).alias("quote_volume"),
         cols.number("trades", "count", "tradecount", "number_of_trades", dtype=INT).alias("trades"),
         TS_GIVEN,
     ]
@@ -229,9 +229,8 @@ DATE_COLUMNS = ("date", "datetime", "timestamp", "time", "open_time", "unix", "t
 def convert_ohlcv(raw: pl.DataFrame, ctx: FileContext) -> Converted:
     """OHLCV CSV with any header case, a `volume…` column, dates or epochs; interval from the spacing."""
     cols = Columns(raw, ctx)
-    cols.require(DATE_COLUMNS, ("open",), ("high",), ("low",), ("close",))
-    if not cols.starting("volume"):
-        cols.require(("volume",))
+    volume = () if cols.starting("volume") else (("volume",),)
+    cols.require(DATE_COLUMNS, ("open",), ("high",), ("low",), ("close",), *volume)
     frame = _with_ts(raw, cols, *DATE_COLUMNS).select(_bar_columns(cols, _stem_symbol(cols), UNKNOWN_VENUE))
     return Converted("bars", _add_interval(frame, None))
 
@@ -287,8 +286,8 @@ def _not_negative(name: str) -> pl.Expr:
     return ((value >= 0) & (value < float("inf"))).fill_null(False)
 
 
-def _time_problems() -> list[tuple[pl.Expr, pl.Expr]]:
-    """A row without a usable timestamp, told apart as missing or unparsable."""
+def _common_problems() -> list[tuple[pl.Expr, pl.Expr]]:
+    """What trades and bars both need: a timestamp (missing and unparsable told apart) and a symbol."""
     no_ts = pl.col("ts").is_null()
     return [
         (no_ts & ~pl.col(TS_GIVEN), pl.lit("missing timestamp")),
@@ -301,7 +300,7 @@ def trade_problems(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
     """(is bad, reason) pairs a trade row must pass; each condition is never null."""
     side = pl.col("side")
     problems = [
-        *_time_problems(),
+        *_common_problems(),
         (~_positive("price"), pl.lit("price is not a positive number")),
         (~_positive("amount"), pl.lit("amount is not a positive number")),
         (
@@ -321,7 +320,7 @@ def bar_problems(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
         for name in ("open", "high", "low", "close")
     ]
     return [
-        *_time_problems(),
+        *_common_problems(),
         *prices,
         (~_not_negative("volume"), pl.lit("volume is not a non-negative number")),
         ((pl.col("high") < pl.col("low")).fill_null(False), pl.lit("high is below low")),

@@ -24,6 +24,8 @@ def print_detect_summary(console: Console, run: DetectRun) -> None:
         + (f" → {run.dead_letter_path}" if run.dead_letter_path else ""),
         highlight=False,
     )
+    for path, reason in read.skipped.items():
+        console.print(f"skipped (not market data): {reason}", highlight=False)
     detectors = ", ".join(f"{name} {count}" for name, count in sorted(run.by_detector.items())) or "none"
     console.print(f"{len(run.alerts)} alert(s) in {run.seconds:.2f}s ({detectors})", highlight=False)
 

@@ -171,9 +171,8 @@ def price_fills(
     price = np.where(inside, path.bid[pre] + rng.integers(1, np.maximum(spread, 2)), price)
     price = np.maximum(price, 1)
     valid = np.ones(owner.size, dtype=bool)
-    hits = takers["explicit_order"][owner] >= 0
-    target = explicit_price[np.maximum(takers["explicit_order"][owner], 0)]
-    valid[hits] = price[hits] == target[hits]
+    hits = np.flatnonzero(takers["explicit_order"][owner] >= 0)
+    valid[hits] = price[hits] == explicit_price[takers["explicit_order"][owner[hits]]]
 
     touch_price = price[pos == 0][np.argsort(owner[pos == 0])]
     base = takers["amount"].copy()
@@ -508,3 +507,28 @@ def settle_groups(takers: Cols, path: Path, owner: np.ndarray, price: np.ndarray
     bad = owner[idx[~ok]]
     takers["maker_group"][bad] = -1
     takers["maker_account"][bad] = -1
+
+
+def place_explicit(spec: SymbolSpec, rng: np.random.Generator, path: Path, orders: Cols) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Price planned resting orders on the touch at placement; pull them before they could be traded through.
+
+    Returns (price ticks, lots, cancel time) per order.
+    """
+    state = path.state_at(orders["t"])
+    side = orders["side"]
+    price = np.maximum(path.touch(side, state) - side * orders["offset"], 1)
+    lots = np.maximum(np.round(orders["notional"] / (price * spec.tick) / spec.lot), 1).astype(np.int64)
+    life_s = (orders["t_cancel"] - orders["t"]) / US
+    cancel, _ = _lifecycle_end(rng, path, side, state + 1, price, orders["t"], life_s, 0.2)
+    return price, lots, np.maximum(cancel, orders["t"] + 1)
+
+
+def explicit_rows(
+    orders: Cols, price: np.ndarray, lots: np.ndarray, cancel: np.ndarray, filled: np.ndarray, first_local: int
+) -> OrderRows:
+    """New and cancel rows of planned resting orders (their fills come with the taker events)."""
+    local = first_local + np.arange(price.size)
+    return concat_rows([
+        rows(orders["t"], -1, 0, local, orders["account"], orders["side"], price, lots, NEW),
+        rows(cancel, -1, 0, local, orders["account"], orders["side"], price, lots - filled, CANCEL),
+    ])

@@ -47,7 +47,7 @@ ORDER_DEFAULTS: dict[str, tuple[Any, Any]] = {
     "t": (np.int64, 0),
     "t_cancel": (np.int64, 0),
     "side": (np.int8, 1),
-    "offset": (np.int64, 0),  # levels behind the touch at placement
+    "offset": (np.int64, 0),  # ticks behind the touch at placement
     "notional": (np.float64, 0.0),
     "account": (np.int64, -1),
     "episode": (np.int64, -1),

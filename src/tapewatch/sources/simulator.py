@@ -1,0 +1,168 @@
+"""A synthetic crypto market with labelled manipulation, for developing and scoring detectors.
+
+`simulate_market` builds, per symbol, a small-cap BTC pair (sub-satoshi-scale prices on a
+tick grid, a few trades a minute in bursty clusters, market makers who cancel most of what
+they quote), adds organic news moves and volume bursts (not manipulation: the false-alarm
+opportunities), and injects pump-and-dumps, wash trading, spoofing and layering whose ground
+truth lands in `labels`. Trades and L3 order events agree with each other: every print has a
+maker and a taker fill, every resting order is placed and pulled without the market ever
+trading through it.
+
+The modules behind it: `sim_config` (knobs), `sim_core` (shared types), `sim_flow`
+(background arrivals, organic events), `sim_book` (touch path, fills, resting orders),
+`sim_pump` / `sim_wash` / `sim_spoof` (scenarios), `sim_symbol` (one symbol end to end),
+`sim_labels` (ground truth from what was generated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from tapewatch.errors import InputError
+from tapewatch.records import ORDER_SCHEMA, TIME, TRADE_SCHEMA, conform
+from tapewatch.sources.sim_book import ACTIONS
+from tapewatch.sources.sim_config import SimulationConfig
+from tapewatch.sources.sim_core import build_accounts
+from tapewatch.sources.sim_labels import LABEL_SCHEMA, ORGANIC_SCHEMA, label_rows, organic_rows
+from tapewatch.sources.sim_symbol import SymbolResult, simulate_symbol
+
+__all__ = ["LABEL_SCHEMA", "ORGANIC_SCHEMA", "SimulatedMarket", "SimulationConfig", "simulate_market", "write_market"]
+
+WRITE_FORMATS = ("parquet", "csv")
+
+
+@dataclass
+class SimulatedMarket:
+    """The generated tape, order stream and ground truth of one simulation."""
+
+    trades: pl.DataFrame
+    """TRADE_SCHEMA; trade_id, buyer and seller filled; sorted by symbol, ts (sweeps share a ts)."""
+    orders: pl.DataFrame
+    """ORDER_SCHEMA L3 events (new/cancel/fill/modify), sorted by symbol, ts in feed order."""
+    labels: pl.DataFrame
+    """LABEL_SCHEMA: one row per injected manipulation (pump_and_dump, wash_trading, spoofing, layering)."""
+    organic: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ORGANIC_SCHEMA))
+    """ORGANIC_SCHEMA: news moves and volume bursts that are not manipulation (false-alarm bait)."""
+
+
+def simulate_market(
+    config: SimulationConfig, on_progress: Callable[[int, int], None] | None = None
+) -> SimulatedMarket:
+    """Generate the market described by `config`; the same config always yields identical frames.
+
+    Each symbol draws from its own seeded stream (spawned from `config.seed`), so symbol k
+    looks the same whatever the number of symbols. `on_progress(done, total)` is called after
+    each symbol, for progress bars on long runs.
+    """
+    seeds = np.random.SeedSequence(config.seed).spawn(config.symbols + 1)
+    accounts = build_accounts(config, np.random.default_rng(seeds[0]))
+    names = pl.Series("name", accounts.names.tolist(), dtype=pl.String)
+    name_list = names.to_list()
+    trades, orders, labels, organic = [], [], [], []
+    for index in range(config.symbols):
+        result = simulate_symbol(index, config, accounts, np.random.default_rng(seeds[index + 1]))
+        sym_trades, sym_orders = _frames(result, config, names)
+        origin = config.start
+        labels += label_rows(result.episodes, sym_trades, sym_orders, name_list, config.venue, result.spec.name, origin)
+        organic += organic_rows(result.organic, config.venue, result.spec.name, origin, result.spec.duration)
+        trades.append(conform(sym_trades, TRADE_SCHEMA))
+        orders.append(conform(sym_orders, ORDER_SCHEMA))
+        if on_progress is not None:
+            on_progress(index + 1, config.symbols)
+    label_frame = pl.DataFrame(labels, schema=LABEL_SCHEMA, orient="row") if labels else pl.DataFrame(schema=LABEL_SCHEMA)
+    organic_frame = pl.DataFrame(organic, schema=ORGANIC_SCHEMA, orient="row") if organic else pl.DataFrame(schema=ORGANIC_SCHEMA)
+    return SimulatedMarket(
+        trades=pl.concat(trades),
+        orders=pl.concat(orders),
+        labels=label_frame.sort("symbol", "start"),
+        organic=organic_frame.sort("symbol", "start"),
+    )
+
+
+def _frames(result: SymbolResult, config: SimulationConfig, names: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Numeric per-symbol tables → frames in the record schemas (plus `_`-prefixed helper columns)."""
+    spec = result.spec
+    origin_us = int(config.start.timestamp() * 1_000_000)
+    t, o = result.trades, result.orders
+    sides = np.array(["buy", "sell"])
+    trades = pl.DataFrame({
+        "ts": pl.Series(origin_us + t["ts"], dtype=pl.Int64).cast(TIME),
+        "venue": pl.repeat(config.venue, t["ts"].size, eager=True, dtype=pl.String),
+        "symbol": pl.repeat(spec.name, t["ts"].size, eager=True, dtype=pl.String),
+        "price": np.round(t["price"] * spec.tick, 10),
+        "amount": np.round(t["lots"] * spec.lot, 8),
+        "side": sides[(t["side"] < 0).astype(np.int64)],
+        "trade_id": pl.Series(t["trade_id"]).cast(pl.String),
+        "buyer": names.gather(t["buyer"]),
+        "seller": names.gather(t["seller"]),
+        "_episode": t["episode"],
+        "_kind": t["kind"],
+        "_maker_order": pl.Series(t["maker_order"]).cast(pl.String),
+        "_taker_order": pl.Series(t["taker_order"]).cast(pl.String),
+    })
+    orders = pl.DataFrame({
+        "ts": pl.Series(origin_us + o["ts"], dtype=pl.Int64).cast(TIME),
+        "venue": pl.repeat(config.venue, o["ts"].size, eager=True, dtype=pl.String),
+        "symbol": pl.repeat(spec.name, o["ts"].size, eager=True, dtype=pl.String),
+        "order_id": pl.Series(o["order_id"]).cast(pl.String),
+        "account": names.gather(o["account"]),
+        "side": sides[(o["side"] < 0).astype(np.int64)],
+        "price": np.round(o["price"] * spec.tick, 10),
+        "amount": np.round(o["lots"] * spec.lot, 8),
+        "action": np.array(ACTIONS)[o["action"]],
+        "_episode": o["episode"],
+    })
+    return trades, orders
+
+
+def write_market(market: SimulatedMarket, outdir: Path, fmt: str = "parquet") -> dict[str, Path]:
+    """Write trades, orders (Parquet or CSV), labels.csv and organic_events.csv; return their paths.
+
+    With fmt="csv" the trades use the ccxt trade CSV layout that `tapewatch detect` reads
+    (symbol,timestamp,datetime,side,price,amount,cost) plus buyer,seller.
+    """
+    if fmt not in WRITE_FORMATS:
+        raise InputError(f"output format {fmt!r} is not supported; expected one of {', '.join(WRITE_FORMATS)}")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "trades": outdir / f"trades.{fmt}",
+        "orders": outdir / f"orders.{fmt}",
+        "labels": outdir / "labels.csv",
+        "organic": outdir / "organic_events.csv",
+    }
+    if fmt == "parquet":
+        market.trades.write_parquet(paths["trades"])
+        market.orders.write_parquet(paths["orders"])
+    else:
+        _ccxt_trades(market.trades).write_csv(paths["trades"])
+        market.orders.with_columns(_iso("ts", micro=True)).write_csv(paths["orders"])
+    market.labels.with_columns(_iso("start"), _iso("end"), _iso("event_time")).write_csv(paths["labels"])
+    market.organic.with_columns(_iso("start"), _iso("end")).write_csv(paths["organic"])
+    return paths
+
+
+def _iso(column: str, micro: bool = False) -> pl.Expr:
+    """ISO-8601 UTC with a Z (ms, or µs for the order stream where µs carry ordering)."""
+    fraction = "%.6f" if micro else "%.3f"
+    return pl.col(column).dt.strftime(f"%Y-%m-%dT%H:%M:%S{fraction}Z")
+
+
+def _ccxt_trades(trades: pl.DataFrame) -> pl.DataFrame:
+    """The ccxt `fetch_trades` CSV layout, with the account columns the simulator knows."""
+    return trades.select(
+        "symbol",
+        pl.col("ts").dt.epoch("ms").alias("timestamp"),
+        _iso("ts").alias("datetime"),
+        "side",
+        "price",
+        "amount",
+        (pl.col("price") * pl.col("amount")).alias("cost"),
+        "buyer",
+        "seller",
+    )
