@@ -16,12 +16,19 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
+from _common import data_dir
 from rich.console import Console
 
-from _common import data_dir
 from tapewatch.batch_job import detect_files
 from tapewatch.config import load_settings
-from tapewatch.evaluation import ALL_DETECTORS, coverage_symbol_days, evaluate_alerts, load_alerts, load_labels, render_report
+from tapewatch.evaluation import (
+    ALL_DETECTORS,
+    coverage_symbol_days,
+    evaluate_alerts,
+    load_alerts,
+    load_labels,
+    render_report,
+)
 from tapewatch.io.alerts import write_alerts
 
 
@@ -38,8 +45,10 @@ def main() -> None:
             symbol_days=coverage_symbol_days(run.read.trades, max_gap=timedelta(days=1)),
             typology="pump_and_dump",
         )
-    console.print(f"{run.read.trades.height:,} trades in {len(run.read.files)} files, "
-                  f"{run.read.duplicates_removed:,} duplicates removed, {report.symbol_days:.1f} symbol-days")
+    console.print(
+        f"{run.read.trades.height:,} trades in {len(run.read.files)} files, "
+        f"{run.read.duplicates_removed:,} duplicates removed, {report.symbol_days:.1f} symbol-days"
+    )
     console.print(render_report(report))
     for score in report.scores:
         if score.detector == ALL_DETECTORS:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 
 import polars as pl
-
 from _common import best_of, data_dir
+
 from tapewatch.batch_job import detect_files
 from tapewatch.config import load_settings
 
@@ -33,10 +33,14 @@ def main() -> None:
     trades = run.read.trades.height
     print(f"{len(files)} files, {trades:,} trades after de-duplication ({frame.height:,} in the bare read)")
     print(f"bare Polars read + unique : {read_seconds:.3f} s  {trades / read_seconds:>12,.0f} trades/s")
-    print(f"tapewatch detect          : {detect_seconds:.3f} s  {trades / detect_seconds:>12,.0f} trades/s "
-          f"({len(run.alerts)} alerts)")
+    print(
+        f"tapewatch detect          : {detect_seconds:.3f} s  {trades / detect_seconds:>12,.0f} trades/s "
+        f"({len(run.alerts)} alerts)"
+    )
     ratio = detect_seconds / read_seconds
-    print(f"detect / bare read        : {ratio:.2f}x (target ≤ 2.00x) {'OK' if ratio <= 2 else 'OVER TARGET'}")
+    print(
+        f"detect / bare read        : {ratio:.2f}x (target ≤ 2.00x) {'OK' if ratio <= 2 else 'OVER TARGET'}"
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -10,7 +10,7 @@ import pytest
 
 from tapewatch.records import TRADE_SCHEMA, conform
 
-START = datetime(2024, 3, 1, tzinfo=timezone.utc)
+START = datetime(2024, 3, 1, tzinfo=UTC)
 
 
 def quiet_trades(
@@ -65,8 +65,14 @@ def burst(
         level = price * (1 + direction * rise * min(1.0, 2 * (index + 1) / orders))
         for fill in range(fills_per_order):
             rows.append(
-                {"ts": at + timedelta(seconds=float(offset)), "venue": venue, "symbol": symbol,
-                 "price": level * (1 + direction * 0.001 * fill), "amount": float(rng.lognormal(6, 1)), "side": side}
+                {
+                    "ts": at + timedelta(seconds=float(offset)),
+                    "venue": venue,
+                    "symbol": symbol,
+                    "price": level * (1 + direction * 0.001 * fill),
+                    "amount": float(rng.lognormal(6, 1)),
+                    "side": side,
+                }
             )
     return conform(pl.DataFrame(rows), TRADE_SCHEMA)
 
@@ -80,5 +86,7 @@ def market(*frames: pl.DataFrame) -> pl.DataFrame:
 def pumped_market() -> tuple[pl.DataFrame, datetime]:
     """Six quiet hours with a pump at hour 4 that is dumped back within minutes."""
     at = START + timedelta(hours=4)
-    dump = burst(at + timedelta(minutes=3), orders=60, seconds=120, price=1.4e-5, rise=0.35, side="sell", seed=3)
+    dump = burst(
+        at + timedelta(minutes=3), orders=60, seconds=120, price=1.4e-5, rise=0.35, side="sell", seed=3
+    )
     return market(quiet_trades(), burst(at), dump), at

@@ -3,8 +3,8 @@
 from datetime import timedelta
 
 import polars as pl
-
 from conftest import START, burst, market, quiet_trades
+
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch

@@ -8,9 +8,9 @@ import sys
 from datetime import timedelta
 
 import polars as pl
+from conftest import START, burst, market, quiet_trades
 from typer.testing import CliRunner
 
-from conftest import START, burst, market, quiet_trades
 from tapewatch.cli import app
 
 runner = CliRunner()
@@ -45,10 +45,25 @@ def test_detect_writes_alert_json_lines(tmp_path):
     onsets = [json.loads(line) for line in lines if json.loads(line)["detector"] == "pump_onset"]
     assert len(onsets) == 1
     alert = onsets[0]
-    assert set(alert) >= {"id", "typology", "venue", "symbol", "start", "end", "detected_at", "score",
-                          "severity", "detector", "evidence"}
-    assert alert["venue"] == "binance" and alert["symbol"] == "AAA/BTC" and alert["typology"] == "pump_and_dump"
-    assert alert["detected_at"].endswith("Z") and alert["detected_at"].startswith(at.strftime("%Y-%m-%dT%H:%M"))
+    assert set(alert) >= {
+        "id",
+        "typology",
+        "venue",
+        "symbol",
+        "start",
+        "end",
+        "detected_at",
+        "score",
+        "severity",
+        "detector",
+        "evidence",
+    }
+    assert (
+        alert["venue"] == "binance" and alert["symbol"] == "AAA/BTC" and alert["typology"] == "pump_and_dump"
+    )
+    assert alert["detected_at"].endswith("Z") and alert["detected_at"].startswith(
+        at.strftime("%Y-%m-%dT%H:%M")
+    )
     assert "alert(s)" in result.output  # the summary (stderr is mixed into output by the runner)
 
 
@@ -90,7 +105,9 @@ def test_detect_then_evaluate(tmp_path):
     assert runner.invoke(app, ["detect", str(path), "-o", str(alerts)]).exit_code == 0
     labels = tmp_path / "labels.csv"
     labels.write_text(f"pair,announced_at_utc\nAAA/BTC,{at:%Y-%m-%d %H:%M}\n")
-    result = runner.invoke(app, ["evaluate", "--alerts", str(alerts), "--labels", str(labels), "--data", str(path)])
+    result = runner.invoke(
+        app, ["evaluate", "--alerts", str(alerts), "--labels", str(labels), "--data", str(path)]
+    )
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "pump_onset" in line)
     assert "100.0%" in row  # recall 1/1
@@ -98,8 +115,9 @@ def test_detect_then_evaluate(tmp_path):
 
 def test_installed_command_runs_as_a_process(tmp_path):
     path, _ = pumped_csv(tmp_path)
-    process = subprocess.run([sys.executable, "-m", "tapewatch", "detect", str(path)],
-                             capture_output=True, text=True, check=False)
+    process = subprocess.run(
+        [sys.executable, "-m", "tapewatch", "detect", str(path)], capture_output=True, text=True, check=False
+    )
     assert process.returncode == 0, process.stderr
     stdout_alerts = [json.loads(line) for line in process.stdout.splitlines()]
     assert [a["detector"] for a in stdout_alerts].count("pump_onset") == 1

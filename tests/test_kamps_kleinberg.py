@@ -1,8 +1,8 @@
 from datetime import timedelta
 
 import polars as pl
-
 from conftest import START, burst, market, quiet_trades
+
 from tapewatch.config import KampsKleinbergSettings, Settings
 from tapewatch.detect.kamps_kleinberg import KampsKleinbergDetector
 from tapewatch.detect.registry import build_detectors
@@ -13,9 +13,19 @@ from tapewatch.records import BAR_SCHEMA, conform
 
 def hourly_bars(closes, volumes, symbol="IDX"):
     ts = [START + timedelta(hours=i) for i in range(len(closes))]
-    frame = pl.DataFrame({"ts": ts, "venue": "v", "symbol": symbol, "interval": "1h", "open": closes,
-                          "high": [c * 1.01 for c in closes], "low": [c * 0.99 for c in closes],
-                          "close": closes, "volume": volumes})
+    frame = pl.DataFrame(
+        {
+            "ts": ts,
+            "venue": "v",
+            "symbol": symbol,
+            "interval": "1h",
+            "open": closes,
+            "high": [c * 1.01 for c in closes],
+            "low": [c * 0.99 for c in closes],
+            "close": closes,
+            "volume": volumes,
+        }
+    )
     return conform(frame, BAR_SCHEMA)
 
 
@@ -39,7 +49,12 @@ def test_price_alone_or_volume_alone_is_not_enough():
 def test_no_decision_before_min_history():
     closes, volumes = [100.0] * 3 + [150.0], [10.0] * 3 + [100.0]
     assert KampsKleinbergDetector().detect(hourly_bars(closes, volumes)) == []
-    assert len(KampsKleinbergDetector(KampsKleinbergSettings(min_history=3)).detect(hourly_bars(closes, volumes))) == 1
+    assert (
+        len(
+            KampsKleinbergDetector(KampsKleinbergSettings(min_history=3)).detect(hourly_bars(closes, volumes))
+        )
+        == 1
+    )
 
 
 def test_candles_from_trades_use_the_last_trade_as_detected_at():
@@ -47,8 +62,12 @@ def test_candles_from_trades_use_the_last_trade_as_detected_at():
     trades = market(quiet_trades(hours=14, per_minute=1), burst(at, orders=400, seconds=60, rise=0.5))
     bars = trades_to_bars(trades, "1h")
     assert bars["trades"].sum() == trades.height
-    alerts = run_batch(build_detectors(Settings(), ["kamps_kleinberg"]), trades, conform(pl.DataFrame(), BAR_SCHEMA))
+    alerts = run_batch(
+        build_detectors(Settings(), ["kamps_kleinberg"]), trades, conform(pl.DataFrame(), BAR_SCHEMA)
+    )
     assert len(alerts) == 1
     hour = START + timedelta(hours=10)
-    last_in_hour = trades.filter((pl.col("ts") >= hour) & (pl.col("ts") < hour + timedelta(hours=1)))["ts"].max()
+    last_in_hour = trades.filter((pl.col("ts") >= hour) & (pl.col("ts") < hour + timedelta(hours=1)))[
+        "ts"
+    ].max()
     assert alerts[0].start == hour and alerts[0].detected_at == last_in_hour

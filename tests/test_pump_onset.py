@@ -1,8 +1,8 @@
 from datetime import timedelta
 
 import polars as pl
-
 from conftest import START, burst, market, quiet_trades
+
 from tapewatch.config import PumpOnsetSettings
 from tapewatch.detect.pump_onset import PumpOnsetDetector, taker_orders
 
@@ -30,7 +30,7 @@ def test_evidence_compares_now_with_baseline(pumped_market):
 
 
 def test_dump_follow_up_confirms_when_price_gives_back_the_rise(pumped_market):
-    trades, at = pumped_market
+    trades, _at = pumped_market
     dump = PumpOnsetDetector().detect(trades)[0].followup["dump"]
     assert dump["status"] == "confirmed"
     assert dump["peak_gain"] > 0.2
@@ -82,9 +82,7 @@ def test_thresholds_come_from_settings():
 
 def test_symbols_are_independent():
     at = START + timedelta(hours=4)
-    trades = market(
-        quiet_trades("AAA/BTC"), quiet_trades("BBB/BTC", seed=9), burst(at, symbol="BBB/BTC")
-    )
+    trades = market(quiet_trades("AAA/BTC"), quiet_trades("BBB/BTC", seed=9), burst(at, symbol="BBB/BTC"))
     alerts = PumpOnsetDetector().detect(trades)
     assert [alert.symbol for alert in alerts] == ["BBB/BTC"]
 
@@ -92,8 +90,9 @@ def test_symbols_are_independent():
 def test_alert_ids_are_deterministic(pumped_market):
     trades, _ = pumped_market
     first = PumpOnsetDetector().detect(trades)
-    again = PumpOnsetDetector().detect(trades.sample(fraction=1.0, shuffle=True, seed=4).sort(
-        "venue", "symbol", "ts", maintain_order=True))
+    again = PumpOnsetDetector().detect(
+        trades.sample(fraction=1.0, shuffle=True, seed=4).sort("venue", "symbol", "ts", maintain_order=True)
+    )
     assert [a.id for a in first] == [a.id for a in again]
 
 

@@ -15,7 +15,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from tapewatch import __version__
 from tapewatch.errors import TapewatchError
@@ -33,10 +40,13 @@ err = Console(stderr=True, soft_wrap=True)
 def out_console() -> Console:
     """Tables on stdout; when piped, wide enough that rich does not squeeze columns to 80 characters."""
     return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="TOML settings file (default: $TAPEWATCH_CONFIG or ./tapewatch.toml).")
+    Path | None,
+    typer.Option("--config", help="TOML settings file (default: $TAPEWATCH_CONFIG or ./tapewatch.toml)."),
 ]
 
 
@@ -86,11 +96,20 @@ def main(
 @user_errors
 def detect(
     inputs: Annotated[list[str], typer.Argument(help="Files, directories or globs of trades or bars.")],
-    fmt: Annotated[str, typer.Option("--format", help="auto, ccxt-trades, binance-trades, binance-aggtrades, "
-                                                      "binance-klines, ohlcv or parquet.")] = "auto",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="auto, ccxt-trades, binance-trades, binance-aggtrades, binance-klines, ohlcv or parquet.",
+        ),
+    ] = "auto",
     venue: Annotated[str | None, typer.Option(help="Venue name for inputs that do not carry one.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write alerts here instead of stdout.")] = None,
-    dead_letter: Annotated[Path | None, typer.Option(help="Where rejected rows go (default: next to the output).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write alerts here instead of stdout.")
+    ] = None,
+    dead_letter: Annotated[
+        Path | None, typer.Option(help="Where rejected rows go (default: next to the output).")
+    ] = None,
     detector: Annotated[list[str] | None, typer.Option(help="Run only these detectors (repeatable).")] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -120,29 +139,50 @@ def detect(
 def evaluate(
     alerts: Annotated[Path, typer.Option(help="Alerts as JSON lines (the output of `tapewatch detect`).")],
     labels: Annotated[Path, typer.Option(help="CSV of labelled events: a symbol and an event-time column.")],
-    symbol_col: Annotated[str | None, typer.Option(help="Symbol column in the labels (default: symbol or pair).")] = None,
-    time_col: Annotated[str | None, typer.Option(help="Event-time column (default: event_time, announced_at_utc, "
-                                                      "ts, time or timestamp).")] = None,
+    symbol_col: Annotated[
+        str | None, typer.Option(help="Symbol column in the labels (default: symbol or pair).")
+    ] = None,
+    time_col: Annotated[
+        str | None,
+        typer.Option(
+            help="Event-time column (default: event_time, announced_at_utc, ts, time or timestamp)."
+        ),
+    ] = None,
     before: Annotated[str, typer.Option(help="An alert this long before an event still catches it.")] = "2m",
     after: Annotated[str, typer.Option(help="An alert up to this long after an event catches it.")] = "5m",
-    data: Annotated[list[str] | None, typer.Option(help="The market data the alerts came from, to count "
-                                                        "symbol-days for the false-alarm rate (repeatable).")] = None,
-    symbol_days: Annotated[float | None, typer.Option(help="Symbol-days observed, instead of --data.")] = None,
-    max_gap: Annotated[str, typer.Option(help="With --data: gaps in a symbol's data longer than this are not "
-                                              "observed time.")] = "1d",
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The market data the alerts came from, to count "
+            "symbol-days for the false-alarm rate (repeatable)."
+        ),
+    ] = None,
+    symbol_days: Annotated[
+        float | None, typer.Option(help="Symbol-days observed, instead of --data.")
+    ] = None,
+    max_gap: Annotated[
+        str, typer.Option(help="With --data: gaps in a symbol's data longer than this are not observed time.")
+    ] = "1d",
     typology: Annotated[str | None, typer.Option(help="Only alerts of this typology.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Format of --data files.")] = "auto",
 ) -> None:
     """Score alerts against labelled events (CSV, TSV or JSON): recall, precision, false alarms, delays."""
     from tapewatch.durations import parse_duration
-    from tapewatch.evaluation import coverage_symbol_days, evaluate_alerts, load_alerts, load_labels, render_report
+    from tapewatch.evaluation import (
+        coverage_symbol_days,
+        evaluate_alerts,
+        load_alerts,
+        load_labels,
+        render_report,
+    )
     from tapewatch.io.readers import read_inputs
 
     days = symbol_days
     if days is None and data:
         read = read_inputs(data, fmt=fmt)
         days = coverage_symbol_days(
-            read.trades if read.trades.height else read.bars, max_gap=parse_duration(max_gap, what="--max-gap")
+            read.trades if read.trades.height else read.bars,
+            max_gap=parse_duration(max_gap, what="--max-gap"),
         )
     report = evaluate_alerts(
         load_alerts(alerts),
@@ -158,7 +198,9 @@ def evaluate(
 @app.command()
 @user_errors
 def simulate(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for trades, orders and labels.")] = Path("sim"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for trades, orders and labels.")] = Path(
+        "sim"
+    ),
     symbols: Annotated[int, typer.Option(min=1, help="How many symbols.")] = 12,
     hours: Annotated[float, typer.Option(min=1.0, help="Length of the simulated market in hours.")] = 24.0,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same market.")] = 7,
@@ -185,7 +227,9 @@ def simulate(
 @app.command()
 @user_errors
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the demo's files.")] = Path("tapewatch-demo"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the demo's files.")] = Path(
+        "tapewatch-demo"
+    ),
     symbols: Annotated[int, typer.Option(min=1, help="How many symbols to simulate.")] = 12,
     hours: Annotated[float, typer.Option(min=8.0, help="Hours of market to simulate.")] = 24.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
@@ -195,8 +239,15 @@ def demo(
     from tapewatch.config import load_settings
     from tapewatch.demo import run_demo
 
-    run_demo(out, load_settings(config), symbols=symbols, hours=hours, seed=seed, console=out_console(),
-             progress=progress_bar())
+    run_demo(
+        out,
+        load_settings(config),
+        symbols=symbols,
+        hours=hours,
+        seed=seed,
+        console=out_console(),
+        progress=progress_bar(),
+    )
 
 
 def run() -> None:

@@ -38,16 +38,27 @@ class PumpOnsetSettings(_Section):
     """
 
     window_s: float = Field(3.0, gt=0, description="burst window: the last N seconds up to each order")
-    baseline_h: float = Field(3.0, gt=0, description="trailing window that defines the symbol's normal rate and price")
+    baseline_h: float = Field(
+        3.0, gt=0, description="trailing window that defines the symbol's normal rate and price"
+    )
     warmup_h: float = Field(1.0, ge=0, description="no decision until a symbol has this much history")
     min_orders: int = Field(20, ge=1, description="taker orders in the burst window")
     min_rate_ratio: float = Field(100.0, gt=0, description="burst order rate / baseline order rate")
     min_price_rise: float = Field(0.03, ge=0, description="max price in the burst / baseline mean price − 1")
-    min_buy_share: float = Field(0.5, ge=0, le=1, description="share of the burst's taker orders that are buys")
-    cooldown_min: float = Field(30.0, ge=0, description="re-arm only after this long without a qualifying moment")
-    dump_window_min: float = Field(30.0, gt=0, description="follow-up: how long after detection to watch for the dump")
+    min_buy_share: float = Field(
+        0.5, ge=0, le=1, description="share of the burst's taker orders that are buys"
+    )
+    cooldown_min: float = Field(
+        30.0, ge=0, description="re-arm only after this long without a qualifying moment"
+    )
+    dump_window_min: float = Field(
+        30.0, gt=0, description="follow-up: how long after detection to watch for the dump"
+    )
     dump_retrace: float = Field(
-        0.5, gt=0, le=1, description="follow-up: the dump is confirmed when this share of the rise is given back"
+        0.5,
+        gt=0,
+        le=1,
+        description="follow-up: the dump is confirmed when this share of the rise is given back",
     )
 
 
@@ -58,7 +69,9 @@ class KampsKleinbergSettings(_Section):
     and two multiplicative thresholds.
     """
 
-    interval: str = Field("1h", description="candle size built from trades (bars are used at their own interval)")
+    interval: str = Field(
+        "1h", description="candle size built from trades (bars are used at their own interval)"
+    )
     window: int = Field(12, ge=2, description="trailing candles that form the rolling means")
     price_threshold: float = Field(1.10, gt=1, description="high / rolling mean close")
     volume_threshold: float = Field(4.0, gt=1, description="volume / rolling mean volume")

@@ -17,7 +17,13 @@ from rich.progress import Progress
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch
-from tapewatch.evaluation import EvaluationReport, coverage_symbol_days, evaluate_alerts, load_alerts, render_report
+from tapewatch.evaluation import (
+    EvaluationReport,
+    coverage_symbol_days,
+    evaluate_alerts,
+    load_alerts,
+    render_report,
+)
 from tapewatch.io.alerts import write_alerts
 from tapewatch.records import BAR_SCHEMA, Alert, empty_frame
 from tapewatch.report.charts import render_alert_chart
@@ -69,7 +75,9 @@ def run_demo(
         store.save(alerts)
     pump_labels = market.labels.filter(pl.col("typology") == "pump_and_dump").select("symbol", "event_time")
     report = evaluate_alerts(
-        load_alerts(alerts_path), pump_labels, symbol_days=coverage_symbol_days(market.trades, max_gap=timedelta(days=1))
+        load_alerts(alerts_path),
+        pump_labels,
+        symbol_days=coverage_symbol_days(market.trades, max_gap=timedelta(days=1)),
     )
     chart_png = chart_html = None
     if alerts:
@@ -83,12 +91,16 @@ def run_demo(
 
 
 def _print_summary(console: Console, result: DemoResult, trades: int, labels: pl.DataFrame) -> None:
-    console.print(f"Simulated {trades:,} trades with {labels.height} injected manipulations "
-                  f"({_count_by_typology(labels)}).")
+    console.print(
+        f"Simulated {trades:,} trades with {labels.height} injected manipulations "
+        f"({_count_by_typology(labels)})."
+    )
     console.print(alerts_table(result.alerts))
     console.print(render_report(result.report))
-    console.print("Wash trading and spoofing are injected for the detectors that come next; "
-                  "pump-and-dumps are scored above against the injected ones.")
+    console.print(
+        "Wash trading and spoofing are injected for the detectors that come next; "
+        "pump-and-dumps are scored above against the injected ones."
+    )
     console.print(f"alerts: {result.alerts_path}\nstore:  {result.db_path}")
     if result.chart_png:
         console.print(f"chart of the top alert: {result.chart_png} and {result.chart_html}")

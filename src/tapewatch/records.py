@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import polars as pl
@@ -128,8 +128,8 @@ def alert_id(detector: str, venue: str, symbol: str, start: datetime) -> str:
 def to_iso(moment: datetime) -> str:
     """ISO-8601 UTC with a trailing Z and millisecond precision (or µs where present)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
     spec = "microseconds" if moment.microsecond % 1000 else "milliseconds"
     return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 

@@ -53,8 +53,10 @@ class KampsKleinbergDetector:
                 volume_ratio=pl.col("volume") / pl.col("mean_volume"),
             )
             .with_columns(
-                hit=((pl.col("price_ratio") >= s.price_threshold) & (pl.col("volume_ratio") >= s.volume_threshold))
-                .fill_null(False)  # no decision without history
+                hit=(
+                    (pl.col("price_ratio") >= s.price_threshold)
+                    & (pl.col("volume_ratio") >= s.volume_threshold)
+                ).fill_null(False)  # no decision without history
             )
             .with_columns(first_of_run=pl.col("hit") & ~pl.col("hit").shift(1, fill_value=False).over(KEY))
             .filter(pl.col("first_of_run"))
@@ -74,7 +76,9 @@ class KampsKleinbergDetector:
             start=row["ts"],
             end=end,
             detected_at=detected_at,
-            score=excess_score(row["price_ratio"] / s.price_threshold, row["volume_ratio"] / s.volume_threshold),
+            score=excess_score(
+                row["price_ratio"] / s.price_threshold, row["volume_ratio"] / s.volume_threshold
+            ),
             evidence={
                 "interval": row["interval"],
                 "window_candles": s.window,

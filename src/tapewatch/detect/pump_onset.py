@@ -23,7 +23,7 @@ within `dump_window_min`) — the only part of the alert that looks past
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -137,7 +137,9 @@ class PumpOnsetDetector:
             clock=pl.col("ts").dt.epoch("us") + new_symbol.cum_sum().cast(pl.Int64) * _SYMBOL_SPACING_US,
             first_ts=pl.when(new_symbol).then(pl.col("ts")).forward_fill(),
             block_start=pl.when(new_symbol).then(pl.int_range(pl.len())).forward_fill(),
-            block_end=pl.when(new_symbol.shift(-1, fill_value=True)).then(pl.int_range(1, pl.len() + 1)).backward_fill(),
+            block_end=pl.when(new_symbol.shift(-1, fill_value=True))
+            .then(pl.int_range(1, pl.len() + 1))
+            .backward_fill(),
             order=pl.col("first").cast(pl.Int32),
             buy_order=(pl.col("first") & (pl.col("side") == "buy")).cast(pl.Int32),
             order_price=pl.when(pl.col("first")).then(pl.col("price")).otherwise(0.0),
@@ -176,8 +178,20 @@ class PumpOnsetDetector:
         gap = pl.col("ts") - pl.col("ts").shift(1).over(KEY)
         return (
             qualifying.filter(gap.is_null() | (gap > timedelta(minutes=s.cooldown_min)))
-            .select(*KEY, "ts", "block_start", "block_end", "orders_w", "base_orders", "expected_w", "ref_price", "price_max_w",
-                    "rate_ratio", "price_rise", "buy_share")
+            .select(
+                *KEY,
+                "ts",
+                "block_start",
+                "block_end",
+                "orders_w",
+                "base_orders",
+                "expected_w",
+                "ref_price",
+                "price_max_w",
+                "rate_ratio",
+                "price_rise",
+                "buy_share",
+            )
             .collect()
         )
 
@@ -195,12 +209,17 @@ class PumpOnsetDetector:
             "orders": {"now": row["orders_w"], "baseline": round(row["expected_w"], 4)},
             "order_rate_ratio": round(row["rate_ratio"], 1),
             "buy_share": {"now": round(row["buy_share"], 3), "threshold": s.min_buy_share},
-            "price": {"now_max": row["price_max_w"], "baseline_mean": row["ref_price"],
-                      "rise": round(row["price_rise"], 4)},
+            "price": {
+                "now_max": row["price_max_w"],
+                "baseline_mean": row["ref_price"],
+                "rise": round(row["price_rise"], 4),
+            },
             "trades": {"now": burst.stop - burst.start},
             "rush_orders": {"now": int(((fills >= 2) & buy_orders).sum())},
             "quote_volume": {"now": float(quote.sum()), "buy_share": _share(quote[buys].sum(), quote.sum())},
-            "baseline_orders_per_hour": round(row["base_orders"] * 3600 / (s.baseline_h * 3600 - s.window_s), 2),
+            "baseline_orders_per_hour": round(
+                row["base_orders"] * 3600 / (s.baseline_h * 3600 - s.window_s), 2
+            ),
         }
         score = excess_score(
             row["orders_w"] / s.min_orders,
@@ -238,8 +257,11 @@ class PumpOnsetDetector:
             "dump_level": dump_level,
         }
         if below.size:
-            result.update(status="confirmed", confirmed_at=to_iso(_moment(int(times[peak_index + below[0]]))),
-                          low_after_peak=float(prices[peak_index:].min()))
+            result.update(
+                status="confirmed",
+                confirmed_at=to_iso(_moment(int(times[peak_index + below[0]]))),
+                low_after_peak=float(prices[peak_index:].min()),
+            )
         elif book.ts[block.stop - 1] >= horizon_us:
             result.update(status="not_confirmed", low_after_peak=float(prices[peak_index:].min()))
         else:
@@ -259,4 +281,4 @@ def _share(part: float, whole: float) -> float | None:
     return round(float(part) / float(whole), 3) if whole else None
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -20,11 +20,10 @@ def print_detect_summary(console: Console, run: DetectRun) -> None:
     console.print(
         f"read {len(read.files)} file(s), {read.rows_read:,} rows: {read.trades.height:,} trades, "
         f"{read.bars.height:,} bars; {read.duplicates_removed:,} duplicates removed; "
-        f"{read.rejected.height:,} rejected"
-        + (f" → {run.dead_letter_path}" if run.dead_letter_path else ""),
+        f"{read.rejected.height:,} rejected" + (f" → {run.dead_letter_path}" if run.dead_letter_path else ""),
         highlight=False,
     )
-    for path, reason in read.skipped.items():
+    for reason in read.skipped.values():
         console.print(f"skipped (not market data): {reason}", highlight=False)
     detectors = ", ".join(f"{name} {count}" for name, count in sorted(run.by_detector.items())) or "none"
     console.print(f"{len(run.alerts)} alert(s) in {run.seconds:.2f}s ({detectors})", highlight=False)
