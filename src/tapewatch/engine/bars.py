@@ -8,6 +8,17 @@ from tapewatch.durations import parse_duration, polars_interval
 from tapewatch.records import BAR_SCHEMA, conform
 
 
+def ohlcv_aggregations() -> list[pl.Expr]:
+    """Open, high, low, close and volume of the trades in a bucket (trades sorted by ts)."""
+    return [
+        pl.col("price").first().alias("open"),
+        pl.col("price").max().alias("high"),
+        pl.col("price").min().alias("low"),
+        pl.col("price").last().alias("close"),
+        pl.col("amount").sum().alias("volume"),
+    ]
+
+
 def trades_to_bars(trades: pl.DataFrame, interval: str) -> pl.DataFrame:
     """Bucket trades into BAR_SCHEMA candles plus `last_trade_ts` (when each candle's data ended).
 
@@ -22,11 +33,7 @@ def trades_to_bars(trades: pl.DataFrame, interval: str) -> pl.DataFrame:
         .with_columns(bucket=pl.col("ts").dt.truncate(every))
         .group_by("venue", "symbol", "bucket", maintain_order=True)
         .agg(
-            open=pl.col("price").first(),
-            high=pl.col("price").max(),
-            low=pl.col("price").min(),
-            close=pl.col("price").last(),
-            volume=pl.col("amount").sum(),
+            *ohlcv_aggregations(),
             quote_volume=(pl.col("price") * pl.col("amount")).sum(),
             trades=pl.len(),
             last_trade_ts=pl.col("ts").last(),

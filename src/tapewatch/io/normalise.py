@@ -124,22 +124,27 @@ def _stem_symbol(cols: Columns) -> pl.Expr:
     return symbol.alias("symbol")
 
 
-def convert_ccxt(raw: pl.DataFrame, ctx: FileContext) -> Converted:
-    """ccxt `fetch_trades` CSV: symbol (else the file name), epoch-ms timestamp, side, price, amount."""
-    cols = Columns(raw, ctx)
-    cols.require(("timestamp", "datetime"), ("price",), ("amount",))
-    frame = _with_ts(raw, cols, "timestamp", "datetime").select(
+def _trade_columns(raw: pl.DataFrame, cols: Columns, id_names: tuple[str, ...]) -> list:
+    """The trade record's columns from a file that names them (ccxt CSV, Parquet)."""
+    return [
         "ts",
         cols.venue(UNKNOWN_VENUE).alias("venue"),
         _stem_symbol(cols),
         cols.number("price").alias("price"),
         cols.number("amount").alias("amount"),
         _side(raw, cols),
-        cols.text("id", "trade_id").alias("trade_id"),
+        cols.text(*id_names).alias("trade_id"),
         cols.text("buyer").alias("buyer"),
         cols.text("seller").alias("seller"),
         TS_GIVEN,
-    )
+    ]
+
+
+def convert_ccxt(raw: pl.DataFrame, ctx: FileContext) -> Converted:
+    """ccxt `fetch_trades` CSV: symbol (else the file name), epoch-ms timestamp, side, price, amount."""
+    cols = Columns(raw, ctx)
+    cols.require(("timestamp", "datetime"), ("price",), ("amount",))
+    frame = _with_ts(raw, cols, "timestamp", "datetime").select(_trade_columns(raw, cols, ("id", "trade_id")))
     return Converted("trades", frame)
 
 
@@ -243,18 +248,7 @@ def convert_parquet(raw: pl.DataFrame, ctx: FileContext) -> Converted:
     cols = Columns(raw, ctx)
     if cols.find("price") and cols.find("amount"):
         cols.require(PARQUET_TS)
-        frame = _with_ts(raw, cols, *PARQUET_TS).select(
-            "ts",
-            cols.venue(UNKNOWN_VENUE).alias("venue"),
-            _stem_symbol(cols),
-            cols.number("price").alias("price"),
-            cols.number("amount").alias("amount"),
-            _side(raw, cols),
-            cols.text("trade_id", "id").alias("trade_id"),
-            cols.text("buyer").alias("buyer"),
-            cols.text("seller").alias("seller"),
-            TS_GIVEN,
-        )
+        frame = _with_ts(raw, cols, *PARQUET_TS).select(_trade_columns(raw, cols, ("trade_id", "id")))
         return Converted("trades", frame)
     cols.require(PARQUET_TS, ("open",), ("high",), ("low",), ("close",), ("volume",))
     frame = _with_ts(raw, cols, *PARQUET_TS).select(_bar_columns(cols, _stem_symbol(cols), UNKNOWN_VENUE))

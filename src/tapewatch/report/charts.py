@@ -24,6 +24,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from plotly.subplots import make_subplots
 
+from tapewatch.engine.bars import ohlcv_aggregations
 from tapewatch.errors import InputError
 from tapewatch.records import TRADE_REQUIRED, TRADE_SCHEMA, Alert, conform
 
@@ -141,11 +142,7 @@ def to_candles(trades: pl.DataFrame, bucket: timedelta) -> pl.DataFrame:
         trades.sort("ts")
         .group_by(pl.col("ts").dt.truncate(bucket), maintain_order=True)
         .agg(
-            open=pl.col("price").first(),
-            high=pl.col("price").max(),
-            low=pl.col("price").min(),
-            close=pl.col("price").last(),
-            volume=pl.col("amount").sum(),
+            *ohlcv_aggregations(),
             buy=pl.col("amount").filter(side == "buy").sum(),
             sell=pl.col("amount").filter(side == "sell").sum(),
             unknown=pl.col("amount").filter(side.is_null() | ~side.is_in(["buy", "sell"])).sum(),

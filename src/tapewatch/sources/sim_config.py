@@ -41,18 +41,20 @@ class SimulationConfig:
     """Median daily log-volatility of the efficient price; symbols vary around it."""
     median_trade_btc: float = 0.002
     """Median taker order notional in BTC; sizes are log-normal."""
-    trade_size_sigma: float = 1.6
+    trade_size_sigma: float = 1.8
     """Log-sd of taker order notional (heavy right tail: whales sweep levels)."""
     round_size_share: float = 0.25
     """Share of orders whose amount is rounded to a 'nice' number (100, 250, 5000 …)."""
-    hawkes_branching: float = 0.55
+    hawkes_branching: float = 0.5
     """Share of taker orders triggered by earlier ones (self-excitation, clustering)."""
     side_persistence: float = 0.7
     """Probability a triggered order copies its parent's side (order splitting, herding)."""
     intraday_amplitude: float = 0.3
     """Relative amplitude of the daily activity cycle (peak ≈ 15:00 UTC, trough ≈ 03:00 UTC)."""
-    regime_volatility: float = 0.35
+    regime_volatility: float = 0.5
     """Log-sd of the slow 15-minute activity regime (over-dispersion of trade counts)."""
+    flurries_per_day: float = 24.0
+    """Short flurries (15–120 s decay, ~8× the rate): the heavy tail of per-minute trade counts."""
 
     # --- participants --------------------------------------------------------
     accounts: int = 800
@@ -60,11 +62,11 @@ class SimulationConfig:
     zipf_exponent: float = 1.1
     """Activity of retail accounts falls off as rank^-exponent."""
     market_makers_per_symbol: int = 3
-    mm_quote_interval_s: float = 30.0
+    mm_quote_interval_s: float = 20.0
     """Mean seconds between new quotes per market maker and side at the median trade rate."""
     mm_maker_share: float = 0.55
     """Share of fills where a market maker is the resting side."""
-    retail_resting_ratio: float = 0.6
+    retail_resting_ratio: float = 1.0
     """Unfilled (later cancelled) retail limit orders per retail maker order that trades."""
 
     # --- organic events (not manipulation: false-alarm opportunities) --------
@@ -110,6 +112,7 @@ class SimulationConfig:
             "spoofs_per_symbol_day": self.spoofs_per_symbol_day,
             "trades_per_day_dispersion": self.trades_per_day_dispersion,
             "regime_volatility": self.regime_volatility,
+            "flurries_per_day": self.flurries_per_day,
             "trade_size_sigma": self.trade_size_sigma,
         }
         for name, value in rates.items():
@@ -126,17 +129,23 @@ class SimulationConfig:
             if not 0 <= value <= 1:
                 raise InputError(f"simulation option {name} must be within 0..1, got {value!r}")
         if not 0 <= self.hawkes_branching < 0.95:
-            raise InputError(f"simulation option hawkes_branching must be within 0..0.95, got {self.hawkes_branching!r}")
+            raise InputError(
+                f"simulation option hawkes_branching must be within 0..0.95, got {self.hawkes_branching!r}"
+            )
         if self.market_makers_per_symbol < 1:
             raise InputError("simulation option market_makers_per_symbol must be ≥ 1")
         if self.accounts < 100:
-            raise InputError(f"simulation option accounts must be ≥ 100 (roles need room), got {self.accounts}")
+            raise InputError(
+                f"simulation option accounts must be ≥ 100 (roles need room), got {self.accounts}"
+            )
         for name, (low, high) in {
             "price_range": self.price_range,
             "pump_gain_range": self.pump_gain_range,
             "pump_rate_multiplier": self.pump_rate_multiplier,
         }.items():
             if not 0 < low <= high:
-                raise InputError(f"simulation option {name} must be (low, high) with 0 < low ≤ high, got {(low, high)!r}")
+                raise InputError(
+                    f"simulation option {name} must be (low, high) with 0 < low ≤ high, got {(low, high)!r}"
+                )
         if self.start.tzinfo is None:
             raise InputError("simulation option start must be timezone-aware (UTC)")

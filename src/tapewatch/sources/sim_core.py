@@ -179,7 +179,9 @@ class PathSearch:
     def build(cls, bid: np.ndarray, ask: np.ndarray) -> PathSearch:
         """Index the quote path once; every order check afterwards is a vector query."""
         bid_f, ask_f = bid.astype(np.float64), -ask.astype(np.float64)
-        return cls(FirstBelow(bid_f), FirstBelow(bid_f[::-1]), FirstBelow(ask_f), FirstBelow(ask_f[::-1]), bid.size)
+        return cls(
+            FirstBelow(bid_f), FirstBelow(bid_f[::-1]), FirstBelow(ask_f), FirstBelow(ask_f[::-1]), bid.size
+        )
 
     def first_cross(self, side: np.ndarray, start: np.ndarray, price: np.ndarray) -> np.ndarray:
         """First state ≥ start in which a resting order (side +1 bid / −1 ask) at price would be traded through."""
@@ -274,7 +276,7 @@ def build_accounts(config: SimulationConfig, rng: np.random.Generator) -> Accoun
     mm, org, wash, spoof = np.split(order[: n_mm + 8 + 20 + 4], np.cumsum([n_mm, 8, 20]))
     traders = np.setdiff1d(np.arange(n), mm)
     rank = rng.permutation(traders.size) + 1.0
-    weight = rank ** -config.zipf_exponent
+    weight = rank**-config.zipf_exponent
     role_scale = np.ones(n)
     role_scale[org] = 0.05
     role_scale[wash] = 0.2
@@ -328,7 +330,9 @@ def draw_symbol(
     tick_rel = tick / p0
     spread = int(max(1, round(rng.uniform(0.001, 0.004) / tick_rel)))
     gap = int(max(1, round(spread * rng.uniform(0.3, 0.8))))
-    trades = float(np.clip(config.trades_per_day * np.exp(rng.normal(0, config.trades_per_day_dispersion)), 100, 50_000))
+    trades = float(
+        np.clip(config.trades_per_day * np.exp(rng.normal(0, config.trades_per_day_dispersion)), 100, 50_000)
+    )
     mms = rng.choice(accounts.market_makers, size=config.market_makers_per_symbol, replace=False)
     weight = accounts.weight * np.exp(rng.normal(0.0, 1.0, accounts.weight.size))
     start = config.start
@@ -343,7 +347,7 @@ def draw_symbol(
         trades_per_day=trades,
         daily_vol=float(config.daily_volatility * np.exp(rng.normal(0, 0.3))),
         median_btc=float(config.median_trade_btc * np.exp(rng.normal(0, 0.3))),
-        duration=int(round(config.hours * 3600 * US)),
+        duration=round(config.hours * 3600 * US),
         market_makers=mms,
         weight=weight / weight.sum(),
         day_offset_s=start.hour * 3600 + start.minute * 60 + start.second,

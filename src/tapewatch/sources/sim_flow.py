@@ -12,6 +12,7 @@ import numpy as np
 
 from tapewatch.sources.sim_config import SimulationConfig
 from tapewatch.sources.sim_core import (
+    DAY_S,
     MS,
     TAKER_DEFAULTS,
     US,
@@ -41,6 +42,8 @@ CLUSTER_SIZE_WEIGHT = 0.5
 ACCOUNT_REPEAT = 0.35
 """Probability that a triggered order comes from the same account (order splitting)."""
 MM_TAKER_SHARE = 0.05
+FLURRY_MULTIPLE = 12.0
+"""Median rate multiple at the start of a flurry."""
 
 
 def mean_fills(config: SimulationConfig) -> float:
@@ -48,14 +51,19 @@ def mean_fills(config: SimulationConfig) -> float:
     return 1.0 + FILL_BASE * float(np.exp((FILL_EXPONENT * config.trade_size_sigma) ** 2 / 2))
 
 
-def draw_fill_counts(rng: np.random.Generator, notional: np.ndarray, median: float, base: float = FILL_BASE) -> np.ndarray:
+def draw_fill_counts(
+    rng: np.random.Generator, notional: np.ndarray, median: float, base: float = FILL_BASE
+) -> np.ndarray:
     """How many resting orders a taker order hits: bigger orders sweep more."""
     lam = np.minimum(base * (notional / median) ** FILL_EXPONENT, FILL_CAP)
     return 1 + rng.poisson(lam)
 
 
 def activity(
-    spec: SymbolSpec, config: SimulationConfig, rng: np.random.Generator, boosts: list[tuple[int, float, float, float]]
+    spec: SymbolSpec,
+    config: SimulationConfig,
+    rng: np.random.Generator,
+    boosts: list[tuple[int, float, float, float]],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per 10 s bin: start time, taker orders per second, probability of a buy, volatility scale."""
     n_bins = int(np.ceil(spec.duration / (BIN_S * US)))
@@ -69,22 +77,49 @@ def activity(
     for i in range(1, n_reg):  # AR(1); a few hundred steps a day
         log_regime[i] = 0.9 * log_regime[i - 1] + shocks[i]
     regime = np.exp(np.repeat(log_regime, REGIME_S // BIN_S)[:n_bins])
-    level = season * regime
-    level /= level.mean()
-    boost = np.zeros(n_bins)
-    tilt = np.zeros(n_bins)
-    for t0, multiple, decay_s, bias in boosts:
-        dt = (start - t0) / US
-        b = np.where(dt >= -BIN_S, multiple * np.exp(-np.maximum(dt, 0) / decay_s), 0.0)
-        boost += b
-        tilt += bias * b
-    buy = 0.5 + rng.normal(0.0, 0.02) + tilt / (1.0 + boost)
+    flurry, flurry_tilt = _boost(start, _flurries(spec, config, rng))
+    level = season * regime * (1.0 + flurry)
+    level /= level.mean()  # flurries are part of the baseline rate; organic events come on top
+    boost, tilt = _boost(start, boosts)
+    buy = 0.5 + rng.normal(0.0, 0.02) + (tilt + flurry_tilt) / (1.0 + boost + flurry)
     rate = spec.trade_rate / mean_fills(config) * level * (1.0 + boost)
     return start, rate, np.clip(buy, 0.05, 0.95), np.sqrt(level * (1.0 + boost))
 
 
+def _boost(start: np.ndarray, boosts: list[tuple[int, float, float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Extra rate multiple per bin from decaying boosts, and its side tilt (boost × buy bias)."""
+    boost = np.zeros(start.size)
+    tilt = np.zeros(start.size)
+    for t0, multiple, decay_s, bias in boosts:
+        lo = max(0, int((t0 // US) // BIN_S) - 1)
+        hi = min(start.size, lo + int(10 * decay_s / BIN_S) + 2)
+        dt = (start[lo:hi] - t0) / US
+        b = np.where(dt >= -BIN_S, multiple * np.exp(-np.maximum(dt, 0) / decay_s), 0.0)
+        boost[lo:hi] += b
+        tilt[lo:hi] += bias * b
+    return boost, tilt
+
+
+def _flurries(
+    spec: SymbolSpec, config: SimulationConfig, rng: np.random.Generator
+) -> list[tuple[int, float, float, float]]:
+    """Short flurries of trading (a minute or two at several times the rate): the heavy tail of
+    per-minute counts that a Hawkes process alone does not reach."""
+    n = rng.poisson(config.flurries_per_day * spec.duration / (DAY_S * US))
+    t = rng.integers(0, spec.duration, n)
+    multiple = rng.lognormal(np.log(FLURRY_MULTIPLE), 0.8, n)
+    decay = rng.uniform(15.0, 120.0, n)
+    bias = rng.normal(0.0, 0.15, n)
+    return [(int(a), float(b), float(c), float(d)) for a, b, c, d in zip(t, multiple, decay, bias)]
+
+
 def _hawkes(
-    rng: np.random.Generator, start: np.ndarray, rate: np.ndarray, buy: np.ndarray, config: SimulationConfig, duration: int
+    rng: np.random.Generator,
+    start: np.ndarray,
+    rate: np.ndarray,
+    buy: np.ndarray,
+    config: SimulationConfig,
+    duration: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Arrival times, sides, cluster size factors and parent links (−1 for immigrants)."""
     eta = config.hawkes_branching
@@ -151,7 +186,11 @@ def background_takers(
 
 
 def plan_organic(
-    spec: SymbolSpec, config: SimulationConfig, rng: np.random.Generator, avoid: list[tuple[int, int]], first_id: int
+    spec: SymbolSpec,
+    config: SimulationConfig,
+    rng: np.random.Generator,
+    avoid: list[tuple[int, int]],
+    first_id: int,
 ) -> Injection:
     """News re-pricings and volume bursts: organic, unlabelled, and a fair test of false alarms."""
     out = Injection()
@@ -179,7 +218,9 @@ def _news(spec: SymbolSpec, rng: np.random.Generator, t0: int, episode: int) -> 
     revert_s = rng.uniform(1200, 7200)
     reversion = rng.uniform(0.0, 0.5)
     s = np.linspace(0.2, 1.0, 5)
-    knots = np.concatenate([[t0], t0 + s * move_s * US, [t0 + (move_s + hold_s) * US, t0 + (move_s + hold_s + revert_s) * US]])
+    knots = np.concatenate(
+        [[t0], t0 + s * move_s * US, [t0 + (move_s + hold_s) * US, t0 + (move_s + hold_s + revert_s) * US]]
+    )
     shape = smoothstep(s) * (1 + rng.normal(0, 0.1, s.size))
     shape[-1] = 1.0
     values = move * np.concatenate([[0.0], shape, [1.0, 1.0 - reversion]])
@@ -190,8 +231,13 @@ def _news(spec: SymbolSpec, rng: np.random.Generator, t0: int, episode: int) -> 
     out.sample_times.append(np.arange(t0, t0 + int(move_s * US), 2 * US))
     out.boosts.append((t0, boost, decay, float(np.sign(move)) * rng.uniform(0.15, 0.3)))
     end = t0 + int(max(move_s, 3 * decay) * US)
-    details = {"log_return": round(move, 4), "move_seconds": round(move_s, 1), "reversion": round(reversion, 3),
-               "rate_boost": round(boost, 2), "boost_decay_seconds": round(decay, 1)}
+    details = {
+        "log_return": round(move, 4),
+        "move_seconds": round(move_s, 1),
+        "reversion": round(reversion, 3),
+        "rate_boost": round(boost, 2),
+        "boost_decay_seconds": round(decay, 1),
+    }
     out.episodes.append(Episode(episode, "news", t0, min(end, spec.duration), t0, [], details))
     return out
 
@@ -203,6 +249,10 @@ def _burst(rng: np.random.Generator, t0: int, episode: int) -> Injection:
     bias = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.0, 0.2))
     out = Injection()
     out.boosts.append((t0, boost, decay, bias))
-    details = {"rate_boost": round(boost, 2), "boost_decay_seconds": round(decay, 1), "buy_bias": round(bias, 3)}
+    details = {
+        "rate_boost": round(boost, 2),
+        "boost_decay_seconds": round(decay, 1),
+        "buy_bias": round(bias, 3),
+    }
     out.episodes.append(Episode(episode, "volume_burst", t0, t0 + int(3 * decay * US), t0, [], details))
     return out

@@ -20,6 +20,7 @@ from tapewatch.sources.sim_core import (
     TAKER_DEFAULTS,
     US,
     Accounts,
+    Cols,
     Curve,
     Episode,
     Injection,
@@ -30,7 +31,9 @@ from tapewatch.sources.sim_core import (
 
 RUSH_WINDOW_S = 120.0
 """The rate multiplier is defined over the first two minutes after the announcement."""
-SAME_MS_SHARE = 0.35
+AFTER_PEAK_FILLS = 0.6
+"""Extra fills per order after the peak (the book is thinner, orders smaller)."""
+SAME_MS_SHARE = 0.25
 """Share of rush orders landing in the same millisecond as the previous one (bots, one signal)."""
 DUMP_TAIL_S = 1800
 """Room kept after an announcement before the simulation ends (for the dump to play out)."""
@@ -59,7 +62,7 @@ def plan_pumps(spec: SymbolSpec, config: SimulationConfig, rng: np.random.Genera
 def _round_time(rng: np.random.Generator, t: int, lo: int, hi: int) -> int:
     """Pump groups announce on the hour or half hour, otherwise on a whole minute."""
     unit = (3600 if rng.random() < 0.5 else 1800) if rng.random() < 0.7 else 60
-    snapped = int(round(t / (unit * US))) * unit * US
+    snapped = round(t / (unit * US)) * unit * US
     return snapped if lo <= snapped < hi else (t // (60 * US)) * 60 * US
 
 
@@ -73,7 +76,12 @@ def _group_same_ms(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
 
 
 def inject_pump(
-    spec: SymbolSpec, config: SimulationConfig, accounts: Accounts, rng: np.random.Generator, t0: int, episode: int
+    spec: SymbolSpec,
+    config: SimulationConfig,
+    accounts: Accounts,
+    rng: np.random.Generator,
+    t0: int,
+    episode: int,
 ) -> Injection:
     """One pump-and-dump announced at t0, with its price curve, orders and ground-truth episode."""
     low, high = config.pump_gain_range
@@ -93,7 +101,7 @@ def inject_pump(
     rush = _rush(spec, accounts, rng, t0, delay_s, t_peak, multiplier, organisers, episode)
     dump = _dump(spec, rng, t_peak, peak_s, dump_s, organisers, episode)
     out.takers += [rush, dump] + ([insiders] if insiders is not None else [])
-    start = int(min(rush["t"].min(), insiders["t"].min() if insiders is not None else t0))
+    start = int(min(t0, rush["t"].min(), insiders["t"].min() if insiders is not None else t0))
     out.curves.append(_curve(rng, start, t0, delay_s, peak_s, t_peak, dump_s, gain, residual))
     out.sample_times.append(np.arange(start - 2 * US, t_end, 250 * MS))
 
@@ -112,59 +120,113 @@ def inject_pump(
         "accumulation": accumulation,
     }
     end = int(max(t_end, dump["t"].max()))
-    out.episodes.append(Episode(episode, "pump_and_dump", start, end, t0, [int(a) for a in organisers], details))
+    out.episodes.append(
+        Episode(episode, "pump_and_dump", start, end, t0, [int(a) for a in organisers], details)
+    )
     return out
 
 
-def _rush(spec, accounts, rng, t0, delay_s, t_peak, multiplier, organisers, episode):  # noqa: ANN001, ANN202
+def _rush(
+    spec: SymbolSpec,
+    accounts: Accounts,
+    rng: np.random.Generator,
+    t0: int,
+    delay_s: float,
+    t_peak: int,
+    multiplier: float,
+    organisers: np.ndarray,
+    episode: int,
+) -> Cols:
     """Participants' market buys: a gamma-shaped burst, buys before the peak, profit-taking after."""
-    extra = rng.uniform(1.0, 2.5)
-    wanted = int(np.ceil(multiplier * spec.trade_rate * RUSH_WINDOW_S / (1.0 + extra)))
+    extra = rng.uniform(0.5, 2.0)
+    wanted = multiplier * spec.trade_rate * RUSH_WINDOW_S  # prints in the first two minutes
     scale = rng.uniform(12.0, 40.0)
-    offsets = rng.gamma(1.3, scale, 4 * wanted + 20)
-    in_window = np.cumsum(delay_s + offsets < RUSH_WINDOW_S)
-    offsets = offsets[: max(1, int(np.searchsorted(in_window, wanted)) + 1)]
-    t = _group_same_ms(rng, t0 + ((delay_s + offsets) * US).astype(np.int64))
+    offsets = delay_s + rng.gamma(1.3, scale, int(4 * wanted) + 20)
+    rising = t0 + offsets * US <= t_peak
+    expected = np.where(offsets < RUSH_WINDOW_S, np.where(rising, 1.0 + extra, 1.0 + AFTER_PEAK_FILLS), 0.0)
+    offsets = offsets[: max(1, int(np.searchsorted(np.cumsum(expected), wanted)) + 1)]
+    t = _group_same_ms(rng, t0 + (offsets * US).astype(np.int64))
     t = np.concatenate([t, [t_peak]])  # somebody always buys the top
     after = np.maximum(t - t_peak, 0) / US
     p_buy = np.where(t <= t_peak, 0.93, 0.35 + 0.55 * np.exp(-after / 60.0))
     side = np.where(rng.random(t.size) < p_buy, 1, -1)
     side[-1] = 1
     n = t.size
-    n_fills = np.where(t <= t_peak, 1 + rng.poisson(extra, n), 1 + rng.poisson(0.6, n))
+    n_fills = np.where(t <= t_peak, 1 + rng.poisson(extra, n), 1 + rng.poisson(AFTER_PEAK_FILLS, n))
     n_fills[-1] = 3 + rng.poisson(2.0)
     ladder = (side > 0) & (rng.random(n) < 0.3)  # organisers' sell ladder fills the rush
     maker = np.where(ladder, rng.choice(organisers, n), -1)
     return make_cols(
-        TAKER_DEFAULTS, n, t=(t // MS) * MS, side=side, notional=spec.median_btc * 8 * rng.lognormal(0.0, 1.0, n),
-        account=rng.choice(accounts.traders, n), kind=PUMP_RUSH, n_fills=n_fills, maker_account=maker,
-        impact=0.0, episode=episode,
-    )
-
-
-def _insiders(spec, accounts, rng, t0, episode):  # noqa: ANN001, ANN202
-    """A few friends of the channel buy seconds before the announcement."""
-    n = int(rng.integers(1, 5))
-    t = t0 - (rng.uniform(1.0, 15.0, n) * US).astype(np.int64)
-    return make_cols(
-        TAKER_DEFAULTS, n, t=(t // MS) * MS, side=1, notional=spec.median_btc * 20 * rng.lognormal(0.0, 0.5, n),
-        account=rng.choice(accounts.traders, n), kind=PUMP_RUSH, n_fills=1 + rng.poisson(1.5, n), impact=0.0,
+        TAKER_DEFAULTS,
+        n,
+        t=(t // MS) * MS,
+        side=side,
+        notional=spec.median_btc * 8 * rng.lognormal(0.0, 1.0, n),
+        account=rng.choice(accounts.traders, n),
+        kind=PUMP_RUSH,
+        n_fills=n_fills,
+        maker_account=maker,
+        impact=0.0,
         episode=episode,
     )
 
 
-def _dump(spec, rng, t_peak, peak_s, dump_s, organisers, episode):  # noqa: ANN001, ANN202
+def _insiders(spec: SymbolSpec, accounts: Accounts, rng: np.random.Generator, t0: int, episode: int) -> Cols:
+    """A few friends of the channel buy seconds before the announcement."""
+    n = int(rng.integers(1, 5))
+    t = t0 - (rng.uniform(1.0, 15.0, n) * US).astype(np.int64)
+    return make_cols(
+        TAKER_DEFAULTS,
+        n,
+        t=(t // MS) * MS,
+        side=1,
+        notional=spec.median_btc * 20 * rng.lognormal(0.0, 0.5, n),
+        account=rng.choice(accounts.traders, n),
+        kind=PUMP_RUSH,
+        n_fills=1 + rng.poisson(1.5, n),
+        impact=0.0,
+        episode=episode,
+    )
+
+
+def _dump(
+    spec: SymbolSpec,
+    rng: np.random.Generator,
+    t_peak: int,
+    peak_s: float,
+    dump_s: float,
+    organisers: np.ndarray,
+    episode: int,
+) -> Cols:
     """Organisers sell into the buyers from just before the peak until the price is back down."""
     n = int(rng.integers(4, 21))
     span = dump_s + 0.5 * peak_s
     t = t_peak - int(0.5 * peak_s * US) + (rng.beta(1.3, 2.5, n) * span * US).astype(np.int64)
     return make_cols(
-        TAKER_DEFAULTS, n, t=(np.sort(t) // MS) * MS, side=-1, notional=spec.median_btc * 30 * rng.lognormal(0.0, 0.7, n),
-        account=rng.choice(organisers, n), kind=PUMP_DUMP, n_fills=1 + rng.poisson(3.0, n), impact=0.0, episode=episode,
+        TAKER_DEFAULTS,
+        n,
+        t=(np.sort(t) // MS) * MS,
+        side=-1,
+        notional=spec.median_btc * 30 * rng.lognormal(0.0, 0.7, n),
+        account=rng.choice(organisers, n),
+        kind=PUMP_DUMP,
+        n_fills=1 + rng.poisson(3.0, n),
+        impact=0.0,
+        episode=episode,
     )
 
 
-def _curve(rng, start, t0, delay_s, peak_s, t_peak, dump_s, gain, residual) -> Curve:  # noqa: ANN001
+def _curve(
+    rng: np.random.Generator,
+    start: int,
+    t0: int,
+    delay_s: float,
+    peak_s: float,
+    t_peak: int,
+    dump_s: float,
+    gain: float,
+    residual: float,
+) -> Curve:
     """The pump's log-price excursion: a jagged climb to the peak, a fast fall, a possible dead-cat bounce."""
     top = np.log1p(gain)
     s = np.array([0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.0])
@@ -182,7 +244,9 @@ def _curve(rng, start, t0, delay_s, peak_s, t_peak, dump_s, gain, residual) -> C
     return Curve(times, values[keep], persist=True)
 
 
-def _accumulate(spec, rng, t0, organisers, episode, out: Injection) -> dict | None:  # noqa: ANN001
+def _accumulate(
+    spec: SymbolSpec, rng: np.random.Generator, t0: int, organisers: np.ndarray, episode: int, out: Injection
+) -> dict[str, int] | None:
     """Organisers buy quietly for hours before: small market buys and resting bids that soak up sells."""
     hours = rng.uniform(1.0, 8.0)
     lo = max(0, t0 - int(hours * 3600 * US))
@@ -191,9 +255,17 @@ def _accumulate(spec, rng, t0, organisers, episode, out: Injection) -> dict | No
         return None
     n = int(rng.integers(4, 21))
     t = np.sort(rng.integers(lo, hi, n))
-    out.takers.append(make_cols(
-        TAKER_DEFAULTS, n, t=(t // MS) * MS, side=1, notional=spec.median_btc * 4 * rng.lognormal(0.0, 0.6, n),
-        account=rng.choice(organisers, n), kind=PUMP_ACCUMULATE, episode=episode,
-    ))
+    out.takers.append(
+        make_cols(
+            TAKER_DEFAULTS,
+            n,
+            t=(t // MS) * MS,
+            side=1,
+            notional=spec.median_btc * 4 * rng.lognormal(0.0, 0.6, n),
+            account=rng.choice(organisers, n),
+            kind=PUMP_ACCUMULATE,
+            episode=episode,
+        )
+    )
     out.maker_bias.append((lo, hi, 1, organisers, 0.25))
     return {"start_us": int(lo), "end_us": int(hi), "market_buys": n}

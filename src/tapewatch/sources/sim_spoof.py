@@ -43,7 +43,9 @@ def plan_spoofs(
     times: list[int] = []
     for lo, hi in day_windows(spec.duration):
         hi = min(hi, spec.duration - 5 * 60 * US)
-        times += [int(t) for t in poisson_times(rng, config.spoofs_per_symbol_day, lo, hi, avoid, 10 * 60 * US)]
+        times += [
+            int(t) for t in poisson_times(rng, config.spoofs_per_symbol_day, lo, hi, avoid, 10 * 60 * US)
+        ]
     return times
 
 
@@ -75,9 +77,11 @@ def inject_spoof(
     else:
         exec_takers = _passive(spec, accounts, rng, execute, side, spoofer, episode)
     last_exec = int(exec_takers["t"].max())
-    cancel = last_exec + int(rng.uniform(0.2, 4.0) * US) + np.sort(rng.integers(0, 300 * MS, orders["t"].size))
+    cancel = (
+        last_exec + int(rng.uniform(0.2, 4.0) * US) + np.sort(rng.integers(0, 300 * MS, orders["t"].size))
+    )
     orders["t_cancel"] = cancel
-    induced = _induced(spec, accounts, rng, ramp0, int(cancel.max()), side, episode)
+    induced = _induced(spec, accounts, rng, ramp0, int(cancel.max()), side, spoofer, episode)
 
     out = Injection()
     out.orders.append(orders)
@@ -99,11 +103,22 @@ def inject_spoof(
         "spoof_notional_btc": round(float(orders["notional"].sum()), 6),
     }
     typology = "layering" if layering else "spoofing"
-    out.episodes.append(Episode(episode, typology, int(orders["t"].min()), int(cancel.max()), execute, [spoofer], details))
+    out.episodes.append(
+        Episode(episode, typology, int(orders["t"].min()), int(cancel.max()), execute, [spoofer], details)
+    )
     return out
 
 
-def _spoof_orders(spec, rng, t0, side, layering, partial, spoofer, episode) -> Cols:  # noqa: ANN001
+def _spoof_orders(
+    spec: SymbolSpec,
+    rng: np.random.Generator,
+    t0: int,
+    side: int,
+    layering: bool,
+    partial: bool,
+    spoofer: int,
+    episode: int,
+) -> Cols:
     """The big resting orders: a stack of 3–6 levels (layering) or one or two at the touch (spoofing)."""
     if layering:
         n = int(rng.integers(3, 7))
@@ -115,40 +130,120 @@ def _spoof_orders(spec, rng, t0, side, layering, partial, spoofer, episode) -> C
         scale = np.ones(n)
     t = t0 + np.concatenate([[0], np.cumsum(rng.integers(50 * MS, 800 * MS, n - 1))])
     notional = spec.median_btc * rng.uniform(8, 40) * scale * rng.lognormal(0.0, 0.2, n)
-    return make_cols(ORDER_DEFAULTS, n, t=t, t_cancel=t, side=side, offset=offset * spec.gap, notional=notional,
-                     account=spoofer, episode=episode)
+    return make_cols(
+        ORDER_DEFAULTS,
+        n,
+        t=t,
+        t_cancel=t,
+        side=side,
+        offset=offset * spec.gap,
+        notional=notional,
+        account=spoofer,
+        episode=episode,
+    )
 
 
-def _aggressive(spec, rng, t, side, spoofer, episode) -> Cols:  # noqa: ANN001
+def _others(accounts: Accounts, spoofer: int) -> np.ndarray:
+    """Traders other than the spoofer (the people reacting to the fake pressure)."""
+    return accounts.traders[accounts.traders != spoofer]
+
+
+def _aggressive(
+    spec: SymbolSpec, rng: np.random.Generator, t: int, side: int, spoofer: int, episode: int
+) -> Cols:
     """The spoofer hits the other side once the touch has moved."""
     n = int(rng.integers(1, 4))
     times = t + (np.cumsum(rng.uniform(0.0, 2.0, n)) * US).astype(np.int64)
-    return make_cols(TAKER_DEFAULTS, n, t=(times // MS) * MS, side=-side, account=spoofer, kind=SPOOF_EXEC,
-                     notional=spec.median_btc * rng.uniform(1, 6, n), n_fills=1 + rng.poisson(0.5, n),
-                     impact=0.0, episode=episode)
+    return make_cols(
+        TAKER_DEFAULTS,
+        n,
+        t=(times // MS) * MS,
+        side=-side,
+        account=spoofer,
+        kind=SPOOF_EXEC,
+        notional=spec.median_btc * rng.uniform(1, 6, n),
+        n_fills=1 + rng.poisson(0.5, n),
+        impact=0.0,
+        episode=episode,
+    )
 
 
-def _passive(spec, accounts, rng, t, side, spoofer, episode) -> Cols:  # noqa: ANN001
+def _passive(
+    spec: SymbolSpec,
+    accounts: Accounts,
+    rng: np.random.Generator,
+    t: int,
+    side: int,
+    spoofer: int,
+    episode: int,
+) -> Cols:
     """The spoofer's resting order on the other side is lifted by traders leaning the spoof's way."""
     n = int(rng.integers(1, 4))
     times = t + (np.cumsum(rng.uniform(0.2, 3.0, n)) * US).astype(np.int64)
-    return make_cols(TAKER_DEFAULTS, n, t=(times // MS) * MS, side=side, account=rng.choice(accounts.traders, n),
-                     maker_account=spoofer, maker_group=episode * GROUP_STRIDE + PASSIVE_GROUP, kind=SPOOF_INDUCED,
-                     notional=spec.median_btc * rng.uniform(1, 4, n), impact=0.0, episode=episode)
+    return make_cols(
+        TAKER_DEFAULTS,
+        n,
+        t=(times // MS) * MS,
+        side=side,
+        account=rng.choice(_others(accounts, spoofer), n),
+        maker_account=spoofer,
+        maker_group=episode * GROUP_STRIDE + PASSIVE_GROUP,
+        kind=SPOOF_INDUCED,
+        notional=spec.median_btc * rng.uniform(1, 4, n),
+        impact=0.0,
+        episode=episode,
+    )
 
 
-def _induced(spec, accounts, rng, lo, hi, side, episode) -> Cols:  # noqa: ANN001
+def _induced(
+    spec: SymbolSpec,
+    accounts: Accounts,
+    rng: np.random.Generator,
+    lo: int,
+    hi: int,
+    side: int,
+    spoofer: int,
+    episode: int,
+) -> Cols:
     """Other traders react to the apparent pressure and trade the spoof's way."""
     n = int(rng.integers(2, 9))
     times = np.sort(rng.integers(lo, max(hi, lo + 1), n))
-    return make_cols(TAKER_DEFAULTS, n, t=(times // MS) * MS, side=side, account=rng.choice(accounts.traders, n),
-                     notional=spec.median_btc * rng.lognormal(0.0, 1.0, n), n_fills=1 + rng.poisson(0.3, n),
-                     kind=SPOOF_INDUCED, impact=0.0, episode=episode)
+    return make_cols(
+        TAKER_DEFAULTS,
+        n,
+        t=(times // MS) * MS,
+        side=side,
+        account=rng.choice(_others(accounts, spoofer), n),
+        notional=spec.median_btc * rng.lognormal(0.0, 1.0, n),
+        n_fills=1 + rng.poisson(0.3, n),
+        kind=SPOOF_INDUCED,
+        impact=0.0,
+        episode=episode,
+    )
 
 
-def _hit(spec, accounts, rng, placed, side, spoofer, episode, order_index) -> Cols:  # noqa: ANN001
+def _hit(
+    spec: SymbolSpec,
+    accounts: Accounts,
+    rng: np.random.Generator,
+    placed: int,
+    side: int,
+    spoofer: int,
+    episode: int,
+    order_index: int,
+) -> Cols:
     """Someone trades a sliver against the first spoof order before it is pulled (the 'barely filled' case)."""
     t = placed + int(rng.uniform(0.05, 0.3) * US)
-    return make_cols(TAKER_DEFAULTS, 1, t=(t // MS) * MS + MS, side=-side, account=rng.choice(accounts.traders),
-                     maker_account=spoofer, explicit_order=order_index, kind=SPOOF_HIT,
-                     notional=spec.median_btc * 0.5, impact=0.0, episode=episode)
+    return make_cols(
+        TAKER_DEFAULTS,
+        1,
+        t=(t // MS) * MS + MS,
+        side=-side,
+        account=rng.choice(_others(accounts, spoofer)),
+        maker_account=spoofer,
+        explicit_order=order_index,
+        kind=SPOOF_HIT,
+        notional=spec.median_btc * 0.5,
+        impact=0.0,
+        episode=episode,
+    )

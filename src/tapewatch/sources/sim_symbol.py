@@ -14,18 +14,20 @@ from tapewatch.sources.sim_core import (
     BACKGROUND,
     ORDER_DEFAULTS,
     TAKER_DEFAULTS,
+    US,
     Accounts,
     Cols,
     Episode,
     Injection,
     SymbolSpec,
-    US,
     concat_cols,
     draw_symbol,
     take,
 )
 from tapewatch.sources.sim_flow import background_takers, plan_organic
+from tapewatch.sources.sim_path import build_path, sweep_levels
 from tapewatch.sources.sim_pump import inject_pump, plan_pumps
+from tapewatch.sources.sim_quotes import quote_rows, resting_rows
 from tapewatch.sources.sim_spoof import inject_spoof, plan_spoofs
 from tapewatch.sources.sim_wash import inject_wash, plan_wash
 
@@ -49,7 +51,9 @@ class SymbolResult:
     organic: list[Episode]
 
 
-def plan_scenarios(spec: SymbolSpec, config: SimulationConfig, accounts: Accounts, rng: np.random.Generator) -> Injection:
+def plan_scenarios(
+    spec: SymbolSpec, config: SimulationConfig, accounts: Accounts, rng: np.random.Generator
+) -> Injection:
     """All injected manipulations and organic events for one symbol; pumps first, others keep clear of them."""
     plan = Injection()
     next_id = 0
@@ -81,59 +85,86 @@ def _bias_makers(takers: Cols, plan: Injection, rng: np.random.Generator) -> Non
         takers["maker_account"][hit] = rng.choice(who, int(hit.sum()))
 
 
-def simulate_symbol(index: int, config: SimulationConfig, accounts: Accounts, rng: np.random.Generator) -> SymbolResult:
+def simulate_symbol(
+    index: int, config: SimulationConfig, accounts: Accounts, rng: np.random.Generator
+) -> SymbolResult:
     """Generate one symbol's market: flow, path, fills, resting orders, quotes, and the episodes."""
     spec = draw_symbol(index, config, accounts, rng)
     plan = plan_scenarios(spec, config, accounts, rng)
-    background, vol = background_takers(spec, config, accounts, rng, plan.boosts)
-    _bias_makers(background, plan, rng)
-    takers = concat_cols([background, *plan.takers], TAKER_DEFAULTS)
-    takers = take(takers, (takers["t"] >= 0) & (takers["t"] < spec.duration))
-    takers = take(takers, np.argsort(takers["t"], kind="stable"))
-
-    owner, pos, level = book.sweep_levels(rng, takers["n_fills"])
+    takers, vol = _all_takers(spec, config, accounts, rng, plan)
+    owner, pos, level = sweep_levels(rng, takers["n_fills"])
     levels_taken = np.zeros(takers["t"].size, dtype=np.int64)
     np.maximum.at(levels_taken, owner, level)
-    path = book.build_path(spec, rng, takers, levels_taken, plan.curves, plan.sample_times, vol)
+    path = build_path(spec, rng, takers, levels_taken, plan.curves, plan.sample_times, vol)
 
     planned = concat_cols(plan.orders, ORDER_DEFAULTS)
     x_price, x_lots, x_cancel = book.place_explicit(spec, rng, path, planned)
-    fills = book.price_fills(spec, config, rng, takers, path, owner, pos, level, x_price)
+    fills = book.price_fills(spec, config, rng, takers, path, owner, pos, level, x_price, levels_taken)
     book.settle_groups(takers, path, owner, fills.price)
     x_of_fill = takers["explicit_order"][owner]
     hit = np.flatnonzero(x_of_fill >= 0)
-    t_hit = takers["t"][owner[hit]]
     x = x_of_fill[hit]
+    t_hit = takers["t"][owner[hit]]
     fills.valid[hit] &= (t_hit > planned["t"][x]) & (t_hit < x_cancel[x])
     fills.lots[hit] = np.minimum(fills.lots[hit], np.maximum(1, (x_lots[x] * HIT_MAX_SHARE).astype(np.int64)))
 
     chain, maker_account = book.maker_chains(spec, config, rng, accounts, takers, path, fills)
-    chain_rows, maker_local = book.chain_orders(spec, rng, takers, path, fills, chain, maker_account, x_of_fill, 0)
-    next_local = int(maker_local.max()) + 1 if maker_local.size and maker_local.max() >= 0 else 0
-    x_local = next_local + np.arange(x_price.size)
+    chain_rows, maker_local = book.chain_orders(
+        spec, rng, takers, path, fills, chain, maker_account, x_of_fill, 0
+    )
+    x_local = _next_id(chain_rows) + np.arange(x_price.size)
     maker_local[hit] = x_local[x]
-    next_local += x_price.size
-    x_filled = np.bincount(x[fills.valid[hit]], weights=fills.lots[hit][fills.valid[hit]], minlength=x_price.size)
-    x_rows = book.explicit_rows(planned, x_price, x_lots, x_cancel, x_filled.astype(np.int64), next_local - x_price.size)
-    taker_rows, taker_local = book.fill_rows(takers, fills, maker_local, maker_account, next_local)
-    next_local = int(taker_local.max()) + 1 if taker_local.size else next_local
-    quotes = book.quote_rows(spec, config, rng, path, next_local)
-    next_local = int(quotes.order.max()) + 1 if quotes.order.size else next_local
+    x_filled = np.bincount(
+        x[fills.valid[hit]], weights=fills.lots[hit][fills.valid[hit]], minlength=x_price.size
+    )
+    x_rows = book.explicit_rows(
+        planned, x_price, x_lots, x_cancel, x_filled.astype(np.int64), int(x_local[0]) if x_local.size else 0
+    )
+    taker_rows, taker_local = book.fill_rows(
+        takers, fills, maker_local, maker_account, _next_id(chain_rows, x_rows)
+    )
+    quotes = quote_rows(spec, config, rng, path, _next_id(chain_rows, x_rows, taker_rows))
     retail_makers = np.unique(chain[fills.valid & ~np.isin(maker_account, spec.market_makers)]).size
     bg_times = takers["t"][takers["kind"] == BACKGROUND]
-    resting = book.resting_rows(spec, config, rng, accounts, path, bg_times, retail_makers, next_local)
+    first = _next_id(chain_rows, x_rows, taker_rows, quotes)
+    resting = resting_rows(spec, config, rng, accounts, path, bg_times, retail_makers, first)
 
     all_rows = book.concat_rows([chain_rows, x_rows, taker_rows, quotes, resting])
-    orders, published = _publish_orders(spec, all_rows, planned["episode"], x_local)
+    orders, published = _publish_orders(spec, all_rows, takers["t"], planned["episode"], x_local)
     trades = _publish_trades(spec, takers, fills, maker_account, maker_local, taker_local, published)
     episodes = [e for e in plan.episodes if e.id < ORGANIC_FIRST_ID]
     organic = [e for e in plan.episodes if e.id >= ORGANIC_FIRST_ID]
     return SymbolResult(spec, trades, orders, episodes, organic)
 
 
-def _publish_orders(spec: SymbolSpec, r: book.OrderRows, x_episode: np.ndarray, x_local: np.ndarray) -> tuple[Cols, np.ndarray]:
-    """Sort L3 rows into feed order and number orders by their arrival (as a venue would)."""
-    order = np.lexsort((r.order, r.sub, r.rank, r.ts))
+def _all_takers(
+    spec: SymbolSpec, config: SimulationConfig, accounts: Accounts, rng: np.random.Generator, plan: Injection
+) -> tuple[Cols, np.ndarray]:
+    """Background and injected taker orders in feed order, and the per-bin volatility scale."""
+    background, vol = background_takers(spec, config, accounts, rng, plan.boosts)
+    _bias_makers(background, plan, rng)
+    takers = concat_cols([background, *plan.takers], TAKER_DEFAULTS)
+    takers = take(takers, (takers["t"] >= 0) & (takers["t"] < spec.duration))
+    return take(takers, np.argsort(takers["t"], kind="stable")), vol
+
+
+def _next_id(*parts: book.OrderRows) -> int:
+    """First free local order number after the given row sets."""
+    return max((int(p.order.max()) + 1 for p in parts if p.order.size), default=0)
+
+
+def _publish_orders(
+    spec: SymbolSpec, r: book.OrderRows, taker_t: np.ndarray, x_episode: np.ndarray, x_local: np.ndarray
+) -> tuple[Cols, np.ndarray]:
+    """Sort L3 rows into feed order and number orders by their arrival (as a venue would).
+
+    Rows not written by a taker event go after every taker event of the same µs: an order
+    placed in the µs the price moved was placed in reaction to that move.
+    """
+    auto = r.rank == book.AUTO_RANK
+    rank = np.where(auto, np.searchsorted(taker_t, r.ts, side="right") - 1, r.rank)
+    sub = np.where(auto, book.AFTER_TAKER, r.sub)
+    order = np.lexsort((r.order, sub, rank, r.ts))
     n_local = int(r.order.max()) + 1 if r.order.size else 0
     is_new = r.action[order] == book.NEW
     published = np.full(n_local, -1, dtype=np.int64)

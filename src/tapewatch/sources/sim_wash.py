@@ -42,7 +42,12 @@ def plan_wash(spec: SymbolSpec, config: SimulationConfig, rng: np.random.Generat
 
 
 def inject_wash(
-    spec: SymbolSpec, config: SimulationConfig, accounts: Accounts, rng: np.random.Generator, t0: int, episode: int
+    spec: SymbolSpec,
+    config: SimulationConfig,
+    accounts: Accounts,
+    rng: np.random.Generator,
+    t0: int,
+    episode: int,
 ) -> Injection:
     """One wash group starting at t0 (dropped if it cannot complete a cycle before the end)."""
     size_units = spec.median_btc * float(np.exp(rng.uniform(np.log(2), np.log(30)))) / spec.p0
@@ -67,16 +72,38 @@ def inject_wash(
     buyer, seller, amount, t = legs["buyer"][keep], legs["seller"][keep], legs["amount"][keep], t[keep]
     buyer_takes = rng.random(n) < 0.5
     takers = make_cols(
-        TAKER_DEFAULTS, n, t=(t // MS) * MS, side=np.where(buyer_takes, 1, -1), amount=amount,
-        account=np.where(buyer_takes, buyer, seller), maker_account=np.where(buyer_takes, seller, buyer),
-        maker_group=episode * GROUP_STRIDE + np.arange(n), kind=WASH, impact=0.0, inside=True, episode=episode,
+        TAKER_DEFAULTS,
+        n,
+        t=(t // MS) * MS,
+        side=np.where(buyer_takes, 1, -1),
+        amount=amount,
+        account=np.where(buyer_takes, buyer, seller),
+        maker_account=np.where(buyer_takes, seller, buyer),
+        maker_group=episode * GROUP_STRIDE + np.arange(n),
+        kind=WASH,
+        impact=0.0,
+        inside=True,
+        episode=episode,
     )
     out = Injection()
     out.takers.append(takers)
-    details = {"scheme": scheme, "cycles": int(np.unique(legs["cycle"][keep]).size),
-               "mean_leg_gap_s": round(leg_gap, 1), "round_sizes": bool(round_sizes)}
-    out.episodes.append(Episode(episode, "wash_trading", int(t.min()), int(t.max()), int(t.min()),
-                                sorted(int(a) for a in members), details))
+    details = {
+        "scheme": scheme,
+        "cycles": int(np.unique(legs["cycle"][keep]).size),
+        "mean_leg_gap_s": round(leg_gap, 1),
+        "round_sizes": bool(round_sizes),
+    }
+    out.episodes.append(
+        Episode(
+            episode,
+            "wash_trading",
+            int(t.min()),
+            int(t.max()),
+            int(t.min()),
+            sorted(int(a) for a in members),
+            details,
+        )
+    )
     return out
 
 
@@ -87,7 +114,9 @@ def _self_trades(rng: np.random.Generator, members: np.ndarray, n: int, size_uni
     return {"buyer": who, "seller": who, "amount": amount, "cycle": np.arange(n)}
 
 
-def _round_trips(rng: np.random.Generator, members: np.ndarray, n: int, size_units: float, round_sizes: bool) -> Cols:
+def _round_trips(
+    rng: np.random.Generator, members: np.ndarray, n: int, size_units: float, round_sizes: bool
+) -> Cols:
     """Cycles around the ring; each leg of a cycle moves (almost) the same quantity."""
     k = members.size
     cycles = int(np.ceil(n / k))

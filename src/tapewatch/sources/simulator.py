@@ -31,7 +31,14 @@ from tapewatch.sources.sim_core import build_accounts
 from tapewatch.sources.sim_labels import LABEL_SCHEMA, ORGANIC_SCHEMA, label_rows, organic_rows
 from tapewatch.sources.sim_symbol import SymbolResult, simulate_symbol
 
-__all__ = ["LABEL_SCHEMA", "ORGANIC_SCHEMA", "SimulatedMarket", "SimulationConfig", "simulate_market", "write_market"]
+__all__ = [
+    "LABEL_SCHEMA",
+    "ORGANIC_SCHEMA",
+    "SimulatedMarket",
+    "SimulationConfig",
+    "simulate_market",
+    "write_market",
+]
 
 WRITE_FORMATS = ("parquet", "csv")
 
@@ -68,14 +75,24 @@ def simulate_market(
         result = simulate_symbol(index, config, accounts, np.random.default_rng(seeds[index + 1]))
         sym_trades, sym_orders = _frames(result, config, names)
         origin = config.start
-        labels += label_rows(result.episodes, sym_trades, sym_orders, name_list, config.venue, result.spec.name, origin)
+        labels += label_rows(
+            result.episodes, sym_trades, sym_orders, name_list, config.venue, result.spec.name, origin
+        )
         organic += organic_rows(result.organic, config.venue, result.spec.name, origin, result.spec.duration)
         trades.append(conform(sym_trades, TRADE_SCHEMA))
         orders.append(conform(sym_orders, ORDER_SCHEMA))
         if on_progress is not None:
             on_progress(index + 1, config.symbols)
-    label_frame = pl.DataFrame(labels, schema=LABEL_SCHEMA, orient="row") if labels else pl.DataFrame(schema=LABEL_SCHEMA)
-    organic_frame = pl.DataFrame(organic, schema=ORGANIC_SCHEMA, orient="row") if organic else pl.DataFrame(schema=ORGANIC_SCHEMA)
+    label_frame = (
+        pl.DataFrame(labels, schema=LABEL_SCHEMA, orient="row")
+        if labels
+        else pl.DataFrame(schema=LABEL_SCHEMA)
+    )
+    organic_frame = (
+        pl.DataFrame(organic, schema=ORGANIC_SCHEMA, orient="row")
+        if organic
+        else pl.DataFrame(schema=ORGANIC_SCHEMA)
+    )
     return SimulatedMarket(
         trades=pl.concat(trades),
         orders=pl.concat(orders),
@@ -84,39 +101,45 @@ def simulate_market(
     )
 
 
-def _frames(result: SymbolResult, config: SimulationConfig, names: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _frames(
+    result: SymbolResult, config: SimulationConfig, names: pl.Series
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Numeric per-symbol tables → frames in the record schemas (plus `_`-prefixed helper columns)."""
     spec = result.spec
     origin_us = int(config.start.timestamp() * 1_000_000)
     t, o = result.trades, result.orders
     sides = np.array(["buy", "sell"])
-    trades = pl.DataFrame({
-        "ts": pl.Series(origin_us + t["ts"], dtype=pl.Int64).cast(TIME),
-        "venue": pl.repeat(config.venue, t["ts"].size, eager=True, dtype=pl.String),
-        "symbol": pl.repeat(spec.name, t["ts"].size, eager=True, dtype=pl.String),
-        "price": np.round(t["price"] * spec.tick, 10),
-        "amount": np.round(t["lots"] * spec.lot, 8),
-        "side": sides[(t["side"] < 0).astype(np.int64)],
-        "trade_id": pl.Series(t["trade_id"]).cast(pl.String),
-        "buyer": names.gather(t["buyer"]),
-        "seller": names.gather(t["seller"]),
-        "_episode": t["episode"],
-        "_kind": t["kind"],
-        "_maker_order": pl.Series(t["maker_order"]).cast(pl.String),
-        "_taker_order": pl.Series(t["taker_order"]).cast(pl.String),
-    })
-    orders = pl.DataFrame({
-        "ts": pl.Series(origin_us + o["ts"], dtype=pl.Int64).cast(TIME),
-        "venue": pl.repeat(config.venue, o["ts"].size, eager=True, dtype=pl.String),
-        "symbol": pl.repeat(spec.name, o["ts"].size, eager=True, dtype=pl.String),
-        "order_id": pl.Series(o["order_id"]).cast(pl.String),
-        "account": names.gather(o["account"]),
-        "side": sides[(o["side"] < 0).astype(np.int64)],
-        "price": np.round(o["price"] * spec.tick, 10),
-        "amount": np.round(o["lots"] * spec.lot, 8),
-        "action": np.array(ACTIONS)[o["action"]],
-        "_episode": o["episode"],
-    })
+    trades = pl.DataFrame(
+        {
+            "ts": pl.Series(origin_us + t["ts"], dtype=pl.Int64).cast(TIME),
+            "venue": pl.repeat(config.venue, t["ts"].size, eager=True, dtype=pl.String),
+            "symbol": pl.repeat(spec.name, t["ts"].size, eager=True, dtype=pl.String),
+            "price": np.round(t["price"] * spec.tick, 10),
+            "amount": np.round(t["lots"] * spec.lot, 8),
+            "side": sides[(t["side"] < 0).astype(np.int64)],
+            "trade_id": pl.Series(t["trade_id"]).cast(pl.String),
+            "buyer": names.gather(t["buyer"]),
+            "seller": names.gather(t["seller"]),
+            "_episode": t["episode"],
+            "_kind": t["kind"],
+            "_maker_order": pl.Series(t["maker_order"]).cast(pl.String),
+            "_taker_order": pl.Series(t["taker_order"]).cast(pl.String),
+        }
+    )
+    orders = pl.DataFrame(
+        {
+            "ts": pl.Series(origin_us + o["ts"], dtype=pl.Int64).cast(TIME),
+            "venue": pl.repeat(config.venue, o["ts"].size, eager=True, dtype=pl.String),
+            "symbol": pl.repeat(spec.name, o["ts"].size, eager=True, dtype=pl.String),
+            "order_id": pl.Series(o["order_id"]).cast(pl.String),
+            "account": names.gather(o["account"]),
+            "side": sides[(o["side"] < 0).astype(np.int64)],
+            "price": np.round(o["price"] * spec.tick, 10),
+            "amount": np.round(o["lots"] * spec.lot, 8),
+            "action": np.array(ACTIONS)[o["action"]],
+            "_episode": o["episode"],
+        }
+    )
     return trades, orders
 
 
@@ -127,7 +150,9 @@ def write_market(market: SimulatedMarket, outdir: Path, fmt: str = "parquet") ->
     (symbol,timestamp,datetime,side,price,amount,cost) plus buyer,seller.
     """
     if fmt not in WRITE_FORMATS:
-        raise InputError(f"output format {fmt!r} is not supported; expected one of {', '.join(WRITE_FORMATS)}")
+        raise InputError(
+            f"output format {fmt!r} is not supported; expected one of {', '.join(WRITE_FORMATS)}"
+        )
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = {
