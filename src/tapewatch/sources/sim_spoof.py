@@ -88,7 +88,10 @@ def inject_spoof(
     out.takers += [exec_takers, induced]
     if partial:
         out.takers.append(_hit(spec, accounts, rng, int(orders["t"][0]), side, spoofer, episode, first_order))
-    move_ticks = rng.uniform(1.5, 4.0) if layering else rng.uniform(1.0, 3.0)
+    # pressure moves the touch a few tenths of a percent, but at least one tick (coins priced in
+    # a few dozen ticks move a whole tick, a few percent, which is what spoofers there exploit)
+    move = rng.uniform(0.0015, 0.006) if layering else rng.uniform(0.001, 0.004)
+    move_ticks = max(1.0, move / spec.tick_rel)
     settle = int(cancel.max()) + int(rng.uniform(10, 60) * US)
     knots = np.array([ramp0, ramp1, int(cancel.min()), settle], dtype=np.int64)
     out.curves.append(Curve(knots, side * move_ticks * spec.tick_rel * np.array([0.0, 1.0, 1.0, 0.0])))
@@ -162,7 +165,7 @@ def _aggressive(
         account=spoofer,
         kind=SPOOF_EXEC,
         notional=spec.median_btc * rng.uniform(1, 6, n),
-        n_fills=1 + rng.poisson(0.5, n),
+        n_fills=1,  # takes the touch the pressure created, without sweeping
         impact=0.0,
         episode=episode,
     )

@@ -1,0 +1,43 @@
+from datetime import timedelta
+
+import pytest
+from conftest import START, burst, market, quiet_trades
+
+from tapewatch.config import Settings
+from tapewatch.detect.registry import DETECTORS, build_detectors
+from tapewatch.engine.bars import trades_to_bars
+from tapewatch.engine.batch import run_batch
+from tapewatch.errors import InputError
+from tapewatch.records import BAR_SCHEMA, empty_frame
+
+
+def test_every_registered_detector_runs_and_alerts_come_in_detection_order():
+    at = START + timedelta(hours=10)
+    trades = market(
+        quiet_trades("AAA/BTC", hours=14, per_minute=1),
+        quiet_trades("BBB/BTC", hours=14, per_minute=1, seed=4),
+        burst(at, symbol="BBB/BTC", orders=400, seconds=60, rise=0.5),
+        burst(at - timedelta(hours=3), symbol="AAA/BTC", orders=400, seconds=60, rise=0.5, seed=2),
+    )
+    seen = []
+    alerts = run_batch(build_detectors(Settings()), trades, empty_frame(BAR_SCHEMA), on_detector=seen.append)
+    assert [d.name for d in seen] == list(DETECTORS)
+    assert {alert.detector for alert in alerts} == set(DETECTORS)
+    assert [alert.detected_at for alert in alerts] == sorted(alert.detected_at for alert in alerts)
+    assert len({alert.id for alert in alerts}) == len(alerts)
+
+
+def test_bars_given_as_input_feed_bar_detectors_and_duplicate_alerts_collapse():
+    at = START + timedelta(hours=10)
+    trades = market(quiet_trades(hours=14, per_minute=1), burst(at, orders=400, seconds=60, rise=0.5))
+    bars = trades_to_bars(trades, "1h").drop("last_trade_ts")
+    detectors = build_detectors(Settings(), ["kamps_kleinberg"])
+    from_bars = run_batch(detectors, trades.clear(), bars)
+    both = run_batch(detectors, trades, bars)
+    assert len(from_bars) == 1
+    assert len(both) == 1  # the same candle from both inputs has the same id
+
+
+def test_unknown_detector_name_is_a_user_error():
+    with pytest.raises(InputError, match="kamps_kleinberg"):
+        build_detectors(Settings(), ["nope"])
