@@ -21,12 +21,15 @@ def test_pump_is_caught_within_seconds_once(pumped_market):
 def test_evidence_compares_now_with_baseline(pumped_market):
     trades, _ = pumped_market
     evidence = PumpOnsetDetector().detect(trades)[0].evidence
-    assert evidence["orders"]["now"] >= 20
+    assert evidence["rule"] == "big_move"  # 19 orders had already lifted the price 15 % in 3 s
+    assert evidence["orders"]["now"] >= 8 and evidence["price"]["rise"] >= 0.15
     assert evidence["orders"]["now"] / evidence["orders"]["baseline"] >= 100
     assert evidence["price"]["rise"] >= 0.03
     assert evidence["buy_share"]["now"] >= 0.5
     assert evidence["trades"]["now"] >= 2 * evidence["orders"]["now"] - 1  # every order swept two levels
-    assert evidence["rush_orders"]["now"] >= 20
+    assert (
+        evidence["rush_orders"]["now"] == evidence["orders"]["now"]
+    )  # every order is a buy sweeping 2 levels
 
 
 def test_dump_follow_up_confirms_when_price_gives_back_the_rise(pumped_market):
@@ -75,7 +78,7 @@ def test_second_wave_after_cooldown_is_a_new_alert_but_not_within_it():
 
 def test_thresholds_come_from_settings():
     at = START + timedelta(hours=4)
-    small = market(quiet_trades(), burst(at, orders=30, seconds=20))
+    small = market(quiet_trades(), burst(at, orders=30, seconds=20, rise=0.1))
     assert PumpOnsetDetector().detect(small) == []
     assert len(PumpOnsetDetector(PumpOnsetSettings(min_orders=4, min_rate_ratio=20)).detect(small)) == 1
 
@@ -108,3 +111,14 @@ def test_follow_up_reads_only_its_own_symbol():
     alerts = PumpOnsetDetector().detect(trades)
     assert [alert.symbol for alert in alerts] == ["AAA/BTC"]
     assert alerts[0].followup["dump"]["status"] == "pending"
+
+
+def test_a_smaller_crowd_suffices_when_the_price_jump_is_big():
+    at = START + timedelta(hours=4)
+    big_move = market(quiet_trades(), burst(at, orders=10, seconds=3, rise=0.4))
+    small_move = market(quiet_trades(), burst(at, orders=10, seconds=3, rise=0.05))
+    alerts = PumpOnsetDetector().detect(big_move)
+    assert len(alerts) == 1 and alerts[0].evidence["orders"]["now"] < 20
+    assert alerts[0].evidence["rule"] == "big_move"
+    assert PumpOnsetDetector().detect(small_move) == []
+    assert PumpOnsetDetector(PumpOnsetSettings(big_move_price_rise=0.5)).detect(big_move) == []

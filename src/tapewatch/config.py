@@ -48,6 +48,10 @@ class PumpOnsetSettings(_Section):
     min_buy_share: float = Field(
         0.5, ge=0, le=1, description="share of the burst's taker orders that are buys"
     )
+    big_move_orders: int = Field(
+        8, ge=1, description="fewer orders suffice when they lift the price by big_move_price_rise"
+    )
+    big_move_price_rise: float = Field(0.15, ge=0, description="price rise that lets big_move_orders suffice")
     cooldown_min: float = Field(
         30.0, ge=0, description="re-arm only after this long without a qualifying moment"
     )

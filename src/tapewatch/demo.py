@@ -31,6 +31,9 @@ from tapewatch.report.summary import alerts_table
 from tapewatch.sources.simulator import SimulationConfig, simulate_market, write_market
 from tapewatch.store.alerts import open_store
 
+DEMO_PUMPS_PER_SYMBOL_DAY = 1.0
+"""Four times the simulator's realistic rate, so a short demo has several pumps to find."""
+
 
 @dataclass
 class DemoResult:
@@ -60,7 +63,9 @@ def run_demo(
     with progress:
         task = progress.add_task("simulating market", total=symbols)
         market = simulate_market(
-            SimulationConfig(seed=seed, symbols=symbols, hours=hours),
+            SimulationConfig(
+                seed=seed, symbols=symbols, hours=hours, pumps_per_symbol_day=DEMO_PUMPS_PER_SYMBOL_DAY
+            ),
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
         write_market(market, out / "market")

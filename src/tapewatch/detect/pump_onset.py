@@ -8,8 +8,10 @@ et al.'s "rush orders"), most of them buys, lifting the price well above where i
 traded over the last hours. Four thresholds, all in `PumpOnsetSettings`:
 
     orders in the last `window_s`                ≥ min_orders
-    that rate / the trailing `baseline_h` rate   ≥ min_rate_ratio
     max price in the window / baseline mean − 1  ≥ min_price_rise
+      (or: ≥ big_move_orders orders lifting it ≥ big_move_price_rise — a smaller
+       crowd suffices when the move is large)
+    that order rate / the trailing `baseline_h` rate   ≥ min_rate_ratio
     buy orders / orders in the window            ≥ min_buy_share
 
 The decision at a taker order reads only orders with ts ≤ its ts, so
@@ -170,10 +172,15 @@ class PumpOnsetDetector:
         qualifying = features.filter(
             pl.col("warm")
             & (pl.col("base_orders") > 0)
-            & (pl.col("orders_w") >= s.min_orders)
             & (pl.col("rate_ratio") >= s.min_rate_ratio)
-            & (pl.col("price_rise") >= s.min_price_rise)
             & (pl.col("buy_share") >= s.min_buy_share)
+            & (
+                ((pl.col("orders_w") >= s.min_orders) & (pl.col("price_rise") >= s.min_price_rise))
+                | (
+                    (pl.col("orders_w") >= s.big_move_orders)
+                    & (pl.col("price_rise") >= s.big_move_price_rise)
+                )
+            )
         )
         gap = pl.col("ts") - pl.col("ts").shift(1).over(KEY)
         return (
@@ -203,7 +210,9 @@ class PumpOnsetDetector:
         fills = book.fills_per_order(burst)
         buy_orders = book.buy[burst][book.first[burst]]
         quote, buys = book.quote[burst], book.buy[burst]
+        crowd = row["orders_w"] >= s.min_orders and row["price_rise"] >= s.min_price_rise
         evidence = {
+            "rule": "crowd" if crowd else "big_move",
             "window_s": s.window_s,
             "baseline_h": s.baseline_h,
             "orders": {"now": row["orders_w"], "baseline": round(row["expected_w"], 4)},

@@ -286,7 +286,10 @@ def chain_orders(
     # a wash order inside the spread improves the touch: place it within the state it trades in
     inside_spread = (role == ROLE_WASH) & (price > path.bid[s_first - 1]) & (price < path.ask[s_first - 1])
     since = np.where(inside_spread, path.time[s_first - 1], since)
-    t_new = np.clip(t_first - (age_s * US).astype(np.int64), since, t_first)
+    t_new = np.minimum(t_first - (age_s * US).astype(np.int64), t_first)
+    # older than the price has been there: placed some time after the price came to its level
+    late = t_new < since
+    t_new[late] = since[late] + ((t_first[late] - since[late]) * rng.random(int(late.sum()))).astype(np.int64)
     # placed in the very µs it trades (the price reached it by an earlier order in that µs):
     # sort it right after the taker before its filler
     head_taker = fills.owner[head]

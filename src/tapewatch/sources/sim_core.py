@@ -8,6 +8,7 @@ with a few dozen vectorised calls instead of a Python loop per event.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -264,13 +265,17 @@ class Accounts:
     """Every non-market-maker account (manipulators included: they also trade normally)."""
     weight: np.ndarray
     """Background activity weight of each trader (same order as `traders`)."""
+    crowd: np.ndarray
+    """Pump-channel members who trade only when a pump is called."""
 
 
 def build_accounts(config: SimulationConfig, rng: np.random.Generator) -> Accounts:
-    """Draw the population: a few market makers, manipulation rings with little normal activity, and retail."""
+    """Draw the population: a few market makers, manipulation rings with little normal activity, retail,
+    and a crowd of pump-channel members outside the regular population."""
     n = config.accounts
-    ids = rng.choice(900_000, size=n, replace=False) + 100_000
+    ids = rng.choice(900_000, size=n + config.pump_crowd, replace=False) + 100_000
     names = np.array([f"acc{v}" for v in ids], dtype=object)
+    crowd = np.arange(n, n + config.pump_crowd)
     order = rng.permutation(n)
     n_mm = max(config.market_makers_per_symbol * 2, 6)
     mm, org, wash, spoof = np.split(order[: n_mm + 8 + 20 + 4], np.cumsum([n_mm, 8, 20]))
@@ -282,7 +287,7 @@ def build_accounts(config: SimulationConfig, rng: np.random.Generator) -> Accoun
     role_scale[wash] = 0.2
     role_scale[spoof] = 0.02
     weight = weight * role_scale[traders]
-    return Accounts(names, mm, org, wash, spoof, traders, weight / weight.sum())
+    return Accounts(names, mm, org, wash, spoof, traders, weight / weight.sum(), crowd)
 
 
 @dataclass
@@ -335,7 +340,7 @@ def draw_symbol(
     )
     mms = rng.choice(accounts.market_makers, size=config.market_makers_per_symbol, replace=False)
     weight = accounts.weight * np.exp(rng.normal(0.0, 1.0, accounts.weight.size))
-    start = config.start
+    start = config.start.astimezone(UTC)
     return SymbolSpec(
         index=index,
         name=f"SIM{index + 1:0{width}d}/BTC",

@@ -42,6 +42,8 @@ CLUSTER_SIZE_WEIGHT = 0.5
 ACCOUNT_REPEAT = 0.35
 """Probability that a triggered order comes from the same account (order splitting)."""
 MM_TAKER_SHARE = 0.05
+MIN_NOTIONAL_BTC = 1e-4
+"""Binance's minimum order value on BTC pairs (partial fills can still print smaller)."""
 FLURRY_MULTIPLE = 12.0
 """Median rate multiple at the start of a flurry."""
 
@@ -164,7 +166,7 @@ def background_takers(
     t, side, factor, parent = _hawkes(rng, start, rate, buy, config, spec.duration)
     c = CLUSTER_SIZE_WEIGHT
     z = np.sqrt(1 - c * c) * rng.normal(0.0, 1.0, t.size) + c * factor
-    notional = spec.median_btc * np.exp(config.trade_size_sigma * z)
+    notional = np.maximum(spec.median_btc * np.exp(config.trade_size_sigma * z), MIN_NOTIONAL_BTC)
     account = pick_traders(spec, accounts, rng, t.size)
     mm = rng.random(t.size) < MM_TAKER_SHARE
     account[mm] = rng.choice(spec.market_makers, size=int(mm.sum()))

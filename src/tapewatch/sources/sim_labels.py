@@ -142,7 +142,10 @@ def _pump(
             "trades_in_window": window.height,
             "trades_first_2min": first,
             "baseline_trades_per_2min": round(base, 2),
-            "observed_rate_multiplier": round(first / base, 1) if base > 0 else None,
+            "rate_multiplier_first_2min": round(first / base, 1) if base > 0 else None,
+            "rate_multiplier_window": round(window.height / (base * (end - start).total_seconds() / 120), 1)
+            if base > 0
+            else None,
             "rush_same_ms_share": round(float(rush["ts"].is_duplicated().mean()), 3) if rush.height else 0.0,
             "participants": int(rush["buyer"].n_unique()) if rush.height else 0,
         }
@@ -201,6 +204,7 @@ def _spoof(
         .otherwise("_maker_order")
     )
     event_time = legs["ts"].min() if legs.height else _moment(origin, episode.event_time)
+    last_cancel = own["ts"].max()
     details = dict(episode.details)
     details.update(
         {
@@ -208,6 +212,9 @@ def _spoof(
             "filled_fraction": round(filled / float(new["amount"].sum()), 4),
             "execution_trade_ids": legs["trade_id"].to_list(),
             "execution_order_ids": sorted(set(legs.select(spoofer_order.cast(pl.String))[:, 0].to_list())),
+            # the market moved against the spoof and it was pulled before the other-side trade
+            "pulled_before_execution": bool(legs.height and last_cancel < event_time),
         }
     )
-    return own["ts"].min(), own["ts"].max(), event_time, details
+    end = max(last_cancel, legs["ts"].max()) if legs.height else last_cancel
+    return own["ts"].min(), end, event_time, details

@@ -29,8 +29,8 @@ from tapewatch.sources.sim_core import (
     make_cols,
 )
 
-RUSH_WINDOW_S = 120.0
-"""The rate multiplier is defined over the first two minutes after the announcement."""
+CROWD_SHARE = 0.7
+"""Share of pump buyers who are channel members rather than regular traders of the coin."""
 AFTER_PEAK_FILLS = 0.6
 """Extra fills per order after the peak (the book is thinner, orders smaller)."""
 SAME_MS_SHARE = 0.25
@@ -98,7 +98,8 @@ def inject_pump(
 
     out = Injection()
     insiders = _insiders(spec, accounts, rng, t0, episode) if rng.random() < 0.5 else None
-    rush = _rush(spec, accounts, rng, t0, delay_s, t_peak, multiplier, organisers, episode)
+    window_s = delay_s + peak_s + dump_s
+    rush = _rush(spec, accounts, rng, t0, delay_s, t_peak, window_s, multiplier, organisers, episode)
     dump = _dump(spec, rng, t_peak, peak_s, dump_s, organisers, episode)
     out.takers += [rush, dump] + ([insiders] if insiders is not None else [])
     start = int(min(t0, rush["t"].min(), insiders["t"].min() if insiders is not None else t0))
@@ -133,17 +134,17 @@ def _rush(
     t0: int,
     delay_s: float,
     t_peak: int,
+    window_s: float,
     multiplier: float,
     organisers: np.ndarray,
     episode: int,
 ) -> Cols:
     """Participants' market buys: a gamma-shaped burst, buys before the peak, profit-taking after."""
     extra = rng.uniform(0.5, 2.0)
-    wanted = multiplier * spec.trade_rate * RUSH_WINDOW_S  # prints in the first two minutes
-    scale = rng.uniform(12.0, 40.0)
-    offsets = delay_s + rng.gamma(1.3, scale, int(4 * wanted) + 20)
+    wanted = multiplier * spec.trade_rate * window_s  # prints from the announcement to the dump's end
+    offsets = delay_s + _rush_delays(rng, int(4 * wanted) + 20)
     rising = t0 + offsets * US <= t_peak
-    expected = np.where(offsets < RUSH_WINDOW_S, np.where(rising, 1.0 + extra, 1.0 + AFTER_PEAK_FILLS), 0.0)
+    expected = np.where(offsets < window_s, np.where(rising, 1.0 + extra, 1.0 + AFTER_PEAK_FILLS), 0.0)
     offsets = offsets[: max(1, int(np.searchsorted(np.cumsum(expected), wanted)) + 1)]
     t = _group_same_ms(rng, t0 + (offsets * US).astype(np.int64))
     t = np.concatenate([t, [t_peak]])  # somebody always buys the top
@@ -162,13 +163,30 @@ def _rush(
         t=(t // MS) * MS,
         side=side,
         notional=spec.median_btc * 8 * rng.lognormal(0.0, 1.0, n),
-        account=rng.choice(accounts.traders, n),
+        account=_participants(accounts, rng, n),
         kind=PUMP_RUSH,
         n_fills=n_fills,
         maker_account=maker,
         impact=0.0,
         episode=episode,
     )
+
+
+def _participants(accounts: Accounts, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Mostly channel members who appear only in pumps, some regular traders joining in."""
+    regular = rng.choice(accounts.traders, n)
+    if accounts.crowd.size == 0:
+        return regular
+    return np.where(rng.random(n) < CROWD_SHARE, rng.choice(accounts.crowd, n), regular)
+
+
+def _rush_delays(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Seconds after the first buyer: most members react within seconds of the signal, the rest
+    trickle in over the next minutes (as in the real pumps: hundreds of prints in the first
+    30 s, a long tail after)."""
+    fast_scale, slow_scale = rng.uniform(3.0, 10.0), rng.uniform(40.0, 150.0)
+    fast = rng.random(n) < rng.uniform(0.6, 0.85)
+    return np.where(fast, rng.gamma(1.2, fast_scale, n), rng.gamma(1.5, slow_scale, n))
 
 
 def _insiders(spec: SymbolSpec, accounts: Accounts, rng: np.random.Generator, t0: int, episode: int) -> Cols:

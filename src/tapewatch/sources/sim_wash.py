@@ -29,6 +29,8 @@ from tapewatch.sources.sim_core import (
 
 GROUP_STRIDE = 10_000
 """maker_group ids of an episode are episode·GROUP_STRIDE + leg (one resting order per leg)."""
+MIN_TRADES = 4
+"""A group that the end of the simulation leaves with fewer prints is dropped (no label)."""
 LEG_JITTER = 0.004
 """Relative size noise per leg: positions net to zero within about this tolerance."""
 
@@ -66,7 +68,7 @@ def inject_wash(
     t = t0 + _leg_times(rng, legs["cycle"], leg_gap, pause)
     done = np.bincount(legs["cycle"], weights=(t >= spec.duration).astype(float)) == 0
     keep = done[legs["cycle"]]
-    if not keep.any():
+    if keep.sum() < MIN_TRADES:  # cut short by the end of the simulation
         return Injection()
     n = int(keep.sum())
     buyer, seller, amount, t = legs["buyer"][keep], legs["seller"][keep], legs["amount"][keep], t[keep]

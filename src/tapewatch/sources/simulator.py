@@ -187,7 +187,7 @@ def _ccxt_trades(trades: pl.DataFrame) -> pl.DataFrame:
         "side",
         "price",
         "amount",
-        (pl.col("price") * pl.col("amount")).alias("cost"),
+        (pl.col("price") * pl.col("amount")).round(12).alias("cost"),
         "buyer",
         "seller",
     )
