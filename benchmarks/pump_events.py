@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from _common import data_dir
-from rich.console import Console
 
 from tapewatch.batch_job import detect_files
 from tapewatch.config import load_settings
@@ -30,11 +29,12 @@ from tapewatch.evaluation import (
     render_report,
 )
 from tapewatch.io.alerts import write_alerts
+from tapewatch.report.summary import wide_console
 
 
 def main() -> None:
     directory = data_dir(sys.argv)
-    console = Console()
+    console = wide_console()
     run = detect_files(sorted(directory.glob("*.csv.gz")), load_settings())
     with tempfile.TemporaryDirectory() as tmp:
         alerts_path = Path(tmp) / "alerts.jsonl"

@@ -26,6 +26,7 @@ from rich.progress import (
 
 from tapewatch import __version__
 from tapewatch.errors import TapewatchError
+from tapewatch.report.summary import wide_console
 
 app = typer.Typer(
     name="tapewatch",
@@ -35,11 +36,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True, soft_wrap=True)
-
-
-def out_console() -> Console:
-    """Tables on stdout; when piped, wide enough that rich does not squeeze columns to 80 characters."""
-    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -192,7 +188,7 @@ def evaluate(
         symbol_days=days,
         typology=typology,
     )
-    out_console().print(render_report(report))
+    wide_console().print(render_report(report))
 
 
 @app.command()
@@ -245,7 +241,7 @@ def demo(
         symbols=symbols,
         hours=hours,
         seed=seed,
-        console=out_console(),
+        console=wide_console(),
         progress=progress_bar(),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterable
 
@@ -12,6 +13,11 @@ from tapewatch.batch_job import DetectRun
 from tapewatch.records import Alert
 
 SEVERITIES = ("critical", "high", "medium", "low")
+
+
+def wide_console() -> Console:
+    """Tables on stdout; when piped, wide enough that rich does not squeeze columns to 80 characters."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def print_detect_summary(console: Console, run: DetectRun) -> None:
