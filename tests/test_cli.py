@@ -128,3 +128,33 @@ def test_every_verb_has_help():
     for verb in ("detect", "evaluate", "simulate", "demo"):
         result = runner.invoke(app, [verb, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_simulated_market_directory_round_trips_through_detect_and_evaluate(tmp_path):
+    sim = tmp_path / "sim"
+    assert (
+        runner.invoke(app, ["simulate", "--out", str(sim), "--symbols", "3", "--format", "csv"]).exit_code
+        == 0
+    )
+    alerts = tmp_path / "alerts.jsonl"
+    result = runner.invoke(app, ["detect", str(sim), "-o", str(alerts)])
+    assert result.exit_code == 0, result.output
+    assert "orders.csv" in result.output and "L3 order events" in result.output  # skipped, said so
+    assert "labels.csv" in result.output
+    named = runner.invoke(app, ["detect", str(sim / "orders.csv")])
+    assert named.exit_code == 2 and "order_id" in named.output
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--alerts",
+            str(alerts),
+            "--labels",
+            str(sim / "labels.csv"),
+            "--typology",
+            "pump_and_dump",
+            "--data",
+            str(sim / "trades.csv"),
+        ],
+    )
+    assert result.exit_code == 0, result.output

@@ -337,7 +337,7 @@ def test_load_labels_reads_every_time_spelling_as_utc(tmp_path: Path) -> None:
         "F, 2021-03-01T17:00:00.000z \n",
     )
     frame = load_labels(path)
-    assert frame.schema == {"symbol": pl.String(), "event_time": TIME}
+    assert frame.schema == {"symbol": pl.String(), "event_time": TIME, "typology": pl.String()}
     assert frame.get_column("event_time").to_list() == [T0] * 6
     assert frame.get_column("symbol").to_list() == list("ABCDEF")
 
@@ -348,7 +348,10 @@ def test_load_labels_default_columns_follow_the_preference_order(tmp_path: Path)
         "events.csv",
         "file,coin,pair,time,announced_at_utc\nx.gz,MTH,MTH/BTC,2020-01-01 00:00,2021-03-01 17:00\n",
     )
-    assert load_labels(path).row(0) == ("MTH/BTC", T0)  # 'pair'; 'announced_at_utc' before 'time'
+    assert load_labels(path).select("symbol", "event_time").row(0) == (
+        "MTH/BTC",
+        T0,
+    )  # 'pair'; 'announced_at_utc' before 'time'
 
 
 def test_load_labels_explicit_columns_win(tmp_path: Path) -> None:
@@ -357,14 +360,17 @@ def test_load_labels_explicit_columns_win(tmp_path: Path) -> None:
         "events.csv",
         "symbol,coin,event_time,onset\nMTH/BTC,MTH,2021-01-01 00:00,2021-03-01 17:00\n",
     )
-    assert load_labels(path, symbol_col="coin", time_col="onset").row(0) == ("MTH", T0)
+    assert load_labels(path, symbol_col="coin", time_col="onset").select("symbol", "event_time").row(0) == (
+        "MTH",
+        T0,
+    )
 
 
 def test_load_labels_joins_date_and_hour_columns(tmp_path: Path) -> None:
     path = write(
         tmp_path, "lamorgia.csv", "symbol,group,date,hour,exchange\nMTH,ATW,2021-03-01,17:00,binance\n"
     )
-    assert load_labels(path, time_col="date+hour").row(0) == ("MTH", T0)
+    assert load_labels(path, time_col="date+hour").select("symbol", "event_time").row(0) == ("MTH", T0)
 
 
 def test_load_labels_missing_named_column_lists_the_columns(tmp_path: Path) -> None:
@@ -395,9 +401,11 @@ def test_load_labels_refuses_an_empty_time_or_symbol(tmp_path: Path) -> None:
 
 def test_load_labels_reads_tsv_and_json(tmp_path: Path) -> None:
     tsv = write(tmp_path, "events.tsv", "coin\tpair\ttimestamp\nMTH\tMTH/BTC\t2021-03-01 17:00:00+00:00\n")
-    assert load_labels(tsv).row(0) == ("MTH/BTC", T0)
+    assert load_labels(tsv).select("symbol", "event_time").row(0) == ("MTH/BTC", T0)
     records = [{"symbol": "MTH-BTC", "exchange": "BINANCE_SPOT", "time": "2021-03-01 17:00:00"}]
-    assert load_labels(write(tmp_path, "pumps.json", json.dumps(records))).row(0) == ("MTH-BTC", T0)
+    assert load_labels(write(tmp_path, "pumps.json", json.dumps(records))).select("symbol", "event_time").row(
+        0
+    ) == ("MTH-BTC", T0)
 
 
 def test_load_labels_missing_file_is_an_input_error(tmp_path: Path) -> None:
@@ -459,3 +467,27 @@ def test_parse_duration_reads_the_window_spellings(text: str, seconds: float) ->
 def test_parse_duration_refuses_anything_else(text: str) -> None:
     with pytest.raises(InputError, match="expected"):
         parse_duration(text)
+
+
+def test_typology_filters_labels_that_carry_one(tmp_path):
+    labels_path = tmp_path / "labels.csv"
+    labels_path.write_text(
+        "typology,symbol,event_time\n"
+        "pump_and_dump,AAA/BTC,2024-01-01T10:00:00Z\n"
+        "wash_trading,AAA/BTC,2024-01-01T12:00:00Z\n"
+    )
+    labels = load_labels(labels_path)
+    assert labels["typology"].to_list() == ["pump_and_dump", "wash_trading"]
+    alerts = pl.DataFrame(
+        {
+            "id": ["a"],
+            "typology": ["pump_and_dump"],
+            "symbol": ["AAA/BTC"],
+            "detector": ["pump_onset"],
+            "detected_at": [datetime(2024, 1, 1, 10, 0, 5, tzinfo=UTC)],
+        }
+    )
+    pump_only = evaluate_alerts(alerts, labels, typology="pump_and_dump").scores[0]
+    assert (pump_only.events, pump_only.caught, pump_only.recall) == (1, 1, 1.0)
+    everything = evaluate_alerts(alerts, labels).scores[0]
+    assert everything.events == 2

@@ -66,7 +66,11 @@ ALERT_FRAME_SCHEMA: dict[str, pl.DataType] = {
     "severity": pl.String(),
     "detector": pl.String(),
 }
-LABEL_FRAME_SCHEMA: dict[str, pl.DataType] = {"symbol": pl.String(), "event_time": TIME}
+LABEL_FRAME_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "event_time": TIME,
+    "typology": pl.String(),
+}
 DETAIL_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
     "event_time": TIME,
@@ -104,7 +108,7 @@ def load_alerts(path: Path) -> pl.DataFrame:
 
 
 def load_labels(path: Path, symbol_col: str | None = None, time_col: str | None = None) -> pl.DataFrame:
-    """Read labelled events into columns ``symbol`` and ``event_time`` (UTC).
+    """Read labelled events into columns ``symbol``, ``event_time`` (UTC) and ``typology`` (null if absent).
 
     The file is CSV (TSV for ``.tsv``, a JSON array or JSON lines for ``.json`` /
     ``.jsonl``). Columns default to the first present of SYMBOL_COLUMNS and
@@ -131,8 +135,10 @@ def load_labels(path: Path, symbol_col: str | None = None, time_col: str | None 
         if not symbol:
             raise InputError(f"{where}: row {row}: empty symbol in column '{symbol_name}'")
         event_times.append(_parse_label_time(text, f"{where}: row {row} ({symbol}), column '{column_label}'"))
+    typologies = raw.get_column("typology") if "typology" in raw.columns else None
     return pl.DataFrame(
-        {"symbol": symbols, "event_time": pl.Series(event_times, dtype=TIME)}, schema=LABEL_FRAME_SCHEMA
+        {"symbol": symbols, "event_time": pl.Series(event_times, dtype=TIME), "typology": typologies},
+        schema=LABEL_FRAME_SCHEMA,
     )
 
 
@@ -322,6 +328,10 @@ def evaluate_alerts(
     if before < timedelta(0) or after < timedelta(0):
         raise InputError(f"window must not be negative (before={before}, after={after})")
     scored = _prepare_alerts(alerts, typology)
+    if typology is not None and "typology" in labels.columns:
+        # Labels of several typologies (as the simulator writes): score only the matching ones;
+        # a label without a typology counts for any.
+        labels = labels.filter(pl.col("typology").is_null() | (pl.col("typology") == typology))
     events = (
         labels.select("symbol", pl.col("event_time").cast(TIME))
         .with_row_index("_event")

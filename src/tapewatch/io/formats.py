@@ -32,7 +32,7 @@ DATA_SUFFIXES: tuple[str, ...] = (".csv", ".gz", ".zip", ".parquet", ".pq")
 """Extensions a directory is searched for (`.csv.gz` ends in `.gz`)."""
 
 EXPECTED: dict[str, str] = {
-    "ccxt-trades": "ccxt trades (symbol,timestamp,datetime,side,price,amount[,cost])",
+    "ccxt-trades": "ccxt trades (symbol,timestamp,datetime,side,price,amount[,cost]; or a ts column)",
     "binance-trades": "Binance trades (id,price,qty,quote_qty,time,is_buyer_maker[,is_best_match])",
     "binance-aggtrades": (
         "Binance aggTrades (agg_trade_id,price,quantity,first_trade_id,last_trade_id,"
@@ -293,6 +293,11 @@ def detect_format(source: Source) -> str:
     if binance is not None:
         return binance.fmt
     fields = set(source.fields)
+    if {"order_id", "action"} <= fields:
+        raise source.fail(
+            "holds L3 order events (order_id, action), which `detect` does not read yet; "
+            f"expected trades or bars such as {EXPECTED['ccxt-trades']}"
+        )
     if {"price", "amount"} <= fields:
         return "ccxt-trades"
     if {"open_time", "close_time"} <= fields:

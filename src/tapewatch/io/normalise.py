@@ -143,8 +143,10 @@ def _trade_columns(raw: pl.DataFrame, cols: Columns, id_names: tuple[str, ...]) 
 def convert_ccxt(raw: pl.DataFrame, ctx: FileContext) -> Converted:
     """ccxt `fetch_trades` CSV: symbol (else the file name), epoch-ms timestamp, side, price, amount."""
     cols = Columns(raw, ctx)
-    cols.require(("timestamp", "datetime"), ("price",), ("amount",))
-    frame = _with_ts(raw, cols, "timestamp", "datetime").select(_trade_columns(raw, cols, ("id", "trade_id")))
+    cols.require(("timestamp", "datetime", "ts"), ("price",), ("amount",))
+    frame = _with_ts(raw, cols, "timestamp", "datetime", "ts").select(
+        _trade_columns(raw, cols, ("id", "trade_id"))
+    )
     return Converted("trades", frame)
 
 

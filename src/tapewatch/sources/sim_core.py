@@ -67,6 +67,16 @@ def make_cols(defaults: dict[str, tuple[Any, Any]], n: int, **values: Any) -> Co
     return cols
 
 
+def injected_takers(n: int, t: np.ndarray | int, episode: int, *, impact: float = 0.0, **values: Any) -> Cols:
+    """Taker orders of one scenario episode, stamped on whole milliseconds as the venue prints them.
+
+    `impact` defaults to 0: the episode's own Curve already carries its price move, so its
+    orders only sweep the levels they take instead of pushing the price a second time. Pass
+    1.0 for orders meant to move the price like ordinary flow (quiet accumulation).
+    """
+    return make_cols(TAKER_DEFAULTS, n, t=(t // MS) * MS, impact=impact, episode=episode, **values)
+
+
 def concat_cols(parts: list[Cols], defaults: dict[str, tuple[Any, Any]]) -> Cols:
     """Stack tables row-wise (an empty list gives an empty table)."""
     if not parts:
@@ -357,6 +367,17 @@ def draw_symbol(
         weight=weight / weight.sum(),
         day_offset_s=start.hour * 3600 + start.minute * 60 + start.second,
     )
+
+
+@dataclass(frozen=True)
+class ScenarioInputs:
+    """What every scenario injected into one symbol draws on, passed as one value so the
+    injectors share a signature and cannot be handed another symbol's spec or stream."""
+
+    spec: SymbolSpec
+    config: SimulationConfig
+    accounts: Accounts
+    rng: np.random.Generator
 
 
 def pick_traders(spec: SymbolSpec, accounts: Accounts, rng: np.random.Generator, n: int) -> np.ndarray:
