@@ -17,16 +17,16 @@ from tapewatch.sources.sim_core import (
     PUMP_ACCUMULATE,
     PUMP_DUMP,
     PUMP_RUSH,
-    TAKER_DEFAULTS,
     US,
     Accounts,
     Cols,
     Curve,
     Episode,
     Injection,
+    ScenarioInputs,
     SymbolSpec,
     day_windows,
-    make_cols,
+    injected_takers,
 )
 
 CROWD_SHARE = 0.7
@@ -75,15 +75,9 @@ def _group_same_ms(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     return t[head]
 
 
-def inject_pump(
-    spec: SymbolSpec,
-    config: SimulationConfig,
-    accounts: Accounts,
-    rng: np.random.Generator,
-    t0: int,
-    episode: int,
-) -> Injection:
+def inject_pump(inputs: ScenarioInputs, t0: int, episode: int) -> Injection:
     """One pump-and-dump announced at t0, with its price curve, orders and ground-truth episode."""
+    spec, config, accounts, rng = inputs.spec, inputs.config, inputs.accounts, inputs.rng
     low, high = config.pump_gain_range
     gain = float(np.clip(np.exp(rng.normal(np.log(0.35), 0.6)), low, high))
     peak_s = float(np.clip(rng.lognormal(np.log(20.0), 0.7), 3.0, 60.0))
@@ -157,18 +151,16 @@ def _rush(
     n_fills[-1] = 3 + rng.poisson(2.0)
     ladder = (side > 0) & (rng.random(n) < 0.3)  # organisers' sell ladder fills the rush
     maker = np.where(ladder, rng.choice(organisers, n), -1)
-    return make_cols(
-        TAKER_DEFAULTS,
+    return injected_takers(
         n,
-        t=(t // MS) * MS,
+        t,
+        episode,
         side=side,
         notional=spec.median_btc * 8 * rng.lognormal(0.0, 1.0, n),
         account=_participants(accounts, rng, n),
         kind=PUMP_RUSH,
         n_fills=n_fills,
         maker_account=maker,
-        impact=0.0,
-        episode=episode,
     )
 
 
@@ -193,17 +185,15 @@ def _insiders(spec: SymbolSpec, accounts: Accounts, rng: np.random.Generator, t0
     """A few friends of the channel buy seconds before the announcement."""
     n = int(rng.integers(1, 5))
     t = t0 - (rng.uniform(1.0, 15.0, n) * US).astype(np.int64)
-    return make_cols(
-        TAKER_DEFAULTS,
+    return injected_takers(
         n,
-        t=(t // MS) * MS,
+        t,
+        episode,
         side=1,
         notional=spec.median_btc * 20 * rng.lognormal(0.0, 0.5, n),
         account=rng.choice(accounts.traders, n),
         kind=PUMP_RUSH,
         n_fills=1 + rng.poisson(1.5, n),
-        impact=0.0,
-        episode=episode,
     )
 
 
@@ -220,17 +210,15 @@ def _dump(
     n = int(rng.integers(4, 21))
     span = dump_s + 0.5 * peak_s
     t = t_peak - int(0.5 * peak_s * US) + (rng.beta(1.3, 2.5, n) * span * US).astype(np.int64)
-    return make_cols(
-        TAKER_DEFAULTS,
+    return injected_takers(
         n,
-        t=(np.sort(t) // MS) * MS,
+        np.sort(t),
+        episode,
         side=-1,
         notional=spec.median_btc * 30 * rng.lognormal(0.0, 0.7, n),
         account=rng.choice(organisers, n),
         kind=PUMP_DUMP,
         n_fills=1 + rng.poisson(3.0, n),
-        impact=0.0,
-        episode=episode,
     )
 
 
@@ -274,15 +262,15 @@ def _accumulate(
     n = int(rng.integers(4, 21))
     t = np.sort(rng.integers(lo, hi, n))
     out.takers.append(
-        make_cols(
-            TAKER_DEFAULTS,
+        injected_takers(
             n,
-            t=(t // MS) * MS,
+            t,
+            episode,
+            impact=1.0,  # no curve of its own: the quiet buying nudges the price like ordinary flow
             side=1,
             notional=spec.median_btc * 4 * rng.lognormal(0.0, 0.6, n),
             account=rng.choice(organisers, n),
             kind=PUMP_ACCUMULATE,
-            episode=episode,
         )
     )
     out.maker_bias.append((lo, hi, 1, organisers, 0.25))

@@ -17,15 +17,16 @@ from tapewatch.sources.sim_core import (
     SPOOF_EXEC,
     SPOOF_HIT,
     SPOOF_INDUCED,
-    TAKER_DEFAULTS,
     US,
     Accounts,
     Cols,
     Curve,
     Episode,
     Injection,
+    ScenarioInputs,
     SymbolSpec,
     day_windows,
+    injected_takers,
     make_cols,
     poisson_times,
 )
@@ -49,16 +50,9 @@ def plan_spoofs(
     return times
 
 
-def inject_spoof(
-    spec: SymbolSpec,
-    config: SimulationConfig,
-    accounts: Accounts,
-    rng: np.random.Generator,
-    t0: int,
-    episode: int,
-    first_order: int,
-) -> Injection:
+def inject_spoof(inputs: ScenarioInputs, t0: int, episode: int, first_order: int) -> Injection:
     """One spoofing or layering episode starting at t0; `first_order` is its first resting order's index."""
+    spec, config, accounts, rng = inputs.spec, inputs.config, inputs.accounts, inputs.rng
     side = int(rng.choice([1, -1]))
     layering = rng.random() < config.layering_share
     dedicated = rng.random() < 0.5
@@ -157,17 +151,15 @@ def _aggressive(
     """The spoofer hits the other side once the touch has moved."""
     n = int(rng.integers(1, 4))
     times = t + (np.cumsum(rng.uniform(0.0, 2.0, n)) * US).astype(np.int64)
-    return make_cols(
-        TAKER_DEFAULTS,
+    return injected_takers(
         n,
-        t=(times // MS) * MS,
+        times,
+        episode,
         side=-side,
         account=spoofer,
         kind=SPOOF_EXEC,
         notional=spec.median_btc * rng.uniform(1, 6, n),
         n_fills=1,  # takes the touch the pressure created, without sweeping
-        impact=0.0,
-        episode=episode,
     )
 
 
@@ -183,18 +175,16 @@ def _passive(
     """The spoofer's resting order on the other side is lifted by traders leaning the spoof's way."""
     n = int(rng.integers(1, 4))
     times = t + (np.cumsum(rng.uniform(0.2, 3.0, n)) * US).astype(np.int64)
-    return make_cols(
-        TAKER_DEFAULTS,
+    return injected_takers(
         n,
-        t=(times // MS) * MS,
+        times,
+        episode,
         side=side,
         account=rng.choice(_others(accounts, spoofer), n),
         maker_account=spoofer,
         maker_group=episode * GROUP_STRIDE + PASSIVE_GROUP,
         kind=SPOOF_INDUCED,
         notional=spec.median_btc * rng.uniform(1, 4, n),
-        impact=0.0,
-        episode=episode,
     )
 
 
@@ -211,17 +201,15 @@ def _induced(
     """Other traders react to the apparent pressure and trade the spoof's way."""
     n = int(rng.integers(2, 9))
     times = np.sort(rng.integers(lo, max(hi, lo + 1), n))
-    return make_cols(
-        TAKER_DEFAULTS,
+    return injected_takers(
         n,
-        t=(times // MS) * MS,
+        times,
+        episode,
         side=side,
         account=rng.choice(_others(accounts, spoofer), n),
         notional=spec.median_btc * rng.lognormal(0.0, 1.0, n),
         n_fills=1 + rng.poisson(0.3, n),
         kind=SPOOF_INDUCED,
-        impact=0.0,
-        episode=episode,
     )
 
 
@@ -237,16 +225,14 @@ def _hit(
 ) -> Cols:
     """Someone trades a sliver against the first spoof order before it is pulled (the 'barely filled' case)."""
     t = placed + int(rng.uniform(0.05, 0.3) * US)
-    return make_cols(
-        TAKER_DEFAULTS,
+    return injected_takers(
         1,
-        t=(t // MS) * MS + MS,
+        t + MS,  # lands in the millisecond after the one t falls in
+        episode,
         side=-side,
         account=rng.choice(_others(accounts, spoofer)),
         maker_account=spoofer,
         explicit_order=order_index,
         kind=SPOOF_HIT,
         notional=spec.median_btc * 0.5,
-        impact=0.0,
-        episode=episode,
     )

@@ -19,6 +19,7 @@ from tapewatch.sources.sim_core import (
     Cols,
     Episode,
     Injection,
+    ScenarioInputs,
     SymbolSpec,
     concat_cols,
     draw_symbol,
@@ -55,18 +56,19 @@ def plan_scenarios(
     spec: SymbolSpec, config: SimulationConfig, accounts: Accounts, rng: np.random.Generator
 ) -> Injection:
     """All injected manipulations and organic events for one symbol; pumps first, others keep clear of them."""
+    inputs = ScenarioInputs(spec, config, accounts, rng)
     plan = Injection()
     next_id = 0
     for t0 in plan_pumps(spec, config, rng):
-        plan.merge(inject_pump(spec, config, accounts, rng, t0, next_id))
+        plan.merge(inject_pump(inputs, t0, next_id))
         next_id += 1
     pumps = [(e.start - 60 * US, e.end) for e in plan.episodes]
     for t0 in plan_wash(spec, config, rng):
-        plan.merge(inject_wash(spec, config, accounts, rng, t0, next_id))
+        plan.merge(inject_wash(inputs, t0, next_id))
         next_id += 1
     for t0 in plan_spoofs(spec, config, rng, pumps):
         placed = sum(o["t"].size for o in plan.orders)
-        plan.merge(inject_spoof(spec, config, accounts, rng, t0, next_id, placed))
+        plan.merge(inject_spoof(inputs, t0, next_id, placed))
         next_id += 1
     plan.merge(plan_organic(spec, config, rng, pumps, ORGANIC_FIRST_ID))
     return plan

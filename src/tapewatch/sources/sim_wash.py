@@ -12,17 +12,15 @@ import numpy as np
 
 from tapewatch.sources.sim_config import SimulationConfig
 from tapewatch.sources.sim_core import (
-    MS,
-    TAKER_DEFAULTS,
     US,
     WASH,
-    Accounts,
     Cols,
     Episode,
     Injection,
+    ScenarioInputs,
     SymbolSpec,
     day_windows,
-    make_cols,
+    injected_takers,
     nice_numbers,
     poisson_times,
 )
@@ -43,15 +41,9 @@ def plan_wash(spec: SymbolSpec, config: SimulationConfig, rng: np.random.Generat
     return times
 
 
-def inject_wash(
-    spec: SymbolSpec,
-    config: SimulationConfig,
-    accounts: Accounts,
-    rng: np.random.Generator,
-    t0: int,
-    episode: int,
-) -> Injection:
+def inject_wash(inputs: ScenarioInputs, t0: int, episode: int) -> Injection:
     """One wash group starting at t0 (dropped if it cannot complete a cycle before the end)."""
+    spec, accounts, rng = inputs.spec, inputs.accounts, inputs.rng
     size_units = spec.median_btc * float(np.exp(rng.uniform(np.log(2), np.log(30)))) / spec.p0
     n_target = int(np.clip(rng.lognormal(np.log(24), 0.6), 6, 120))
     leg_gap = float(np.exp(rng.uniform(np.log(3), np.log(120))))
@@ -73,19 +65,17 @@ def inject_wash(
     n = int(keep.sum())
     buyer, seller, amount, t = legs["buyer"][keep], legs["seller"][keep], legs["amount"][keep], t[keep]
     buyer_takes = rng.random(n) < 0.5
-    takers = make_cols(
-        TAKER_DEFAULTS,
+    takers = injected_takers(
         n,
-        t=(t // MS) * MS,
+        t,
+        episode,
         side=np.where(buyer_takes, 1, -1),
         amount=amount,
         account=np.where(buyer_takes, buyer, seller),
         maker_account=np.where(buyer_takes, seller, buyer),
         maker_group=episode * GROUP_STRIDE + np.arange(n),
         kind=WASH,
-        impact=0.0,
         inside=True,
-        episode=episode,
     )
     out = Injection()
     out.takers.append(takers)

@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from tapewatch.errors import InputError
-from tapewatch.records import ORDER_SCHEMA, TIME, TRADE_SCHEMA, conform
+from tapewatch.records import ORDER_SCHEMA, TIME, TRADE_SCHEMA, conform, empty_frame
 from tapewatch.sources.sim_book import ACTIONS
 from tapewatch.sources.sim_config import SimulationConfig
 from tapewatch.sources.sim_core import build_accounts
@@ -53,7 +54,7 @@ class SimulatedMarket:
     """ORDER_SCHEMA L3 events (new/cancel/fill/modify), sorted by symbol, ts in feed order."""
     labels: pl.DataFrame
     """LABEL_SCHEMA: one row per injected manipulation (pump_and_dump, wash_trading, spoofing, layering)."""
-    organic: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ORGANIC_SCHEMA))
+    organic: pl.DataFrame = field(default_factory=lambda: empty_frame(ORGANIC_SCHEMA))
     """ORGANIC_SCHEMA: news moves and volume bursts that are not manipulation (false-alarm bait)."""
 
 
@@ -83,22 +84,17 @@ def simulate_market(
         orders.append(conform(sym_orders, ORDER_SCHEMA))
         if on_progress is not None:
             on_progress(index + 1, config.symbols)
-    label_frame = (
-        pl.DataFrame(labels, schema=LABEL_SCHEMA, orient="row")
-        if labels
-        else pl.DataFrame(schema=LABEL_SCHEMA)
-    )
-    organic_frame = (
-        pl.DataFrame(organic, schema=ORGANIC_SCHEMA, orient="row")
-        if organic
-        else pl.DataFrame(schema=ORGANIC_SCHEMA)
-    )
     return SimulatedMarket(
         trades=pl.concat(trades),
         orders=pl.concat(orders),
-        labels=label_frame.sort("symbol", "start"),
-        organic=organic_frame.sort("symbol", "start"),
+        labels=_row_frame(labels, LABEL_SCHEMA).sort("symbol", "start"),
+        organic=_row_frame(organic, ORGANIC_SCHEMA).sort("symbol", "start"),
     )
+
+
+def _row_frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Row dicts as a frame in `schema`; a run without episodes still yields the columns."""
+    return pl.DataFrame(rows, schema=schema, orient="row") if rows else empty_frame(schema)
 
 
 def _frames(
