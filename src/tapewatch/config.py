@@ -82,6 +82,67 @@ class KampsKleinbergSettings(_Section):
     min_history: int = Field(6, ge=1, description="candles required before the first decision")
 
 
+class StoreSettings(_Section):
+    """Where alerts, instruments and cases live, and where market data is kept."""
+
+    db: str = Field("", description="SQLAlchemy URL or SQLite path; empty: ~/.tapewatch/tapewatch.db")
+    lake: str = Field("", description="Parquet lake folder; empty: ~/.tapewatch/lake")
+
+
+class ExchangeSettings(_Section):
+    """Crypto exchanges through ccxt: REST backfill and WebSocket live trades.
+
+    API keys are never needed for public market data; if given they come from the
+    environment (TAPEWATCH_EXCHANGE__API_KEY / __SECRET) or this file, never from code.
+    """
+
+    exchange: str = Field("binance", description="ccxt exchange id")
+    quote: str = Field("", description="only markets quoted in this asset (e.g. BTC); empty: all")
+    backfill_page: int = Field(1000, ge=1, description="trades per REST request")
+    streams_per_connection: int = Field(1024, ge=1, description="symbols per WebSocket connection")
+    reconnect_initial_s: float = Field(1.0, gt=0, description="first back-off after a dropped connection")
+    reconnect_max_s: float = Field(60.0, gt=0, description="back-off ceiling")
+    rest_url: str = Field("", description="override of the exchange's REST base URL (tests, mirrors)")
+    ws_url: str = Field("", description="override of the exchange's WebSocket base URL (tests, mirrors)")
+    api_key: str = Field("", description="optional; from the environment or this file")
+    secret: str = Field("", description="optional; from the environment or this file")
+
+
+class StocksSettings(_Section):
+    """Stock listings (NASDAQ Trader symbol directory, TSX/TSXV) and bars through yfinance."""
+
+    penny_max_price: float = Field(5.0, gt=0, description="penny stock: last price under this (USD/CAD)")
+    min_avg_volume: float = Field(0.0, ge=0, description="optional lower bound on average daily volume")
+    max_market_cap: float = Field(0.0, ge=0, description="optional upper bound on market cap; 0: none")
+    nasdaq_listed_url: str = Field(
+        "https://www.nasdaqtrader.com/dynamic/SymDir/nasdaqlisted.txt", description="NASDAQ listings"
+    )
+    other_listed_url: str = Field(
+        "https://www.nasdaqtrader.com/dynamic/SymDir/otherlisted.txt",
+        description="NYSE, AMEX, ARCA… listings",
+    )
+    tsx_url: str = Field("", description="TSX/TSXV listing file URL or path")
+    yahoo_url: str = Field("", description="override of Yahoo's chart API base URL (tests, mirrors)")
+
+
+class StreamSettings(_Section):
+    """The streaming engine: micro-batches of the batch detectors on each symbol's recent tail."""
+
+    batch_ms: int = Field(100, ge=1, description="how often pending trades are run through the detectors")
+    max_batch_trades: int = Field(100_000, ge=1, description="run early when this many trades are pending")
+    hold_ms: int = Field(50, ge=0, description="trades of the newest millisecond wait this long for siblings")
+    max_clock_skew_s: float = Field(5.0, ge=0, description="trades this far in the future are set aside")
+
+
+class BusSettings(_Section):
+    """NATS JetStream for scale-out: trades per venue/symbol subject, alerts on their own stream."""
+
+    url: str = Field("", description="nats://host:port; empty: no bus")
+    trades_stream: str = Field("TAPEWATCH_TRADES", description="JetStream stream of normalised trades")
+    alerts_stream: str = Field("TAPEWATCH_ALERTS", description="JetStream stream of alerts")
+    partitions: int = Field(16, ge=1, description="symbol partitions that workers share")
+
+
 class Settings(BaseSettings):
     """All of Tapewatch's tunables."""
 
@@ -89,6 +150,11 @@ class Settings(BaseSettings):
 
     pump_onset: PumpOnsetSettings = PumpOnsetSettings()
     kamps_kleinberg: KampsKleinbergSettings = KampsKleinbergSettings()
+    store: StoreSettings = StoreSettings()
+    exchange: ExchangeSettings = ExchangeSettings()
+    stocks: StocksSettings = StocksSettings()
+    stream: StreamSettings = StreamSettings()
+    bus: BusSettings = BusSettings()
 
     @classmethod
     def settings_customise_sources(

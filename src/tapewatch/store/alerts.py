@@ -57,7 +57,12 @@ def default_db_path() -> Path:
 
 
 def open_store(url: str | Path) -> AlertStore:
-    """Open (and create, if new) the alert store at a file path or database URL.
+    """Open (and create, if new) the alert store at a file path or database URL (see `open_engine`)."""
+    return AlertStore(open_engine(url))
+
+
+def open_engine(url: str | Path) -> Engine:
+    """Open (and create, if new) the database at a file path or URL, with every table in place.
 
     A plain path is a SQLite file; its parent folders are created so a first
     run needs no setup. Anything containing "://" is a SQLAlchemy URL and is
@@ -78,7 +83,7 @@ def open_store(url: str | Path) -> AlertStore:
         engine.dispose()
         reason = str(err.orig or err).strip().splitlines()[0]
         raise InputError(f"store {_safe(url)}: cannot open the database: {reason}") from None
-    return AlertStore(engine)
+    return engine
 
 
 def _resolve_url(url: str | Path) -> URL:

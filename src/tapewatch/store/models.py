@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, Index, MetaData, String
+from sqlalchemy import JSON, DateTime, Dialect, Float, Index, Integer, MetaData, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -110,3 +110,39 @@ class AlertRow(Base):
 
     def __repr__(self) -> str:
         return f"AlertRow(id={self.id!r}, {self.typology} {self.venue}:{self.symbol} @ {self.detected_at})"
+
+
+INSTRUMENT_STATUSES = ("listed", "delisted")
+
+
+class InstrumentRow(Base):
+    """A tradable instrument on one venue, kept in step with the venue's own listing.
+
+    Crypto markets come from the exchange (ccxt `load_markets`), stocks from the
+    exchanges' symbol directories. A symbol that disappears from a listing is
+    marked delisted, never deleted, so alerts on it keep their context.
+    """
+
+    __tablename__ = "instruments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    venue: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))
+    asset_class: Mapped[str] = mapped_column(String(16))  # "crypto" / "stock"
+    base: Mapped[str | None] = mapped_column(String(32))
+    quote: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(256))
+    listing_exchange: Mapped[str | None] = mapped_column(String(32))  # e.g. NASDAQ, NYSE, TSXV
+    status: Mapped[str] = mapped_column(String(16), default="listed", server_default="listed")
+    first_seen: Mapped[datetime] = mapped_column(default=utc_now)
+    last_seen: Mapped[datetime] = mapped_column(default=utc_now)
+    delisted_at: Mapped[datetime | None]
+    last_price: Mapped[float | None] = mapped_column(Float)
+    market_cap: Mapped[float | None] = mapped_column(Float)
+    avg_volume: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (UniqueConstraint("venue", "symbol"), Index(None, "asset_class", "status"))
+
+    def __repr__(self) -> str:
+        return f"InstrumentRow({self.venue}:{self.symbol}, {self.status})"

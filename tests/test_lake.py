@@ -1,0 +1,53 @@
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+from conftest import START, quiet_trades
+
+from tapewatch.engine.bars import trades_to_bars
+from tapewatch.errors import InputError
+from tapewatch.io.lake import Lake
+
+
+def test_trades_partition_by_venue_symbol_day_and_read_back(tmp_path):
+    lake = Lake(tmp_path)
+    trades = pl.concat([quiet_trades("AAA/BTC", hours=30), quiet_trades("BBB/BTC", hours=5, seed=3)])
+    assert lake.write("trades", trades) == trades.height
+    days = sorted(p.name for p in (tmp_path / "trades" / "venue=testex" / "symbol=AAA%2FBTC").iterdir())
+    assert days == ["date=2024-03-01", "date=2024-03-02"]
+    back = lake.read("trades")
+    assert back.height == trades.height
+    assert back.sort("symbol", "ts").equals(trades.sort("symbol", "ts"))
+    assert lake.symbols("trades", "testex") == ["AAA/BTC", "BBB/BTC"]
+
+
+def test_rewriting_overlapping_data_adds_only_new_rows(tmp_path):
+    lake = Lake(tmp_path)
+    trades = quiet_trades(hours=10)
+    first, second = trades.head(300), trades.slice(200)
+    assert lake.write("trades", first) == 300
+    assert lake.write("trades", second) == trades.height - 300
+    assert lake.write("trades", trades) == 0
+    assert lake.read("trades").height == trades.height
+
+
+def test_high_water_and_time_filters(tmp_path):
+    lake = Lake(tmp_path)
+    trades = quiet_trades(hours=40)
+    lake.write("trades", trades)
+    assert lake.high_water("trades", "testex", "AAA/BTC") == trades["ts"].max()
+    assert lake.high_water("trades", "testex", "ZZZ/BTC") is None
+    start, end = START + timedelta(hours=20), START + timedelta(hours=30)
+    window = lake.read("trades", symbol="AAA/BTC", start=start, end=end)
+    assert window["ts"].min() >= start and window["ts"].max() < end
+    assert window.height == trades.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).height
+
+
+def test_bars_and_unknown_kind(tmp_path):
+    lake = Lake(tmp_path)
+    bars = trades_to_bars(quiet_trades(hours=6), "1h").drop("last_trade_ts")
+    assert lake.write("bars", bars) == bars.height
+    assert lake.read("bars", venue="testex").height == bars.height
+    with pytest.raises(InputError, match="quotes"):
+        lake.write("quotes", bars)
+    assert datetime(2024, 3, 1, tzinfo=UTC) == lake.read("bars")["ts"].min()
