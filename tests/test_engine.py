@@ -41,3 +41,11 @@ def test_bars_given_as_input_feed_bar_detectors_and_duplicate_alerts_collapse():
 def test_unknown_detector_name_is_a_user_error():
     with pytest.raises(InputError, match="kamps_kleinberg"):
         build_detectors(Settings(), ["nope"])
+
+
+def test_conform_keeps_an_empty_frame_empty():
+    import polars as pl
+
+    from tapewatch.records import TRADE_SCHEMA, conform
+
+    assert conform(pl.DataFrame(), TRADE_SCHEMA).shape == (0, len(TRADE_SCHEMA))

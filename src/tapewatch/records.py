@@ -99,6 +99,9 @@ def empty_frame(schema: dict[str, pl.DataType]) -> pl.DataFrame:
 
 def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """Cast to the schema's types, add missing optional columns as nulls, drop the rest, fix the order."""
+    if frame.height == 0:
+        # Literals on a frame without rows or columns would broadcast to one row of nulls.
+        return pl.DataFrame(schema=schema)
     columns = []
     for name, dtype in schema.items():
         if name in frame.columns:
@@ -155,6 +158,8 @@ class Alert(BaseModel):
     detector: str
     evidence: dict[str, Any] = Field(default_factory=dict)
     followup: dict[str, Any] = Field(default_factory=dict)
+    timing: dict[str, Any] = Field(default_factory=dict)
+    """Live runs only: when the last trade used arrived and when the alert was emitted (latency)."""
 
     @classmethod
     def build(
@@ -193,5 +198,6 @@ class Alert(BaseModel):
         return to_iso(moment)
 
     def to_json_line(self) -> str:
-        """One JSON object on one line, as `tapewatch detect` writes it."""
-        return json.dumps(self.model_dump(mode="json"), separators=(",", ":"), default=str)
+        """One JSON object on one line, as `tapewatch detect` writes it (`timing` only when measured)."""
+        fields = self.model_dump(mode="json", exclude=None if self.timing else {"timing"})
+        return json.dumps(fields, separators=(",", ":"), default=str)

@@ -9,13 +9,56 @@ backtests agree.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal, Protocol, runtime_checkable
 
 import polars as pl
 
-from tapewatch.records import Alert
+from tapewatch.records import TIME, Alert
 
 InputKind = Literal["trades", "bars"]
+Key = tuple[str, ...]
+
+
+@dataclass
+class DetectorState:
+    """What a detector carries from one micro-batch to the next, so the stream decides like the batch.
+
+    The streaming engine calls `detect(tail, state)` on each symbol's recent rows
+    (old rows for context plus the new ones). With the state a detector knows
+    which rows were already decided (`decided_until`), where each symbol's
+    history began (`history_start`, for warm-ups) and its last qualifying moment
+    (`last_hit`, for cooldowns that chain across batches). Keys are the
+    detector's grouping columns (venue, symbol[, interval]).
+    """
+
+    decided_until: dict[Key, datetime] = field(default_factory=dict)
+    history_start: dict[Key, datetime] = field(default_factory=dict)
+    last_hit: dict[Key, datetime] = field(default_factory=dict)
+
+    def frame(self, key: list[str]) -> pl.DataFrame:
+        """The state as a frame to join on the key columns (empty columns when nothing is known yet)."""
+        keys = sorted(set(self.decided_until) | set(self.history_start) | set(self.last_hit))
+        columns: dict[str, list] = {name: [k[i] for k in keys] for i, name in enumerate(key)}
+        columns["decided_until"] = [self.decided_until.get(k) for k in keys]
+        columns["history_start"] = [self.history_start.get(k) for k in keys]
+        columns["last_hit"] = [self.last_hit.get(k) for k in keys]
+        schema = {name: pl.String() for name in key} | {
+            "decided_until": TIME,
+            "history_start": TIME,
+            "last_hit": TIME,
+        }
+        return pl.DataFrame(columns, schema=schema)
+
+    def advance(self, key: list[str], seen: pl.DataFrame, hits: pl.DataFrame) -> None:
+        """Record that every row of `seen` is decided, and the latest qualifying moment in `hits`."""
+        for row in seen.group_by(key).agg(first=pl.col("ts").min(), last=pl.col("ts").max()).iter_rows():
+            name, first, last = tuple(row[: len(key)]), row[-2], row[-1]
+            self.history_start.setdefault(name, first)
+            self.decided_until[name] = max(last, self.decided_until.get(name, last))
+        for row in hits.group_by(key).agg(pl.col("ts").max()).iter_rows():
+            self.last_hit[tuple(row[: len(key)])] = row[-1]
 
 
 @runtime_checkable
@@ -26,8 +69,23 @@ class Detector(Protocol):
     typology: str
     needs: InputKind
 
-    def detect(self, frame: pl.DataFrame) -> list[Alert]:
-        """Alerts for every symbol in `frame` (trades or bars, per `needs`)."""
+    lookback: timedelta
+    """How much history before a row its decision reads: the stream keeps at least this much."""
+
+    def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
+        """Alerts for every symbol in `frame` (trades or bars, per `needs`).
+
+        Without a state (batch) every row is decided; with one (stream) only rows
+        after `state.decided_until`, and the state is advanced.
+        """
+        ...
+
+    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
+        """The alerts with their follow-ups recomputed from `frame` (data up to now)."""
+        ...
+
+    def followup_horizon(self) -> timedelta:
+        """How long after `detected_at` the follow-up keeps changing (zero: it never does)."""
         ...
 
 

@@ -11,9 +11,12 @@ else the candle's close time.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import polars as pl
 
 from tapewatch.config import KampsKleinbergSettings
+from tapewatch.detect.base import DetectorState
 from tapewatch.detect.scoring import excess_score
 from tapewatch.durations import parse_duration
 from tapewatch.records import Alert
@@ -36,8 +39,26 @@ class KampsKleinbergDetector:
         """Candle size the engine builds from trades for this detector."""
         return self.settings.interval
 
-    def detect(self, frame: pl.DataFrame) -> list[Alert]:
-        """Alerts for every venue/symbol/interval in a bars frame sorted by those and ts."""
+    @property
+    def lookback_bars(self) -> int:
+        """Candles a decision reads: the rolling window and the previous candle (for runs)."""
+        return self.settings.window + 1
+
+    @property
+    def lookback(self) -> timedelta:
+        """The same in time, for the trade tail a stream keeps to build its candles."""
+        return parse_duration(self.settings.interval, what="interval") * (self.lookback_bars + 1)
+
+    def followup_horizon(self) -> timedelta:
+        """Candle alerts have no follow-up."""
+        return timedelta(0)
+
+    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
+        """Nothing to refresh."""
+        return alerts
+
+    def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
+        """Alerts for every venue/symbol/interval in a bars frame sorted by those and ts (see DetectorState)."""
         if frame.is_empty():
             return []
         s = self.settings
@@ -59,9 +80,15 @@ class KampsKleinbergDetector:
                 ).fill_null(False)  # no decision without history
             )
             .with_columns(first_of_run=pl.col("hit") & ~pl.col("hit").shift(1, fill_value=False).over(KEY))
-            .filter(pl.col("first_of_run"))
-            .collect()
         )
+        if state is not None:
+            decided = state.frame(KEY).select(*KEY, "decided_until")
+            flagged = flagged.join(decided.lazy(), on=KEY, how="left").filter(
+                pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until"))
+            )
+        flagged = flagged.filter(pl.col("first_of_run")).collect()
+        if state is not None:
+            state.advance(KEY, frame.select(*KEY, "ts"), flagged.select(*KEY, "ts"))
         return [self._alert(row) for row in flagged.iter_rows(named=True)]
 
     def _alert(self, row: dict) -> Alert:

@@ -32,12 +32,14 @@ import numpy as np
 import polars as pl
 
 from tapewatch.config import PumpOnsetSettings
+from tapewatch.detect.base import DetectorState
 from tapewatch.detect.scoring import excess_score
 from tapewatch.records import Alert, to_iso
 
 KEY = ["venue", "symbol"]
 _US = 1_000_000
 _SYMBOL_SPACING_US = 1 << 52
+_PRICE_DIGITS = 10
 
 
 def order_starts() -> pl.Expr:
@@ -104,17 +106,48 @@ class PumpOnsetDetector:
     def __init__(self, settings: PumpOnsetSettings | None = None) -> None:
         self.settings = settings or PumpOnsetSettings()
 
-    def detect(self, frame: pl.DataFrame) -> list[Alert]:
-        """Alerts for every symbol in a trades frame sorted by venue, symbol, ts."""
+    @property
+    def lookback(self) -> timedelta:
+        """The burst and baseline windows, plus a minute so the oldest kept row is never inside one."""
+        return timedelta(hours=self.settings.baseline_h, seconds=self.settings.window_s, minutes=1)
+
+    def followup_horizon(self) -> timedelta:
+        """The dump is watched for this long after detection."""
+        return timedelta(minutes=self.settings.dump_window_min)
+
+    def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
+        """Alerts for every symbol in a trades frame sorted by venue, symbol, ts (see DetectorState)."""
         if frame.is_empty():
             return []
         trades = frame.with_columns(first=order_starts())
-        triggers = self._triggers(self._features(trades))
+        features = self._features(trades)
+        if state is not None:
+            features = self._with_state(features, state)
+        hits = self._qualifying(features).collect()
+        triggers = self._first_of_runs(hits)
+        if state is not None:
+            state.advance(KEY, trades.select(*KEY, "ts"), hits)
         if triggers.is_empty():
             return []
         tape = _Tape.of(trades)
         alerts = [self._alert(row, tape) for row in triggers.iter_rows(named=True)]
         return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol))
+
+    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
+        """Recompute each alert's dump follow-up from `frame` (its symbol's trades up to now)."""
+        trades = frame.with_columns(first=order_starts())
+        tape = _Tape.of(trades)
+        blocks = _blocks(trades)
+        refreshed = []
+        for alert in alerts:
+            block = blocks.get((alert.venue, alert.symbol))
+            if block is None:
+                refreshed.append(alert)
+                continue
+            ref_price = alert.evidence["price"]["baseline_mean"]
+            dump = self._dump_followup(tape, block, _micros(alert.detected_at), ref_price)
+            refreshed.append(alert.model_copy(update={"followup": {**alert.followup, "dump": dump}}))
+        return refreshed
 
     def _features(self, trades: pl.DataFrame) -> pl.LazyFrame:
         """Per trade: the burst window's orders, buys and high against the trailing baseline.
@@ -122,7 +155,9 @@ class PumpOnsetDetector:
         Windows are (t − size, t] by timestamp, so every trade of one millisecond sees
         the same window and nothing later than its own timestamp. The baseline is the
         trailing window minus the burst window; its price is the mean of its orders'
-        first prices.
+        first prices, kept to 10 significant figures: a rolling float sum carries
+        rounding from wherever its frame starts (16th digit), and a stream's tail
+        starts elsewhere than the batch's file — rounded, both report the same mean.
         """
         s = self.settings
         window, baseline = f"{int(s.window_s * _US)}i", f"{int(s.baseline_h * 3600 * _US)}i"
@@ -158,19 +193,32 @@ class PumpOnsetDetector:
         return frame.with_columns(
             base_orders=base_orders,
             expected_w=base_orders * (s.window_s / baseline_seconds),
-            ref_price=(pl.col("price_sum_l") - pl.col("price_sum_w")) / base_orders,
+            ref_price=((pl.col("price_sum_l") - pl.col("price_sum_w")) / base_orders).round_sig_figs(
+                _PRICE_DIGITS
+            ),
         ).with_columns(
             rate_ratio=pl.col("orders_w") / pl.col("expected_w"),
             price_rise=pl.col("price_max_w") / pl.col("ref_price") - 1,
             buy_share=pl.col("buys_w") / pl.col("orders_w"),
-            warm=pl.col("ts") >= pl.col("first_ts") + timedelta(hours=s.warmup_h),
         )
 
-    def _triggers(self, features: pl.LazyFrame) -> pl.DataFrame:
-        """Qualifying moments, then the first of each run of them (the cooldown)."""
+    def _with_state(self, features: pl.LazyFrame, state: DetectorState) -> pl.LazyFrame:
+        """Join what earlier batches knew: history start (warm-up), decided rows, last hit (cooldown)."""
+        return features.join(state.frame(KEY).lazy(), on=KEY, how="left").with_columns(
+            first_ts=pl.min_horizontal("first_ts", "history_start")
+        )
+
+    def _qualifying(self, features: pl.LazyFrame) -> pl.LazyFrame:
+        """Every undecided, warmed-up moment that meets the thresholds."""
         s = self.settings
-        qualifying = features.filter(
-            pl.col("warm")
+        undecided = (
+            pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until"))
+            if "decided_until" in features.collect_schema()
+            else True
+        )
+        return features.filter(
+            undecided
+            & (pl.col("ts") >= pl.col("first_ts") + timedelta(hours=s.warmup_h))
             & (pl.col("base_orders") > 0)
             & (pl.col("rate_ratio") >= s.min_rate_ratio)
             & (pl.col("buy_share") >= s.min_buy_share)
@@ -182,24 +230,26 @@ class PumpOnsetDetector:
                 )
             )
         )
-        gap = pl.col("ts") - pl.col("ts").shift(1).over(KEY)
-        return (
-            qualifying.filter(gap.is_null() | (gap > timedelta(minutes=s.cooldown_min)))
-            .select(
-                *KEY,
-                "ts",
-                "block_start",
-                "block_end",
-                "orders_w",
-                "base_orders",
-                "expected_w",
-                "ref_price",
-                "price_max_w",
-                "rate_ratio",
-                "price_rise",
-                "buy_share",
-            )
-            .collect()
+
+    def _first_of_runs(self, hits: pl.DataFrame) -> pl.DataFrame:
+        """The cooldown: a qualifying moment alerts only if the previous one is over `cooldown_min` ago."""
+        previous = pl.col("ts").shift(1).over(KEY)
+        if "last_hit" in hits.columns:
+            previous = previous.fill_null(pl.col("last_hit"))
+        gap = pl.col("ts") - previous
+        return hits.filter(gap.is_null() | (gap > timedelta(minutes=self.settings.cooldown_min))).select(
+            *KEY,
+            "ts",
+            "block_start",
+            "block_end",
+            "orders_w",
+            "base_orders",
+            "expected_w",
+            "ref_price",
+            "price_max_w",
+            "rate_ratio",
+            "price_rise",
+            "buy_share",
         )
 
     def _alert(self, row: dict[str, Any], book: _Tape) -> Alert:
@@ -276,6 +326,16 @@ class PumpOnsetDetector:
         else:
             result.update(status="pending")
         return result
+
+
+def _blocks(trades: pl.DataFrame) -> dict[tuple[str, str], slice]:
+    """Each venue/symbol's contiguous row range in a frame sorted by venue, symbol, ts."""
+    ranges = (
+        trades.with_row_index("row")
+        .group_by(KEY, maintain_order=True)
+        .agg(start=pl.col("row").min(), stop=pl.col("row").max() + 1)
+    )
+    return {(row[0], row[1]): slice(row[2], row[3]) for row in ranges.iter_rows()}
 
 
 def _micros(moment: datetime) -> int:

@@ -40,8 +40,9 @@ from tapewatch.records import Alert, to_iso
 from tapewatch.store.models import AlertRow, metadata
 
 ALERTS = cast(Table, AlertRow.__table__)
-ALERT_FIELDS = tuple(Alert.model_fields)
-"""The columns that make up an `Alert`; the rest (status, created_at) belong to the store."""
+ALERT_FIELDS = tuple(name for name in Alert.model_fields if name != "timing")
+"""The columns that make up an `Alert` (timing is a live run's measurement, not stored); the rest
+(status, created_at) belong to the store."""
 COUNTABLE_FIELDS = ("typology", "severity", "venue", "symbol", "detector", "status")
 BATCH_SIZE = 500
 """Rows per INSERT: large enough to be fast, small enough for SQLite's bound-parameter limit."""

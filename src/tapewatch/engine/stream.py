@@ -1,0 +1,334 @@
+"""The streaming engine: the batch detectors, run in micro-batches on each symbol's recent tail.
+
+Trades are pushed as they arrive; `step` runs every detector on the symbols that
+got new trades — their kept tail for context plus the new rows — with a
+`DetectorState` per detector, so each moment is decided once and exactly as the
+batch engine decides it: replaying a file gives the same alerts, ids and
+`detected_at` as `tapewatch detect` on it.
+
+What makes that hold:
+- the newest millisecond of each symbol is held back until a later trade (or
+  `hold_ms`) shows it is complete, because every trade of one millisecond shares
+  one window;
+- bar detectors get a candle only once a later trade closes it;
+- follow-ups (did the dump come?) are recomputed once their horizon has passed,
+  and emitted again as an update of the same alert;
+- rows that cannot be processed in order — late (at or before what was already
+  decided), duplicated, malformed, from the future (clock skew) or for a symbol
+  not being watched — are set aside with their reason and counted, never raised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from tapewatch.config import StreamSettings
+from tapewatch.detect.base import Detector, DetectorState
+from tapewatch.engine.bars import trades_to_bars
+from tapewatch.records import TRADE_SCHEMA, Alert, conform, to_iso
+
+KEY = ["venue", "symbol"]
+ARRIVED = "_arrived"
+Key = tuple[str, str]
+
+
+@dataclass
+class Emitted:
+    """An alert leaving the engine: new, or an update of one emitted before (its follow-up completed)."""
+
+    alert: Alert
+    update: bool = False
+
+
+@dataclass
+class StreamStats:
+    """Counters a live operator watches: throughput, set-asides by reason, alerts."""
+
+    trades_in: int = 0
+    trades_processed: int = 0
+    steps: int = 0
+    alerts: int = 0
+    updates: int = 0
+    set_aside: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class _Candles:
+    """One bar detector's candles being built: the open candle's trades and the last closed candles."""
+
+    interval: str
+    keep: int
+    open_trades: dict[Key, pl.DataFrame] = field(default_factory=dict)
+    closed: dict[Key, pl.DataFrame] = field(default_factory=dict)
+
+    def add(self, key: Key, trades: pl.DataFrame, *, close_all: bool) -> pl.DataFrame | None:
+        """Add trades; return the key's kept candles if any candle closed (else None)."""
+        previous = self.open_trades.get(key)
+        combined = trades if previous is None else pl.concat([previous, trades])
+        if combined.is_empty():
+            return None
+        bars = trades_to_bars(combined, self.interval)
+        newly_closed = bars if close_all else bars.head(bars.height - 1)
+        if close_all:
+            self.open_trades.pop(key, None)
+        else:
+            self.open_trades[key] = combined.filter(pl.col("ts") >= bars["ts"][-1])
+        if newly_closed.is_empty():
+            return None
+        kept = newly_closed if key not in self.closed else pl.concat([self.closed[key], newly_closed])
+        self.closed[key] = kept.tail(self.keep)
+        return self.closed[key]
+
+
+class StreamEngine:
+    """Micro-batch detection over pushed trades; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        settings: StreamSettings | None = None,
+        *,
+        symbols: Iterable[str] | None = None,
+        check_clock: bool = False,
+    ) -> None:
+        self.settings = settings or StreamSettings()
+        self.detectors = list(detectors)
+        self.watched = set(symbols) if symbols is not None else None
+        self.check_clock = check_clock
+        self.stats = StreamStats()
+        self.set_aside: list[dict[str, Any]] = []
+        self._states = {detector.name: DetectorState() for detector in self.detectors}
+        self._candles = {
+            detector.name: _Candles(
+                getattr(detector, "interval", "1h"), getattr(detector, "lookback_bars", 13) + 1
+            )
+            for detector in self.detectors
+            if detector.needs == "bars"
+        }
+        trade_lookbacks = [d.lookback for d in self.detectors if d.needs == "trades"]
+        self._lookback = max(trade_lookbacks, default=timedelta(0))
+        self._pending: list[pl.DataFrame] = []
+        self._held = _empty()
+        self._tails: dict[Key, pl.DataFrame] = {}
+        self._processed_until: dict[Key, datetime] = {}
+        self._open_followups: dict[str, tuple[Detector, Alert]] = {}
+
+    def push(self, trades: pl.DataFrame, arrived_at: float | pl.Series | None = None) -> None:
+        """Queue normalised trades (TRADE_SCHEMA); `arrived_at` is when they arrived (epoch seconds)."""
+        if trades.is_empty():
+            return
+        arrival = time.time() if arrived_at is None else arrived_at
+        frame = conform(trades, TRADE_SCHEMA).with_columns(
+            arrival.alias(ARRIVED)
+            if isinstance(arrival, pl.Series)
+            else pl.lit(float(arrival)).alias(ARRIVED)
+        )
+        self._pending.append(frame)
+        self.stats.trades_in += frame.height
+
+    @property
+    def pending(self) -> int:
+        """Trades pushed but not yet decided (including held-back ones)."""
+        return sum(frame.height for frame in self._pending) + self._held.height
+
+    def step(self, now: float | None = None, *, flush: bool = False) -> list[Emitted]:
+        """Run the detectors on everything ready; `flush` also decides held-back trades and open candles."""
+        now = time.time() if now is None else now
+        incoming = pl.concat([self._held, *self._pending]) if self._pending else self._held
+        self._pending = []
+        if incoming.is_empty() and not flush:
+            return []
+        incoming = self._set_aside_bad(incoming.sort(KEY + ["ts"], maintain_order=True), now)
+        ready, self._held = self._split_held(incoming, now, flush)
+        self.stats.steps += 1
+        emitted: list[Emitted] = []
+        by_key = ready.partition_by(KEY, as_dict=True, maintain_order=True) if ready.height else {}
+        if by_key or flush:
+            emitted += self._detect(by_key, flush)
+        for key, rows in by_key.items():
+            self._processed_until[key] = rows["ts"].max()
+            self._tails[key] = self._tail_with_new(key, rows.drop(ARRIVED))
+        emitted += self._complete_followups(flush)
+        self._trim(by_key)
+        self.stats.trades_processed += ready.height
+        self.stats.alerts += sum(not item.update for item in emitted)
+        self.stats.updates += sum(item.update for item in emitted)
+        return emitted
+
+    def finish(self) -> list[Emitted]:
+        """End of input: decide everything still held, close candles, complete follow-ups."""
+        return self.step(flush=True)
+
+    # -- set-asides -----------------------------------------------------------------------------
+
+    def _set_aside_bad(self, frame: pl.DataFrame, now: float) -> pl.DataFrame:
+        """Drop rows that cannot be decided in order, recording each with its reason."""
+        checks: list[tuple[pl.Expr, str]] = [
+            (
+                pl.col("ts").is_null()
+                | ~(pl.col("price") > 0)
+                | ~(pl.col("amount") > 0)
+                | pl.col("symbol").is_null(),
+                "malformed: missing timestamp/symbol or non-positive price/amount",
+            ),
+        ]
+        if self.watched is not None:
+            checks.append((~pl.col("symbol").is_in(list(self.watched)), "unknown symbol"))
+        if self.check_clock:
+            limit = datetime.fromtimestamp(now, UTC) + timedelta(seconds=self.settings.max_clock_skew_s)
+            checks.append((pl.col("ts") > limit, "clock skew: timestamp in the future"))
+        if self._processed_until:
+            frame = self._mark_late(frame)
+            checks.append((pl.col("_duplicate"), "duplicate of a trade already processed"))
+            checks.append(
+                (pl.col("_late") & ~pl.col("_duplicate"), "out of order: at or before trades already decided")
+            )
+        repeat = ~pl.struct(list(TRADE_SCHEMA)).is_first_distinct()
+        frame = frame.with_columns(_repeat=repeat)
+        checks.append((pl.col("_repeat"), "duplicate within the batch"))
+        reason = pl.coalesce([pl.when(check.fill_null(False)).then(pl.lit(text)) for check, text in checks])
+        frame = frame.with_columns(_reason=reason)
+        bad = frame.filter(pl.col("_reason").is_not_null())
+        if bad.height:
+            self.stats.set_aside.update(bad["_reason"].to_list())
+            self.set_aside.extend(
+                {"reason": row["_reason"], "record": {k: row[k] for k in TRADE_SCHEMA}}
+                for row in bad.iter_rows(named=True)
+            )
+        return frame.filter(pl.col("_reason").is_null()).select(*TRADE_SCHEMA, ARRIVED)
+
+    def _mark_late(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Flag rows at or before their symbol's decided time, and which of those repeat a kept trade."""
+        decided = pl.DataFrame(
+            {
+                "venue": [k[0] for k in self._processed_until],
+                "symbol": [k[1] for k in self._processed_until],
+                "_decided": list(self._processed_until.values()),
+            },
+            schema={"venue": pl.String, "symbol": pl.String, "_decided": TRADE_SCHEMA["ts"]},
+        )
+        frame = frame.join(decided, on=KEY, how="left", maintain_order="left").with_columns(
+            _late=(pl.col("ts") <= pl.col("_decided")).fill_null(False)
+        )
+        if not frame["_late"].any():
+            return frame.with_columns(_duplicate=pl.lit(False))
+        late_keys = frame.filter("_late").select(KEY).unique().iter_rows()
+        kept = [self._tails[key] for key in late_keys if key in self._tails]
+        if not kept:
+            return frame.with_columns(_duplicate=pl.lit(False))
+        seen = pl.concat(kept).select(list(TRADE_SCHEMA)).unique().with_columns(_seen=pl.lit(True))
+        return frame.join(
+            seen, on=list(TRADE_SCHEMA), how="left", nulls_equal=True, maintain_order="left"
+        ).with_columns(_duplicate=pl.col("_late") & pl.col("_seen").fill_null(False))
+
+    def _split_held(self, frame: pl.DataFrame, now: float, flush: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Hold back each symbol's newest millisecond until it is known to be complete."""
+        if flush or frame.is_empty():
+            return frame, _empty()
+        newest = pl.col("ts") == pl.col("ts").max().over(KEY)
+        waited = (now - pl.col(ARRIVED).max().over(KEY)) * 1000 >= self.settings.hold_ms
+        hold = newest & ~waited
+        return frame.filter(~hold), frame.filter(hold)
+
+    # -- detection --------------------------------------------------------------------------------
+
+    def _detect(self, by_key: dict[Key, pl.DataFrame], flush: bool) -> list[Emitted]:
+        emitted = []
+        touched = list(by_key)
+        work = None
+        if touched:
+            parts = [self._tails[k] for k in touched if k in self._tails] + [
+                r.drop(ARRIVED) for r in by_key.values()
+            ]
+            work = pl.concat(parts).sort(KEY + ["ts"], maintain_order=True)
+        for detector in self.detectors:
+            if detector.needs == "trades":
+                if work is None:
+                    continue
+                alerts = detector.detect(work, self._states[detector.name])
+            else:
+                bars = self._closed_candles(detector.name, by_key, flush)
+                if bars is None:
+                    continue
+                alerts = detector.detect(bars, self._states[detector.name])
+            emitted += [self._emit(detector, alert, by_key) for alert in alerts]
+        return emitted
+
+    def _closed_candles(self, name: str, by_key: dict[Key, pl.DataFrame], flush: bool) -> pl.DataFrame | None:
+        candles = self._candles[name]
+        keys = set(by_key) | (set(candles.open_trades) if flush else set())
+        closed = []
+        for key in sorted(keys):
+            rows = by_key[key].drop(ARRIVED) if key in by_key else _empty().drop(ARRIVED)
+            kept = candles.add(key, rows, close_all=flush)
+            if kept is not None:
+                closed.append(kept)
+        return pl.concat(closed) if closed else None
+
+    def _emit(self, detector: Detector, alert: Alert, by_key: dict[Key, pl.DataFrame]) -> Emitted:
+        rows = by_key.get((alert.venue, alert.symbol))
+        arrived = None
+        if rows is not None:
+            upto = rows.filter(pl.col("ts") <= alert.detected_at)
+            arrived = upto[ARRIVED].max() if upto.height else None
+        emitted_at = time.time()
+        if arrived is not None:
+            alert = alert.model_copy(
+                update={
+                    "timing": {
+                        "arrived_at": to_iso(datetime.fromtimestamp(arrived, UTC)),
+                        "emitted_at": to_iso(datetime.fromtimestamp(emitted_at, UTC)),
+                        "latency_ms": round((emitted_at - arrived) * 1000, 3),
+                    }
+                }
+            )
+        if detector.followup_horizon() > timedelta(0):
+            self._open_followups[alert.id] = (detector, alert)
+        return Emitted(alert)
+
+    def _complete_followups(self, flush: bool) -> list[Emitted]:
+        """Re-emit alerts whose follow-up horizon has passed (or all of them at the end of input)."""
+        done = []
+        for alert_id, (detector, alert) in list(self._open_followups.items()):
+            key = (alert.venue, alert.symbol)
+            newest = self._newest(key)
+            if not flush and (newest is None or newest < alert.detected_at + detector.followup_horizon()):
+                continue
+            frame = self._tail_with_new(key)
+            (refreshed,) = detector.refresh_followups([alert], frame)
+            done.append(Emitted(refreshed, update=True))
+            del self._open_followups[alert_id]
+        return done
+
+    # -- tails ------------------------------------------------------------------------------------
+
+    def _trim(self, by_key: dict[Key, pl.DataFrame]) -> None:
+        """Forget what no decision can read any more (kept back to any follow-up still open)."""
+        open_since = {(a.venue, a.symbol): a.detected_at for _, a in self._open_followups.values()}
+        for key in by_key:
+            tail = self._tails[key]
+            horizon = tail["ts"].max() - self._lookback
+            if key in open_since:
+                horizon = min(horizon, open_since[key] - timedelta(microseconds=1))
+            if tail["ts"].min() <= horizon:
+                self._tails[key] = tail.filter(pl.col("ts") > horizon)
+
+    def _tail_with_new(self, key: Key, rows: pl.DataFrame | None = None) -> pl.DataFrame:
+        tail = self._tails.get(key)
+        if rows is None:
+            return tail if tail is not None else _empty().drop(ARRIVED)
+        return rows if tail is None else pl.concat([tail, rows])
+
+    def _newest(self, key: Key) -> datetime | None:
+        return self._processed_until.get(key)
+
+
+def _empty() -> pl.DataFrame:
+    return conform(pl.DataFrame(), TRADE_SCHEMA).with_columns(pl.lit(None, dtype=pl.Float64).alias(ARRIVED))

@@ -1,0 +1,64 @@
+"""Replay stored trades as a live feed: in time order, at N× real time or as fast as possible.
+
+The arrival time handed to the engine with each trade is when it would have
+arrived had the market been live at that speed (its scheduled time), not when the
+replay loop got round to it, so measured latency includes the batching delay.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import polars as pl
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+def replay(
+    trades: pl.DataFrame,
+    *,
+    speed: float | None,
+    batch_trades: int = 100_000,
+    tick_s: float = 0.05,
+    clock: Clock = time.time,
+    sleep: Sleep = time.sleep,
+) -> Iterator[tuple[pl.DataFrame, pl.Series]]:
+    """Yield (trades, arrival times) in timestamp order; `speed=None` means as fast as possible."""
+    ordered = trades.sort("ts", maintain_order=True)
+    if ordered.is_empty():
+        return
+    if speed is None:
+        for chunk in ordered.iter_slices(batch_trades):
+            yield chunk, pl.Series("arrived", [clock()] * chunk.height, dtype=pl.Float64)
+        return
+    start_data = ordered["ts"][0]
+    start_wall = clock()
+    offsets = (ordered["ts"] - start_data).dt.total_microseconds() / 1e6 / speed
+    due = offsets + start_wall
+    sent = 0
+    while sent < ordered.height:
+        now = clock()
+        upto = int(due.search_sorted(now, side="right"))
+        upto = min(max(upto, sent), sent + batch_trades)
+        if upto > sent:
+            yield ordered.slice(sent, upto - sent), due.slice(sent, upto - sent).alias("arrived")
+            sent = upto
+            continue
+        sleep(max(0.0, min(tick_s, float(due[sent]) - now)))
+
+
+def parse_speed(text: str) -> float | None:
+    """`max` → None (as fast as possible); a positive number → that multiple of real time."""
+    from tapewatch.errors import InputError
+
+    if text.strip().lower() == "max":
+        return None
+    try:
+        value = float(text.rstrip("xX"))
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise InputError(f"--speed '{text}': expected max or a positive number such as 1, 10 or 0.5")
+    return value
