@@ -246,6 +246,55 @@ def demo(
     )
 
 
+@app.command()
+@user_errors
+def stream(
+    replay: Annotated[
+        list[str] | None,
+        typer.Option(help="Replay these trade files (as for detect) instead of a live source."),
+    ] = None,
+    speed: Annotated[
+        str, typer.Option(help="Replay speed: max, or a multiple of real time (1, 10).")
+    ] = "max",
+    exchange: Annotated[
+        str | None, typer.Option(help="Watch this exchange live over WebSocket (ccxt id, e.g. binance).")
+    ] = None,
+    symbols: Annotated[list[str] | None, typer.Option(help="Live: symbols to watch (repeatable).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Format of --replay files.")] = "auto",
+    venue: Annotated[
+        str | None, typer.Option(help="Venue name for replayed files that do not carry one.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Append alerts here (JSON lines) instead of stdout.")
+    ] = None,
+    db: Annotated[str | None, typer.Option(help="Alert store: SQLite path or database URL.")] = None,
+    store: Annotated[bool, typer.Option("--store/--no-store", help="Keep alerts in the store.")] = True,
+    dead_letter: Annotated[
+        Path | None, typer.Option(help="Where set-aside trades go (JSON lines; default: not written).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the detectors live on a stream of trades; alerts as JSON lines, follow-ups as later lines."""
+    from tapewatch.config import load_settings
+    from tapewatch.stream_job import open_stream, report_stream
+
+    settings = load_settings(config)
+    job = open_stream(
+        settings,
+        replay=replay,
+        speed=speed,
+        exchange=exchange,
+        symbols=symbols,
+        fmt=fmt,
+        venue=venue,
+        output=output,
+        db=db if store else None,
+        use_store=store,
+    )
+    report = job.run()
+    report_stream(err, job, report, dead_letter)
+
+
 def run() -> None:
     """Entry point that also works as `python -m tapewatch`."""
     app(prog_name="tapewatch")

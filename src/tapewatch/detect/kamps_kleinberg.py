@@ -17,7 +17,7 @@ import polars as pl
 
 from tapewatch.config import KampsKleinbergSettings
 from tapewatch.detect.base import DetectorState
-from tapewatch.detect.scoring import excess_score
+from tapewatch.detect.scoring import excess_score, stable
 from tapewatch.durations import parse_duration
 from tapewatch.records import Alert
 
@@ -66,8 +66,8 @@ class KampsKleinbergDetector:
         flagged = (
             frame.lazy()
             .with_columns(
-                mean_close=pl.col("close").shift(1).rolling_mean(**previous).over(KEY),
-                mean_volume=pl.col("volume").shift(1).rolling_mean(**previous).over(KEY),
+                mean_close=stable(pl.col("close").shift(1).rolling_mean(**previous).over(KEY)),
+                mean_volume=stable(pl.col("volume").shift(1).rolling_mean(**previous).over(KEY)),
             )
             .with_columns(
                 price_ratio=pl.col("high") / pl.col("mean_close"),

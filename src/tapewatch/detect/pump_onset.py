@@ -33,13 +33,12 @@ import polars as pl
 
 from tapewatch.config import PumpOnsetSettings
 from tapewatch.detect.base import DetectorState
-from tapewatch.detect.scoring import excess_score
+from tapewatch.detect.scoring import excess_score, stable
 from tapewatch.records import Alert, to_iso
 
 KEY = ["venue", "symbol"]
 _US = 1_000_000
 _SYMBOL_SPACING_US = 1 << 52
-_PRICE_DIGITS = 10
 
 
 def order_starts() -> pl.Expr:
@@ -155,9 +154,7 @@ class PumpOnsetDetector:
         Windows are (t − size, t] by timestamp, so every trade of one millisecond sees
         the same window and nothing later than its own timestamp. The baseline is the
         trailing window minus the burst window; its price is the mean of its orders'
-        first prices, kept to 10 significant figures: a rolling float sum carries
-        rounding from wherever its frame starts (16th digit), and a stream's tail
-        starts elsewhere than the batch's file — rounded, both report the same mean.
+        first prices (`stable`, so a stream's tail and a whole file agree).
         """
         s = self.settings
         window, baseline = f"{int(s.window_s * _US)}i", f"{int(s.baseline_h * 3600 * _US)}i"
@@ -193,9 +190,7 @@ class PumpOnsetDetector:
         return frame.with_columns(
             base_orders=base_orders,
             expected_w=base_orders * (s.window_s / baseline_seconds),
-            ref_price=((pl.col("price_sum_l") - pl.col("price_sum_w")) / base_orders).round_sig_figs(
-                _PRICE_DIGITS
-            ),
+            ref_price=stable((pl.col("price_sum_l") - pl.col("price_sum_w")) / base_orders),
         ).with_columns(
             rate_ratio=pl.col("orders_w") / pl.col("expected_w"),
             price_rise=pl.col("price_max_w") / pl.col("ref_price") - 1,

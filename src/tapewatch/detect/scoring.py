@@ -1,8 +1,22 @@
-"""Turning "how far past each threshold" into one 0–1 score shared by the rule detectors."""
+"""Numbers shared by the rule detectors: one 0–1 score from threshold excesses, stable rolling means."""
 
 from __future__ import annotations
 
 import math
+
+import polars as pl
+
+SIGNIFICANT_DIGITS = 10
+
+
+def stable(expr: pl.Expr) -> pl.Expr:
+    """A rolling float aggregate rounded to 10 significant figures.
+
+    Rolling sums and means carry rounding from wherever their frame starts (the
+    16th digit): the batch engine starts at the file's first row, the stream at its
+    tail's. Rounded, both give the same number, so their alerts agree to the bit.
+    """
+    return expr.round_sig_figs(SIGNIFICANT_DIGITS)
 
 
 def excess_score(*excesses: float) -> float:

@@ -69,7 +69,7 @@ class _Candles:
     closed: dict[Key, pl.DataFrame] = field(default_factory=dict)
 
     def add(self, key: Key, trades: pl.DataFrame, *, close_all: bool) -> pl.DataFrame | None:
-        """Add trades; return the key's kept candles if any candle closed (else None)."""
+        """Add trades; if candles closed, return them after the kept ones (their context), else None."""
         previous = self.open_trades.get(key)
         combined = trades if previous is None else pl.concat([previous, trades])
         if combined.is_empty():
@@ -82,9 +82,9 @@ class _Candles:
             self.open_trades[key] = combined.filter(pl.col("ts") >= bars["ts"][-1])
         if newly_closed.is_empty():
             return None
-        kept = newly_closed if key not in self.closed else pl.concat([self.closed[key], newly_closed])
-        self.closed[key] = kept.tail(self.keep)
-        return self.closed[key]
+        candles = newly_closed if key not in self.closed else pl.concat([self.closed[key], newly_closed])
+        self.closed[key] = candles.tail(self.keep)
+        return candles  # every new candle with its context; only the context is kept
 
 
 class StreamEngine:

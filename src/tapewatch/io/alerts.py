@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 from tapewatch.records import Alert
 
@@ -20,3 +21,26 @@ def write_alerts(alerts: Iterable[Alert], path: Path | None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return len(lines)
+
+
+class AlertLineWriter:
+    """Alerts appended one line at a time as a stream emits them, flushed so a reader sees each at once.
+
+    A follow-up update is written as another line with the same id: readers keep
+    the last line per id.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle: TextIO = path.open("a", encoding="utf-8") if path is not None else sys.stdout
+
+    def write(self, alerts: Iterable[Alert]) -> None:
+        for alert in alerts:
+            self._handle.write(alert.to_json_line() + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        if self.path is not None:
+            self._handle.close()
