@@ -51,3 +51,16 @@ def test_bars_and_unknown_kind(tmp_path):
     with pytest.raises(InputError, match="quotes"):
         lake.write("quotes", bars)
     assert datetime(2024, 3, 1, tzinfo=UTC) == lake.read("bars")["ts"].min()
+
+
+def test_high_water_of_one_bar_interval(tmp_path):
+    lake = Lake(tmp_path)
+    trades = quiet_trades(hours=30)
+    daily = trades_to_bars(trades, "1d").drop("last_trade_ts")
+    hourly = trades_to_bars(trades.filter(pl.col("ts") < START + timedelta(hours=5)), "1h").drop(
+        "last_trade_ts"
+    )
+    lake.write("bars", pl.concat([daily, hourly]))
+    assert lake.high_water("bars", "testex", "AAA/BTC", interval="1h") == START + timedelta(hours=4)
+    assert lake.high_water("bars", "testex", "AAA/BTC", interval="1d") == START + timedelta(days=1)
+    assert lake.high_water("bars", "testex", "AAA/BTC", interval="5m") is None

@@ -54,7 +54,10 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except TapewatchError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print("[bold red]error:[/] ", end="")
+            err.print(
+                str(exc), markup=False, highlight=False, soft_wrap=True
+            )  # file names may hold [brackets]
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -293,6 +296,22 @@ def stream(
     )
     report = job.run()
     report_stream(err, job, report, dead_letter)
+
+
+ingest_app = typer.Typer(
+    help="Bring market data into the lake and the instruments table.", no_args_is_help=True
+)
+app.add_typer(ingest_app, name="ingest")
+
+
+def _register_ingest() -> None:
+    """The ingest verbs live with their sources; they import their heavy clients only when run."""
+    from tapewatch.sources.stocks import ingest_stocks
+
+    ingest_app.command("stocks")(user_errors(ingest_stocks))
+
+
+_register_ingest()
 
 
 def run() -> None:

@@ -98,10 +98,48 @@ class ExchangeSettings(_Section):
 
     exchange: str = Field("binance", description="ccxt exchange id")
     quote: str = Field("", description="only markets quoted in this asset (e.g. BTC); empty: all")
-    backfill_page: int = Field(1000, ge=1, description="trades per REST request")
+    backfill_page: int = Field(
+        1000,
+        ge=1,
+        description="trades or candles per REST request; at most the exchange's maximum (Binance: 1000)",
+    )
+    backfill_window_s: float = Field(
+        3600.0,
+        gt=0,
+        description="longest time span one trades request may ask for (Binance aggTrades: 1 hour)",
+    )
+    backfill_flush_rows: int = Field(
+        200_000, ge=1, description="rows gathered before a lake write (each write rewrites the day's file)"
+    )
+    backfill_concurrency: int = Field(4, ge=1, description="symbols backfilled at the same time")
     streams_per_connection: int = Field(1024, ge=1, description="symbols per WebSocket connection")
     reconnect_initial_s: float = Field(1.0, gt=0, description="first back-off after a dropped connection")
     reconnect_max_s: float = Field(60.0, gt=0, description="back-off ceiling")
+    live_batch_ms: int = Field(
+        20, ge=1, description="live: messages gathered this long before they are handed on as one batch"
+    )
+    live_flush_s: float = Field(
+        5.0, gt=0, description="ingest --live: how often live trades are written to the lake"
+    )
+    gap_backfill_max_s: float = Field(
+        3600.0, ge=0, description="live: the longest stretch of a gap (reconnect, restart) refilled over REST"
+    )
+    dedup_memory: int = Field(
+        100_000, ge=1, description="live: trade ids remembered per symbol to drop repeats"
+    )
+    book_levels: int = Field(
+        100,
+        ge=1,
+        description="live --book: depth of the REST snapshot the book starts from (Binance: 5…5000)",
+    )
+    rate_limit_ms: float = Field(
+        0.0,
+        ge=0,
+        description="spacing of REST requests in ms (ccxt's rateLimit); 0: ccxt's figure for the exchange",
+    )
+    ccxt_options: dict = Field(
+        default_factory=dict, description="ccxt options merged over Tapewatch's defaults for the exchange"
+    )
     rest_url: str = Field("", description="override of the exchange's REST base URL (tests, mirrors)")
     ws_url: str = Field("", description="override of the exchange's WebSocket base URL (tests, mirrors)")
     api_key: str = Field("", description="optional; from the environment or this file")
@@ -121,8 +159,32 @@ class StocksSettings(_Section):
         "https://www.nasdaqtrader.com/dynamic/SymDir/otherlisted.txt",
         description="NYSE, AMEX, ARCA… listings",
     )
-    tsx_url: str = Field("", description="TSX/TSXV listing file URL or path")
-    yahoo_url: str = Field("", description="override of Yahoo's chart API base URL (tests, mirrors)")
+    tsx_url: str = Field(
+        "https://www.tsx.com/json/company-directory/search/tsx/%5E*",
+        description="TSX company directory (JSON) URL or path; empty: skip TSX",
+    )
+    tsxv_url: str = Field(
+        "https://www.tsx.com/json/company-directory/search/tsxv/%5E*",
+        description="TSX Venture company directory (JSON) URL or path; empty: skip TSXV",
+    )
+    yahoo_url: str = Field(
+        "",
+        description="send every Yahoo request (query1/query2/fc…yahoo.com) to this base URL, path kept "
+        "(tests, mirrors); empty: Yahoo itself",
+    )
+    http_timeout_s: float = Field(30.0, gt=0, description="timeout of one listing download")
+    http_retries: int = Field(3, ge=0, description="retries of a listing download or Yahoo rate limit")
+    http_backoff_s: float = Field(1.0, ge=0, description="first back-off between retries; doubles each time")
+    workers: int = Field(4, ge=1, description="tickers downloaded from Yahoo at the same time")
+    quote_batch: int = Field(100, ge=1, le=1500, description="symbols per Yahoo quote request (facts)")
+    live_interval: str = Field("1m", description="bar size that --every polls when --interval is daily")
+    prepost: bool = Field(True, description="intraday bars include pre- and post-market trading")
+    market_tz: str = Field("America/New_York", description="time zone of the times below (US and TSX)")
+    close_time: str = Field(
+        "16:15", pattern=r"^\d{2}:\d{2}$", description="daily job: listings and daily bars, weekdays"
+    )
+    poll_from: str = Field("04:00", pattern=r"^\d{2}:\d{2}$", description="--every polls from this time")
+    poll_until: str = Field("20:00", pattern=r"^\d{2}:\d{2}$", description="--every polls until this time")
 
 
 class StreamSettings(_Section):

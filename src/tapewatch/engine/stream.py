@@ -61,30 +61,43 @@ class StreamStats:
 
 @dataclass
 class _Candles:
-    """One bar detector's candles being built: the open candle's trades and the last closed candles."""
+    """One bar detector's candles being built, for all symbols at once.
+
+    `open_trades` holds each symbol's trades of its still-open candle; a candle
+    closes when a trade of a later candle arrives (or at the end of input).
+    `closed` keeps each symbol's last `keep` closed candles as context.
+    """
 
     interval: str
     keep: int
-    open_trades: dict[Key, pl.DataFrame] = field(default_factory=dict)
-    closed: dict[Key, pl.DataFrame] = field(default_factory=dict)
+    open_trades: pl.DataFrame = field(default_factory=lambda: _empty().drop(ARRIVED))
+    closed: pl.DataFrame | None = None
 
-    def add(self, key: Key, trades: pl.DataFrame, *, close_all: bool) -> pl.DataFrame | None:
-        """Add trades; if candles closed, return them after the kept ones (their context), else None."""
-        previous = self.open_trades.get(key)
-        combined = trades if previous is None else pl.concat([previous, trades])
+    def add(self, trades: pl.DataFrame, *, close_all: bool) -> pl.DataFrame | None:
+        """Add trades; if candles closed, return them after their symbols' kept ones, else None."""
+        combined = pl.concat([self.open_trades, trades]).sort(KEY + ["ts"], maintain_order=True)
         if combined.is_empty():
             return None
         bars = trades_to_bars(combined, self.interval)
-        newly_closed = bars if close_all else bars.head(bars.height - 1)
         if close_all:
-            self.open_trades.pop(key, None)
+            newly_closed, self.open_trades = bars, combined.clear()
         else:
-            self.open_trades[key] = combined.filter(pl.col("ts") >= bars["ts"][-1])
+            last = pl.col("ts") == pl.col("ts").max().over(KEY)
+            newly_closed = bars.filter(~last)
+            open_from = bars.filter(last).select(*KEY, _open=pl.col("ts"))
+            self.open_trades = (
+                combined.join(open_from, on=KEY).filter(pl.col("ts") >= pl.col("_open")).drop("_open")
+            )
         if newly_closed.is_empty():
             return None
-        candles = newly_closed if key not in self.closed else pl.concat([self.closed[key], newly_closed])
-        self.closed[key] = candles.tail(self.keep)
-        return candles  # every new candle with its context; only the context is kept
+        touched = newly_closed.select(KEY).unique()
+        context = None if self.closed is None else self.closed.join(touched, on=KEY, how="semi")
+        candles = newly_closed if context is None else pl.concat([context, newly_closed])
+        candles = candles.sort(KEY + ["ts"], maintain_order=True)
+        kept = candles.group_by(KEY, maintain_order=True).tail(self.keep).select(candles.columns)
+        others = None if self.closed is None else self.closed.join(touched, on=KEY, how="anti")
+        self.closed = kept if others is None else pl.concat([others, kept])
+        return candles
 
 
 class StreamEngine:
@@ -116,7 +129,8 @@ class StreamEngine:
         self._lookback = max(trade_lookbacks, default=timedelta(0))
         self._pending: list[pl.DataFrame] = []
         self._held = _empty()
-        self._tails: dict[Key, pl.DataFrame] = {}
+        self._tail = _empty().drop(ARRIVED)  # every symbol's decided trades, in arrival chunks
+        self._tail_after_trim = 0
         self._processed_until: dict[Key, datetime] = {}
         self._open_followups: dict[str, tuple[Detector, Alert]] = {}
 
@@ -149,14 +163,14 @@ class StreamEngine:
         ready, self._held = self._split_held(incoming, now, flush)
         self.stats.steps += 1
         emitted: list[Emitted] = []
-        by_key = ready.partition_by(KEY, as_dict=True, maintain_order=True) if ready.height else {}
-        if by_key or flush:
-            emitted += self._detect(by_key, flush)
-        for key, rows in by_key.items():
-            self._processed_until[key] = rows["ts"].max()
-            self._tails[key] = self._tail_with_new(key, rows.drop(ARRIVED))
+        if ready.height or flush:
+            emitted += self._detect(ready, flush)
+        if ready.height:
+            newest = ready.group_by(KEY).agg(pl.col("ts").max())
+            self._processed_until.update({(v, sym): ts for v, sym, ts in newest.iter_rows()})
+            self._tail = pl.concat([self._tail, ready.drop(ARRIVED)], rechunk=False)
         emitted += self._complete_followups(flush)
-        self._trim(by_key)
+        self._trim()
         self.stats.trades_processed += ready.height
         self.stats.alerts += sum(not item.update for item in emitted)
         self.stats.updates += sum(item.update for item in emitted)
@@ -219,11 +233,13 @@ class StreamEngine:
         )
         if not frame["_late"].any():
             return frame.with_columns(_duplicate=pl.lit(False))
-        late_keys = frame.filter("_late").select(KEY).unique().iter_rows()
-        kept = [self._tails[key] for key in late_keys if key in self._tails]
-        if not kept:
-            return frame.with_columns(_duplicate=pl.lit(False))
-        seen = pl.concat(kept).select(list(TRADE_SCHEMA)).unique().with_columns(_seen=pl.lit(True))
+        late_keys = frame.filter("_late").select(KEY).unique()
+        seen = (
+            self._tail.join(late_keys, on=KEY, how="semi")
+            .select(list(TRADE_SCHEMA))
+            .unique()
+            .with_columns(_seen=pl.lit(True))
+        )
         return frame.join(
             seen, on=list(TRADE_SCHEMA), how="left", nulls_equal=True, maintain_order="left"
         ).with_columns(_duplicate=pl.col("_late") & pl.col("_seen").fill_null(False))
@@ -239,45 +255,32 @@ class StreamEngine:
 
     # -- detection --------------------------------------------------------------------------------
 
-    def _detect(self, by_key: dict[Key, pl.DataFrame], flush: bool) -> list[Emitted]:
+    def _detect(self, ready: pl.DataFrame, flush: bool) -> list[Emitted]:
         emitted = []
-        touched = list(by_key)
+        new_rows = ready.drop(ARRIVED)
         work = None
-        if touched:
-            parts = [self._tails[k] for k in touched if k in self._tails] + [
-                r.drop(ARRIVED) for r in by_key.values()
-            ]
-            work = pl.concat(parts).sort(KEY + ["ts"], maintain_order=True)
+        if ready.height:
+            context = self._tail.join(ready.select(KEY).unique(), on=KEY, how="semi")
+            work = pl.concat([context, new_rows]).sort(KEY + ["ts"], maintain_order=True)
         for detector in self.detectors:
             if detector.needs == "trades":
                 if work is None:
                     continue
                 alerts = detector.detect(work, self._states[detector.name])
             else:
-                bars = self._closed_candles(detector.name, by_key, flush)
-                if bars is None:
+                candles = self._candles[detector.name].add(new_rows, close_all=flush)
+                if candles is None:
                     continue
-                alerts = detector.detect(bars, self._states[detector.name])
-            emitted += [self._emit(detector, alert, by_key) for alert in alerts]
+                alerts = detector.detect(candles, self._states[detector.name])
+            emitted += [self._emit(detector, alert, ready) for alert in alerts]
         return emitted
 
-    def _closed_candles(self, name: str, by_key: dict[Key, pl.DataFrame], flush: bool) -> pl.DataFrame | None:
-        candles = self._candles[name]
-        keys = set(by_key) | (set(candles.open_trades) if flush else set())
-        closed = []
-        for key in sorted(keys):
-            rows = by_key[key].drop(ARRIVED) if key in by_key else _empty().drop(ARRIVED)
-            kept = candles.add(key, rows, close_all=flush)
-            if kept is not None:
-                closed.append(kept)
-        return pl.concat(closed) if closed else None
-
-    def _emit(self, detector: Detector, alert: Alert, by_key: dict[Key, pl.DataFrame]) -> Emitted:
-        rows = by_key.get((alert.venue, alert.symbol))
-        arrived = None
-        if rows is not None:
-            upto = rows.filter(pl.col("ts") <= alert.detected_at)
-            arrived = upto[ARRIVED].max() if upto.height else None
+    def _emit(self, detector: Detector, alert: Alert, ready: pl.DataFrame) -> Emitted:
+        arrived = ready.filter(
+            (pl.col("venue") == alert.venue)
+            & (pl.col("symbol") == alert.symbol)
+            & (pl.col("ts") <= alert.detected_at)
+        )[ARRIVED].max()
         emitted_at = time.time()
         if arrived is not None:
             alert = alert.model_copy(
@@ -295,39 +298,51 @@ class StreamEngine:
 
     def _complete_followups(self, flush: bool) -> list[Emitted]:
         """Re-emit alerts whose follow-up horizon has passed (or all of them at the end of input)."""
-        done = []
+        due: dict[str, list[Alert]] = {}
         for alert_id, (detector, alert) in list(self._open_followups.items()):
-            key = (alert.venue, alert.symbol)
-            newest = self._newest(key)
-            if not flush and (newest is None or newest < alert.detected_at + detector.followup_horizon()):
+            newest = self._processed_until.get((alert.venue, alert.symbol))
+            if flush or (newest is not None and newest >= alert.detected_at + detector.followup_horizon()):
+                due.setdefault(detector.name, []).append(alert)
+                del self._open_followups[alert_id]
+        done = []
+        for detector in self.detectors:
+            alerts = due.get(detector.name)
+            if not alerts:
                 continue
-            frame = self._tail_with_new(key)
-            (refreshed,) = detector.refresh_followups([alert], frame)
-            done.append(Emitted(refreshed, update=True))
-            del self._open_followups[alert_id]
+            keys = pl.DataFrame(
+                {"venue": [a.venue for a in alerts], "symbol": [a.symbol for a in alerts]}
+            ).unique()
+            frame = self._tail.join(keys, on=KEY, how="semi").sort(KEY + ["ts"], maintain_order=True)
+            done += [Emitted(alert, update=True) for alert in detector.refresh_followups(alerts, frame)]
         return done
 
-    # -- tails ------------------------------------------------------------------------------------
+    def _trim(self) -> None:
+        """Forget rows no decision can read any more, once the tail has doubled since the last trim.
 
-    def _trim(self, by_key: dict[Key, pl.DataFrame]) -> None:
-        """Forget what no decision can read any more (kept back to any follow-up still open)."""
-        open_since = {(a.venue, a.symbol): a.detected_at for _, a in self._open_followups.values()}
-        for key in by_key:
-            tail = self._tails[key]
-            horizon = tail["ts"].max() - self._lookback
-            if key in open_since:
-                horizon = min(horizon, open_since[key] - timedelta(microseconds=1))
-            if tail["ts"].min() <= horizon:
-                self._tails[key] = tail.filter(pl.col("ts") > horizon)
-
-    def _tail_with_new(self, key: Key, rows: pl.DataFrame | None = None) -> pl.DataFrame:
-        tail = self._tails.get(key)
-        if rows is None:
-            return tail if tail is not None else _empty().drop(ARRIVED)
-        return rows if tail is None else pl.concat([tail, rows])
-
-    def _newest(self, key: Key) -> datetime | None:
-        return self._processed_until.get(key)
+        Extra context is harmless (windows are by time), so trimming is batched for
+        speed; rows back to an open follow-up's detection are kept.
+        """
+        if self._tail.height < max(2 * self._tail_after_trim, 50_000):
+            return
+        horizons = {key: ts - self._lookback for key, ts in self._processed_until.items()}
+        for _, alert in self._open_followups.values():
+            key = (alert.venue, alert.symbol)
+            horizons[key] = min(horizons[key], alert.detected_at - timedelta(microseconds=1))
+        limits = pl.DataFrame(
+            {
+                "venue": [k[0] for k in horizons],
+                "symbol": [k[1] for k in horizons],
+                "_from": list(horizons.values()),
+            },
+            schema={"venue": pl.String, "symbol": pl.String, "_from": TRADE_SCHEMA["ts"]},
+        )
+        self._tail = (
+            self._tail.join(limits, on=KEY, how="left", maintain_order="left")
+            .filter(pl.col("_from").is_null() | (pl.col("ts") > pl.col("_from")))
+            .drop("_from")
+            .rechunk()
+        )
+        self._tail_after_trim = self._tail.height
 
 
 def _empty() -> pl.DataFrame:

@@ -91,12 +91,15 @@ class Lake:
             frame = frame.filter(pl.col("ts") < end)
         return frame.collect().sort(["venue", "symbol", *SORT_KEYS[kind]], nulls_last=True)
 
-    def high_water(self, kind: Kind, venue: str, symbol: str) -> datetime | None:
-        """The latest timestamp stored for a venue/symbol: where a resumed backfill starts."""
-        files = sorted(self._files(kind, venue, symbol, None, None))
-        if not files:
-            return None
-        return pl.read_parquet(files[-1], columns=["ts"])["ts"].max()
+    def high_water(self, kind: Kind, venue: str, symbol: str, interval: str | None = None) -> datetime | None:
+        """The latest timestamp stored for a venue/symbol (bars: of one `interval`): where a backfill resumes."""
+        for path in reversed(self._files(kind, venue, symbol, None, None)):
+            stored = pl.read_parquet(path, columns=["ts", "interval"] if interval else ["ts"])
+            if interval:
+                stored = stored.filter(pl.col("interval") == interval)
+            if stored.height:
+                return stored["ts"].max()
+        return None
 
     def symbols(self, kind: Kind, venue: str) -> list[str]:
         """Symbols that have data for a venue."""
