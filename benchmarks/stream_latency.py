@@ -63,7 +63,7 @@ def throughput_run(symbols: int) -> None:
     trades = quiet_market(symbols, 6.0, per_minute=6)
     engine = StreamEngine(build_detectors(Settings()), Settings().stream)
     started = time.perf_counter()
-    run_stream(replay(trades, speed=None, batch_trades=200_000), engine, [])
+    run_stream(replay(trades, speed=None, batch_trades=250_000), engine, [])
     seconds = time.perf_counter() - started
     rate = trades.height / seconds
     print(

@@ -190,9 +190,9 @@ class StocksSettings(_Section):
 class StreamSettings(_Section):
     """The streaming engine: micro-batches of the batch detectors on each symbol's recent tail."""
 
-    batch_ms: int = Field(100, ge=1, description="how often pending trades are run through the detectors")
-    max_batch_trades: int = Field(100_000, ge=1, description="run early when this many trades are pending")
-    hold_ms: int = Field(50, ge=0, description="trades of the newest millisecond wait this long for siblings")
+    batch_ms: int = Field(50, ge=1, description="how often pending trades are run through the detectors")
+    max_batch_trades: int = Field(250_000, ge=1, description="run early when this many trades are pending")
+    hold_ms: int = Field(20, ge=0, description="trades of the newest millisecond wait this long for siblings")
     max_clock_skew_s: float = Field(5.0, ge=0, description="trades this far in the future are set aside")
 
 
@@ -202,7 +202,47 @@ class BusSettings(_Section):
     url: str = Field("", description="nats://host:port; empty: no bus")
     trades_stream: str = Field("TAPEWATCH_TRADES", description="JetStream stream of normalised trades")
     alerts_stream: str = Field("TAPEWATCH_ALERTS", description="JetStream stream of alerts")
-    partitions: int = Field(16, ge=1, description="symbol partitions that workers share")
+    partitions: int = Field(
+        16, ge=1, le=4096, description="symbol partitions that workers share; fixed for a stream's life"
+    )
+    subject_prefix: str = Field(
+        "tapewatch",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="first subject token: trades on PREFIX.trades.>, alerts on PREFIX.alerts.>",
+    )
+    leases_bucket: str = Field(
+        "tapewatch_leases", pattern=r"^[A-Za-z0-9_-]+$", description="KV bucket of partition leases"
+    )
+    consumer_prefix: str = Field(
+        "tapewatch",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="durable consumers are PREFIX_p<N> (one per partition) and PREFIX_sink",
+    )
+    trades_max_age_h: float = Field(
+        24.0, gt=0, description="trades are kept this long: more than the detectors' longest lookback"
+    )
+    alerts_max_age_d: float = Field(30.0, gt=0, description="alerts are kept this long on the bus")
+    trades_dedup_window_s: float = Field(
+        300.0, gt=0, description="a trade batch republished within this window (same Nats-Msg-Id) is dropped"
+    )
+    alerts_dedup_window_s: float = Field(
+        3600.0, gt=0, description="an alert re-emitted within this window (same Nats-Msg-Id) is dropped"
+    )
+    message_trades: int = Field(
+        2000, ge=1, description="most trades per bus message (one symbol's trades, Arrow IPC)"
+    )
+    fetch_batch: int = Field(256, ge=1, description="messages a worker or the sink pulls at once")
+    lease_ttl_s: float = Field(
+        15.0, gt=0, description="a partition whose owner stops renewing is free after this long"
+    )
+    heartbeat_s: float = Field(3.0, gt=0, description="how often leases are renewed and rebalanced")
+    ack_wait_s: float = Field(120.0, gt=0, description="an unacknowledged message is redelivered after this")
+    request_timeout_s: float = Field(5.0, gt=0, description="timeout of one publish or API request")
+    retry_initial_s: float = Field(0.2, gt=0, description="first back-off after a failed publish, ack or save")
+    retry_max_s: float = Field(30.0, gt=0, description="back-off ceiling; retries go on until stopped")
+    publish_inflight: int = Field(
+        512, ge=1, description="publishes awaiting the server's acknowledgement at once"
+    )
 
 
 class Settings(BaseSettings):

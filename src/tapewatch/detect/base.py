@@ -37,9 +37,12 @@ class DetectorState:
     history_start: dict[Key, datetime] = field(default_factory=dict)
     last_hit: dict[Key, datetime] = field(default_factory=dict)
 
-    def frame(self, key: list[str]) -> pl.DataFrame:
-        """The state as a frame to join on the key columns (empty columns when nothing is known yet)."""
-        keys = sorted(set(self.decided_until) | set(self.history_start) | set(self.last_hit))
+    def frame(self, key: list[str], only: pl.DataFrame | None = None) -> pl.DataFrame:
+        """The state as a frame to join on the key columns; `only` limits it to the keys in that frame."""
+        known = set(self.decided_until) | set(self.history_start) | set(self.last_hit)
+        if only is not None:
+            known &= set(only.select(key).unique().iter_rows())
+        keys = sorted(known)
         columns: dict[str, list] = {name: [k[i] for k in keys] for i, name in enumerate(key)}
         columns["decided_until"] = [self.decided_until.get(k) for k in keys]
         columns["history_start"] = [self.history_start.get(k) for k in keys]

@@ -121,7 +121,7 @@ class PumpOnsetDetector:
         trades = frame.with_columns(first=order_starts())
         features = self._features(trades)
         if state is not None:
-            features = self._with_state(features, state)
+            features = self._with_state(features, state.frame(KEY, only=trades))
         hits = self._qualifying(features).collect()
         triggers = self._first_of_runs(hits)
         if state is not None:
@@ -197,9 +197,9 @@ class PumpOnsetDetector:
             buy_share=pl.col("buys_w") / pl.col("orders_w"),
         )
 
-    def _with_state(self, features: pl.LazyFrame, state: DetectorState) -> pl.LazyFrame:
+    def _with_state(self, features: pl.LazyFrame, known: pl.DataFrame) -> pl.LazyFrame:
         """Join what earlier batches knew: history start (warm-up), decided rows, last hit (cooldown)."""
-        return features.join(state.frame(KEY).lazy(), on=KEY, how="left").with_columns(
+        return features.join(known.lazy(), on=KEY, how="left").with_columns(
             first_ts=pl.min_horizontal("first_ts", "history_start")
         )
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from tapewatch.config import StreamSettings
@@ -36,6 +37,8 @@ from tapewatch.records import TRADE_SCHEMA, Alert, conform, to_iso
 
 KEY = ["venue", "symbol"]
 ARRIVED = "_arrived"
+KID = "_kid"  # a small integer per venue/symbol: sorting by (KID, ts) groups symbols 4-5x faster than strings
+ORDER = [KID, "ts"]
 Key = tuple[str, str]
 
 
@@ -75,7 +78,7 @@ class _Candles:
 
     def add(self, trades: pl.DataFrame, *, close_all: bool) -> pl.DataFrame | None:
         """Add trades; if candles closed, return them after their symbols' kept ones, else None."""
-        combined = pl.concat([self.open_trades, trades]).sort(KEY + ["ts"], maintain_order=True)
+        combined = pl.concat([self.open_trades, trades]).sort(ORDER, maintain_order=True)
         if combined.is_empty():
             return None
         bars = trades_to_bars(combined, self.interval)
@@ -93,7 +96,7 @@ class _Candles:
         touched = newly_closed.select(KEY).unique()
         context = None if self.closed is None else self.closed.join(touched, on=KEY, how="semi")
         candles = newly_closed if context is None else pl.concat([context, newly_closed])
-        candles = candles.sort(KEY + ["ts"], maintain_order=True)
+        candles = candles.sort(KEY + ["ts"], maintain_order=True)  # few rows: strings are fine
         kept = candles.group_by(KEY, maintain_order=True).tail(self.keep).select(candles.columns)
         others = None if self.closed is None else self.closed.join(touched, on=KEY, how="anti")
         self.closed = kept if others is None else pl.concat([others, kept])
@@ -132,6 +135,9 @@ class StreamEngine:
         self._tail = _empty().drop(ARRIVED)  # every symbol's decided trades, in arrival chunks
         self._tail_after_trim = 0
         self._processed_until: dict[Key, datetime] = {}
+        self._decided_us = np.full(0, np.iinfo(np.int64).min, dtype=np.int64)  # per symbol id
+        self._kids: dict[Key, int] = {}
+        self._kid_table: pl.DataFrame | None = None
         self._open_followups: dict[str, tuple[Detector, Alert]] = {}
 
     def push(self, trades: pl.DataFrame, arrived_at: float | pl.Series | None = None) -> None:
@@ -140,9 +146,10 @@ class StreamEngine:
             return
         arrival = time.time() if arrived_at is None else arrived_at
         frame = conform(trades, TRADE_SCHEMA).with_columns(
-            arrival.alias(ARRIVED)
+            pl.lit(None, dtype=pl.UInt32).alias(KID),
+            arrival.cast(pl.Float64).alias(ARRIVED)
             if isinstance(arrival, pl.Series)
-            else pl.lit(float(arrival)).alias(ARRIVED)
+            else pl.lit(float(arrival)).alias(ARRIVED),
         )
         self._pending.append(frame)
         self.stats.trades_in += frame.height
@@ -159,15 +166,17 @@ class StreamEngine:
         self._pending = []
         if incoming.is_empty() and not flush:
             return []
-        incoming = self._set_aside_bad(incoming.sort(KEY + ["ts"], maintain_order=True), now)
+        incoming = self._set_aside_bad(self._with_kid(incoming).sort(ORDER, maintain_order=True), now)
         ready, self._held = self._split_held(incoming, now, flush)
         self.stats.steps += 1
         emitted: list[Emitted] = []
         if ready.height or flush:
             emitted += self._detect(ready, flush)
         if ready.height:
-            newest = ready.group_by(KEY).agg(pl.col("ts").max())
-            self._processed_until.update({(v, sym): ts for v, sym, ts in newest.iter_rows()})
+            newest = ready.group_by(KEY).agg(pl.col(KID).first(), pl.col("ts").max())
+            for venue, symbol, kid, ts in newest.iter_rows():
+                self._processed_until[(venue, symbol)] = ts
+                self._decided_us[kid] = _micros(ts)
             self._tail = pl.concat([self._tail, ready.drop(ARRIVED)], rechunk=False)
         emitted += self._complete_followups(flush)
         self._trim()
@@ -179,6 +188,30 @@ class StreamEngine:
     def finish(self) -> list[Emitted]:
         """End of input: decide everything still held, close candles, complete follow-ups."""
         return self.step(flush=True)
+
+    def _with_kid(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Tag rows with their symbol's integer id, giving new symbols the next ids."""
+        frame = frame.drop(KID)
+        new = [
+            key for key in frame.select(KEY).unique(maintain_order=True).iter_rows() if key not in self._kids
+        ]
+        if new or self._kid_table is None:
+            for key in new:
+                self._kids[key] = len(self._kids)
+            self._kid_table = pl.DataFrame(
+                {
+                    "venue": [k[0] for k in self._kids],
+                    "symbol": [k[1] for k in self._kids],
+                    KID: list(self._kids.values()),
+                },
+                schema={"venue": pl.String, "symbol": pl.String, KID: pl.UInt32},
+            )
+            grown = np.full(len(self._kids), np.iinfo(np.int64).min, dtype=np.int64)
+            grown[: self._decided_us.size] = self._decided_us
+            self._decided_us = grown
+        return frame.join(
+            self._kid_table, on=KEY, how="left", nulls_equal=True, maintain_order="left"
+        ).select(*TRADE_SCHEMA, KID, ARRIVED)
 
     # -- set-asides -----------------------------------------------------------------------------
 
@@ -198,12 +231,11 @@ class StreamEngine:
         if self.check_clock:
             limit = datetime.fromtimestamp(now, UTC) + timedelta(seconds=self.settings.max_clock_skew_s)
             checks.append((pl.col("ts") > limit, "clock skew: timestamp in the future"))
-        if self._processed_until:
-            frame = self._mark_late(frame)
-            checks.append((pl.col("_duplicate"), "duplicate of a trade already processed"))
-            checks.append(
-                (pl.col("_late") & ~pl.col("_duplicate"), "out of order: at or before trades already decided")
-            )
+        frame = self._mark_late(frame)
+        checks.append((pl.col("_duplicate"), "duplicate of a trade already processed"))
+        checks.append(
+            (pl.col("_late") & ~pl.col("_duplicate"), "out of order: at or before trades already decided")
+        )
         repeat = ~pl.struct(list(TRADE_SCHEMA)).is_first_distinct()
         frame = frame.with_columns(_repeat=repeat)
         checks.append((pl.col("_repeat"), "duplicate within the batch"))
@@ -216,33 +248,30 @@ class StreamEngine:
                 {"reason": row["_reason"], "record": {k: row[k] for k in TRADE_SCHEMA}}
                 for row in bad.iter_rows(named=True)
             )
-        return frame.filter(pl.col("_reason").is_null()).select(*TRADE_SCHEMA, ARRIVED)
+        return frame.filter(pl.col("_reason").is_null()).select(*TRADE_SCHEMA, KID, ARRIVED)
 
     def _mark_late(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Flag rows at or before their symbol's decided time, and which of those repeat a kept trade."""
-        decided = pl.DataFrame(
-            {
-                "venue": [k[0] for k in self._processed_until],
-                "symbol": [k[1] for k in self._processed_until],
-                "_decided": list(self._processed_until.values()),
-            },
-            schema={"venue": pl.String, "symbol": pl.String, "_decided": TRADE_SCHEMA["ts"]},
+        kids = frame[KID].to_numpy()
+        late = (
+            frame["ts"].dt.epoch("us").fill_null(np.iinfo(np.int64).max).to_numpy() <= self._decided_us[kids]
         )
-        frame = frame.join(decided, on=KEY, how="left", maintain_order="left").with_columns(
-            _late=(pl.col("ts") <= pl.col("_decided")).fill_null(False)
-        )
-        if not frame["_late"].any():
-            return frame.with_columns(_duplicate=pl.lit(False))
-        late_keys = frame.filter("_late").select(KEY).unique()
+        frame = frame.with_columns(_late=pl.Series(late), _duplicate=pl.lit(False))
+        if not late.any():
+            return frame
+        late_kids = frame.filter("_late")[KID].unique().implode()
         seen = (
-            self._tail.join(late_keys, on=KEY, how="semi")
+            self._tail.filter(pl.col(KID).is_in(late_kids))
             .select(list(TRADE_SCHEMA))
             .unique()
             .with_columns(_seen=pl.lit(True))
         )
-        return frame.join(
-            seen, on=list(TRADE_SCHEMA), how="left", nulls_equal=True, maintain_order="left"
-        ).with_columns(_duplicate=pl.col("_late") & pl.col("_seen").fill_null(False))
+        return (
+            frame.drop("_duplicate")
+            .join(seen, on=list(TRADE_SCHEMA), how="left", nulls_equal=True, maintain_order="left")
+            .with_columns(_duplicate=pl.col("_late") & pl.col("_seen").fill_null(False))
+            .drop("_seen")
+        )
 
     def _split_held(self, frame: pl.DataFrame, now: float, flush: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Hold back each symbol's newest millisecond until it is known to be complete."""
@@ -260,8 +289,8 @@ class StreamEngine:
         new_rows = ready.drop(ARRIVED)
         work = None
         if ready.height:
-            context = self._tail.join(ready.select(KEY).unique(), on=KEY, how="semi")
-            work = pl.concat([context, new_rows]).sort(KEY + ["ts"], maintain_order=True)
+            context = self._tail.filter(pl.col(KID).is_in(ready[KID].unique().implode()))
+            work = pl.concat([context, new_rows]).sort(ORDER, maintain_order=True)
         for detector in self.detectors:
             if detector.needs == "trades":
                 if work is None:
@@ -312,38 +341,35 @@ class StreamEngine:
             keys = pl.DataFrame(
                 {"venue": [a.venue for a in alerts], "symbol": [a.symbol for a in alerts]}
             ).unique()
-            frame = self._tail.join(keys, on=KEY, how="semi").sort(KEY + ["ts"], maintain_order=True)
+            frame = self._tail.join(keys, on=KEY, how="semi").sort(ORDER, maintain_order=True)
             done += [Emitted(alert, update=True) for alert in detector.refresh_followups(alerts, frame)]
         return done
 
     def _trim(self) -> None:
-        """Forget rows no decision can read any more, once the tail has doubled since the last trim.
+        """Forget rows no decision can read any more, once the tail has grown by half since the last trim.
 
         Extra context is harmless (windows are by time), so trimming is batched for
         speed; rows back to an open follow-up's detection are kept.
         """
-        if self._tail.height < max(2 * self._tail_after_trim, 50_000):
+        if self._tail.height < max(1.5 * self._tail_after_trim, 50_000):
             return
-        horizons = {key: ts - self._lookback for key, ts in self._processed_until.items()}
+        horizons = self._decided_us - int(self._lookback / timedelta(microseconds=1))
         for _, alert in self._open_followups.values():
-            key = (alert.venue, alert.symbol)
-            horizons[key] = min(horizons[key], alert.detected_at - timedelta(microseconds=1))
-        limits = pl.DataFrame(
-            {
-                "venue": [k[0] for k in horizons],
-                "symbol": [k[1] for k in horizons],
-                "_from": list(horizons.values()),
-            },
-            schema={"venue": pl.String, "symbol": pl.String, "_from": TRADE_SCHEMA["ts"]},
-        )
-        self._tail = (
-            self._tail.join(limits, on=KEY, how="left", maintain_order="left")
-            .filter(pl.col("_from").is_null() | (pl.col("ts") > pl.col("_from")))
-            .drop("_from")
-            .rechunk()
-        )
+            kid = self._kids[(alert.venue, alert.symbol)]
+            horizons[kid] = min(horizons[kid], _micros(alert.detected_at) - 1)
+        keep_from = pl.Series(horizons).gather(self._tail[KID])
+        self._tail = self._tail.filter(self._tail["ts"].dt.epoch("us") > keep_from).rechunk()
         self._tail_after_trim = self._tail.height
 
 
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _empty() -> pl.DataFrame:
-    return conform(pl.DataFrame(), TRADE_SCHEMA).with_columns(pl.lit(None, dtype=pl.Float64).alias(ARRIVED))
+    return conform(pl.DataFrame(), TRADE_SCHEMA).with_columns(
+        pl.lit(None, dtype=pl.UInt32).alias(KID), pl.lit(None, dtype=pl.Float64).alias(ARRIVED)
+    )
