@@ -306,8 +306,10 @@ app.add_typer(ingest_app, name="ingest")
 
 def _register_ingest() -> None:
     """The ingest verbs live with their sources; they import their heavy clients only when run."""
+    from tapewatch.sources.exchange import ingest_crypto
     from tapewatch.sources.stocks import ingest_stocks
 
+    ingest_app.command("crypto")(user_errors(ingest_crypto))
     ingest_app.command("stocks")(user_errors(ingest_stocks))
 
 

@@ -238,7 +238,9 @@ class BusSettings(_Section):
     heartbeat_s: float = Field(3.0, gt=0, description="how often leases are renewed and rebalanced")
     ack_wait_s: float = Field(120.0, gt=0, description="an unacknowledged message is redelivered after this")
     request_timeout_s: float = Field(5.0, gt=0, description="timeout of one publish or API request")
-    retry_initial_s: float = Field(0.2, gt=0, description="first back-off after a failed publish, ack or save")
+    retry_initial_s: float = Field(
+        0.2, gt=0, description="first back-off after a failed publish, ack or save"
+    )
     retry_max_s: float = Field(30.0, gt=0, description="back-off ceiling; retries go on until stopped")
     publish_inflight: int = Field(
         512, ge=1, description="publishes awaiting the server's acknowledgement at once"

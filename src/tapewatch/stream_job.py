@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -168,8 +167,6 @@ def open_stream(
     else:
         if not symbols:
             raise InputError("--exchange: give the symbols to watch with --symbols (e.g. --symbols BTC/USDT)")
-        if importlib.util.find_spec("tapewatch.sources.exchange") is None:
-            raise InputError("--exchange: the live exchange source is not part of this build yet; use --replay")
         job.live = _exchange_batches(settings, exchange, list(symbols))
         job.description = f"live {exchange}: {len(symbols)} symbol(s)"
     return job

@@ -1,0 +1,255 @@
+"""REST backfill of trades and candles into the lake, resumable and never duplicating a row.
+
+For each symbol only the parts of the requested range that the coverage ledger does
+not hold are fetched; pages are buffered and merged into the lake in large writes
+(each write rewrites a day's file), and the ledger advances only after the data it
+stands for is on disk. A crash therefore costs at most one buffer of re-fetching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Literal
+
+import ccxt.async_support
+import polars as pl
+from rich.progress import Progress, TaskID
+
+from tapewatch.config import ExchangeSettings
+from tapewatch.io.lake import Lake
+from tapewatch.sources.exchange.connect import make_exchange
+from tapewatch.sources.exchange.coverage import Coverage
+from tapewatch.sources.exchange.normalise import bars_frame, normalise_trades, trades_frame
+from tapewatch.sources.exchange.paging import Page, candle_pages, trade_pages
+
+SETTLE_MS = 5_000
+"""The newest seconds are never marked fetched: an exchange may not serve its latest trades yet."""
+
+
+@dataclass
+class SymbolBackfill:
+    """What one symbol's backfill did."""
+
+    written: int = 0
+    fetched: int = 0
+    resumed_from: datetime | None = None  # where fetching started, when the start was already covered
+    up_to_date: bool = False  # nothing in the range was missing
+    rejected: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class BackfillReport:
+    """Per-symbol results of one backfill run, for the summary."""
+
+    kind: Literal["trades", "bars"]
+    venue: str
+    symbols: dict[str, SymbolBackfill] = field(default_factory=dict)
+
+    @property
+    def written(self) -> int:
+        """New rows in the lake, all symbols together."""
+        return sum(result.written for result in self.symbols.values())
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Symbols whose backfill stopped on an exchange error, with the error."""
+        return {symbol: r.error for symbol, r in self.symbols.items() if r.error is not None}
+
+
+PageSource = Callable[[ccxt.async_support.Exchange, str, int, int], AsyncIterator[Page]]
+"""(exchange, symbol, start ms, end ms) → pages covering that span."""
+ToFrame = Callable[[Page, str, SymbolBackfill], pl.DataFrame]
+"""(page, symbol, the symbol's result for rejections) → a record frame."""
+
+
+@dataclass
+class _Job:
+    """One backfill run: what to fetch, how to read pages, where the rows go."""
+
+    settings: ExchangeSettings
+    lake: Lake
+    kind: Literal["trades", "bars"]
+    stream: str  # "trades" or the candle timeframe: the coverage ledger's key
+    pages: PageSource
+    to_frame: ToFrame
+    progress: Progress | None
+
+
+async def backfill_trades(
+    settings: ExchangeSettings,
+    symbols: list[str],
+    since: datetime,
+    until: datetime,
+    lake: Lake,
+    progress: Progress | None = None,
+    *,
+    exchange: ccxt.async_support.Exchange | None = None,
+) -> BackfillReport:
+    """Fetch the trades of [since, until) that the lake lacks, for each symbol."""
+
+    def to_frame(page: Page, symbol: str, result: SymbolBackfill) -> pl.DataFrame:
+        checked = normalise_trades(page.records, source=f"{settings.exchange}:rest", symbols={symbol})
+        result.rejected.extend(checked.rejected)
+        return trades_frame(checked.rows, settings.exchange)
+
+    pages = partial(_trade_pages, settings=settings)
+    job = _Job(settings, lake, "trades", "trades", pages, to_frame, progress)
+    return await _run(job, symbols, since, until, exchange)
+
+
+async def backfill_ohlcv(
+    settings: ExchangeSettings,
+    symbols: list[str],
+    timeframe: str,
+    since: datetime,
+    until: datetime,
+    lake: Lake,
+    progress: Progress | None = None,
+    *,
+    exchange: ccxt.async_support.Exchange | None = None,
+) -> BackfillReport:
+    """Fetch the closed candles of [since, until) that the lake lacks, for each symbol."""
+
+    def to_frame(page: Page, symbol: str, result: SymbolBackfill) -> pl.DataFrame:
+        return bars_frame(page.records, settings.exchange, symbol, timeframe)
+
+    pages = partial(_candle_pages, settings=settings, timeframe=timeframe)
+    job = _Job(settings, lake, "bars", timeframe, pages, to_frame, progress)
+    return await _run(job, symbols, since, until, exchange)
+
+
+def _trade_pages(
+    exchange: ccxt.async_support.Exchange, symbol: str, start: int, end: int, *, settings: ExchangeSettings
+) -> AsyncIterator[Page]:
+    window = int(settings.backfill_window_s * 1000)
+    return trade_pages(exchange, symbol, start, end, limit=settings.backfill_page, window=window)
+
+
+async def _candle_pages(
+    exchange: ccxt.async_support.Exchange,
+    symbol: str,
+    start: int,
+    end: int,
+    *,
+    settings: ExchangeSettings,
+    timeframe: str,
+) -> AsyncIterator[Page]:
+    most = exchange.features.get("spot", {}).get("fetchOHLCV", {}).get("limit") if exchange.features else None
+    limit = min(settings.backfill_page, most or settings.backfill_page)
+    now = await _exchange_now(exchange)
+    async for page in candle_pages(exchange, symbol, timeframe, start, end, limit=limit, now=now):
+        yield page
+
+
+async def _exchange_now(exchange: ccxt.async_support.Exchange) -> int:
+    """The exchange's clock in ms (its candles close by it), or ours where it does not tell."""
+    if exchange.has.get("fetchTime"):
+        server_time = await exchange.fetch_time()
+        if isinstance(server_time, int):
+            return server_time
+    return int(time.time() * 1000)
+
+
+async def _run(
+    job: _Job,
+    symbols: list[str],
+    since: datetime,
+    until: datetime,
+    exchange: ccxt.async_support.Exchange | None,
+) -> BackfillReport:
+    """One symbol at a time per slot, `backfill_concurrency` slots, all on one rate-limited exchange."""
+    own = exchange is None
+    exchange = exchange or make_exchange(job.settings)
+    results: dict[str, SymbolBackfill] = {}
+    gate = asyncio.Semaphore(job.settings.backfill_concurrency)
+    start, end = _ms(since), min(_ms(until), int(time.time() * 1000) - SETTLE_MS)
+
+    async def one(symbol: str) -> None:
+        async with gate:
+            results[symbol] = await _backfill_symbol(job, exchange, symbol, start, end)
+
+    try:
+        await exchange.load_markets()
+        await asyncio.gather(*(one(symbol) for symbol in symbols))
+    finally:
+        if own:
+            await exchange.close()
+    return BackfillReport(job.kind, job.settings.exchange, {symbol: results[symbol] for symbol in symbols})
+
+
+async def _backfill_symbol(
+    job: _Job, exchange: ccxt.async_support.Exchange, symbol: str, start: int, end: int
+) -> SymbolBackfill:
+    """Fetch one symbol's missing spans; an exchange error ends this symbol only, kept in its result."""
+    coverage = Coverage(job.lake.root, job.kind, job.settings.exchange, symbol, job.stream)
+    result = SymbolBackfill()
+    missing = coverage.missing(start, end)
+    result.up_to_date = not missing
+    if missing and missing[0][0] > start:
+        result.resumed_from = _time(missing[0][0])
+    progress = job.progress
+    task = _progress_task(progress, f"{symbol} {job.stream}", sum(b - a for a, b in missing))
+    buffer = _Buffer(job.lake, job.kind, coverage, job.settings.backfill_flush_rows)
+    try:
+        for span_start, span_end in missing:
+            async for page in job.pages(exchange, symbol, span_start, span_end):
+                frame = job.to_frame(page, symbol, result)
+                result.fetched += frame.height
+                result.written += await buffer.add(frame, page)
+                if progress is not None and task is not None:
+                    progress.advance(task, page.end - page.start)
+            result.written += await buffer.flush()
+    except ccxt.BaseError as exc:
+        result.error = f"{type(exc).__name__}: {exc}"[:300]
+        result.written += await buffer.flush()
+    finally:
+        if progress is not None and task is not None:
+            progress.remove_task(task)
+    return result
+
+
+class _Buffer:
+    """Pages waiting for one lake write; the ledger learns of them only once written."""
+
+    def __init__(self, lake: Lake, kind: Literal["trades", "bars"], coverage: Coverage, rows: int) -> None:
+        self.lake, self.kind, self.coverage, self.rows = lake, kind, coverage, rows
+        self.frames: list[pl.DataFrame] = []
+        self.spans: list[tuple[int, int]] = []
+
+    async def add(self, frame: pl.DataFrame, page: Page) -> int:
+        self.frames.append(frame)
+        self.spans.append((page.start, page.end))
+        if sum(f.height for f in self.frames) >= self.rows:
+            return await self.flush()
+        return 0
+
+    async def flush(self) -> int:
+        if not self.spans:
+            return 0
+        frame = pl.concat(self.frames) if self.frames else pl.DataFrame()
+        written = await asyncio.to_thread(self.lake.write, self.kind, frame)
+        self.coverage.add(self.spans)
+        self.frames, self.spans = [], []
+        return written
+
+
+def _progress_task(progress: Progress | None, description: str, total: int) -> TaskID | None:
+    if progress is None or total <= 0:
+        return None
+    return progress.add_task(description, total=total)
+
+
+def _ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _time(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
