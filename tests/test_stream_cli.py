@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from test_cli import write_ccxt_csv
+from test_stream import busy_market
 from typer.testing import CliRunner
 
 from tapewatch.cli import app
 from tapewatch.store.alerts import open_store
-from test_cli import write_ccxt_csv
-from test_stream import busy_market
 
 runner = CliRunner()
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "pump-events" / "dev"

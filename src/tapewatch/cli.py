@@ -25,7 +25,7 @@ from rich.progress import (
 )
 
 from tapewatch import __version__
-from tapewatch.errors import TapewatchError
+from tapewatch.errors import InputError, TapewatchError
 from tapewatch.report.summary import wide_console
 
 app = typer.Typer(
@@ -263,6 +263,13 @@ def stream(
         str | None, typer.Option(help="Watch this exchange live over WebSocket (ccxt id, e.g. binance).")
     ] = None,
     symbols: Annotated[list[str] | None, typer.Option(help="Live: symbols to watch (repeatable).")] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            help="Work as one of many workers on trades from a NATS JetStream bus (nats://HOST:PORT); "
+            "alerts go to the bus for `tapewatch bus sink`, and also to --output / --db if given."
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Format of --replay files.")] = "auto",
     venue: Annotated[
         str | None, typer.Option(help="Venue name for replayed files that do not carry one.")
@@ -282,6 +289,14 @@ def stream(
     from tapewatch.stream_job import open_stream, report_stream
 
     settings = load_settings(config)
+    if bus is not None:
+        if replay or exchange:
+            raise InputError("stream: --bus is a source of its own; use it without --replay or --exchange")
+        from tapewatch.bus import run_worker
+
+        worker_report = run_worker(settings, bus, store_alerts=store and db is not None, db=db, output=output)
+        err.print(worker_report.summary(), highlight=False)
+        return
     job = open_stream(
         settings,
         replay=replay,
@@ -304,16 +319,27 @@ ingest_app = typer.Typer(
 app.add_typer(ingest_app, name="ingest")
 
 
-def _register_ingest() -> None:
-    """The ingest verbs live with their sources; they import their heavy clients only when run."""
+bus_app = typer.Typer(
+    help="Scale-out over NATS JetStream: publish trades, persist alerts, see who owns what.",
+    no_args_is_help=True,
+)
+app.add_typer(bus_app, name="bus")
+
+
+def _register_subcommands() -> None:
+    """The ingest and bus verbs live with their code; they import their heavy clients only when run."""
+    from tapewatch.bus.commands import bus_publish, bus_sink, bus_status
     from tapewatch.sources.exchange import ingest_crypto
     from tapewatch.sources.stocks import ingest_stocks
 
     ingest_app.command("crypto")(user_errors(ingest_crypto))
     ingest_app.command("stocks")(user_errors(ingest_stocks))
+    bus_app.command("publish")(user_errors(bus_publish))
+    bus_app.command("sink")(user_errors(bus_sink))
+    bus_app.command("status")(user_errors(bus_status))
 
 
-_register_ingest()
+_register_subcommands()
 
 
 def run() -> None:

@@ -154,6 +154,11 @@ class StreamEngine:
         self._pending.append(frame)
         self.stats.trades_in += frame.height
 
+    def decided_until(self, venue: str, symbol: str) -> datetime | None:
+        """The newest trade time decided for a symbol (None before its first), so a consumer
+        can acknowledge exactly the input the engine no longer needs."""
+        return self._processed_until.get((venue, symbol))
+
     @property
     def pending(self) -> int:
         """Trades pushed but not yet decided (including held-back ones)."""

@@ -1,0 +1,95 @@
+"""`tapewatch bus publish | sink | status`: the command-line faces of the bus (options in, summary out).
+
+Import-light like the other command modules: nats-py and the engine load only
+when a command runs. Summaries and logs go to stderr, alert lines to stdout or
+--output; a user error (bad file, unreachable bus) is one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+BusOption = Annotated[
+    str | None, typer.Option("--bus", help="NATS URL (default: bus.url, else nats://127.0.0.1:4222).")
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML settings file (default: $TAPEWATCH_CONFIG or ./tapewatch.toml)."),
+]
+
+
+def bus_url(bus: str | None, configured: str) -> str:
+    return bus or configured or DEFAULT_URL
+
+
+def bus_publish(
+    inputs: Annotated[list[str], typer.Argument(help="Trade files, directories or globs (as for detect).")],
+    speed: Annotated[
+        str, typer.Option(help="Replay speed: max, or a multiple of real time (1, 10).")
+    ] = "max",
+    fmt: Annotated[str, typer.Option("--format", help="Input format (as for detect).")] = "auto",
+    venue: Annotated[str | None, typer.Option(help="Venue name for inputs that do not carry one.")] = None,
+    end: Annotated[
+        bool,
+        typer.Option(
+            "--end/--no-end",
+            help="Mark the end of input, so workers decide what they hold (as detect does at the end).",
+        ),
+    ] = True,
+    bus: BusOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Replay trade files onto the bus, for `tapewatch stream --bus` workers to detect on."""
+    from tapewatch.bus.publish import publish_files
+    from tapewatch.config import load_settings
+
+    settings = load_settings(config)
+    stats = publish_files(
+        settings, bus_url(bus, settings.bus.url), inputs, speed=speed, fmt=fmt, venue=venue, end=end
+    )
+    err.print(stats.summary(), highlight=False)
+
+
+def bus_sink(
+    db: Annotated[str | None, typer.Option(help="Alert store: SQLite path or database URL.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Append alerts here (JSON lines) instead of stdout.")
+    ] = None,
+    bus: BusOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Store (and print) every alert the workers publish, once; runs until Ctrl-C."""
+    from tapewatch.bus.sink import run_sink
+    from tapewatch.config import load_settings
+
+    settings = load_settings(config)
+    report = run_sink(settings, bus_url(bus, settings.bus.url), db=db, output=output)
+    err.print(report.summary(), highlight=False)
+
+
+def bus_status(bus: BusOption = None, config: ConfigOption = None) -> None:
+    """Streams, partition owners, workers and lag."""
+    from tapewatch.bus.status import bus_status as read
+    from tapewatch.config import load_settings
+
+    settings = load_settings(config)
+    status = read(settings, bus_url(bus, settings.bus.url))
+    table = Table("partition", "owner", "consumer", "ack floor", "lag")
+    for part in status.partitions:
+        consumer = "yes" if part.has_consumer else "-"
+        table.add_row(
+            str(part.partition), part.owner or "-", consumer, f"{part.ack_floor:,}", f"{part.lag:,}"
+        )
+    out.print(table)
+    for name, detail in status.workers.items():
+        out.print(f"worker {name}: partitions {detail.get('partitions', [])}", highlight=False)
+    err.print(status.summary(), highlight=False)

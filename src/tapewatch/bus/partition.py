@@ -1,0 +1,345 @@
+"""One partition in one worker: take its durable consumer, rebuild the engine, then process live.
+
+Resume, exactly and simply:
+
+1. **Checkpoint = the durable consumer's ack floor.** A trade message is acked only
+   when all its trades are *decided* by the engine (not held back as the newest
+   millisecond) and every alert and follow-up emitted up to then is confirmed by the
+   alerts stream. So every stream sequence ≤ the ack floor has had all its effects
+   published.
+2. **Taking a partition** (start, rebalance, a crashed owner's lease expiring): read
+   the floor, delete the durable consumer and create it again delivering from
+   floor + 1. Deliveries then come in stream order from the checkpoint (a consumer
+   left alone would redeliver its unacked messages only after `ack_wait`, behind
+   newer ones), and a stale owner's pull requests die with the old consumer.
+3. **Rebuild**: replay the partition from the start of retention up to the floor
+   through an ephemeral consumer (nothing acked), pushing into a fresh engine and
+   throwing its output away — all of it was published before the floor. The engine
+   ends in the state it had at the checkpoint: tails, candles, cooldowns, open
+   follow-ups. Retention (`trades_max_age_h`, 24 h) is well beyond the detectors'
+   lookback (~13 h of hourly candles), so the state is the one an uninterrupted run
+   has. Steps during the rebuild use arrival time 0 and clock 0, so a millisecond
+   cut by a step boundary is held back, never split.
+4. **Live**: everything after the floor is processed and published again. What the
+   previous owner had already published is dropped by message id within the alerts
+   stream's duplicate window (`alerts_dedup_window_s`), and past it by the store.
+
+A dropped connection can lose deliveries in flight; the consumer's delivery
+numbers then show a gap, and the partition goes back to step 2 (`Resync`) rather
+than decide later trades without the lost ones. A lost ack only causes a
+redelivery, which is recognised and acked again.
+
+A malformed message (not Arrow, wrong columns, symbols of another partition) is
+counted, set aside with its reason and terminated, so it is never redelivered and
+never stops the partition. A replay's end marker flushes the engine as the end of a
+file does in `tapewatch stream`, so a replay through the bus equals `tapewatch detect`.
+
+Stepping: a step re-reads each touched symbol's recent tail, so it costs about the
+same for 10 new trades as for 10,000. When caught up, a partition steps every
+`stream.batch_ms` (latency); when behind (the server says more is pending) it
+gathers up to `stream.max_batch_trades` (throughput), as `tapewatch stream` does
+when replaying at full speed. Decoding and engine steps run in worker threads, so
+the event loop stays free to renew leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from tapewatch.bus.alerts import AlertPublisher
+from tapewatch.bus.connection import TRANSIENT, retrying
+from tapewatch.bus.delivery import InOrder, Read, Resync, is_end, read_messages
+from tapewatch.bus.subjects import BusNames
+from tapewatch.config import Settings
+from tapewatch.detect.registry import build_detectors
+from tapewatch.engine.stream import Emitted, StreamEngine
+
+log = logging.getLogger("tapewatch.bus")
+REBUILD_FETCH = 1000
+IDLE_FETCH_S = 1.0
+"""How long a fetch waits when the engine holds nothing (nothing to decide by time)."""
+
+KEEP_SET_ASIDE = 1000
+"""Malformed messages described in a worker's report; beyond that they are only counted."""
+
+OnPublished = Callable[[int, list[Emitted]], None]
+"""Called (in a thread) with a partition's alerts once they are on the bus, before the acks."""
+
+
+class PartitionLost(Exception):
+    """The partition was taken over (its consumer replaced) or its lease ran out."""
+
+
+@dataclass
+class PartitionStats:
+    """What one worker did, summed over its partitions; the worker's report reads it."""
+
+    messages: int = 0
+    trades: int = 0
+    alerts: int = 0
+    updates: int = 0
+    rebuilt_trades: int = 0
+    set_aside: Counter = field(default_factory=Counter)
+    set_aside_messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def set_aside_message(self, msg: Msg, partition: int, reason: str) -> None:
+        """Count a malformed message and keep its description (the latest `KEEP_SET_ASIDE` of them)."""
+        self.set_aside[f"message: {reason}"] += 1
+        del self.set_aside_messages[: max(0, len(self.set_aside_messages) - KEEP_SET_ASIDE + 1)]
+        self.set_aside_messages.append(
+            {
+                "reason": reason,
+                "subject": msg.subject,
+                "partition": partition,
+                "stream_seq": msg.metadata.sequence.stream,
+                "bytes": len(msg.data),
+            }
+        )
+
+
+@dataclass
+class PartitionContext:
+    """What every partition of a worker shares."""
+
+    js: JetStreamContext
+    names: BusNames
+    settings: Settings
+    alerts: AlertPublisher
+    stats: PartitionStats
+    valid: Callable[[int], bool]
+    on_published: list[OnPublished] = field(default_factory=list)
+    hooks_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one hook call at a time
+
+
+class PartitionRunner:
+    """Runs one partition until cancelled or lost; see the module docstring for the guarantees."""
+
+    def __init__(self, partition: int, ctx: PartitionContext) -> None:
+        self.partition = partition
+        self.ctx = ctx
+        self.bus = ctx.settings.bus
+        self.stream_settings = ctx.settings.stream
+        self._fresh_engine()
+
+    def _fresh_engine(self) -> None:
+        self.engine = StreamEngine(build_detectors(self.ctx.settings), self.stream_settings)
+        self._unacked: deque[Read] = deque()
+        self._counted: Counter = Counter()  # the engine's set-asides already added to the stats
+
+    async def run(self) -> None:
+        """Take the partition, rebuild, process; after lost deliveries, do it all again."""
+        while True:
+            try:
+                await self._run_once()
+            except Resync as exc:
+                log.warning("%s", exc)
+                self._fresh_engine()
+                await asyncio.sleep(self.bus.retry_initial_s)
+
+    async def _run_once(self) -> None:
+        floor = await self._take_consumer()
+        await self._rebuild(floor)
+        sub = await self.ctx.js.pull_subscribe_bind(
+            durable=self.ctx.names.durable(self.partition), stream=self.ctx.names.trades_stream
+        )
+        try:
+            await self._consume(sub)
+        finally:
+            with contextlib.suppress(*TRANSIENT):
+                await sub.unsubscribe()
+
+    # -- taking over ------------------------------------------------------------------------------
+
+    async def _take_consumer(self) -> int:
+        """Recreate the durable consumer at its ack floor + 1; return the floor (0: nothing acked)."""
+        js, names = self.ctx.js, self.ctx.names
+        durable = names.durable(self.partition)
+        try:
+            info = await js.consumer_info(names.trades_stream, durable)
+            floor = info.ack_floor.stream_seq
+            await js.delete_consumer(names.trades_stream, durable)
+        except NotFoundError:
+            floor = 0
+        await js.add_consumer(
+            names.trades_stream,
+            api.ConsumerConfig(
+                name=durable,
+                durable_name=durable,
+                filter_subject=names.partition_filter(self.partition),
+                ack_policy=api.AckPolicy.EXPLICIT,
+                ack_wait=self.bus.ack_wait_s,
+                max_ack_pending=self._max_ack_pending,
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE if floor else api.DeliverPolicy.ALL,
+                opt_start_seq=floor + 1 if floor else None,
+                description=f"Tapewatch partition {self.partition}",
+            ),
+        )
+        return floor
+
+    @property
+    def _max_ack_pending(self) -> int:
+        return max(1000, 8 * self.bus.fetch_batch)
+
+    async def _rebuild(self, floor: int) -> None:
+        """Replay the partition up to the floor into the engine, discarding what it emits."""
+        if floor <= 0:
+            return
+        js, names = self.ctx.js, self.ctx.names
+        sub = await js.pull_subscribe(
+            names.partition_filter(self.partition),
+            stream=names.trades_stream,
+            config=api.ConsumerConfig(
+                ack_policy=api.AckPolicy.NONE, deliver_policy=api.DeliverPolicy.ALL, inactive_threshold=60.0
+            ),
+        )
+        started, rows, order, done = time.perf_counter(), 0, InOrder(self.partition), False
+        try:
+            while not done:
+                try:
+                    msgs = await sub.fetch(REBUILD_FETCH, timeout=self.bus.request_timeout_s)
+                except (TimeoutError, NatsTimeout):
+                    done = (await sub.consumer_info()).num_pending == 0  # else the network: go on
+                    continue
+                done = msgs[-1].metadata.num_pending == 0
+                before = [m for m in msgs if order.is_new(m) and m.metadata.sequence.stream <= floor]
+                done = done or len(before) < len(msgs)
+                rows += await asyncio.to_thread(self._replay, before)
+        finally:
+            with contextlib.suppress(*TRANSIENT):
+                await sub.unsubscribe()
+        await asyncio.to_thread(self.engine.step, time.time())  # what the old owner had decided
+        self._counted = self.engine.stats.set_aside.copy()  # counted when they first came
+        self.ctx.stats.rebuilt_trades += rows
+        seconds = time.perf_counter() - started
+        log.info(
+            "partition %d: rebuilt from %d trades up to seq %d in %.2fs", self.partition, rows, floor, seconds
+        )
+
+    def _replay(self, msgs: list[Msg]) -> int:
+        """Feed already-published messages to the engine (in a thread); its output is dropped."""
+        rows = 0
+        for read in read_messages(msgs, self.partition, self.ctx.names.partitions):
+            if read.end:
+                self.engine.finish()
+            elif read.trades is not None:
+                self.engine.push(read.trades, 0.0)  # arrival 0 and clock 0: a split millisecond waits
+                rows += read.trades.height
+        if self.engine.pending >= self.stream_settings.max_batch_trades:
+            self.engine.step(0.0)
+        return rows
+
+    # -- live -------------------------------------------------------------------------------------
+
+    async def _consume(self, sub: JetStreamContext.PullSubscription) -> None:
+        """Fetch, push, and step: every `batch_ms` when caught up, in big batches when behind."""
+        last_step = time.monotonic()
+        order = InOrder(self.partition)
+        while True:
+            if not self.ctx.valid(self.partition):
+                raise PartitionLost(f"partition {self.partition}: lease not renewed in time")
+            msgs = await self._fetch(sub)
+            fresh = []
+            for msg in msgs:
+                if order.is_new(msg):
+                    fresh.append(msg)
+                else:
+                    await self._redelivered(msg)
+            for segment in _up_to_each_end(fresh):
+                reads = await asyncio.to_thread(self._ingest, segment)
+                self._count(reads)
+                self._unacked.extend(reads)
+                if reads[-1].end:  # the end of a replay: decide everything, as at the end of a file
+                    await self._step(flush=True)
+                    last_step = time.monotonic()
+            behind = bool(msgs) and msgs[-1].metadata.num_pending > 0
+            due = (time.monotonic() - last_step) * 1000 >= self.stream_settings.batch_ms
+            if (
+                self.engine.pending >= self.stream_settings.max_batch_trades
+                or len(self._unacked) >= self._max_ack_pending // 2
+                or (due and self._unacked and not behind)
+            ):
+                await self._step(flush=False)
+                last_step = time.monotonic()
+
+    def _ingest(self, msgs: list[Msg]) -> list[Read]:
+        """Decode, check and push messages' trades (in a thread: CPU work off the event loop)."""
+        reads = read_messages(msgs, self.partition, self.ctx.names.partitions)
+        frames = [read.trades for read in reads if read.trades is not None]
+        if frames:
+            self.engine.push(pl.concat(frames), time.time())
+        return reads
+
+    def _count(self, reads: list[Read]) -> None:
+        """Add to the worker's counters (in the event loop: partitions' threads must not race on them)."""
+        for read in reads:
+            if read.reason is not None:
+                self.ctx.stats.set_aside_message(read.msg, self.partition, read.reason)
+            elif read.trades is not None:
+                self.ctx.stats.messages += 1
+                self.ctx.stats.trades += read.trades.height
+
+    async def _redelivered(self, msg: Msg) -> None:
+        """A message seen before: still awaiting its ack (it will get it), or acked already (ack lost)."""
+        seq = msg.metadata.sequence.stream
+        if not any(read.msg.metadata.sequence.stream == seq for read in self._unacked):
+            await retrying(f"ack of partition {self.partition}", msg.ack, self.bus)
+
+    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+        wait = self.stream_settings.batch_ms / 1000 if self.engine.pending else IDLE_FETCH_S
+        try:
+            return await sub.fetch(self.bus.fetch_batch, timeout=max(wait, 0.05))
+        except (TimeoutError, NatsTimeout):
+            return []
+        except NotFoundError as exc:
+            raise PartitionLost(f"partition {self.partition}: consumer replaced ({exc})") from None
+        except TRANSIENT as exc:
+            log.warning("partition %d: fetch failed (%s); retrying", self.partition, exc)
+            await asyncio.sleep(self.bus.retry_initial_s)
+            return []
+
+    async def _step(self, *, flush: bool) -> None:
+        """Decide what is ready, publish the alerts, then ack every message whose effects are out."""
+        emitted = await asyncio.to_thread(self.engine.step, time.time(), flush=flush)
+        self.ctx.stats.set_aside.update(self.engine.stats.set_aside - self._counted)
+        self._counted = self.engine.stats.set_aside.copy()
+        if emitted:
+            if not self.ctx.valid(self.partition):
+                raise PartitionLost(f"partition {self.partition}: lease not renewed in time")
+            await self.ctx.alerts.publish(emitted)
+            self.ctx.stats.alerts += sum(not item.update for item in emitted)
+            self.ctx.stats.updates += sum(item.update for item in emitted)
+            async with self.ctx.hooks_lock:
+                for hook in self.ctx.on_published:
+                    await asyncio.to_thread(hook, self.partition, emitted)
+        await self._ack_decided()
+
+    async def _ack_decided(self) -> None:
+        """Ack in delivery order up to the first message the engine still holds back."""
+        everything = self.engine.pending == 0
+        until = self.engine.decided_until
+        while self._unacked and (everything or self._unacked[0].decided(until)):
+            head = self._unacked.popleft()
+            await retrying(f"ack of partition {self.partition}", head.settle, self.bus)
+
+
+def _up_to_each_end(msgs: list[Msg]) -> list[list[Msg]]:
+    """The messages cut after each end marker, so what follows a marker is pushed after its flush."""
+    segments: list[list[Msg]] = [[]]
+    for msg in msgs:
+        segments[-1].append(msg)
+        if is_end(msg):
+            segments.append([])
+    return [segment for segment in segments if segment]

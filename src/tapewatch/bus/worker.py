@@ -1,0 +1,224 @@
+"""`tapewatch stream --bus URL`: a worker that takes its share of the partitions and runs their engines.
+
+Any number of workers share `bus.partitions` partitions through leases (see
+`leases`): each heartbeat a worker renews its leases, stops the partitions it lost,
+releases its extras and takes free ones up to its fair share; each partition it
+holds runs in a `PartitionRunner` (see `partition` for how a partition resumes
+exactly after a crash). Adding a worker adds capacity: the others hand it
+partitions at their next heartbeat. SIGINT/SIGTERM stop the worker gracefully:
+its partitions are released at once rather than after the lease TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tapewatch.bus.alerts import AlertPublisher
+from tapewatch.bus.connection import TRANSIENT, cancel, connect, log_to_stderr, until_signalled
+from tapewatch.bus.leases import Leases, default_worker_name, plan
+from tapewatch.bus.partition import (
+    OnPublished,
+    PartitionContext,
+    PartitionLost,
+    PartitionRunner,
+    PartitionStats,
+)
+from tapewatch.bus.subjects import BusNames
+from tapewatch.bus.topology import ensure_topology
+from tapewatch.config import Settings
+from tapewatch.engine.stream import Emitted
+from tapewatch.errors import InputError
+from tapewatch.io.alerts import AlertLineWriter
+from tapewatch.store.alerts import default_db_path, open_store
+
+log = logging.getLogger("tapewatch.bus")
+WORKER_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+@dataclass
+class WorkerReport:
+    """What a worker did, for its one-line summary."""
+
+    name: str
+    seconds: float = 0.0
+    stats: PartitionStats = field(default_factory=PartitionStats)
+    taken: int = 0
+    released: int = 0
+    lost: int = 0
+
+    def summary(self) -> str:
+        s = self.stats
+        line = (
+            f"worker {self.name}: {s.trades:,} trades from {s.messages:,} messages over {self.seconds:.1f}s, "
+            f"{s.alerts} alert(s), {s.updates} follow-up update(s); partitions taken {self.taken}, "
+            f"released {self.released}, lost {self.lost}"
+        )
+        if s.rebuilt_trades:
+            line += f"; {s.rebuilt_trades:,} trades replayed to rebuild state"
+        for reason, count in s.set_aside.most_common():
+            line += f"; set aside {count:,}: {reason}"
+        return line
+
+
+class BusWorker:
+    """One worker process's partitions, leases and engines."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        url: str,
+        *,
+        name: str | None = None,
+        on_published: Iterable[OnPublished] = (),
+    ) -> None:
+        self.settings = settings
+        self.url = url
+        self.name = name or default_worker_name()
+        if not WORKER_NAME.fullmatch(self.name):
+            raise InputError(f"--name '{self.name}': expected letters, digits, '-' or '_' only")
+        self.names = BusNames.from_settings(settings.bus)
+        self.report = WorkerReport(self.name)
+        self.on_published = list(on_published)
+        self.runners: dict[int, asyncio.Task] = {}
+
+    @property
+    def owned(self) -> list[int]:
+        return sorted(self.runners)
+
+    async def run(self, stop: asyncio.Event) -> WorkerReport:
+        """Work until `stop` is set; then release every partition and disconnect."""
+        started = time.perf_counter()
+        bus = self.settings.bus
+        client, js = await connect(self.url, bus, name=f"tapewatch-worker-{self.name}")
+        kv = await ensure_topology(js, self.names, bus)
+        ttl = (await kv.status()).ttl or bus.lease_ttl_s
+        leases = Leases(kv, self.names, self.name, ttl)
+        ctx = PartitionContext(
+            js,
+            self.names,
+            self.settings,
+            AlertPublisher(js, self.names, bus),
+            self.report.stats,
+            leases.valid,
+        )
+        ctx.on_published.extend(self.on_published)
+        await leases.announce({"partitions": []})  # count in others' fair share from the start
+        renewing = asyncio.create_task(self._renew(leases, min(bus.heartbeat_s, ttl / 3)))
+        try:
+            while not stop.is_set():
+                try:
+                    await self._balance(leases, ctx)
+                except TRANSIENT as exc:
+                    log.warning("worker %s: rebalancing failed (%s); retrying", self.name, exc)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), bus.heartbeat_s)
+        finally:
+            await cancel(renewing)
+            for partition in list(self.runners):
+                await self._stop_runner(partition)
+            with contextlib.suppress(*TRANSIENT):
+                await leases.leave()
+            with contextlib.suppress(*TRANSIENT):
+                await client.close()
+            self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    async def _renew(self, leases: Leases, every_s: float) -> None:
+        """Renew leases and membership on their own clock, so a slow rebalance never lets them lapse."""
+        while True:
+            try:
+                await leases.announce({"partitions": self.owned, "trades": self.report.stats.trades})
+                for partition in await leases.renew():
+                    log.warning("worker %s: lost partition %d", self.name, partition)
+                    self.report.lost += 1
+                    task = self.runners.get(partition)
+                    if task is not None:
+                        task.cancel()  # reaped by the next rebalance
+            except TRANSIENT as exc:
+                log.warning("worker %s: lease renewal failed (%s); retrying", self.name, exc)
+            await asyncio.sleep(every_s)
+
+    async def _balance(self, leases: Leases, ctx: PartitionContext) -> None:
+        """Reap ended or lost partitions (one task per partition, ever), then move towards the fair
+        share: release extras, take free ones."""
+        for partition, task in list(self.runners.items()):
+            if task.done() or partition not in leases.held:  # ended, or its lease was lost
+                await self._stop_runner(partition)
+                await leases.release(partition)
+        owners, members = await leases.snapshot()
+        take, release = plan(self.names.partitions, self.name, owners, members)
+        for partition in release:
+            await self._stop_runner(partition)
+            await leases.release(partition)
+            self.report.released += 1
+        for partition in take:
+            if await leases.acquire(partition):
+                self.report.taken += 1
+                runner = PartitionRunner(partition, ctx)
+                self.runners[partition] = asyncio.create_task(
+                    runner.run(), name=f"tapewatch-partition-{partition}"
+                )
+
+    async def _stop_runner(self, partition: int) -> None:
+        """Cancel a partition's task and wait for it, logging how it ended."""
+        task = self.runners.pop(partition, None)
+        if task is None:
+            return
+        await cancel(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, PartitionLost):
+            log.warning("worker %s: %s", self.name, exc)
+        elif exc is not None:
+            log.error(
+                "worker %s: partition %d failed; it will be taken again",
+                self.name,
+                partition,
+                exc_info=exc,
+            )
+
+
+def run_worker(
+    settings: Settings,
+    url: str,
+    *,
+    store_alerts: bool = False,
+    db: str | None = None,
+    output: Path | None = None,
+    name: str | None = None,
+) -> WorkerReport:
+    """`tapewatch stream --bus URL`: work until SIGINT/SIGTERM, then return the report.
+
+    Alerts go to the alerts stream (for `tapewatch bus sink`); `output` also appends
+    this worker's alerts as JSON lines and `store_alerts` saves them to the store
+    (`db`, else the settings', else the default), for a single worker without a sink.
+    """
+    log_to_stderr()
+    hooks: list[OnPublished] = []
+    closers = []
+    if output is not None:
+        writer = AlertLineWriter(output)
+        hooks.append(lambda _partition, items: writer.write(item.alert for item in items))
+        closers.append(writer.close)
+    if store_alerts:
+        store = open_store(db or settings.store.db or default_db_path())
+
+        def save(_partition: int, items: list[Emitted]) -> None:
+            store.save(item.alert for item in items)
+
+        hooks.append(save)
+        closers.append(store.close)
+    worker = BusWorker(settings, url, name=name, on_published=hooks)
+    try:
+        return asyncio.run(until_signalled(worker.run))
+    finally:
+        for close in closers:
+            close()

@@ -1,0 +1,100 @@
+"""`tapewatch bus …` and `tapewatch stream --bus`, through the real CLI: summaries, one-line errors, and
+a publish → worker → sink run in separate processes as a user would start them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from test_stream import busy_market
+from typer.testing import CliRunner
+
+from bus import bus_harness as harness
+from tapewatch.cli import app
+from tapewatch.config import Settings
+
+runner = CliRunner()
+
+
+def write_config(settings: Settings, path: Path) -> Path:
+    path.write_text("[bus]\n" + "".join(f"{k} = {v!r}\n" for k, v in settings.bus.model_dump().items()))
+    return path
+
+
+def test_publish_and_status_print_one_line_summaries(tmp_path):
+    trades = busy_market()
+    data = tmp_path / "trades.parquet"
+    trades.write_parquet(data)
+    settings = harness.private_settings()
+    config = write_config(settings, tmp_path / "tapewatch.toml")
+
+    with harness.topology_for(settings):
+        published = runner.invoke(app, ["bus", "publish", str(data), "--config", str(config)])
+        status = runner.invoke(app, ["bus", "status", "--config", str(config)])
+    assert published.exit_code == 0, published.output
+    assert f"published {trades.height:,} trades" in published.output
+    assert status.exit_code == 0, status.output
+    assert "0 worker(s) own 0/4 partitions" in status.output
+    assert "trades lag" in status.output and "no sink yet" in status.output
+
+
+def test_bus_errors_are_one_line_with_exit_code_2(tmp_path):
+    data = tmp_path / "trades.parquet"
+    busy_market().head(10).write_parquet(data)
+    unreachable = runner.invoke(app, ["bus", "publish", str(data), "--bus", "nats://127.0.0.1:9"])
+    assert unreachable.exit_code == 2
+    assert "cannot connect" in unreachable.output and "Traceback" not in unreachable.output
+    bad_speed = runner.invoke(app, ["bus", "publish", str(data), "--speed", "fast"])
+    assert bad_speed.exit_code == 2 and "--speed 'fast'" in bad_speed.output
+    missing = runner.invoke(app, ["bus", "publish", str(tmp_path / "nope.csv")])
+    assert missing.exit_code == 2 and "nope.csv" in missing.output
+    both = runner.invoke(app, ["stream", "--bus", harness.NATS_URL, "--replay", str(data)])
+    assert both.exit_code == 2 and "--bus is a source of its own" in both.output
+
+
+def tapewatch(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tapewatch", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def stop(process: subprocess.Popen) -> tuple[str, str]:
+    """Ctrl-C, as a user stops a worker or the sink; it must exit cleanly with its summary."""
+    process.send_signal(signal.SIGINT)
+    out, errors = process.communicate(timeout=60)
+    assert process.returncode == 0, errors
+    return out, errors
+
+
+def test_stream_bus_workers_and_sink_started_from_the_cli_give_detects_alerts(tmp_path):
+    trades = busy_market()
+    data = tmp_path / "trades.parquet"
+    trades.write_parquet(data)
+    settings = harness.private_settings()
+    config = str(write_config(settings, tmp_path / "tapewatch.toml"))
+    expected = harness.reference_alerts(trades, settings)
+
+    async def scenario() -> tuple[tuple[str, str], tuple[str, str]]:
+        async with harness.on_bus(settings) as js:
+            sink = tapewatch("bus", "sink", "--config", config, "--db", str(tmp_path / "alerts.db"))
+            worker = tapewatch(
+                "stream", "--bus", harness.NATS_URL, "--config", config, "-o", str(tmp_path / "w.jsonl")
+            )
+            publisher = tapewatch("bus", "publish", str(data), "--config", config)
+            _, published = await asyncio.to_thread(publisher.communicate, timeout=120)
+            assert publisher.returncode == 0 and f"published {trades.height:,} trades" in published
+            await harness.settled(js, settings)
+            return stop(worker), stop(sink)
+
+    (_, worker_log), (sink_out, sink_log) = asyncio.run(scenario())
+    assert harness.stored_alerts(tmp_path / "alerts.db") == expected
+    printed = {json.loads(line)["id"] for line in sink_out.splitlines()}
+    assert printed == set(expected)
+    worker_lines = (tmp_path / "w.jsonl").read_text().splitlines()
+    assert {json.loads(line)["id"] for line in worker_lines} == set(expected)
+    assert f"{trades.height:,} trades" in worker_log and f"{len(expected)} alert(s)" in worker_log
+    assert f"{len(expected)} alert(s) ({len(expected)} new in the store)" in sink_log

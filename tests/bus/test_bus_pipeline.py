@@ -1,0 +1,111 @@
+"""publish → workers → sink over the real NATS server gives exactly `tapewatch detect`'s alerts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from test_stream import busy_market
+
+from bus import bus_harness as harness
+from tapewatch.bus.publish import publish_frame
+from tapewatch.config import StreamSettings
+from tapewatch.store.alerts import open_store
+
+
+def test_publish_one_worker_sink_equals_detect_and_republishing_changes_nothing(tmp_path):
+    trades = busy_market()
+    settings = harness.private_settings()
+    expected = harness.reference_alerts(trades, settings)
+    assert {a["detector"] for a in expected.values()} == {"pump_onset", "kamps_kleinberg"}
+
+    async def scenario():
+        async with harness.on_bus(settings) as js:
+            first = await publish_frame(settings, harness.NATS_URL, iter([trades]))
+            stored = (await js.stream_info(settings.bus.trades_stream)).state.messages
+            again = await publish_frame(settings, harness.NATS_URL, iter([trades]))
+            assert first.trades == trades.height and first.messages > 20
+            assert again.messages == 0 and again.duplicates == first.messages
+            assert (await js.stream_info(settings.bus.trades_stream)).state.messages == stored
+
+            with open_store(tmp_path / "alerts.db") as store:
+                running = harness.Running(settings, store)
+                worker = running.add_worker()
+                status = await harness.settled(js, settings)
+                await running.close()
+            assert worker.owned == [] and len(status.partitions) == 4  # released on stop
+            assert worker.report.stats.trades == trades.height
+            assert running.sink.report.repeats == 0 and running.sink.report.alerts == len(expected)
+            return worker
+
+    worker = asyncio.run(scenario())
+    assert worker.report.taken == 4
+    assert harness.stored_alerts(tmp_path / "alerts.db") == expected
+
+
+def test_two_workers_share_the_partitions_and_give_the_same_alerts(tmp_path):
+    trades = busy_market()
+    settings = harness.private_settings()
+    expected = harness.reference_alerts(trades, settings)
+
+    async def scenario():
+        async with harness.on_bus(settings) as js:
+            with open_store(tmp_path / "alerts.db") as store:
+                running = harness.Running(settings, store)
+                first = running.add_worker(name="first")
+
+                async def first_owns_all():
+                    return first.owned == [0, 1, 2, 3]
+
+                await harness.until(first_owns_all, "the first worker to take every partition")
+                second = running.add_worker(name="second")
+
+                async def shared():
+                    return len(first.owned) == 2 and len(second.owned) == 2
+
+                await harness.until(shared, "the two workers to own two partitions each")
+                await publish_frame(settings, harness.NATS_URL, iter([trades]))
+                status = await harness.settled(js, settings)
+                owners = {p.partition: p.owner for p in status.partitions}
+                await running.close()
+        assert sorted(owners.values()) == ["first", "first", "second", "second"]
+        assert first.report.released == 2 and second.report.taken == 2
+        assert first.report.stats.trades + second.report.stats.trades == trades.height
+
+    asyncio.run(scenario())
+    assert harness.stored_alerts(tmp_path / "alerts.db") == expected
+
+
+def test_a_worker_joining_mid_stream_takes_partitions_over_with_their_state(tmp_path):
+    trades = busy_market()
+    # Small messages and steps, so the first worker is still busy when the second joins.
+    settings = harness.private_settings(message_trades=50, fetch_batch=4).model_copy(
+        update={"stream": StreamSettings(batch_ms=1, max_batch_trades=300)}
+    )
+    expected = harness.reference_alerts(trades, settings)
+
+    async def scenario():
+        async with harness.on_bus(settings) as js:
+            await publish_frame(settings, harness.NATS_URL, iter([trades]))
+            with open_store(tmp_path / "alerts.db") as store:
+                running = harness.Running(settings, store)
+                first = running.add_worker(name="first")
+
+                async def first_alerted():
+                    return first.report.stats.alerts > 0
+
+                await harness.until(first_alerted, "the first worker's first alert")
+                second = running.add_worker(name="second")
+
+                async def shared():
+                    return len(first.owned) == 2 and len(second.owned) == 2
+
+                await harness.until(shared, "the two workers to own two partitions each")
+                await harness.settled(js, settings)
+                await running.close()
+        # The first hands over its two highest partitions (2 and 3, where the symbols are);
+        # the second rebuilds their engines from the stream up to the checkpoint.
+        assert first.report.released == 2 and second.report.taken == 2
+        assert second.report.stats.rebuilt_trades > 0
+
+    asyncio.run(scenario())
+    assert harness.stored_alerts(tmp_path / "alerts.db") == expected
