@@ -45,8 +45,7 @@ def market(symbols: int, window_s: float, speed: float) -> tuple[pl.DataFrame, p
 def latency_run(symbols: int, window_s: float, speed: float) -> None:
     history, live = market(symbols, window_s, speed)
     engine = StreamEngine(build_detectors(Settings(), ["pump_onset"]), Settings().stream)
-    run_stream(replay(history, speed=None), engine, [])  # warm up: baseline windows filled
-    engine._pending.clear()
+    engine.warm_up(history)  # baseline windows filled, as `stream --exchange` does at start
     started = time.perf_counter()
     report = run_stream(replay(live, speed=speed, batch_trades=10**6), engine, [])
     wall = time.perf_counter() - started

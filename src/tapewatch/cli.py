@@ -263,6 +263,17 @@ def stream(
         str | None, typer.Option(help="Watch this exchange live over WebSocket (ccxt id, e.g. binance).")
     ] = None,
     symbols: Annotated[list[str] | None, typer.Option(help="Live: symbols to watch (repeatable).")] = None,
+    warmup: Annotated[
+        str | None,
+        typer.Option(
+            help="Live: history to start on (e.g. 3h; 0: none), fetched into the lake where it lacks it "
+            "[default: as far back as the detectors look]."
+        ),
+    ] = None,
+    lake: Annotated[
+        str | None,
+        typer.Option(help="Live: the Parquet lake for the warm-up (default: store.lake, ~/.tapewatch/lake)."),
+    ] = None,
     bus: Annotated[
         str | None,
         typer.Option(
@@ -308,6 +319,8 @@ def stream(
         output=output,
         db=db if store else None,
         use_store=store,
+        warmup=warmup,
+        lake=lake,
     )
     report = job.run()
     report_stream(err, job, report, dead_letter)

@@ -87,6 +87,10 @@ class StoreSettings(_Section):
 
     db: str = Field("", description="SQLAlchemy URL or SQLite path; empty: ~/.tapewatch/tapewatch.db")
     lake: str = Field("", description="Parquet lake folder; empty: ~/.tapewatch/lake")
+    retry_initial_s: float = Field(
+        0.5, gt=0, description="stream: first wait before saving alerts again after a database error"
+    )
+    retry_max_s: float = Field(30.0, gt=0, description="stream: longest wait between save attempts")
 
 
 class ExchangeSettings(_Section):

@@ -5,23 +5,28 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 from rich.console import Console
 
-from tapewatch.config import Settings
+from tapewatch.config import ExchangeSettings, Settings
 from tapewatch.detect.registry import build_detectors
+from tapewatch.durations import parse_duration
 from tapewatch.engine.stream import Emitted, StreamEngine
 from tapewatch.errors import InputError
 from tapewatch.io.alerts import AlertLineWriter
+from tapewatch.io.lake import Lake, open_lake
 from tapewatch.io.readers import read_inputs
 from tapewatch.sources.replay import parse_speed
 from tapewatch.sources.replay import replay as replay_trades
 from tapewatch.store.alerts import default_db_path, open_store
+from tapewatch.store.patient import PatientStore
 
 Sink = Callable[[list[Emitted]], None]
 
@@ -32,6 +37,7 @@ class StreamReport:
 
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    history_trades: int = 0  # decided before the live part (warm-up), not counted in `seconds`
 
     def latency(self, quantile: float) -> float | None:
         """Arrival → alert latency at a quantile, in ms (None when no alert carried timing)."""
@@ -44,19 +50,25 @@ def run_stream(
     sinks: Iterable[Sink],
     *,
     clock: Callable[[], float] = time.time,
+    report: StreamReport | None = None,
 ) -> StreamReport:
-    """Push every batch; step when `batch_ms` has passed or `max_batch_trades` are waiting; finish at the end."""
-    delivery = _Delivery(list(sinks))
+    """Push every batch; step when `batch_ms` has passed or `max_batch_trades` are waiting; finish at the end.
+
+    `report` is filled in as the run goes, so a caller interrupted by Ctrl-C still has it.
+    """
+    delivery = _Delivery(list(sinks), report)
     started = last_step = clock()
     settings = engine.settings
-    for trades, arrived in batches:
-        engine.push(trades, arrived)
-        now = clock()
-        if engine.pending >= settings.max_batch_trades or (now - last_step) * 1000 >= settings.batch_ms:
-            delivery(engine.step(now))
-            last_step = now
-    delivery(engine.finish())
-    delivery.report.seconds = clock() - started
+    try:
+        for trades, arrived in batches:
+            engine.push(trades, arrived)
+            now = clock()
+            if engine.pending >= settings.max_batch_trades or (now - last_step) * 1000 >= settings.batch_ms:
+                delivery(engine.step(now))
+                last_step = now
+        delivery(engine.finish())
+    finally:
+        delivery.report.seconds = clock() - started
     return delivery.report
 
 
@@ -64,13 +76,20 @@ async def run_stream_async(
     batches: AsyncIterator[tuple[pl.DataFrame, float | None]],
     engine: StreamEngine,
     sinks: Iterable[Sink],
+    report: StreamReport | None = None,
+    history: Callable[[], Awaitable[pl.DataFrame]] | None = None,
 ) -> StreamReport:
     """The live loop: push batches as they come and step every `batch_ms` even when none come.
 
-    The timer is what lets a held-back millisecond be decided when the market goes
-    quiet right after it. Cancelling the task (Ctrl-C) still finishes the engine.
+    `history`, when given, is awaited first and decided at once (`StreamEngine.warm_up`),
+    so baselines are in place for the first live trade. The timer is what lets a
+    held-back millisecond be decided when the market goes quiet right after it.
+    Cancelling the task (Ctrl-C) still finishes the engine and fills in `report`.
     """
-    delivery = _Delivery(list(sinks))
+    delivery = _Delivery(list(sinks), report)
+    if history is not None:
+        delivery(engine.warm_up(await history()))
+        delivery.report.history_trades = engine.stats.trades_processed
     started = time.time()
     settings = engine.settings
 
@@ -95,13 +114,12 @@ async def run_stream_async(
 class _Delivery:
     """Hands emitted alerts to every sink and records their latency."""
 
-    def __init__(self, sinks: list[Sink]) -> None:
+    def __init__(self, sinks: list[Sink], report: StreamReport | None) -> None:
         self.sinks = sinks
-        self.report = StreamReport()
+        self.report = StreamReport() if report is None else report
 
     def __call__(self, emitted: list[Emitted]) -> None:
-        if not emitted:
-            return
+        """Every step calls this, alerts or not, so a sink holding alerts back (PatientStore) retries."""
         self.report.latencies_ms.extend(
             item.alert.timing["latency_ms"] for item in emitted if not item.update and item.alert.timing
         )
@@ -117,21 +135,26 @@ class StreamJob:
     sinks: list[Sink]
     source: Iterable[tuple[pl.DataFrame, pl.Series | float | None]] | None = None
     live: AsyncIterator[tuple[pl.DataFrame, float | None]] | None = None
-    closers: list[Callable[[], None]] = field(default_factory=list)
+    history: Callable[[], Awaitable[pl.DataFrame]] | None = None
+    store: PatientStore | None = None
+    closers: list[Callable[[], object]] = field(default_factory=list)
     description: str = ""
+    interrupted: bool = False
 
     def run(self) -> StreamReport:
-        """Run until the input ends (replay) or Ctrl-C (live); sinks are closed either way."""
+        """Run until the input ends or Ctrl-C; the report covers what ran, and sinks are closed either way."""
+        report = StreamReport()
         try:
             if self.live is not None:
-                try:
-                    return asyncio.run(run_stream_async(self.live, self.engine, self.sinks))
-                except KeyboardInterrupt:
-                    return StreamReport()
-            return run_stream(self.source or [], self.engine, self.sinks)
+                asyncio.run(run_stream_async(self.live, self.engine, self.sinks, report, self.history))
+            else:
+                run_stream(self.source or [], self.engine, self.sinks, report=report)
+        except KeyboardInterrupt:
+            self.interrupted = True
         finally:
             for close in self.closers:
                 close()
+        return report
 
 
 def open_stream(
@@ -146,8 +169,14 @@ def open_stream(
     output: Path | None = None,
     db: str | None = None,
     use_store: bool = True,
+    warmup: str | None = None,
+    lake: str | None = None,
 ) -> StreamJob:
-    """Build the stream `tapewatch stream` runs; exactly one source: --replay or --exchange."""
+    """Build the stream `tapewatch stream` runs; exactly one source: --replay or --exchange.
+
+    Live, the detectors first warm up on the last `warmup` of trades (default: as far
+    back as they look, 3 h), fetched over REST into the lake where it lacks them.
+    """
     if bool(replay) == bool(exchange):
         raise InputError("stream: give exactly one source: --replay FILE... or --exchange ID --symbols S...")
     engine = StreamEngine(build_detectors(settings), settings.stream, check_clock=bool(exchange))
@@ -156,8 +185,11 @@ def open_stream(
     job.closers.append(writer.close)
     if use_store:
         store = open_store(db or settings.store.db or default_db_path())
-        job.sinks.append(lambda items: store.save(item.alert for item in items))
-        job.closers.append(store.close)
+        job.store = PatientStore(
+            store, initial_s=settings.store.retry_initial_s, max_s=settings.store.retry_max_s
+        )
+        job.sinks.append(lambda items: job.store.save(item.alert for item in items))
+        job.closers.append(job.store.close)
     if replay:
         trades = read_inputs(replay, fmt=fmt, venue=venue).trades
         job.source = replay_trades(
@@ -167,17 +199,39 @@ def open_stream(
     else:
         if not symbols:
             raise InputError("--exchange: give the symbols to watch with --symbols (e.g. --symbols BTC/USDT)")
-        job.live = _exchange_batches(settings, exchange, list(symbols))
+        span = engine.lookback if warmup is None else parse_duration(warmup, what="--warmup")
+        venue_settings = settings.exchange.model_copy(update={"exchange": exchange})
+        the_lake = open_lake(lake, settings.store.lake)
+        if span > timedelta(0):
+            job.history = partial(_exchange_history, venue_settings, list(symbols), span, the_lake)
+        job.live = _exchange_batches(venue_settings, list(symbols), the_lake if span else None)
         job.description = f"live {exchange}: {len(symbols)} symbol(s)"
     return job
 
 
+async def _exchange_history(
+    venue: ExchangeSettings, symbols: list[str], span: timedelta, lake: Lake
+) -> pl.DataFrame:
+    """The last `span` of trades: what the lake lacks is fetched over REST first (under a progress bar)."""
+    from tapewatch.cli import progress_bar
+    from tapewatch.sources.exchange.backfill import backfill_trades
+
+    until = datetime.now(UTC)
+    with progress_bar() as progress:
+        report = await backfill_trades(venue, symbols, until - span, until, lake, progress)
+    for symbol, error in report.failed.items():
+        Console(stderr=True).print(f"warm-up: {symbol}: {error}; it starts without history", highlight=False)
+    history = lake.read("trades", venue=venue.exchange, start=until - span)
+    return history.filter(pl.col("symbol").is_in(symbols))
+
+
 async def _exchange_batches(
-    settings: Settings, exchange: str, symbols: list[str]
+    venue: ExchangeSettings, symbols: list[str], lake: Lake | None
 ) -> AsyncIterator[tuple[pl.DataFrame, float | None]]:
+    """Live trades; with the warm-up's lake, each symbol also refills what came after its history."""
     from tapewatch.sources.exchange import ExchangeLiveSource
 
-    source = ExchangeLiveSource(settings.exchange.model_copy(update={"exchange": exchange}), symbols)
+    source = ExchangeLiveSource(venue, symbols, lake=lake)
     async for batch in source.batches():
         yield batch.trades, batch.arrived_at
 
@@ -185,15 +239,25 @@ async def _exchange_batches(
 def report_stream(console: Console, job: StreamJob, report: StreamReport, dead_letter: Path | None) -> None:
     """The end-of-run summary: throughput, set-asides by reason, alerts, latency."""
     stats = job.engine.stats
-    rate = stats.trades_processed / report.seconds if report.seconds else 0.0
+    processed = stats.trades_processed - report.history_trades
+    rate = processed / report.seconds if report.seconds else 0.0
+    stopped = " (stopped by Ctrl-C)" if job.interrupted else ""
+    if report.history_trades:
+        console.print(f"warmed up on {report.history_trades:,} trades of history", highlight=False)
     console.print(
-        f"{job.description}: {stats.trades_processed:,} trades in {report.seconds:.2f}s ({rate:,.0f}/s), "
+        f"{job.description}{stopped}: {processed:,} trades in {report.seconds:.2f}s ({rate:,.0f}/s), "
         f"{stats.alerts} alert(s), {stats.updates} follow-up update(s)",
         highlight=False,
     )
     if report.latencies_ms:
         console.print(
             f"arrival → alert latency: p50 {report.latency(0.5):.1f} ms, p99 {report.latency(0.99):.1f} ms",
+            highlight=False,
+        )
+    if job.store is not None and job.store.failures:
+        console.print(
+            f"store: {job.store.failures} failed save(s); {job.store.saved} alert line(s) saved in the end, "
+            f"{len(job.store.waiting)} not saved (they are in the JSON-lines output)",
             highlight=False,
         )
     for reason, count in stats.set_aside.most_common():

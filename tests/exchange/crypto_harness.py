@@ -6,7 +6,9 @@ which other test files import by name.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -105,3 +107,32 @@ class Collector:
     def rejected(self) -> list[dict]:
         """Every rejected message so far."""
         return [row for batch in self.batches for row in batch.rejected]
+
+
+class CtrlC:
+    """A thread that waits for the live subscription, acts, waits for `done()`, then presses Ctrl-C.
+
+    Ctrl-C is only pressed while the command still runs: pressed later, it would stop pytest.
+    """
+
+    def __init__(self, server: FakeBinance, act: Callable[[], object], done: Callable[[], bool]) -> None:
+        self.finished = threading.Event()
+        self.thread = threading.Thread(target=self._script, args=(server, act, done))
+
+    def _script(self, server: FakeBinance, act: Callable[[], object], done: Callable[[], bool]) -> None:
+        try:
+            server.wait_until(lambda: bool(server.subscribed()) or self.finished.is_set(), timeout=30)
+            act()
+            server.wait_until(lambda: done() or self.finished.is_set(), timeout=15)
+        finally:
+            if not self.finished.is_set():
+                _thread.interrupt_main()
+
+    def run(self, command: Callable[[], T]) -> T:
+        """Run the command (in this, the main thread) while the script acts; returns its result."""
+        self.thread.start()
+        try:
+            return command()
+        finally:
+            self.finished.set()
+            self.thread.join()

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import _thread
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import typer
-from crypto_harness import T0, steady
+from crypto_harness import T0, CtrlC, steady
 from fake_binance import FakeBinance
 from typer.testing import CliRunner
 
@@ -86,33 +83,8 @@ def test_sync_backfill_trades_and_candles_then_a_rerun_that_has_nothing_to_do(tm
     assert "resumed from 2024-01-01T02:00:00Z" in later.output
 
 
-class CtrlC:
-    """A thread that waits for the live subscription, acts, waits for `done()`, then presses Ctrl-C.
-
-    Ctrl-C is only pressed while the command still runs: pressed later, it would stop pytest.
-    """
-
-    def __init__(self, server: FakeBinance, act: Callable[[], object], done: Callable[[], bool]) -> None:
-        self.finished = threading.Event()
-        self.thread = threading.Thread(target=self._script, args=(server, act, done))
-
-    def _script(self, server: FakeBinance, act: Callable[[], object], done: Callable[[], bool]) -> None:
-        try:
-            server.wait_until(lambda: bool(server.subscribed()) or self.finished.is_set(), timeout=15)
-            act()
-            server.wait_until(lambda: done() or self.finished.is_set(), timeout=15)
-        finally:
-            if not self.finished.is_set():
-                _thread.interrupt_main()
-
-    def run(self, tmp_path, config, *args: str):
-        """Run the command while the script acts; returns the CLI result."""
-        self.thread.start()
-        try:
-            return _ingest(tmp_path, config, *args, "--live", "--live-for", "20s")
-        finally:
-            self.finished.set()
-            self.thread.join()
+def _ingest_live(tmp_path, config, *args: str):
+    return lambda: _ingest(tmp_path, config, *args, "--live", "--live-for", "20s")
 
 
 def test_live_trades_are_written_to_the_lake_until_ctrl_c(tmp_path, config, server):
@@ -122,7 +94,7 @@ def test_live_trades_are_written_to_the_lake_until_ctrl_c(tmp_path, config, serv
         lambda: server.add_trades("ETH/BTC", steady(T0, 3, 5)),
         lambda: lake.read("trades").height == 3,  # the regular flush wrote them
     )
-    result = ctrl_c.run(tmp_path, config, "--symbols", "ETH/BTC")
+    result = ctrl_c.run(_ingest_live(tmp_path, config, "--symbols", "ETH/BTC"))
     assert result.exit_code == 0, result.output
     assert "stopped" in result.output
     assert "live: 3 trade(s), 3 new in the lake" in result.output
@@ -132,7 +104,7 @@ def test_live_trades_are_written_to_the_lake_until_ctrl_c(tmp_path, config, serv
 def test_live_rejections_go_to_the_dead_letter_file(tmp_path, config, server):
     dead = tmp_path / "lake" / "_rejected" / "binance.jsonl"
     result = CtrlC(server, lambda: server.send_raw("{not json"), dead.is_file).run(
-        tmp_path, config, "--symbols", "ETH/BTC"
+        _ingest_live(tmp_path, config, "--symbols", "ETH/BTC")
     )
     assert result.exit_code == 0, result.output
     assert "1 message(s) set aside" in result.output

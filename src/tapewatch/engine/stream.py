@@ -42,6 +42,10 @@ ORDER = [KID, "ts"]
 Key = tuple[str, str]
 
 
+NOT_LIVE = 0.0
+"""The arrival time of history pushed by `warm_up`: long past, so nothing is held back, and no timing."""
+
+
 @dataclass
 class Emitted:
     """An alert leaving the engine: new, or an update of one emitted before (its follow-up completed)."""
@@ -190,6 +194,21 @@ class StreamEngine:
         self.stats.updates += sum(item.update for item in emitted)
         return emitted
 
+    @property
+    def lookback(self) -> timedelta:
+        """How much trade history the trade detectors look back over: what a live start should warm up on."""
+        return self._lookback
+
+    def warm_up(self, history: pl.DataFrame) -> list[Emitted]:
+        """Decide trades from before the stream started (the lake, a REST backfill) at once.
+
+        A live start without them would have no baselines or cooldowns for hours.
+        Alerts on history are real, but not live: they carry no timing, so they do
+        not count in the arrival → alert latency.
+        """
+        self.push(history, arrived_at=NOT_LIVE)
+        return self.step()
+
     def finish(self) -> list[Emitted]:
         """End of input: decide everything still held, close candles, complete follow-ups."""
         return self.step(flush=True)
@@ -316,7 +335,7 @@ class StreamEngine:
             & (pl.col("ts") <= alert.detected_at)
         )[ARRIVED].max()
         emitted_at = time.time()
-        if arrived is not None:
+        if arrived is not None and arrived != NOT_LIVE:
             alert = alert.model_copy(
                 update={
                     "timing": {

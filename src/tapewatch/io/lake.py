@@ -20,12 +20,18 @@ from urllib.parse import quote, unquote
 import polars as pl
 
 from tapewatch.errors import InputError
+from tapewatch.home import home_dir
 from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA, conform
 
 Kind = Literal["trades", "bars"]
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {"trades": TRADE_SCHEMA, "bars": BAR_SCHEMA}
 SORT_KEYS: dict[str, list[str]] = {"trades": ["ts", "trade_id"], "bars": ["interval", "ts"]}
 DATA_FILE = "data.parquet"
+
+
+def open_lake(given: str | Path | None, configured: str = "") -> Lake:
+    """The lake `--lake` names, else the configured `store.lake`, else `lake/` in the Tapewatch home."""
+    return Lake(given or configured or home_dir() / "lake")
 
 
 class Lake:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import json
 import math
-import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
 from tapewatch.errors import InputError
+from tapewatch.home import home_dir
 from tapewatch.records import Alert, to_iso
 from tapewatch.store.models import AlertRow, metadata
 
@@ -51,10 +51,8 @@ SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
 
 def default_db_path() -> Path:
-    """Where the store lives when nobody says: `$TAPEWATCH_HOME/tapewatch.db`, else `~/.tapewatch/`."""
-    home = os.environ.get("TAPEWATCH_HOME")
-    base = Path(home).expanduser() if home else Path.home() / ".tapewatch"
-    return base / "tapewatch.db"
+    """Where the store lives when nobody says: `tapewatch.db` in the Tapewatch home folder."""
+    return home_dir() / "tapewatch.db"
 
 
 def open_store(url: str | Path) -> AlertStore:

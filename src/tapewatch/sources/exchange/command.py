@@ -182,7 +182,7 @@ async def _ingest(
     settings: Settings, venue: ExchangeSettings, plan: IngestPlan, summary: IngestSummary
 ) -> None:
     """Sync, backfill, then live, sharing one REST exchange object (markets load once)."""
-    from tapewatch.io.lake import Lake
+    from tapewatch.io.lake import open_lake
     from tapewatch.sources.exchange.connect import exchange_class, make_exchange
     from tapewatch.sources.exchange.markets import sync_markets
     from tapewatch.store.alerts import default_db_path, open_engine
@@ -190,9 +190,8 @@ async def _ingest(
 
     if plan.live:  # an exchange without WebSockets fails now, not after the backfill
         exchange_class(venue.exchange, pro=True)
-    home = default_db_path()
-    engine = open_engine(plan.db or settings.store.db or home)
-    lake = Lake(plan.lake or settings.store.lake or home.parent / "lake")
+    engine = open_engine(plan.db or settings.store.db or default_db_path())
+    lake = open_lake(plan.lake, settings.store.lake)
     summary.rejected_path = lake.root / "_rejected" / f"{venue.exchange}.jsonl"
     exchange = make_exchange(venue)
     try:

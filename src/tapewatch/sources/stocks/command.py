@@ -77,7 +77,7 @@ def ingest_stocks(
 ) -> None:
     """Track stock listings, find penny stocks and store their bars from Yahoo Finance in the lake."""
     from tapewatch.config import load_settings
-    from tapewatch.io.lake import Lake
+    from tapewatch.io.lake import open_lake
     from tapewatch.sources.stocks.bars import normalise_interval
     from tapewatch.sources.stocks.job import IngestOptions, StocksIngest
     from tapewatch.sources.stocks.schedule import CLOCK, Schedule
@@ -107,8 +107,7 @@ def ingest_stocks(
         if options.interval != "1d"
         else normalise_interval(stocks.live_interval, "stocks.live_interval")
     )
-    home = default_db_path()
-    engine = open_engine(db or settings.store.db or home)
+    engine = open_engine(db or settings.store.db or default_db_path())
     yahoo = YahooClient(
         stocks.yahoo_url,
         prepost=stocks.prepost,
@@ -118,7 +117,7 @@ def ingest_stocks(
     )
     job = StocksIngest(
         stocks,
-        Lake(lake or settings.store.lake or home.parent / "lake"),
+        open_lake(lake, settings.store.lake),
         InstrumentStore(engine),
         yahoo,
         options,
