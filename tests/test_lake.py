@@ -64,3 +64,22 @@ def test_high_water_of_one_bar_interval(tmp_path):
     assert lake.high_water("bars", "testex", "AAA/BTC", interval="1h") == START + timedelta(hours=4)
     assert lake.high_water("bars", "testex", "AAA/BTC", interval="1d") == START + timedelta(days=1)
     assert lake.high_water("bars", "testex", "AAA/BTC", interval="5m") is None
+
+
+def test_book_updates_keep_their_order_within_a_timestamp_across_writes(tmp_path):
+    lake = Lake(tmp_path)
+    at = START + timedelta(hours=1)
+
+    def updates(*rows):
+        return pl.DataFrame(
+            [
+                {"ts": at, "venue": "binance", "symbol": "X/USDT", "side": s, "price": p, "amount": a}
+                for s, p, a in rows
+            ]
+        )
+
+    assert lake.write("book", updates(("bid", 1.0, 5.0), ("bid", 1.0, 0.0))) == 2
+    assert lake.write("book", updates(("ask", 2.0, 1.0))) == 1
+    assert lake.write("book", updates(("ask", 2.0, 1.0))) == 0  # the same update again
+    book = lake.read("book", symbol="X/USDT")
+    assert list(zip(book["side"], book["amount"], strict=True)) == [("bid", 5.0), ("bid", 0.0), ("ask", 1.0)]

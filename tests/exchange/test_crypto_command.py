@@ -101,6 +101,24 @@ def test_live_trades_are_written_to_the_lake_until_ctrl_c(tmp_path, config, serv
     assert lake.read("trades", venue="binance", symbol="ETH/BTC")["trade_id"].to_list() == ["1", "2", "3"]
 
 
+def test_live_book_updates_are_written_to_the_lake_with_book(tmp_path, config, server):
+    lake = Lake(tmp_path / "lake")
+    ctrl_c = CtrlC(
+        server,
+        lambda: server.update_book("ETH/BTC", [("0.05", "2"), ("0.049", "1")], [("0.051", "3")]),
+        lambda: lake.read("book").height >= 3,
+    )
+    result = ctrl_c.run(_ingest_live(tmp_path, config, "--symbols", "ETH/BTC", "--book"))
+    assert result.exit_code == 0, result.output
+    assert "book: 3 level update(s) new in the lake" in result.output
+    book = lake.read("book", venue="binance", symbol="ETH/BTC")
+    assert sorted(zip(book["side"], book["price"], book["amount"], strict=True)) == [
+        ("ask", 0.051, 3.0),
+        ("bid", 0.049, 1.0),
+        ("bid", 0.05, 2.0),
+    ]
+
+
 def test_live_rejections_go_to_the_dead_letter_file(tmp_path, config, server):
     dead = tmp_path / "lake" / "_rejected" / "binance.jsonl"
     result = CtrlC(server, lambda: server.send_raw("{not json"), dead.is_file).run(
@@ -126,6 +144,7 @@ def test_live_for_ends_the_run_on_its_own(tmp_path, config):
             "--since 'last tuesday': expected an ISO date",
         ),
         (["--symbols", "BTC/USDT", "--until", "2024-01-02"], "--until 2024-01-02: needs --since"),
+        (["--symbols", "BTC/USDT", "--book"], "--book: only with --live"),
         (
             ["--symbols", "BTC/USDT", "--since", "2024-01-02", "--until", "2024-01-01"],
             "expected a time before",

@@ -1,4 +1,4 @@
-"""The Parquet lake: normalised trades and bars, partitioned by venue, symbol and day.
+"""The Parquet lake: normalised trades, bars and L2 book updates, partitioned by venue, symbol and day.
 
 Layout: `ROOT/<kind>/venue=<v>/symbol=<s>/date=<YYYY-MM-DD>/data.parquet`, values
 percent-encoded (`BTC%2FUSDT`) as Hive partitioning expects. Each day is one file
@@ -21,11 +21,12 @@ import polars as pl
 
 from tapewatch.errors import InputError
 from tapewatch.home import home_dir
-from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA, conform
+from tapewatch.records import BAR_SCHEMA, BOOK_SCHEMA, TRADE_SCHEMA, conform
 
-Kind = Literal["trades", "bars"]
-SCHEMAS: dict[str, dict[str, pl.DataType]] = {"trades": TRADE_SCHEMA, "bars": BAR_SCHEMA}
-SORT_KEYS: dict[str, list[str]] = {"trades": ["ts", "trade_id"], "bars": ["interval", "ts"]}
+Kind = Literal["trades", "bars", "book"]
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {"trades": TRADE_SCHEMA, "bars": BAR_SCHEMA, "book": BOOK_SCHEMA}
+SORT_KEYS: dict[str, list[str]] = {"trades": ["ts", "trade_id"], "bars": ["interval", "ts"], "book": ["ts"]}
+"""Book updates sort by time only, keeping arrival order within a timestamp: a level may change twice."""
 DATA_FILE = "data.parquet"
 
 
@@ -57,7 +58,9 @@ class Lake:
         target = folder / DATA_FILE
         existing = pl.read_parquet(target) if target.exists() else part.clear()
         merged = (
-            pl.concat([existing, part]).unique(maintain_order=True).sort(SORT_KEYS[kind], nulls_last=True)
+            pl.concat([existing, part])
+            .unique(maintain_order=True)
+            .sort(SORT_KEYS[kind], nulls_last=True, maintain_order=True)
         )
         if merged.height == existing.height:
             return 0
@@ -95,7 +98,9 @@ class Lake:
             frame = frame.filter(pl.col("ts") >= start)
         if end is not None:
             frame = frame.filter(pl.col("ts") < end)
-        return frame.collect().sort(["venue", "symbol", *SORT_KEYS[kind]], nulls_last=True)
+        return frame.collect().sort(
+            ["venue", "symbol", *SORT_KEYS[kind]], nulls_last=True, maintain_order=True
+        )
 
     def high_water(self, kind: Kind, venue: str, symbol: str, interval: str | None = None) -> datetime | None:
         """The latest timestamp stored for a venue/symbol (bars: of one `interval`): where a backfill resumes."""

@@ -39,6 +39,7 @@ class IngestSummary:
     backfills: list[BackfillReport] = field(default_factory=list)
     live_stats: dict[str, int] = field(default_factory=dict)
     live_written: int = 0
+    book_written: int = 0
     rejected: int = 0
     rejected_path: Path | None = None
 
@@ -55,6 +56,7 @@ class IngestPlan:
     trades: bool
     ohlcv: str | None
     live: bool
+    book: bool
     live_for_s: float | None
     lake: Path | None
     db: str | None
@@ -72,6 +74,8 @@ class IngestPlan:
             raise InputError(f"--since {_iso(self.start)}: expected a time before --until ({_iso(self.end)})")
         if self.live_for_s is not None and not self.live:
             raise InputError("--live-for: only with --live")
+        if self.book and not self.live:
+            raise InputError("--book: only with --live (book updates are recorded as they come)")
 
 
 def ingest_crypto(
@@ -112,6 +116,12 @@ def ingest_crypto(
     live: Annotated[
         bool, typer.Option("--live", help="Then keep running: live trades into the lake until Ctrl-C.")
     ] = False,
+    book: Annotated[
+        bool,
+        typer.Option(
+            "--book", help="With --live: also L2 order book updates (changed levels) into the lake."
+        ),
+    ] = False,
     live_for: Annotated[
         str | None,
         typer.Option("--live-for", help="With --live: stop after this long (e.g. 30m) instead of Ctrl-C."),
@@ -145,6 +155,7 @@ def ingest_crypto(
         trades=trades,
         ohlcv=ohlcv,
         live=live,
+        book=book,
         live_for_s=parse_duration(live_for, what="--live-for").total_seconds() if live_for else None,
         lake=lake,
         db=db,
@@ -209,7 +220,7 @@ async def _ingest(
         await exchange.close()
         engine.dispose()
     if plan.live:
-        await _live(venue, summary, lake, plan.live_for_s)
+        await _live(venue, summary, lake, plan)
 
 
 async def _backfill(
@@ -242,11 +253,11 @@ async def _backfill(
         _set_aside(summary, [row for result in report.symbols.values() for row in result.rejected])
 
 
-async def _live(venue: ExchangeSettings, summary: IngestSummary, lake: Lake, duration: float | None) -> None:
-    """Live trades into the lake, written every `live_flush_s`, until Ctrl-C or `duration` seconds."""
+async def _live(venue: ExchangeSettings, summary: IngestSummary, lake: Lake, plan: IngestPlan) -> None:
+    """Live trades (and book updates) into the lake, written every `live_flush_s`, until Ctrl-C or --live-for."""
     from tapewatch.sources.exchange.live import ExchangeLiveSource
 
-    source = ExchangeLiveSource(venue, summary.symbols, lake=lake)
+    source = ExchangeLiveSource(venue, summary.symbols, lake=lake, book=plan.book)
     writer = _LakeWriter(lake)
 
     async def consume() -> None:
@@ -257,39 +268,44 @@ async def _live(venue: ExchangeSettings, summary: IngestSummary, lake: Lake, dur
     async def flush_regularly() -> None:
         while True:
             await asyncio.sleep(venue.live_flush_s)
-            summary.live_written += await writer.flush()
+            await writer.flush(summary)
 
     flusher = asyncio.ensure_future(flush_regularly())
     try:
-        await asyncio.wait_for(consume(), duration)
+        await asyncio.wait_for(consume(), plan.live_for_s)
     except TimeoutError:
         pass
     finally:
         flusher.cancel()
-        summary.live_written += await writer.flush()
+        await writer.flush(summary)
         summary.live_stats = dict(source.stats)
 
 
 class _LakeWriter:
-    """Live trades waiting for the next lake write; one write at a time (the lake merges day files)."""
+    """Live trades and book updates waiting for the next lake write; one write at a time (the lake merges day files)."""
 
     def __init__(self, lake: Lake) -> None:
         self.lake = lake
-        self.pending: list[Any] = []
+        self.trades: list[Any] = []
+        self.book: list[Any] = []
         self.lock = asyncio.Lock()
 
     def add(self, batch: SourceBatch) -> None:
         if batch.trades.height:
-            self.pending.append(batch.trades)
+            self.trades.append(batch.trades)
+        if batch.book.height:
+            self.book.append(batch.book)
 
-    async def flush(self) -> int:
+    async def flush(self, summary: IngestSummary) -> None:
         import polars as pl
 
         async with self.lock:
-            frames, self.pending = self.pending, []
-            if not frames:
-                return 0
-            return await asyncio.to_thread(self.lake.write, "trades", pl.concat(frames))
+            trades, self.trades = self.trades, []
+            book, self.book = self.book, []
+            if trades:
+                summary.live_written += await asyncio.to_thread(self.lake.write, "trades", pl.concat(trades))
+            if book:
+                summary.book_written += await asyncio.to_thread(self.lake.write, "book", pl.concat(book))
 
 
 def _set_aside(summary: IngestSummary, rejected: list[dict]) -> None:
@@ -337,6 +353,8 @@ def print_summary(console: Console, summary: IngestSummary) -> None:
             f"{stats['gaps_backfilled']:,} gap(s) refilled ({stats['gap_trades']:,} trades), "
             f"{stats['reconnects']:,} reconnect(s), {stats['malformed']:,} malformed"
         )
+    if summary.book_written:
+        say(f"book: {summary.book_written:,} level update(s) new in the lake")
     if summary.rejected:
         say(f"{summary.rejected:,} message(s) set aside → {summary.rejected_path}")
 
