@@ -8,6 +8,7 @@ TAPEWATCH_TEST_POSTGRES_URL elsewhere if the server is not on 127.0.0.1:5432.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -30,9 +31,9 @@ PG_URL = os.environ.get("TAPEWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://pos
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A URL whose search_path is a fresh schema; fails (not skips) when the server is down."""
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL whose search_path is a fresh schema, dropped afterwards; fails (not skips) when the server is down."""
     admin = create_engine(make_url(PG_URL).update_query_dict({"connect_timeout": "5"}))
     schema = f"tapewatch_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -49,10 +50,19 @@ def postgres_url() -> Iterator[str]:
             pytrace=False,
         )
     url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}", "connect_timeout": "5"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One fresh schema for the whole session (tests clean up the rows they add)."""
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -337,11 +337,16 @@ bus_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(bus_app, name="bus")
+users_app = typer.Typer(help="Users and their roles (viewer, analyst, admin).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+keys_app = typer.Typer(help="API keys for the REST API and the console.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 def _register_subcommands() -> None:
-    """The ingest and bus verbs live with their code; they import their heavy clients only when run."""
+    """The sub-command verbs live with their code; they import their heavy clients only when run."""
     from tapewatch.bus.commands import bus_publish, bus_sink, bus_status
+    from tapewatch.service import commands as service
     from tapewatch.sources.exchange import ingest_crypto
     from tapewatch.sources.stocks import ingest_stocks
 
@@ -350,6 +355,11 @@ def _register_subcommands() -> None:
     bus_app.command("publish")(user_errors(bus_publish))
     bus_app.command("sink")(user_errors(bus_sink))
     bus_app.command("status")(user_errors(bus_status))
+    users_app.command("add")(user_errors(service.users_add))
+    users_app.command("list")(user_errors(service.users_list))
+    keys_app.command("create")(user_errors(service.keys_create))
+    keys_app.command("list")(user_errors(service.keys_list))
+    keys_app.command("revoke")(user_errors(service.keys_revoke))
 
 
 _register_subcommands()

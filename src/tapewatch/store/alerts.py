@@ -37,7 +37,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from tapewatch.errors import InputError
 from tapewatch.home import home_dir
 from tapewatch.records import Alert, to_iso
-from tapewatch.store.models import AlertRow, metadata
+from tapewatch.store.models import AlertRow
+from tapewatch.store.schema import upgrade
 
 ALERTS = cast(Table, AlertRow.__table__)
 ALERT_FIELDS = tuple(name for name in Alert.model_fields if name != "timing")
@@ -66,8 +67,8 @@ def open_engine(url: str | Path) -> Engine:
     A plain path is a SQLite file; its parent folders are created so a first
     run needs no setup. Anything containing "://" is a SQLAlchemy URL and is
     used as is (`sqlite:///…`, `postgresql://user@host/db`, which SQLAlchemy 2.1
-    drives with psycopg 3). Tables are created if missing; schema changes go
-    through Alembic migrations. A database that cannot be opened is an InputError.
+    drives with psycopg 3). The schema is brought up to date with Alembic
+    migrations (`store/schema.py`). A database that cannot be opened is an InputError.
     """
     resolved = _resolve_url(url)
     if resolved.get_backend_name() not in SUPPORTED_DIALECTS:
@@ -77,7 +78,7 @@ def open_engine(url: str | Path) -> Engine:
         )
     engine = create_engine(resolved, json_serializer=_dump_json)
     try:
-        metadata.create_all(engine)
+        upgrade(engine)
     except OperationalError as err:
         engine.dispose()
         reason = str(err.orig or err).strip().splitlines()[0]
@@ -176,6 +177,8 @@ class AlertStore:
         until: datetime | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        status: str | Collection[str] | None = None,
+        case_id: int | None = None,
     ) -> builtins.list[Alert]:  # `list` here would name this method
         """Alerts matching every given filter, newest `detected_at` first.
 
@@ -188,7 +191,10 @@ class AlertStore:
             *_matches("severity", severity),
             *_matches("symbol", symbol),
             *_matches("venue", venue),
+            *_matches("status", status),
         ]
+        if case_id is not None:
+            conditions.append(ALERTS.c.case_id == case_id)
         if since is not None:
             conditions.append(ALERTS.c.detected_at >= since)
         if until is not None:

@@ -1,10 +1,10 @@
 """The database schema: SQLAlchemy 2 declarative models, all on one `metadata`.
 
-Everything persistent (alerts now; cases, comments, audit log, users later)
-hangs off `Base.metadata`, so `metadata.create_all` and Alembic's autogenerate
-(`target_metadata = tapewatch.store.models.metadata`) see one picture. The
-naming convention gives every index and constraint a stable name, which
-Alembic needs to alter or drop them portably.
+Everything persistent (instruments, alerts and their workflow, cases, comments,
+the audit log, users and API keys, notification rules and deliveries) hangs off
+`Base.metadata`, so Alembic's autogenerate (`store/migrations/`) sees one
+picture. The naming convention gives every index and constraint a stable name,
+which Alembic needs to alter or drop them portably.
 """
 
 from __future__ import annotations
@@ -12,7 +12,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, Index, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -25,8 +38,14 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-ALERT_STATUSES = ("new", "open", "escalated", "dismissed", "closed")
-"""Workflow states an alert can be in; only "new" is set by this version (cases come later)."""
+ALERT_STATUSES = ("new", "acknowledged", "in_case", "closed")
+"""An alert's workflow: new → acknowledged → in a case → closed (with a disposition and a reason)."""
+CASE_STATUSES = ("open", "closed")
+DISPOSITIONS = ("true_positive", "false_positive", "benign")
+"""How a closed alert or case was judged: manipulation, a detector's mistake, or real but innocent."""
+ROLES = ("viewer", "analyst", "admin")
+"""viewer reads; analyst also works alerts and cases; admin also manages users, keys and rules."""
+SEVERITIES = ("low", "medium", "high", "critical")
 
 
 def utc_now() -> datetime:
@@ -102,10 +121,15 @@ class AlertRow(Base):
     followup: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    disposition: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime | None]  # the last workflow change (None: untouched since detection)
 
     __table_args__ = (
         Index(None, "venue", "symbol", "detected_at"),
         Index(None, "typology", "severity"),
+        Index(None, "status", "detected_at"),
     )
 
     def __repr__(self) -> str:
@@ -146,3 +170,122 @@ class InstrumentRow(Base):
 
     def __repr__(self) -> str:
         return f"InstrumentRow({self.venue}:{self.symbol}, {self.status})"
+
+
+class CaseRow(Base):
+    """An investigation grouping related alerts, worked by an assignee and closed with a disposition."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open", index=True)
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+    disposition: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class CommentRow(Base):
+    """An analyst's note on a case; comments are never edited (a correction is another comment)."""
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class AuditRow(Base):
+    """One change to anything a person can change: who, when, what, to which record, with details.
+
+    Append-only: the migration installs triggers that refuse UPDATE and DELETE on
+    this table on both SQLite and PostgreSQL, so not even a bug can rewrite history.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(48))
+    entity: Mapped[str] = mapped_column(String(16))  # alert / case / user / api_key / rule
+    entity_id: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (Index(None, "entity", "entity_id"),)
+
+
+class UserRow(Base):
+    """A person (or service) with a role; a password only for console log-in, API keys for the rest."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class ApiKeyRow(Base):
+    """An API key, stored as a hash of the secret; `prefix` (public) finds it without scanning."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class NotificationRuleRow(Base):
+    """Which alerts go where: filters (empty = any) and Apprise destinations, with a cooldown.
+
+    Destinations hold Apprise URLs, which carry webhook tokens and passwords:
+    they may instead name an environment variable (`env:DISCORD_URL`) so the
+    secret stays out of the database, and the API shows them masked.
+    """
+
+    __tablename__ = "notification_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    typologies: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    min_severity: Mapped[str] = mapped_column(String(16), default="low", server_default="low")
+    venues: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    symbols: Mapped[list[str]] = mapped_column(JSONDocument, default=list)  # a watchlist
+    destinations: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    cooldown_s: Mapped[float] = mapped_column(Float, default=900.0, server_default="900")
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class DeliveryRow(Base):
+    """One alert to one destination through one rule: sent, failed (after retries) or suppressed, and why."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("notification_rules.id"), index=True)
+    alert_id: Mapped[str] = mapped_column(String(64), index=True)
+    destination: Mapped[str] = mapped_column(String(256))  # masked: never the secret
+    status: Mapped[str] = mapped_column(String(16))  # sent / failed / cooldown / duplicate
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("rule_id", "alert_id", "destination"),)

@@ -1,0 +1,35 @@
+"""Who is acting, and what their role lets them do: checked here so the API and CLI cannot differ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tapewatch.errors import InputError, PermissionDeniedError
+from tapewatch.store.models import ROLES
+
+RANK = {role: rank for rank, role in enumerate(ROLES)}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A user acting through a key, a session or the command line (`system` for the bootstrap CLI)."""
+
+    name: str
+    role: str
+
+    def require(self, role: str) -> None:
+        """Refuse unless this actor's role is at least `role` (viewer < analyst < admin)."""
+        if RANK[self.role] < RANK[role]:
+            raise PermissionDeniedError(
+                f"{self.name} ({self.role}) may not do this: it needs the {role} role"
+            )
+
+
+SYSTEM = Actor("system", "admin")
+"""The command line on the server itself: whoever can run it owns the database file anyway."""
+
+
+def check_role(role: str) -> str:
+    if role not in RANK:
+        raise InputError(f"role '{role}': expected one of {', '.join(ROLES)}")
+    return role
