@@ -251,6 +251,27 @@ class BusSettings(_Section):
     )
 
 
+class ApiSettings(_Section):
+    """`tapewatch serve`: the REST + WebSocket API and the analyst console."""
+
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 for every interface)")
+    port: int = Field(8400, ge=1, le=65535, description="TCP port")
+    session_secret: str = Field(
+        "", description="signs console log-in cookies; empty: a random one per start (sessions end on restart)"
+    )
+    feed_poll_s: float = Field(0.5, gt=0, description="how often new alerts are looked for, for the live feed")
+    max_body_bytes: int = Field(10_000_000, ge=1024, description="larger request bodies are refused (413)")
+
+
+class NotifySettings(_Section):
+    """Notifications: routing rules live in the database; these are the delivery mechanics."""
+
+    retries: int = Field(3, ge=0, description="further attempts after a failed delivery")
+    retry_initial_s: float = Field(1.0, gt=0, description="first wait before a retry; doubles each time")
+    retry_max_s: float = Field(60.0, gt=0, description="longest wait between retries")
+    console_url: str = Field("", description="link target in messages, e.g. https://tapewatch.example.com")
+
+
 class Settings(BaseSettings):
     """All of Tapewatch's tunables."""
 
@@ -263,6 +284,8 @@ class Settings(BaseSettings):
     stocks: StocksSettings = StocksSettings()
     stream: StreamSettings = StreamSettings()
     bus: BusSettings = BusSettings()
+    api: ApiSettings = ApiSettings()
+    notify: NotifySettings = NotifySettings()
 
     @classmethod
     def settings_customise_sources(
