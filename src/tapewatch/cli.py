@@ -25,6 +25,7 @@ from rich.progress import (
 )
 
 from tapewatch import __version__
+from tapewatch.cli_options import ConfigOption
 from tapewatch.errors import InputError, TapewatchError
 from tapewatch.report.summary import wide_console
 
@@ -39,11 +40,6 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="TOML settings file (default: $TAPEWATCH_CONFIG or ./tapewatch.toml)."),
-]
 
 
 def user_errors(func: F) -> F:

@@ -14,16 +14,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tapewatch.cli_options import ConfigOption
+
 DEFAULT_URL = "nats://127.0.0.1:4222"
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 BusOption = Annotated[
     str | None, typer.Option("--bus", help="NATS URL (default: bus.url, else nats://127.0.0.1:4222).")
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="TOML settings file (default: $TAPEWATCH_CONFIG or ./tapewatch.toml)."),
 ]
 
 

@@ -14,19 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tapewatch.cli_options import ConfigOption, DbOption
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
-
-DbOption = Annotated[
-    str | None, typer.Option("--db", help="Database: SQLite path or URL (default: store.db).")
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="TOML settings file (default: $TAPEWATCH_CONFIG or ./tapewatch.toml)."),
-]
 
 
 def _engine(db: str | None, config: Path | None) -> Engine:

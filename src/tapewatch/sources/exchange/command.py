@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from tapewatch.cli_options import ConfigOption
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
 
@@ -135,10 +136,7 @@ def ingest_crypto(
             "--db", help="Instruments database: SQLite path or URL (default: the config's store.db)."
         ),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="TOML settings file (default: $TAPEWATCH_CONFIG or ./tapewatch.toml)."),
-    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Sync a crypto exchange's markets, backfill trades and candles into the lake, and stay live if asked."""
     from tapewatch.config import load_settings

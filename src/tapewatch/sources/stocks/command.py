@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.console import Console
 
+from tapewatch.cli_options import ConfigOption
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
 
@@ -69,10 +70,7 @@ def ingest_stocks(
             help="Instruments database: SQLite path or URL (default: store.db, else ~/.tapewatch/tapewatch.db)."
         ),
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="TOML settings file (default: $TAPEWATCH_CONFIG or ./tapewatch.toml)."),
-    ] = None,
+    config: ConfigOption = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N symbols, to try it out.")] = None,
 ) -> None:
     """Track stock listings, find penny stocks and store their bars from Yahoo Finance in the lake."""
