@@ -257,9 +257,12 @@ class ApiSettings(_Section):
     host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 for every interface)")
     port: int = Field(8400, ge=1, le=65535, description="TCP port")
     session_secret: str = Field(
-        "", description="signs console log-in cookies; empty: a random one per start (sessions end on restart)"
+        "",
+        description="signs console log-in cookies; empty: a random one per start (sessions end on restart)",
     )
-    feed_poll_s: float = Field(0.5, gt=0, description="how often new alerts are looked for, for the live feed")
+    feed_poll_s: float = Field(
+        0.5, gt=0, description="how often new alerts are looked for, for the live feed"
+    )
     max_body_bytes: int = Field(10_000_000, ge=1024, description="larger request bodies are refused (413)")
 
 
