@@ -286,6 +286,10 @@ def stream(
     ] = None,
     db: Annotated[str | None, typer.Option(help="Alert store: SQLite path or database URL.")] = None,
     store: Annotated[bool, typer.Option("--store/--no-store", help="Keep alerts in the store.")] = True,
+    notify: Annotated[
+        bool,
+        typer.Option("--notify", help="Send each new alert through the notification rules (see notify)."),
+    ] = False,
     dead_letter: Annotated[
         Path | None, typer.Option(help="Where set-aside trades go (JSON lines; default: not written).")
     ] = None,
@@ -317,6 +321,7 @@ def stream(
         use_store=store,
         warmup=warmup,
         lake=lake,
+        notify=notify,
     )
     report = job.run()
     report_stream(err, job, report, dead_letter)
@@ -342,6 +347,7 @@ app.add_typer(keys_app, name="keys")
 def _register_subcommands() -> None:
     """The sub-command verbs live with their code; they import their heavy clients only when run."""
     from tapewatch.bus.commands import bus_publish, bus_sink, bus_status
+    from tapewatch.notify.commands import register as register_notify
     from tapewatch.service import commands as service
     from tapewatch.sources.exchange import ingest_crypto
     from tapewatch.sources.stocks import ingest_stocks
@@ -356,6 +362,7 @@ def _register_subcommands() -> None:
     keys_app.command("create")(user_errors(service.keys_create))
     keys_app.command("list")(user_errors(service.keys_list))
     keys_app.command("revoke")(user_errors(service.keys_revoke))
+    register_notify(app, user_errors)
 
 
 _register_subcommands()

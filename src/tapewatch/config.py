@@ -263,6 +263,15 @@ class ApiSettings(_Section):
     feed_poll_s: float = Field(
         0.5, gt=0, description="how often new alerts are looked for, for the live feed"
     )
+    feed_settle_s: float = Field(
+        5.0,
+        ge=0,
+        description="live feed: alerts stored this long before the newest one seen are looked at again, "
+        "for transactions that commit late and writers whose clocks lag",
+    )
+    secure_cookies: bool = Field(
+        False, description="send the console's session cookie over HTTPS only (set it when served over TLS)"
+    )
     max_body_bytes: int = Field(10_000_000, ge=1024, description="larger request bodies are refused (413)")
 
 
@@ -273,6 +282,16 @@ class NotifySettings(_Section):
     retry_initial_s: float = Field(1.0, gt=0, description="first wait before a retry; doubles each time")
     retry_max_s: float = Field(60.0, gt=0, description="longest wait between retries")
     console_url: str = Field("", description="link target in messages, e.g. https://tapewatch.example.com")
+    timeout_s: float = Field(30.0, gt=0, description="longest one delivery attempt may take")
+    poll_s: float = Field(
+        2.0, gt=0, description="notify run: how often the store is looked at for new alerts"
+    )
+    lookback_s: float = Field(
+        60.0,
+        ge=0,
+        description="notify run: alerts stored this long before the newest one seen are looked at again, "
+        "for writers whose clocks lag or whose transactions commit late",
+    )
 
 
 class Settings(BaseSettings):

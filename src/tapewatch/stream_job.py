@@ -171,6 +171,7 @@ def open_stream(
     use_store: bool = True,
     warmup: str | None = None,
     lake: str | None = None,
+    notify: bool = False,
 ) -> StreamJob:
     """Build the stream `tapewatch stream` runs; exactly one source: --replay or --exchange.
 
@@ -183,12 +184,23 @@ def open_stream(
     writer = AlertLineWriter(output)
     job = StreamJob(engine=engine, sinks=[lambda items: writer.write(item.alert for item in items)])
     job.closers.append(writer.close)
+    if notify and not use_store:
+        raise InputError(
+            "--notify: needs the store (cooldowns look up earlier alerts there); drop --no-store"
+        )
     if use_store:
         store = open_store(db or settings.store.db or default_db_path())
         job.store = PatientStore(
             store, initial_s=settings.store.retry_initial_s, max_s=settings.store.retry_max_s
         )
         job.sinks.append(lambda items: job.store.save(item.alert for item in items))
+        if notify:  # after the store sink; sends on its own thread, off the stream's hot path
+            from tapewatch.notify.background import BackgroundNotifier
+            from tapewatch.notify.router import Notifier
+
+            notifier = BackgroundNotifier(Notifier(store.engine, settings.notify))
+            job.sinks.append(notifier)
+            job.closers.append(notifier.close)
         job.closers.append(job.store.close)
     if replay:
         trades = read_inputs(replay, fmt=fmt, venue=venue).trades

@@ -10,12 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from notify.endpoints import webhook_server
+from notify.helpers import add_rule
 from test_stream import busy_market
 from typer.testing import CliRunner
 
 from bus import bus_harness as harness
 from tapewatch.cli import app
 from tapewatch.config import Settings
+from tapewatch.store.alerts import open_engine
 
 runner = CliRunner()
 
@@ -77,16 +80,27 @@ def test_stream_bus_workers_and_sink_started_from_the_cli_give_detects_alerts(tm
     settings = harness.private_settings()
     config = str(write_config(settings, tmp_path / "tapewatch.toml"))
     expected = harness.reference_alerts(trades, settings)
+    with webhook_server() as webhook:
+        engine = open_engine(tmp_path / "alerts.db")
+        add_rule(engine, "everything", f"json://127.0.0.1:{webhook.port}/hook")
+        engine.dispose()
+        _run_bus_from_the_cli(tmp_path, data, settings, config, expected, trades.height)
+    assert len(webhook.requests) == len(expected)  # the sink notified each alert once (--notify)
+
+
+def _run_bus_from_the_cli(tmp_path, data, settings, config, expected, trade_count) -> None:
 
     async def scenario() -> tuple[tuple[str, str], tuple[str, str]]:
         async with harness.on_bus(settings) as js:
-            sink = tapewatch("bus", "sink", "--config", config, "--db", str(tmp_path / "alerts.db"))
+            sink = tapewatch(
+                "bus", "sink", "--config", config, "--db", str(tmp_path / "alerts.db"), "--notify"
+            )
             worker = tapewatch(
                 "stream", "--bus", harness.NATS_URL, "--config", config, "-o", str(tmp_path / "w.jsonl")
             )
             publisher = tapewatch("bus", "publish", str(data), "--config", config)
             _, published = await asyncio.to_thread(publisher.communicate, timeout=120)
-            assert publisher.returncode == 0 and f"published {trades.height:,} trades" in published
+            assert publisher.returncode == 0 and f"published {trade_count:,} trades" in published
             await harness.settled(js, settings)
             return stop(worker), stop(sink)
 
@@ -96,5 +110,5 @@ def test_stream_bus_workers_and_sink_started_from_the_cli_give_detects_alerts(tm
     assert printed == set(expected)
     worker_lines = (tmp_path / "w.jsonl").read_text().splitlines()
     assert {json.loads(line)["id"] for line in worker_lines} == set(expected)
-    assert f"{trades.height:,} trades" in worker_log and f"{len(expected)} alert(s)" in worker_log
+    assert f"{trade_count:,} trades" in worker_log and f"{len(expected)} alert(s)" in worker_log
     assert f"{len(expected)} alert(s) ({len(expected)} new in the store)" in sink_log

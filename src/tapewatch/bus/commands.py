@@ -62,6 +62,9 @@ def bus_sink(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Append alerts here (JSON lines) instead of stdout.")
     ] = None,
+    notify: Annotated[
+        bool, typer.Option("--notify", help="Also send each new alert through the notification rules.")
+    ] = False,
     bus: BusOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -70,7 +73,7 @@ def bus_sink(
     from tapewatch.config import load_settings
 
     settings = load_settings(config)
-    report = run_sink(settings, bus_url(bus, settings.bus.url), db=db, output=output)
+    report = run_sink(settings, bus_url(bus, settings.bus.url), db=db, output=output, notify=notify)
     err.print(report.summary(), highlight=False)
 
 

@@ -166,14 +166,21 @@ class AlertSink:
 
 
 def run_sink(
-    settings: Settings, url: str, *, db: str | None = None, output: Path | None = None
+    settings: Settings, url: str, *, db: str | None = None, output: Path | None = None, notify: bool = False
 ) -> SinkReport:
-    """`tapewatch bus sink`: store (and print) alerts until SIGINT/SIGTERM; return the report."""
+    """`tapewatch bus sink`: store (and print, and with `notify` send) alerts until SIGINT/SIGTERM."""
+    from tapewatch.notify.background import BackgroundNotifier
+    from tapewatch.notify.router import Notifier
+
     log_to_stderr()
     store = open_store(db or settings.store.db or default_db_path())
     writer = AlertLineWriter(output)
+    notifier = BackgroundNotifier(Notifier(store.engine, settings.notify)) if notify else None
     try:
-        return asyncio.run(until_signalled(AlertSink(settings, url, store, writer=writer).run))
+        sink = AlertSink(settings, url, store, writer=writer, hooks=[notifier] if notifier else [])
+        return asyncio.run(until_signalled(sink.run))
     finally:
         writer.close()
+        if notifier is not None:
+            notifier.close()
         store.close()

@@ -282,10 +282,22 @@ class DeliveryRow(Base):
     rule_id: Mapped[int] = mapped_column(ForeignKey("notification_rules.id"), index=True)
     alert_id: Mapped[str] = mapped_column(String(64), index=True)
     destination: Mapped[str] = mapped_column(String(256))  # masked: never the secret
-    status: Mapped[str] = mapped_column(String(16))  # sent / failed / cooldown / duplicate
+    status: Mapped[str] = mapped_column(
+        String(16)
+    )  # sending (claimed) / sent / failed / cooldown / duplicate
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
     delivered_at: Mapped[datetime | None]
 
     __table_args__ = (UniqueConstraint("rule_id", "alert_id", "destination"),)
+
+
+class ServiceStateRow(Base):
+    """A long-running process's bookmark (e.g. how far the notifier has read), so a restart resumes there."""
+
+    __tablename__ = "service_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now)

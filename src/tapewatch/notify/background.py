@@ -1,0 +1,111 @@
+"""Notifying from a live stream without slowing it: a worker thread behind a queue.
+
+A send can take seconds (a slow webhook) or minutes (retries with back-off),
+while the stream steps every few milliseconds. `BackgroundNotifier` is a sink
+for `stream_job` and a hook for the bus sink (`Callable[[list[Emitted]], None]`):
+calling it only queues the new alerts and returns; one worker thread sends them
+in order. Place it after the store sink, since cooldowns look up earlier alerts
+in the store:
+
+    with BackgroundNotifier(Notifier(engine, settings.notify)) as notifier:
+        job = StreamJob(engine=stream_engine, sinks=[store_sink, notifier])
+        ...
+
+A database outage makes the worker wait and retry (nothing is dropped while it
+runs); a full queue drops the newest alerts with a warning rather than grow
+without bound. For delivery that survives restarts, run `tapewatch notify run`,
+which follows the store instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from tapewatch.notify.router import Notifier
+from tapewatch.records import Alert
+
+if TYPE_CHECKING:
+    from tapewatch.engine.stream import Emitted
+
+log = logging.getLogger("tapewatch.notify")
+
+
+class BackgroundNotifier:
+    """Runs a `Notifier` on its own thread; call it with emitted alerts, close it to finish what is queued."""
+
+    def __init__(self, notifier: Notifier, max_queued: int = 10_000) -> None:
+        self.notifier = notifier
+        self.logged = 0
+        self.dropped = 0
+        self._queue: queue.Queue[list[Alert] | None] = queue.Queue(max_queued)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="tapewatch-notify", daemon=True)
+        self._thread.start()
+
+    def __call__(self, emitted: list[Emitted]) -> None:
+        """Queue the new alerts (a follow-up update is not a new notification) and return at once."""
+        alerts = [item.alert for item in emitted if not item.update]
+        if alerts:
+            self.submit(alerts)
+
+    def submit(self, alerts: list[Alert]) -> None:
+        try:
+            self._queue.put_nowait(alerts)
+        except queue.Full:
+            self.dropped += len(alerts)
+            log.warning("notify: queue full; %d alert(s) not notified", len(alerts))
+
+    def wait(self) -> None:
+        """Block until everything queued so far has been handled."""
+        self._queue.join()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish what is queued (database retries stop), then stop the worker."""
+        self._closing.set()
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _work(self) -> None:
+        while True:
+            alerts = self._queue.get()
+            try:
+                if alerts is None:
+                    return
+                self._notify(alerts)
+            finally:
+                self._queue.task_done()
+
+    def _notify(self, alerts: list[Alert]) -> None:
+        delay = self.notifier.settings.retry_initial_s
+        while True:
+            try:
+                self.logged += len(self.notifier.notify(alerts))
+                return
+            except SQLAlchemyError as exc:
+                if self._closing.is_set():
+                    log.warning(
+                        "notify: database error while closing (%s); %d alert(s) not notified",
+                        exc,
+                        len(alerts),
+                    )
+                    return
+                log.warning("notify: database error (%s); retrying in %.1fs", str(exc).splitlines()[0], delay)
+                self._closing.wait(delay)
+                delay = min(self.notifier.settings.retry_max_s, delay * 2)
+            except Exception:
+                log.exception("notify: %d alert(s) not notified", len(alerts))
+                return

@@ -1,0 +1,54 @@
+"""Fixtures for the notification tests: a database on SQLite and on the real PostgreSQL, and local endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from test_store import postgres_schema
+
+from tapewatch.config import NotifySettings
+from tapewatch.store.alerts import AlertStore, open_engine
+
+from .endpoints import Mailbox, WebhookServer, smtp_server, webhook_server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, migrated database: a SQLite file, or a new schema on the PostgreSQL server."""
+    if request.param == "sqlite":
+        opened = open_engine(tmp_path / "notify.db")
+        yield opened
+        opened.dispose()
+        return
+    with postgres_schema() as url:
+        opened = open_engine(url)
+        yield opened
+        opened.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine) -> AlertStore:
+    return AlertStore(engine)
+
+
+@pytest.fixture
+def settings() -> NotifySettings:
+    """Fast retries (the waits are real sleeps), a console link, no lookback surprises."""
+    return NotifySettings(
+        retries=2, retry_initial_s=0.01, retry_max_s=0.02, console_url="https://tw.example.com"
+    )
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookServer]:
+    with webhook_server() as server:
+        yield server
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with smtp_server() as box:
+        yield box
