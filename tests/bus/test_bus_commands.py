@@ -98,11 +98,16 @@ def _run_bus_from_the_cli(tmp_path, data, settings, config, expected, trade_coun
             worker = tapewatch(
                 "stream", "--bus", harness.NATS_URL, "--config", config, "-o", str(tmp_path / "w.jsonl")
             )
-            publisher = tapewatch("bus", "publish", str(data), "--config", config)
-            _, published = await asyncio.to_thread(publisher.communicate, timeout=120)
-            assert publisher.returncode == 0 and f"published {trade_count:,} trades" in published
-            await harness.settled(js, settings)
-            return stop(worker), stop(sink)
+            try:
+                publisher = tapewatch("bus", "publish", str(data), "--config", config)
+                _, published = await asyncio.to_thread(publisher.communicate, timeout=120)
+                assert publisher.returncode == 0 and f"published {trade_count:,} trades" in published
+                await harness.settled(js, settings)
+                return stop(worker), stop(sink)
+            finally:  # a failure above must not leave them running
+                for process in (worker, sink):
+                    if process.poll() is None:
+                        process.kill()
 
     (_, worker_log), (sink_out, sink_log) = asyncio.run(scenario())
     assert harness.stored_alerts(tmp_path / "alerts.db") == expected
