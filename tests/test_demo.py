@@ -18,6 +18,10 @@ def test_demo_detects_stores_scores_and_charts(tmp_path):
     assert "plotly" in result.chart_html.read_text()[:200000]
     assert any(score.detector == ALL_DETECTORS for score in result.report.scores)
     assert (tmp_path / "market" / "labels.csv").is_file()
+    top = result.alerts[0]
+    assert (
+        result.lake.read("trades", venue=top.venue, symbol=top.symbol).height > 0
+    )  # for the console's chart
 
 
 def test_demo_is_reproducible_and_idempotent_in_the_store(tmp_path):

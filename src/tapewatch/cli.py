@@ -346,6 +346,7 @@ app.add_typer(keys_app, name="keys")
 
 def _register_subcommands() -> None:
     """The sub-command verbs live with their code; they import their heavy clients only when run."""
+    from tapewatch.api.command import serve
     from tapewatch.bus.commands import bus_publish, bus_sink, bus_status
     from tapewatch.notify.commands import register as register_notify
     from tapewatch.service import commands as service
@@ -363,6 +364,7 @@ def _register_subcommands() -> None:
     keys_app.command("list")(user_errors(service.keys_list))
     keys_app.command("revoke")(user_errors(service.keys_revoke))
     register_notify(app, user_errors)
+    app.command("serve")(user_errors(serve))
 
 
 _register_subcommands()

@@ -269,6 +269,18 @@ class ApiSettings(_Section):
         description="live feed: alerts stored this long before the newest one seen are looked at again, "
         "for transactions that commit late and writers whose clocks lag",
     )
+    db_pool: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="database connections kept open for requests (as many more are opened in bursts)",
+    )
+    auth_cache_s: float = Field(
+        2.0,
+        ge=0,
+        description="an API key or session checked against the database is trusted this long: a revoked key "
+        "or changed role applies at once on this server, within this long on others; 0: check every request",
+    )
     secure_cookies: bool = Field(
         False, description="send the console's session cookie over HTTPS only (set it when served over TLS)"
     )

@@ -25,6 +25,7 @@ from tapewatch.evaluation import (
     render_report,
 )
 from tapewatch.io.alerts import write_alerts
+from tapewatch.io.lake import Lake
 from tapewatch.records import BAR_SCHEMA, Alert, empty_frame
 from tapewatch.report.charts import render_alert_chart
 from tapewatch.report.summary import alerts_table
@@ -43,6 +44,7 @@ class DemoResult:
     report: EvaluationReport
     alerts_path: Path
     db_path: Path
+    lake: Lake
     chart_png: Path | None
     chart_html: Path | None
 
@@ -78,6 +80,8 @@ def run_demo(
     db_path = out / "tapewatch.db"
     with open_store(db_path) as store:
         store.save(alerts)
+    lake = Lake(out / "lake")  # so `tapewatch serve` on the demo's store can chart each alert's market
+    lake.write("trades", market.trades)
     pump_labels = market.labels.filter(pl.col("typology") == "pump_and_dump").select("symbol", "event_time")
     report = evaluate_alerts(
         load_alerts(alerts_path),
@@ -89,7 +93,7 @@ def run_demo(
         top = max(alerts, key=lambda alert: (alert.score, alert.detected_at))
         chart_png, chart_html = out / "top_alert.png", out / "top_alert.html"
         render_alert_chart(market.trades, top, chart_png, chart_html)
-    result = DemoResult(alerts, report, alerts_path, db_path, chart_png, chart_html)
+    result = DemoResult(alerts, report, alerts_path, db_path, lake, chart_png, chart_html)
     if console is not None:
         _print_summary(console, result, market.trades.height, market.labels)
     return result
@@ -109,6 +113,11 @@ def _print_summary(console: Console, result: DemoResult, trades: int, labels: pl
     console.print(f"alerts: {result.alerts_path}\nstore:  {result.db_path}")
     if result.chart_png:
         console.print(f"chart of the top alert: {result.chart_png} and {result.chart_html}")
+    console.print(
+        f"work these alerts in the console: tapewatch serve --db {result.db_path} --lake {result.lake.root}"
+        " (after `tapewatch users add NAME --role admin --with-password --db …`)",
+        highlight=False,
+    )
 
 
 def _count_by_typology(labels: pl.DataFrame) -> str:

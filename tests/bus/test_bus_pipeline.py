@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import polars as pl
 from test_stream import busy_market
 
 from bus import bus_harness as harness
@@ -77,7 +78,10 @@ def test_two_workers_share_the_partitions_and_give_the_same_alerts(tmp_path):
 
 def test_a_worker_joining_mid_stream_takes_partitions_over_with_their_state(tmp_path):
     trades = busy_market()
-    # Small messages and steps, so the first worker is still busy when the second joins.
+    # The market comes in two halves; the second worker joins between them, so the
+    # partitions it takes over have history behind the checkpoint and trades ahead of it.
+    middle = trades["ts"].min() + (trades["ts"].max() - trades["ts"].min()) / 2
+    first_half, second_half = trades.filter(pl.col("ts") < middle), trades.filter(pl.col("ts") >= middle)
     settings = harness.private_settings(message_trades=50, fetch_batch=4).model_copy(
         update={"stream": StreamSettings(batch_ms=1, max_batch_trades=300)}
     )
@@ -85,27 +89,28 @@ def test_a_worker_joining_mid_stream_takes_partitions_over_with_their_state(tmp_
 
     async def scenario():
         async with harness.on_bus(settings) as js:
-            await publish_frame(settings, harness.NATS_URL, iter([trades]))
+            await publish_frame(settings, harness.NATS_URL, iter([first_half]), end=False)
             with open_store(tmp_path / "alerts.db") as store:
                 running = harness.Running(settings, store)
                 first = running.add_worker(name="first")
 
-                async def first_alerted():
-                    return first.report.stats.alerts > 0
+                async def first_half_done():  # every trade read (the newest of each symbol still held)
+                    return first.report.stats.trades == first_half.height
 
-                await harness.until(first_alerted, "the first worker's first alert")
+                await harness.until(first_half_done, "the first worker to work through the first half")
                 second = running.add_worker(name="second")
 
                 async def shared():
                     return len(first.owned) == 2 and len(second.owned) == 2
 
                 await harness.until(shared, "the two workers to own two partitions each")
+                await publish_frame(settings, harness.NATS_URL, iter([second_half]))
                 await harness.settled(js, settings)
                 await running.close()
         # The first hands over its two highest partitions (2 and 3, where the symbols are);
-        # the second rebuilds their engines from the stream up to the checkpoint.
+        # the second rebuilds their engines from the stream up to the checkpoint, then goes on.
         assert first.report.released == 2 and second.report.taken == 2
-        assert second.report.stats.rebuilt_trades > 0
+        assert second.report.stats.rebuilt_trades > 0 and second.report.stats.trades > 0
 
     asyncio.run(scenario())
     assert harness.stored_alerts(tmp_path / "alerts.db") == expected

@@ -22,13 +22,13 @@ message as `detail`.
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine
 
+from tapewatch.api.inputs import AlertId, DbId, Name, Offset, UtcTime
 from tapewatch.config import NotifySettings
 from tapewatch.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError, TapewatchError
 from tapewatch.notify import deliveries, destinations, rules
@@ -87,37 +87,44 @@ def make_router(
     actor_dep = Annotated[Actor, Depends(get_actor)]
     one_try = (settings or NotifySettings()).model_copy(update={"retries": 0})  # a person is waiting
 
+    def admin(actor: actor_dep) -> Actor:
+        """Refuse a non-admin before the body is even read: a viewer gets 403, not a lesson in validation."""
+        with _http_errors():
+            actor.require("admin")
+        return actor
+
+    admin_dep = Annotated[Actor, Depends(admin)]
+
     @router.get("/rules")
     def list_rules(engine: engine_dep, actor: actor_dep) -> list[Rule]:
         with _http_errors():
             return rules.list_rules(engine)
 
     @router.post("/rules", status_code=201)
-    def create_rule(body: NewRule, engine: engine_dep, actor: actor_dep) -> Rule:
+    def create_rule(body: NewRule, engine: engine_dep, actor: admin_dep) -> Rule:
         with _http_errors():
             return rules.create_rule(engine, actor, body.name, RuleFields.model_validate(body.model_dump()))
 
     @router.get("/rules/{rule_id}")
-    def get_rule(rule_id: int, engine: engine_dep, actor: actor_dep) -> Rule:
+    def get_rule(rule_id: DbId, engine: engine_dep, actor: actor_dep) -> Rule:
         with _http_errors():
             return rules.get_rule(engine, rule_id)
 
     @router.patch("/rules/{rule_id}")
-    def update_rule(rule_id: int, body: RulePatch, engine: engine_dep, actor: actor_dep) -> Rule:
+    def update_rule(rule_id: DbId, body: RulePatch, engine: engine_dep, actor: admin_dep) -> Rule:
         with _http_errors():
             changes = RuleChanges.model_validate(body.model_dump(exclude_unset=True))
             return rules.update_rule(engine, actor, rule_id, changes)
 
     @router.delete("/rules/{rule_id}", status_code=204)
-    def delete_rule(rule_id: int, engine: engine_dep, actor: actor_dep, purge: bool = False) -> Response:
+    def delete_rule(rule_id: DbId, engine: engine_dep, actor: admin_dep, purge: bool = False) -> Response:
         with _http_errors():
             rules.delete_rule(engine, actor, rule_id, purge=purge)
         return Response(status_code=204)
 
     @router.post("/rules/{rule_id}/test")
-    def send_test(rule_id: int, engine: engine_dep, actor: actor_dep) -> list[TrialResult]:
+    def send_test(rule_id: DbId, engine: engine_dep, actor: admin_dep) -> list[TrialResult]:
         with _http_errors():
-            actor.require("admin")
             routed = rules.routing_rule(engine, rule_id)
         results = []
         for destination in routed.destinations:
@@ -132,13 +139,13 @@ def make_router(
     def list_deliveries(
         engine: engine_dep,
         actor: actor_dep,
-        rule_id: int | None = None,
-        alert_id: str | None = None,
-        status: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        rule_id: DbId | None = None,
+        alert_id: AlertId | None = None,
+        status: Name | None = None,
+        since: UtcTime | None = None,
+        until: UtcTime | None = None,
         limit: Annotated[int, Query(ge=1, le=deliveries.PAGE_MAX)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> DeliveryPage:
         with _http_errors():
             return deliveries.list_deliveries(

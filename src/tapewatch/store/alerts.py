@@ -56,12 +56,12 @@ def default_db_path() -> Path:
     return home_dir() / "tapewatch.db"
 
 
-def open_store(url: str | Path) -> AlertStore:
+def open_store(url: str | Path, **engine_options: Any) -> AlertStore:
     """Open (and create, if new) the alert store at a file path or database URL (see `open_engine`)."""
-    return AlertStore(open_engine(url))
+    return AlertStore(open_engine(url, **engine_options))
 
 
-def open_engine(url: str | Path) -> Engine:
+def open_engine(url: str | Path, **engine_options: Any) -> Engine:
     """Open (and create, if new) the database at a file path or URL, with every table in place.
 
     A plain path is a SQLite file; its parent folders are created so a first
@@ -69,6 +69,7 @@ def open_engine(url: str | Path) -> Engine:
     used as is (`sqlite:///…`, `postgresql://user@host/db`, which SQLAlchemy 2.1
     drives with psycopg 3). The schema is brought up to date with Alembic
     migrations (`store/schema.py`). A database that cannot be opened is an InputError.
+    `engine_options` go to `create_engine` (e.g. the API's connection pool size).
     """
     resolved = _resolve_url(url)
     if resolved.get_backend_name() not in SUPPORTED_DIALECTS:
@@ -76,7 +77,7 @@ def open_engine(url: str | Path) -> Engine:
             f"store URL {_safe(url)}: unsupported database {resolved.get_backend_name()!r}; "
             "expected a SQLite file path, sqlite:///FILE or postgresql://USER@HOST/DB"
         )
-    engine = create_engine(resolved, json_serializer=_dump_json)
+    engine = create_engine(resolved, json_serializer=_dump_json, **engine_options)
     try:
         upgrade(engine)
     except OperationalError as err:
@@ -186,19 +187,16 @@ class AlertStore:
         `since` is inclusive and `until` exclusive, on `detected_at`; naive
         datetimes are taken as UTC. `limit=None` returns everything.
         """
-        conditions = [
-            *_matches("typology", typology),
-            *_matches("severity", severity),
-            *_matches("symbol", symbol),
-            *_matches("venue", venue),
-            *_matches("status", status),
-        ]
-        if case_id is not None:
-            conditions.append(ALERTS.c.case_id == case_id)
-        if since is not None:
-            conditions.append(ALERTS.c.detected_at >= since)
-        if until is not None:
-            conditions.append(ALERTS.c.detected_at < until)
+        conditions = alert_conditions(
+            typology=typology,
+            severity=severity,
+            symbol=symbol,
+            venue=venue,
+            status=status,
+            case_id=case_id,
+            since=since,
+            until=until,
+        )
         query: Select[Any] = (
             select(*(ALERTS.c[name] for name in ALERT_FIELDS))
             .where(*conditions)
@@ -223,6 +221,35 @@ class AlertStore:
         query = select(*columns, n).select_from(ALERTS).group_by(*columns).order_by(n.desc(), *columns)
         with self.engine.connect() as conn:
             return [tuple(row) for row in conn.execute(query)]
+
+
+def alert_conditions(
+    *,
+    typology: str | Collection[str] | None = None,
+    severity: str | Collection[str] | None = None,
+    symbol: str | Collection[str] | None = None,
+    venue: str | Collection[str] | None = None,
+    status: str | Collection[str] | None = None,
+    case_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of `AlertStore.list`'s filters, for queries that select other columns
+    (the API reads each alert with its workflow state in one query)."""
+    conditions = [
+        *_matches("typology", typology),
+        *_matches("severity", severity),
+        *_matches("symbol", symbol),
+        *_matches("venue", venue),
+        *_matches("status", status),
+    ]
+    if case_id is not None:
+        conditions.append(ALERTS.c.case_id == case_id)
+    if since is not None:
+        conditions.append(ALERTS.c.detected_at >= since)
+    if until is not None:
+        conditions.append(ALERTS.c.detected_at < until)
+    return conditions
 
 
 def _matches(field: str, wanted: str | Collection[str] | None) -> list[ColumnElement[bool]]:

@@ -120,7 +120,7 @@ class AlertRow(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
     followup: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
-    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)  # followed by the feed, notify
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     disposition: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)

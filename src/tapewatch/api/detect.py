@@ -1,0 +1,181 @@
+"""POST /detect: run the batch detectors on trades and/or bars sent in the request.
+
+Rows follow the record layouts (`records.TRADE_SCHEMA`, `records.BAR_SCHEMA`)
+and the file readers' rules: a time is ISO-8601 (naive = UTC) or an epoch
+number whose magnitude tells ms from µs from ns (as `io.timeparse` decides),
+prices are positive and finite, amounts positive, volumes not negative, a bar's
+high not below its low. A bad row is a 422 naming the row and the field; nothing
+is skipped silently, since the caller is there to fix it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import polars as pl
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+
+from tapewatch.api.inputs import Name
+from tapewatch.config import Settings
+from tapewatch.detect.registry import DETECTORS, build_detectors
+from tapewatch.durations import parse_duration
+from tapewatch.engine.batch import run_batch
+from tapewatch.errors import TapewatchError
+from tapewatch.io.timeparse import NS_FROM, US_FROM
+from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA, Alert, conform, empty_frame
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_ROWS = 1_000_000
+DEFAULT_VENUE = "api"
+DEFAULT_INTERVAL = "1h"
+
+
+def row_time(value: Any) -> datetime:
+    """A row's `ts`: ISO-8601 text or an epoch number (ms, µs or ns by magnitude), as UTC."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("expected an ISO-8601 time or epoch milliseconds")  # noqa: TRY004 (pydantic wants it)
+    try:
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.strip())
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        if not math.isfinite(value):
+            raise ValueError("expected a finite epoch number")
+        micros = value // 1000 if value >= NS_FROM else value if value >= US_FROM else value * 1000
+        return EPOCH + timedelta(microseconds=int(micros))
+    except (OverflowError, ValueError) as exc:
+        raise ValueError(f"expected an ISO-8601 time or epoch milliseconds in range ({exc})") from None
+
+
+def _interval(text: str) -> str:
+    try:
+        parse_duration(text, what="interval")
+    except TapewatchError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
+RowTime = Annotated[
+    datetime,
+    BeforeValidator(row_time),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}],
+            "description": "ISO-8601 (naive = UTC) or epoch milliseconds (µs and ns told by magnitude)",
+        }
+    ),
+]
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Volume = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Interval = Annotated[
+    str, Field(min_length=1, max_length=16, examples=["1m", "1h"]), AfterValidator(_interval)
+]
+DetectorName = Literal[tuple(DETECTORS)]  # type: ignore[valid-type]
+OptionalText = Annotated[str | None, Field(max_length=128, pattern=r"^[^\x00]*$")]
+
+
+class TradeRow(BaseModel):
+    """One trade (`records.TRADE_SCHEMA`); `venue` defaults to the request's."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ts: RowTime
+    venue: Name | None = None
+    symbol: Name
+    price: Price
+    amount: Price
+    side: Literal["buy", "sell"] | None = None
+    trade_id: OptionalText = None
+    buyer: OptionalText = None
+    seller: OptionalText = None
+
+
+class BarRow(BaseModel):
+    """One candle (`records.BAR_SCHEMA`); `venue` and `interval` default to the request's."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ts: RowTime
+    venue: Name | None = None
+    symbol: Name
+    interval: Interval | None = None
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Volume
+    quote_volume: Volume | None = None
+    trades: Annotated[int, Field(ge=0, le=2**62)] | None = None
+
+    @model_validator(mode="after")
+    def _high_not_below_low(self) -> BarRow:
+        if self.high < self.low:
+            raise ValueError(f"high {self.high} is below low {self.low}")
+        return self
+
+
+class DetectRequest(BaseModel):
+    """Market data to run the detectors on; at least one trade or bar."""
+
+    trades: Annotated[list[TradeRow], Field(max_length=MAX_ROWS)] = []
+    bars: Annotated[list[BarRow], Field(max_length=MAX_ROWS)] = []
+    venue: Name = Field(DEFAULT_VENUE, description="venue of rows that name none")
+    interval: Interval = Field(DEFAULT_INTERVAL, description="interval of bars that name none")
+    detectors: list[DetectorName] | None = Field(None, description="run only these (default: all)")
+    store: bool = Field(False, description="also save the alerts (analyst or admin)")
+
+    @model_validator(mode="after")
+    def _some_data(self) -> DetectRequest:
+        if not self.trades and not self.bars:
+            raise ValueError("expected at least one row in 'trades' or 'bars'")
+        return self
+
+
+class DetectResult(BaseModel):
+    """The alerts found, in detection order, and what was read; `stored` counts new ones when asked to save."""
+
+    alerts: list[Alert]
+    trades: int
+    bars: int
+    stored: int | None = None
+
+
+def frames(request: DetectRequest) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The request's rows as trade and bar frames in the engine's order (venue, symbol, ts)."""
+    trades = _frame(
+        [row.model_dump() | {"venue": row.venue or request.venue} for row in request.trades], TRADE_SCHEMA
+    )
+    bars = _frame(
+        [
+            row.model_dump()
+            | {"venue": row.venue or request.venue, "interval": row.interval or request.interval}
+            for row in request.bars
+        ],
+        BAR_SCHEMA,
+    )
+    return trades, bars
+
+
+def _frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    if not rows:
+        return empty_frame(schema)
+    columns = {name: [row.get(name) for row in rows] for name in schema}
+    frame = conform(pl.DataFrame(columns, schema=schema), schema)
+    keys = ["venue", "symbol", "interval", "ts"] if "interval" in schema else ["venue", "symbol", "ts"]
+    return frame.sort(keys, maintain_order=True)
+
+
+def detect(settings: Settings, request: DetectRequest) -> tuple[list[Alert], int, int]:
+    """Run the chosen detectors; returns the alerts and the trade and bar counts."""
+    trades, bars = frames(request)
+    alerts = run_batch(build_detectors(settings, request.detectors), trades, bars)
+    return alerts, trades.height, bars.height

@@ -1,0 +1,55 @@
+"""Read-only views for viewers: instruments the venues list, and the per-symbol risk view."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from tapewatch.api.context import Context
+from tapewatch.api.errors import error_responses
+from tapewatch.api.inputs import Limit, Name, Offset, Page, UtcTime, page_of
+from tapewatch.api.instruments import InstrumentItem, instrument_page
+from tapewatch.api.risk import RiskView, risk_view
+from tapewatch.api.routes import API_PREFIX
+from tapewatch.api.security import Viewer
+
+router = APIRouter(prefix=API_PREFIX, tags=["markets"], responses=error_responses(401, 422, 503))
+
+
+@router.get("/instruments", response_model=Page[InstrumentItem], summary="List instruments")
+def list_instruments(
+    ctx: Context,
+    actor: Viewer,
+    venue: Annotated[Name | None, Query(description="only this venue")] = None,
+    asset_class: Annotated[Literal["crypto", "stock"] | None, Query(description="crypto or stock")] = None,
+    status: Annotated[
+        Literal["listed", "delisted", "any"], Query(description="listing status; any: both")
+    ] = "listed",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[InstrumentItem]:
+    """Instruments by venue and symbol, as their venues list them (delisted ones are kept)."""
+    rows = instrument_page(
+        ctx.reads, venue, asset_class, None if status == "any" else status, limit + 1, offset
+    )
+    return page_of(rows, limit, offset)
+
+
+@router.get(
+    "/risk/{venue}/{symbol:path}",
+    response_model=RiskView,
+    responses=error_responses(
+        404
+    ),  # a venue or symbol the path cannot carry (e.g. a newline) matches no route
+    summary="Risk view of one symbol (interim: counts now, a 1–100 score later)",
+)
+def get_risk(
+    ctx: Context,
+    actor: Viewer,
+    venue: Annotated[Name, Path(description="the venue, e.g. binance")],
+    symbol: Annotated[Name, Path(description="the symbol, e.g. PUMP/USDT (the slash may stay unescaped)")],
+    since: Annotated[UtcTime | None, Query(description="count alerts detected from here on")] = None,
+) -> RiskView:
+    """Recent alerts, counts by typology and severity, and the highest severity seen on the symbol."""
+    return risk_view(ctx.reads, venue, symbol, since)
