@@ -285,6 +285,11 @@ class ApiSettings(_Section):
         False, description="send the console's session cookie over HTTPS only (set it when served over TLS)"
     )
     max_body_bytes: int = Field(10_000_000, ge=1024, description="larger request bodies are refused (413)")
+    list_cache_s: float = Field(
+        1.0,
+        ge=0,
+        description="alert-list pages are served from memory this long (0: never); see api/list_cache.py",
+    )
 
 
 class NotifySettings(_Section):

@@ -184,3 +184,14 @@ def test_instruments_are_listed_by_venue_and_status_in_pages(api: Api) -> None:
     stocks = api.get("/api/v1/instruments", params={"asset_class": "stock", "status": "any"}).json()["items"]
     assert [(i["symbol"], i["name"], i["last_price"]) for i in stocks] == [("PENY", "Penny Corp", 0.5)]
     assert api.get("/api/v1/instruments", params={"asset_class": "bond"}).status_code == 422
+
+
+def test_list_pages_are_cached_briefly_and_forgotten_on_any_change(api) -> None:
+    """The micro-cache (api.list_cache_s) serves a repeated page from memory, never behind this server's changes."""
+    (first,) = api.save(make_alert(0))
+    assert [a["id"] for a in api.get("/api/v1/alerts").json()["items"]] == [first.id]
+    cache = api.client.app.state.context.list_cache
+    assert cache.get("") is not None  # the page just served
+    api.post(f"/api/v1/alerts/{first.id}/acknowledge", {})
+    assert cache.get("") is None  # a change through this server clears it at once
+    assert api.get("/api/v1/alerts").json()["items"][0]["status"] == "acknowledged"

@@ -24,6 +24,7 @@ from tapewatch.api.context import ApiContext, get_context
 from tapewatch.api.errors import error_responses, install_error_handlers
 from tapewatch.api.feed import AlertFeed
 from tapewatch.api.limits import BodyLimitMiddleware
+from tapewatch.api.list_cache import ClearOnChange, ListCache
 from tapewatch.api.metrics import ApiMetrics, MetricsMiddleware
 from tapewatch.api.routes import (
     API_PREFIX,
@@ -74,12 +75,18 @@ def create_app(settings: Settings, db: str | None = None, lake: str | None = Non
     store = open_store(url, **pool)
     reads = open_engine(url, isolation_level="AUTOCOMMIT", **pool)
     metrics = ApiMetrics()
+    list_cache = ListCache(settings.api.list_cache_s)
+
+    def pushed(alerts: int, _clients: int) -> None:
+        metrics.alerts_pushed.inc(alerts)
+        list_cache.clear()  # new alerts: every cached page is out of date
+
     feed = AlertFeed(
         reads,
         poll_s=settings.api.feed_poll_s,
         settle_s=settings.api.feed_settle_s,
         queue_size=FEED_QUEUE,
-        on_push=lambda alerts, _clients: metrics.alerts_pushed.inc(alerts),
+        on_push=pushed,
     )
     context = ApiContext(
         settings=settings,
@@ -89,6 +96,7 @@ def create_app(settings: Settings, db: str | None = None, lake: str | None = Non
         feed=feed,
         metrics=metrics,
         auth_cache=AuthCache(settings.api.auth_cache_s),
+        list_cache=list_cache,
         reads=reads,
     )
 
@@ -121,6 +129,7 @@ def create_app(settings: Settings, db: str | None = None, lake: str | None = Non
         same_site="lax",
         https_only=settings.api.secure_cookies,
     )
+    app.add_middleware(ClearOnChange, cache=list_cache)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for module in (alerts, cases, insight, detect, users, keys, audit, session, live, health):

@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 
 from tapewatch.api.auth_cache import AuthCache
 from tapewatch.api.feed import AlertFeed
+from tapewatch.api.list_cache import ListCache
 from tapewatch.api.metrics import ApiMetrics
 from tapewatch.config import Settings
 from tapewatch.io.lake import Lake
@@ -29,6 +30,7 @@ class ApiContext:
     feed: AlertFeed
     metrics: ApiMetrics
     auth_cache: AuthCache
+    list_cache: ListCache
     reads: Engine
     """The same database without transactions (autocommit): a read costs one round trip, not
     three (BEGIN, SELECT, ROLLBACK). For read-only queries only; changes go through `engine`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from tapewatch.api.alert_view import AlertDetail, AlertItem, alert_detail, alert_item, alert_page
@@ -33,6 +33,7 @@ PathId = Annotated[AlertId, Path(description="the alert's id")]
 
 @router.get("", response_model=Page[AlertItem], summary="List alerts, newest first")
 async def list_alerts(
+    request: Request,
     ctx: Context,
     actor: Viewer,
     typology: Annotated[list[Name] | None, Query(description="any of these typologies")] = None,
@@ -44,8 +45,12 @@ async def list_alerts(
     until: Annotated[UtcTime | None, Query(description="detected before (ISO-8601)")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> Page[AlertItem]:
+) -> Response:
     """Alerts matching every filter given (each filter may repeat: any of its values matches)."""
+    key = request.url.query
+    cached = ctx.list_cache.get(key)
+    if cached is not None:
+        return Response(cached, media_type="application/json")
     items = await run_in_threadpool(
         alert_page,
         ctx.reads,
@@ -59,7 +64,9 @@ async def list_alerts(
         since=since,
         until=until,
     )
-    return page_of(items, limit, offset)
+    body = page_of(items, limit, offset).model_dump_json().encode()
+    ctx.list_cache.put(key, body)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{alert_id}", response_model=AlertDetail, responses=error_responses(404), summary="One alert")
