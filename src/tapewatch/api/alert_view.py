@@ -60,19 +60,22 @@ def alert_page(
         return [AlertItem.model_validate(row._asdict()) for row in conn.execute(query).all()]
 
 
-def alert_item(engine: Engine, alert_id: str) -> AlertItem:
-    """One alert by id, or NotFoundError."""
-    with engine.connect() as conn:
-        row = conn.execute(select(*ITEM_COLUMNS).where(ALERTS.c.id == alert_id)).first()
+def alert_item(db: Engine | Connection, alert_id: str) -> AlertItem:
+    """One alert by id, or NotFoundError (on a connection already open, if given one)."""
+    if isinstance(db, Engine):
+        with db.connect() as conn:
+            return alert_item(conn, alert_id)
+    row = db.execute(select(*ITEM_COLUMNS).where(ALERTS.c.id == alert_id)).first()
     if row is None:
         raise NotFoundError(f"alert {alert_id}: no such alert")
     return AlertItem.model_validate(row._asdict())
 
 
 def alert_detail(engine: Engine, alert_id: str) -> AlertDetail:
-    """One alert with every audit entry about it."""
-    item = alert_item(engine, alert_id)
-    return AlertDetail(**item.model_dump(), history=history(engine, "alert", alert_id, limit=HISTORY_LIMIT))
+    """One alert with every audit entry about it, read over one connection."""
+    with engine.connect() as conn:
+        item = alert_item(conn, alert_id)
+        return AlertDetail(**item.model_dump(), history=history(conn, "alert", alert_id, limit=HISTORY_LIMIT))
 
 
 def stored_since(conn: Connection, since: datetime | None) -> list[tuple[datetime, AlertItem]]:

@@ -46,13 +46,15 @@ def record(
 
 
 def history(
-    engine: Engine, entity: str | None = None, entity_id: str | int | None = None, limit: int = 200
+    db: Engine | Connection, entity: str | None = None, entity_id: str | int | None = None, limit: int = 200
 ) -> list[AuditEntry]:
-    """Entries, newest first, optionally of one record."""
+    """Entries, newest first, optionally of one record (on a connection already open, if given one)."""
     query = select(AUDIT).order_by(AUDIT.c.id.desc()).limit(limit)
     if entity is not None:
         query = query.where(AUDIT.c.entity == entity)
     if entity_id is not None:
         query = query.where(AUDIT.c.entity_id == str(entity_id))
-    with engine.connect() as conn:
-        return [AuditEntry.model_validate(row._asdict()) for row in conn.execute(query)]
+    if isinstance(db, Connection):
+        return [AuditEntry.model_validate(row._asdict()) for row in db.execute(query)]
+    with db.connect() as conn:
+        return history(conn, entity, entity_id, limit)
