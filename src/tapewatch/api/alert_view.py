@@ -75,7 +75,10 @@ def alert_detail(engine: Engine, alert_id: str) -> AlertDetail:
     """One alert with every audit entry about it, read over one connection."""
     with engine.connect() as conn:
         item = alert_item(conn, alert_id)
-        return AlertDetail(**item.model_dump(), history=history(conn, "alert", alert_id, limit=HISTORY_LIMIT))
+        # Every audited change of an alert also stamps its updated_at (Workflow._set_alerts), so an
+        # alert never touched has no history: most alerts, and one query saved for each of them.
+        entries = [] if item.updated_at is None else history(conn, "alert", alert_id, limit=HISTORY_LIMIT)
+        return AlertDetail(**item.model_dump(), history=entries)
 
 
 def stored_since(conn: Connection, since: datetime | None) -> list[tuple[datetime, AlertItem]]:
