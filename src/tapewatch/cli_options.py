@@ -7,9 +7,14 @@ starts, before any command runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from tapewatch.config import Settings
 
 ConfigOption = Annotated[
     Path | None,
@@ -18,3 +23,12 @@ ConfigOption = Annotated[
 DbOption = Annotated[
     str | None, typer.Option("--db", help="Database: SQLite path or URL (default: store.db, ~/.tapewatch).")
 ]
+
+
+def settings_and_engine(db: str | None, config: Path | None) -> tuple[Settings, Engine]:
+    """The settings (`--config`) and the database (`--db`, else store.db, else the default), opened."""
+    from tapewatch.config import load_settings
+    from tapewatch.store.alerts import default_db_path, open_engine
+
+    settings = load_settings(config)
+    return settings, open_engine(db or settings.store.db or default_db_path())

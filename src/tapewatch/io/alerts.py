@@ -37,9 +37,11 @@ class AlertLineWriter:
         self._handle: TextIO = path.open("a", encoding="utf-8") if path is not None else sys.stdout
 
     def write(self, alerts: Iterable[Alert]) -> None:
-        for alert in alerts:
-            self._handle.write(alert.to_json_line() + "\n")
-        self._handle.flush()
+        """Append and flush; a stream calls this every step, so an empty batch costs nothing."""
+        lines = [alert.to_json_line() + "\n" for alert in alerts]
+        if lines:
+            self._handle.writelines(lines)
+            self._handle.flush()
 
     def close(self) -> None:
         if self.path is not None:

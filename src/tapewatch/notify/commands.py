@@ -10,21 +10,17 @@ masked only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tapewatch.cli_options import ConfigOption, DbOption
+from tapewatch.cli_options import ConfigOption, DbOption, settings_and_engine
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sqlalchemy import Engine
-
-    from tapewatch.config import Settings
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -45,14 +41,6 @@ def register(app: typer.Typer, wrap: Callable[[Callable[..., Any]], Callable[...
     app.add_typer(notify_app, name="notify", no_args_is_help=True)
 
 
-def _open(db: str | None, config: Path | None) -> tuple[Settings, Engine]:
-    from tapewatch.config import load_settings
-    from tapewatch.store.alerts import default_db_path, open_engine
-
-    settings = load_settings(config)
-    return settings, open_engine(db or settings.store.db or default_db_path())
-
-
 def notify_run(
     db: DbOption = None,
     config: ConfigOption = None,
@@ -70,7 +58,7 @@ def notify_run(
     from tapewatch.notify.runner import NotifyRunner
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings, engine = _open(db, config)
+    settings, engine = settings_and_engine(db, config)
     try:
         runner = NotifyRunner(engine, settings.notify, since=_parse_time("--since", since))
         if once:
@@ -143,7 +131,7 @@ def rules_add(
         destinations=to,
         cooldown_s=cooldown,
     )
-    _, engine = _open(db, config)
+    _, engine = settings_and_engine(db, config)
     try:
         rule = create_rule(engine, SYSTEM, name, fields)
     finally:
@@ -158,7 +146,7 @@ def rules_list(db: DbOption = None, config: ConfigOption = None) -> None:
     from tapewatch.notify.rules import list_rules
     from tapewatch.report.summary import wide_console
 
-    _, engine = _open(db, config)
+    _, engine = settings_and_engine(db, config)
     try:
         rules = list_rules(engine)
     finally:
@@ -193,7 +181,7 @@ def rules_remove(
     from tapewatch.notify.rules import delete_rule, find_rule
     from tapewatch.service.actors import SYSTEM
 
-    _, engine = _open(db, config)
+    _, engine = settings_and_engine(db, config)
     try:
         removed = delete_rule(engine, SYSTEM, find_rule(engine, rule).id, purge=purge)
     finally:

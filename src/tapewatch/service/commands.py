@@ -7,27 +7,16 @@ piped into a secret store; everything else goes to stderr.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tapewatch.cli_options import ConfigOption, DbOption
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
+from tapewatch.cli_options import ConfigOption, DbOption, settings_and_engine
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
-
-
-def _engine(db: str | None, config: Path | None) -> Engine:
-    from tapewatch.config import load_settings
-    from tapewatch.store.alerts import default_db_path, open_engine
-
-    return open_engine(db or load_settings(config).store.db or default_db_path())
 
 
 def users_add(
@@ -44,7 +33,7 @@ def users_add(
     from tapewatch.service.auth import create_user
 
     password = typer.prompt("Password", hide_input=True, confirmation_prompt=True) if with_password else None
-    engine = _engine(db, config)
+    _, engine = settings_and_engine(db, config)
     try:
         user = create_user(engine, SYSTEM, name, role, password=password)
     finally:
@@ -56,7 +45,7 @@ def users_list(db: DbOption = None, config: ConfigOption = None) -> None:
     """List users and their roles."""
     from tapewatch.service.auth import list_users
 
-    engine = _engine(db, config)
+    _, engine = settings_and_engine(db, config)
     try:
         users = list_users(engine)
     finally:
@@ -81,7 +70,7 @@ def keys_create(
     from tapewatch.service.actors import SYSTEM
     from tapewatch.service.auth import create_api_key
 
-    engine = _engine(db, config)
+    _, engine = settings_and_engine(db, config)
     try:
         key, secret = create_api_key(engine, SYSTEM, user, name)
     finally:
@@ -100,7 +89,7 @@ def keys_list(
     """List API keys (never their secrets)."""
     from tapewatch.service.auth import list_api_keys
 
-    engine = _engine(db, config)
+    _, engine = settings_and_engine(db, config)
     try:
         keys = list_api_keys(engine, user)
     finally:
@@ -122,7 +111,7 @@ def keys_revoke(
     from tapewatch.service.actors import SYSTEM
     from tapewatch.service.auth import revoke_api_key
 
-    engine = _engine(db, config)
+    _, engine = settings_and_engine(db, config)
     try:
         key = revoke_api_key(engine, SYSTEM, key_id)
     finally:
