@@ -11,35 +11,39 @@ explains exactly how a partition resumes after a crash), `worker` runs a worker,
 `sink` stores alerts, `status` reports, `commands` are the CLI functions.
 """
 
-from tapewatch.bus.codec import CodecError, decode_trades, encode_trades
-from tapewatch.bus.connection import BusError
-from tapewatch.bus.publish import PublishStats, TradePublisher, publish_files, publish_frame
-from tapewatch.bus.sink import AlertSink, SinkReport, run_sink
-from tapewatch.bus.status import BusStatus, bus_status, read_status
-from tapewatch.bus.subjects import BusNames, partition_of
-from tapewatch.bus.topology import delete_topology, ensure_topology
-from tapewatch.bus.worker import BusWorker, WorkerReport, run_worker
+from __future__ import annotations
 
-__all__ = [
-    "AlertSink",
-    "BusError",
-    "BusNames",
-    "BusStatus",
-    "BusWorker",
-    "CodecError",
-    "PublishStats",
-    "SinkReport",
-    "TradePublisher",
-    "WorkerReport",
-    "bus_status",
-    "decode_trades",
-    "delete_topology",
-    "encode_trades",
-    "ensure_topology",
-    "partition_of",
-    "publish_files",
-    "publish_frame",
-    "read_status",
-    "run_sink",
-    "run_worker",
-]
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "CodecError": "codec",
+    "decode_trades": "codec",
+    "encode_trades": "codec",
+    "BusError": "connection",
+    "PublishStats": "publish",
+    "TradePublisher": "publish",
+    "publish_files": "publish",
+    "publish_frame": "publish",
+    "AlertSink": "sink",
+    "SinkReport": "sink",
+    "run_sink": "sink",
+    "BusStatus": "status",
+    "bus_status": "status",
+    "read_status": "status",
+    "BusNames": "subjects",
+    "partition_of": "subjects",
+    "delete_topology": "topology",
+    "ensure_topology": "topology",
+    "BusWorker": "worker",
+    "WorkerReport": "worker",
+    "run_worker": "worker",
+}
+"""Where each public name lives: imported on first use, so the CLI (which registers `bus` commands at
+start-up) does not pay for nats-py, Polars and the engine before a bus command runs."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
