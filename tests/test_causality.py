@@ -50,3 +50,33 @@ def test_changing_the_future_changes_nothing_decided():
     changed = run_batch(detectors, future_crash, empty_frame(BAR_SCHEMA))
     assert decided(changed[:1]) == decided(alerts[:1])
     assert changed[0].followup != alerts[0].followup  # the follow-up is the only forward-looking part
+
+
+def test_wash_and_spoofing_alerts_depend_only_on_data_up_to_detected_at():
+    from tapewatch.detect.spoofing_l2 import book_events, l2_from_l3
+    from tapewatch.sources.simulator import SimulationConfig, simulate_market
+
+    busy = SimulationConfig(
+        seed=3,
+        symbols=2,
+        hours=5.0,
+        spoofs_per_symbol_day=48.0,
+        layering_share=1.0,
+        wash_groups_per_symbol_day=24.0,
+    )
+    market = simulate_market(busy)
+    detectors = build_detectors(Settings(), ["wash_accounts", "spoofing_l3", "spoofing_l2"])
+
+    def run(until=None):
+        trades, orders = market.trades, market.orders
+        if until is not None:
+            trades, orders = trades.filter(pl.col("ts") <= until), orders.filter(pl.col("ts") <= until)
+        book = book_events(l2_from_l3(orders), trades)
+        return run_batch(detectors, trades, empty_frame(BAR_SCHEMA), orders=orders, book=book)
+
+    alerts = run()
+    by_detector = {d.name: [a for a in alerts if a.detector == d.name][:3] for d in detectors}
+    assert all(by_detector.values()), {name: len(found) for name, found in by_detector.items()}
+    for alert in (a for found in by_detector.values() for a in found):
+        again = [a for a in run(alert.detected_at) if a.id == alert.id]
+        assert decided(again) == decided([alert])

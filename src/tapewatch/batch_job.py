@@ -12,8 +12,9 @@ from rich.progress import Progress
 
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
+from tapewatch.detect.spoofing_l2 import book_events
 from tapewatch.engine.batch import run_batch
-from tapewatch.io.readers import ReadResult, expand_inputs, read_inputs, write_dead_letters
+from tapewatch.io.readers import RECORD_KINDS, ReadResult, expand_inputs, read_inputs, write_dead_letters
 from tapewatch.records import Alert
 
 
@@ -49,9 +50,18 @@ def detect_files(
     started = time.perf_counter()
     chosen = build_detectors(settings, detectors)
     reading = progress.add_task("reading", total=len(expand_inputs(inputs))) if progress else None
-    read = read_inputs(inputs, fmt=fmt, venue=venue, on_file=lambda _: _advance(progress, reading))
+    read = read_inputs(
+        inputs, fmt=fmt, venue=venue, on_file=lambda _: _advance(progress, reading), kinds=RECORD_KINDS
+    )
     detecting = progress.add_task("detecting", total=len(chosen)) if progress else None
-    alerts = run_batch(chosen, read.trades, read.bars, on_detector=lambda _: _advance(progress, detecting))
+    alerts = run_batch(
+        chosen,
+        read.trades,
+        read.bars,
+        on_detector=lambda _: _advance(progress, detecting),
+        orders=read.orders if read.orders.height else None,
+        book=book_events(read.book, read.trades) if read.book.height else None,
+    )
     written = None
     if read.rejected.height and dead_letter is not None:
         write_dead_letters(read.rejected, dead_letter)

@@ -250,8 +250,14 @@ def demo(
 def stream(
     replay: Annotated[
         list[str] | None,
-        typer.Option(help="Replay these trade files (as for detect) instead of a live source."),
+        typer.Option(help="Replay these files (trades, L3 order events or L2 book updates, as for detect)."),
     ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="Replay: auto, trades, orders or book (book updates are merged with the files' trades)."
+        ),
+    ] = "auto",
     speed: Annotated[
         str, typer.Option(help="Replay speed: max, or a multiple of real time (1, 10).")
     ] = "max",
@@ -295,7 +301,8 @@ def stream(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run the detectors live on a stream of trades; alerts as JSON lines, follow-ups as later lines."""
+    """Run the detectors live on a stream of trades (or order events, or book updates); alerts as JSON
+    lines, follow-ups as later lines."""
     from tapewatch.config import load_settings
     from tapewatch.stream_job import open_stream, report_stream
 
@@ -322,6 +329,7 @@ def stream(
         warmup=warmup,
         lake=lake,
         notify=notify,
+        kind=kind,
     )
     report = job.run()
     report_stream(err, job, report, dead_letter)

@@ -11,7 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,6 +80,269 @@ class KampsKleinbergSettings(_Section):
     price_threshold: float = Field(1.10, gt=1, description="high / rolling mean close")
     volume_threshold: float = Field(4.0, gt=1, description="volume / rolling mean volume")
     min_history: int = Field(6, ge=1, description="candles required before the first decision")
+
+
+class WashPublicSettings(_Section):
+    """Wash trading from public trades (Cong et al. 2023): four distribution tests per symbol-window.
+
+    Defaults are calibrated on real Binance small caps (the pump-event dev data)
+    and on clean simulated markets so that a genuine symbol-day rarely fires; see
+    benchmarks/wash_public.py for the measured rates.
+    """
+
+    window_h: float = Field(24.0, gt=0, description="window length in hours, aligned to UTC midnight")
+    min_trades: int = Field(500, ge=10, description="no decision on a window with fewer trades")
+    min_tests: int = Field(2, ge=1, le=4, description="wash-like tests needed for an alert")
+    max_p_value: float = Field(
+        1e-3, gt=0, lt=1, description="a test votes only when its one-sided p-value is at most this"
+    )
+    benford_max_mad: float = Field(
+        0.05,
+        gt=0,
+        description="first-digit MAD vs Benford above which sizes are wash-like (Nigrini: > 0.015 is "
+        "nonconformity for accounting data; real small-cap trade sizes reach 0.04)",
+    )
+    round_step: int = Field(
+        10, ge=2, le=100, description="round sizes: 3 significant digits a multiple of this (120, 2500 …)"
+    )
+    round_width: int = Field(
+        3, ge=1, description="neighbours: sizes within this many grid steps of a round one"
+    )
+    round_min_sample: int = Field(200, ge=1, description="trades at round sizes and neighbours needed")
+    clustering_low: float = Field(
+        1.3, gt=0, description="clustering ratio below this: no human round-number preference (bot sizes)"
+    )
+    clustering_high: float = Field(
+        40.0, gt=0, description="clustering ratio above this: one round size repeated (a bot's fixed size)"
+    )
+    tail_share: float = Field(0.1, gt=0, lt=1, description="share of largest trades the Hill estimator uses")
+    tail_min: int = Field(50, ge=5, description="trades needed in the tail")
+    tail_low: float = Field(0.7, gt=0, description="smallest plausible tail exponent of trade notional")
+    tail_high: float = Field(2.5, gt=0, description="largest plausible tail exponent of trade notional")
+    bucket_s: float = Field(60.0, gt=0, description="price-impact test: bucket length in seconds")
+    impact_min_buckets: int = Field(20, ge=2, description="flat and moving buckets needed, each")
+    impact_min_auc: float = Field(
+        0.6,
+        gt=0.5,
+        lt=1,
+        description="P(flat bucket's volume > moving bucket's) at or above which volume lacks price impact",
+    )
+
+    @model_validator(mode="after")
+    def _ranges(self) -> WashPublicSettings:
+        if not self.clustering_low < self.clustering_high or not self.tail_low < self.tail_high:
+            raise ValueError("clustering_low < clustering_high and tail_low < tail_high are required")
+        return self
+
+
+class SpoofingL3Settings(_Section):
+    """Spoofing and layering on L3 order events (account ids and order ids)."""
+
+    baseline_min: float = Field(
+        60.0, gt=0, description="trailing window of the symbol's typical order and the account's typical fill"
+    )
+    min_baseline_orders: int = Field(
+        20,
+        ge=1,
+        description="orders the symbol's trailing baseline must hold before an order is judged against it "
+        "(a partial baseline is causal; a handful of orders is not a typical size)",
+    )
+    min_book_ratio: float = Field(
+        2.0,
+        gt=0,
+        description="an episode's largest order: notional / the symbol's typical order notional (geometric mean)",
+    )
+    min_layer_ratio: float = Field(
+        1.2,
+        gt=0,
+        description="every order of an episode: notional / the symbol's typical order notional (the deeper "
+        "layers of a stack are often smaller)",
+    )
+    min_account_ratio: float = Field(
+        2.0,
+        gt=0,
+        description="a large order's notional / the notional the account typically trades (geometric mean "
+        "of its fills); accounts without recent fills are judged on the symbol's typical order alone",
+    )
+    max_life_s: float = Field(
+        30.0,
+        gt=0,
+        description="spoof orders are cancelled within this many seconds of placement (bait is pulled "
+        "within seconds; big orders left up for most of a minute are mostly honest, cancelled unluckily)",
+    )
+    max_episode_s: float = Field(
+        120.0, gt=0, description="longest span of one episode (first placement to last cancel)"
+    )
+    max_fill_ratio: float = Field(
+        0.1, ge=0, le=1, description="filled share of the episode's large orders, at most"
+    )
+    cancel_after_exec_s: float = Field(
+        10.0,
+        gt=0,
+        description="an execution while the orders rest ties the episode when the first cancel after it "
+        "follows within this many seconds",
+    )
+    exec_after_cancel_s: float = Field(
+        10.0,
+        ge=0,
+        description="an opposite execution this many seconds at most after the last cancel also ties the "
+        "episode (pulled first, then traded the other way); 0 turns this off",
+    )
+    book_window_min: float = Field(
+        10.0, gt=0, description="the touch is rebuilt from orders placed within this many minutes"
+    )
+    max_touch_levels: int = Field(
+        2, ge=0, description="the nearest order has at most this many better price levels of others ahead"
+    )
+    min_layers: int = Field(
+        3, ge=2, description="orders resting at once that, over several levels, make it layering"
+    )
+    warmup_min: float = Field(
+        15.0,
+        ge=0,
+        description="no decision until a symbol has this much history: sizes can be judged on a partial "
+        "baseline (`min_baseline_orders`), but an account's pattern of tied cancels cannot",
+    )
+    pattern_min: float = Field(
+        60.0, gt=0, description="trailing window of the account's episodes for the tied share"
+    )
+    min_tied_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of the account's recent large quick cancels (this one included) that had an "
+        "opposite execution: liquidity providers cancel big quotes all the time, mostly untied",
+    )
+
+
+class SpoofingL2Settings(_Section):
+    """Spoofing and layering on public L2 book updates and trades (no account ids: low confidence)."""
+
+    baseline_min: float = Field(
+        60.0, gt=0, description="trailing window of the typical size added near the touch on each side"
+    )
+    level_memory_min: float = Field(
+        30.0,
+        gt=0,
+        description="a level not updated this recently counts as empty, so a stream's tail reads the book "
+        "like the batch",
+    )
+    near_levels: int = Field(
+        5,
+        ge=1,
+        description="an addition is near the touch with fewer better levels than this on its side; the "
+        "imbalance compares the depth of this many best levels per side",
+    )
+    min_add_ratio: float = Field(
+        2.0,
+        gt=0,
+        description="an addition / the typical addition near the touch on its side (geometric mean)",
+    )
+    min_removed_share: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="one decrease of the level removes at least this share of the addition, and prints at "
+        "its price took at most the rest (pulled, not traded)",
+    )
+    max_life_s: float = Field(60.0, gt=0, description="the addition is pulled within this many seconds")
+    max_cycle_s: float = Field(120.0, gt=0, description="longest span of one cycle of overlapping additions")
+    min_far_prints: int = Field(
+        3,
+        ge=1,
+        description="prints on the far side of the book (buys for a bid addition) while an addition rests",
+    )
+    cancel_after_exec_s: float = Field(
+        3.0, gt=0, description="an addition is pulled within this many seconds of the last far-side print"
+    )
+    min_swing: float = Field(
+        0.2,
+        gt=0,
+        le=2,
+        description="the top-level imbalance toward the cycle's side rises at least this much when the "
+        "additions appear and falls at least this much once they are pulled (imbalance in -1…1)",
+    )
+    mirror_pad_s: float = Field(
+        1.0,
+        ge=0,
+        description="a large addition on the other side within this many seconds of an addition marks "
+        "two-sided (market-maker) quoting: it does not count",
+    )
+    min_repeats: int = Field(
+        4, ge=1, description="pulled additions in qualifying cycles on one side within the repeat window"
+    )
+    repeat_window_min: float = Field(10.0, gt=0, description="window in which the cycles must repeat")
+    min_layers: int = Field(
+        3, ge=2, description="distinct price levels in one cycle that make it layering rather than spoofing"
+    )
+    warmup_min: float = Field(15.0, ge=0, description="no decision until a symbol has this much history")
+    max_score: float = Field(
+        0.6, gt=0, le=1, description="score ceiling: without account ids the pattern is circumstantial"
+    )
+
+
+WASH_MAX_GROUP = 5
+"""The largest ring of colluding accounts the wash detector can check (its vectorised member columns)."""
+
+
+class WashAccountsSettings(_Section):
+    """Wash trading from account ids: self-trades and round trips whose positions net out."""
+
+    window_min: float = Field(
+        60.0, gt=0, description="trailing window over which a group's trades must net out"
+    )
+    net_tolerance: float = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="round trip: each member's |bought − sold| / (bought + sold) at most this",
+    )
+    min_edge_trades: int = Field(
+        2, ge=1, description="round trip: transfers on every link of the ring within the window (repeatedly)"
+    )
+    min_trades: int = Field(4, ge=2, description="round trip: transfers among the group within the window")
+    min_volume_share: float = Field(
+        0.02, ge=0, le=1, description="the group's volume / the symbol's volume within the window"
+    )
+    max_group: int = Field(
+        5, ge=2, le=WASH_MAX_GROUP, description="largest ring of colluding accounts looked for"
+    )
+    max_ring_counterparties: int = Field(
+        5,
+        ge=2,
+        description="rings of 3+: accounts that traded with more distinct others in the grid window before "
+        "the checked one are hubs (market makers, busy traders) and left out",
+    )
+    min_round_trips: int = Field(
+        2,
+        ge=1,
+        description="round trip: laps before the moment in which every member traded and came back to even",
+    )
+    max_lap_legs: int = Field(
+        2,
+        ge=1,
+        description="round trip: transfers per member in one lap at most (1: each member passes the asset on "
+        "in one trade; 2 allows a leg split in two)",
+    )
+    min_self_trades: int = Field(2, ge=1, description="self-trades of one account within the window")
+    min_self_share: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="self-trades / all the account's trades within the window (a busy trader's accidental "
+        "self-matches are a sliver of its trading)",
+    )
+    cooldown_min: float = Field(
+        60.0,
+        ge=0,
+        description="one alert per scheme: a group re-arms after this long without a qualifying trade",
+    )
+    followup_h: float = Field(
+        6.0, ge=0, description="follow-up: the group's trades are gathered until this long after detection"
+    )
+    max_trade_ids: int = Field(
+        50, ge=0, description="trade ids listed in evidence and follow-up (the count is always given)"
+    )
 
 
 class StoreSettings(_Section):
@@ -318,6 +581,10 @@ class Settings(BaseSettings):
 
     pump_onset: PumpOnsetSettings = PumpOnsetSettings()
     kamps_kleinberg: KampsKleinbergSettings = KampsKleinbergSettings()
+    wash_public: WashPublicSettings = WashPublicSettings()
+    spoofing_l3: SpoofingL3Settings = SpoofingL3Settings()
+    spoofing_l2: SpoofingL2Settings = SpoofingL2Settings()
+    wash_accounts: WashAccountsSettings = WashAccountsSettings()
     store: StoreSettings = StoreSettings()
     exchange: ExchangeSettings = ExchangeSettings()
     stocks: StocksSettings = StocksSettings()

@@ -67,6 +67,18 @@ ORDER_SCHEMA: dict[str, pl.DataType] = {
     "action": pl.String(),  # "new" / "cancel" / "fill" / "modify"
 }
 
+BOOK_EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "ts": TIME,
+    "venue": pl.String(),
+    "symbol": pl.String(),
+    "event": pl.String(),  # "level" (an L2 update) or "trade" (a print)
+    "side": pl.String(),  # bid/ask for levels, the taker side buy/sell (or null) for trades
+    "price": pl.Float64(),
+    "amount": pl.Float64(),  # level: new total (0 removes it); trade: its size
+}
+"""L2 updates and trades of the same symbols in one time-ordered frame: whether a level that
+vanished was traded away or pulled can only be told with the prints beside it."""
+
 POST_SCHEMA: dict[str, pl.DataType] = {
     "ts": TIME,
     "source": pl.String(),
@@ -77,6 +89,8 @@ POST_SCHEMA: dict[str, pl.DataType] = {
 }
 
 TRADE_SIDES = ("buy", "sell")
+BOOK_SIDES = ("bid", "ask")
+BOOK_EVENTS = ("level", "trade")
 ORDER_ACTIONS = ("new", "cancel", "fill", "modify")
 
 Typology = Literal[

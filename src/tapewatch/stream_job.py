@@ -17,18 +17,23 @@ from rich.console import Console
 
 from tapewatch.config import ExchangeSettings, Settings
 from tapewatch.detect.registry import build_detectors
+from tapewatch.detect.spoofing_l2 import book_events
 from tapewatch.durations import parse_duration
+from tapewatch.engine.kinds import BOOK, KINDS, ORDERS, TRADES, RecordKind
 from tapewatch.engine.stream import Emitted, StreamEngine
 from tapewatch.errors import InputError
 from tapewatch.io.alerts import AlertLineWriter
 from tapewatch.io.lake import Lake, open_lake
-from tapewatch.io.readers import read_inputs
+from tapewatch.io.readers import RECORD_KINDS, read_inputs
 from tapewatch.sources.replay import parse_speed
 from tapewatch.sources.replay import replay as replay_trades
 from tapewatch.store.alerts import default_db_path, open_store
 from tapewatch.store.patient import PatientStore
 
 Sink = Callable[[list[Emitted]], None]
+
+AUTO = "auto"
+"""`--kind auto`: replay whatever kind the files hold."""
 
 
 @dataclass
@@ -172,6 +177,7 @@ def open_stream(
     warmup: str | None = None,
     lake: str | None = None,
     notify: bool = False,
+    kind: str = "auto",
 ) -> StreamJob:
     """Build the stream `tapewatch stream` runs; exactly one source: --replay or --exchange.
 
@@ -180,7 +186,10 @@ def open_stream(
     """
     if bool(replay) == bool(exchange):
         raise InputError("stream: give exactly one source: --replay FILE... or --exchange ID --symbols S...")
-    engine = StreamEngine(build_detectors(settings), settings.stream, check_clock=bool(exchange))
+    rows, record_kind = replay_rows(replay, fmt, venue, kind) if replay else (None, TRADES)
+    engine = StreamEngine(
+        build_detectors(settings), settings.stream, check_clock=bool(exchange), kind=record_kind
+    )
     writer = AlertLineWriter(output)
     job = StreamJob(engine=engine, sinks=[lambda items: writer.write(item.alert for item in items)])
     job.closers.append(writer.close)
@@ -202,12 +211,11 @@ def open_stream(
             job.sinks.append(notifier)
             job.closers.append(notifier.close)
         job.closers.append(job.store.close)
-    if replay:
-        trades = read_inputs(replay, fmt=fmt, venue=venue).trades
+    if rows is not None:
         job.source = replay_trades(
-            trades, speed=parse_speed(speed), batch_trades=settings.stream.max_batch_trades
+            rows, speed=parse_speed(speed), batch_trades=settings.stream.max_batch_trades
         )
-        job.description = f"replay of {trades.height:,} trades at {speed} speed"
+        job.description = f"replay of {rows.height:,} {record_kind.noun}s at {speed} speed"
     else:
         if not symbols:
             raise InputError("--exchange: give the symbols to watch with --symbols (e.g. --symbols BTC/USDT)")
@@ -219,6 +227,30 @@ def open_stream(
         job.live = _exchange_batches(venue_settings, list(symbols), the_lake if span else None)
         job.description = f"live {exchange}: {len(symbols)} symbol(s)"
     return job
+
+
+def replay_rows(
+    inputs: Sequence[str], fmt: str, venue: str | None, kind: str
+) -> tuple[pl.DataFrame, RecordKind]:
+    """The rows a replay streams, and their kind: one stream carries one kind.
+
+    `auto` takes L2 book updates (with the files' trades merged in, which the L2
+    detector needs) when there are any, else L3 order events, else trades; files
+    holding both trades and order events need `--kind` to say which to replay.
+    """
+    if kind not in (AUTO, *KINDS):
+        raise InputError(f"--kind '{kind}': unknown; expected one of {AUTO}, {', '.join(KINDS)}")
+    read = read_inputs(inputs, fmt=fmt, venue=venue, kinds=RECORD_KINDS)
+    if kind == AUTO:
+        if read.orders.height and read.trades.height and not read.book.height:
+            raise InputError(
+                "--replay: the files hold trades and L3 order events; one stream carries one kind: "
+                "add --kind trades or --kind orders"
+            )
+        kind = "book" if read.book.height else "orders" if read.orders.height else "trades"
+    if kind == "book":
+        return book_events(read.book, read.trades), BOOK
+    return (read.orders, ORDERS) if kind == "orders" else (read.trades, TRADES)
 
 
 async def _exchange_history(
@@ -257,7 +289,8 @@ def report_stream(console: Console, job: StreamJob, report: StreamReport, dead_l
     if report.history_trades:
         console.print(f"warmed up on {report.history_trades:,} trades of history", highlight=False)
     console.print(
-        f"{job.description}{stopped}: {processed:,} trades in {report.seconds:.2f}s ({rate:,.0f}/s), "
+        f"{job.description}{stopped}: {processed:,} {job.engine.kind.noun}s in {report.seconds:.2f}s "
+        f"({rate:,.0f}/s), "
         f"{stats.alerts} alert(s), {stats.updates} follow-up update(s)",
         highlight=False,
     )
@@ -279,4 +312,4 @@ def report_stream(console: Console, job: StreamJob, report: StreamReport, dead_l
         with dead_letter.open("w", encoding="utf-8") as handle:
             for entry in job.engine.set_aside:
                 handle.write(json.dumps(entry, default=str) + "\n")
-        console.print(f"set-aside trades written to {dead_letter}", highlight=False)
+        console.print(f"set-aside {job.engine.kind.noun}s written to {dead_letter}", highlight=False)

@@ -17,7 +17,8 @@ import polars as pl
 
 from tapewatch.records import TIME, Alert
 
-InputKind = Literal["trades", "bars"]
+InputKind = Literal["trades", "bars", "orders", "book"]
+"""trades, candles, L3 order events, or L2 updates merged with trades (BOOK_EVENT_SCHEMA)."""
 Key = tuple[str, ...]
 
 
@@ -76,7 +77,7 @@ class Detector(Protocol):
     """How much history before a row its decision reads: the stream keeps at least this much."""
 
     def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
-        """Alerts for every symbol in `frame` (trades or bars, per `needs`).
+        """Alerts for every symbol in `frame` (trades, bars, orders or book events, per `needs`).
 
         Without a state (batch) every row is decided; with one (stream) only rows
         after `state.decided_until`, and the state is advanced.

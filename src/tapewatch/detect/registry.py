@@ -8,11 +8,19 @@ from tapewatch.config import Settings
 from tapewatch.detect.base import Detector
 from tapewatch.detect.kamps_kleinberg import KampsKleinbergDetector
 from tapewatch.detect.pump_onset import PumpOnsetDetector
+from tapewatch.detect.spoofing_l2 import SpoofingL2Detector
+from tapewatch.detect.spoofing_l3 import SpoofingL3Detector
+from tapewatch.detect.wash_accounts import WashAccountsDetector
+from tapewatch.detect.wash_public import WashPublicDetector
 from tapewatch.errors import InputError
 
 DETECTORS: dict[str, Callable[[Settings], Detector]] = {
     PumpOnsetDetector.name: lambda settings: PumpOnsetDetector(settings.pump_onset),
     KampsKleinbergDetector.name: lambda settings: KampsKleinbergDetector(settings.kamps_kleinberg),
+    WashPublicDetector.name: lambda settings: WashPublicDetector(settings.wash_public),
+    SpoofingL3Detector.name: lambda settings: SpoofingL3Detector(settings.spoofing_l3),
+    SpoofingL2Detector.name: lambda settings: SpoofingL2Detector(settings.spoofing_l2),
+    WashAccountsDetector.name: lambda settings: WashAccountsDetector(settings.wash_accounts),
 }
 
 

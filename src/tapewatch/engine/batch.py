@@ -16,8 +16,14 @@ def run_batch(
     trades: pl.DataFrame,
     bars: pl.DataFrame,
     on_detector: Callable[[Detector], None] | None = None,
+    *,
+    orders: pl.DataFrame | None = None,
+    book: pl.DataFrame | None = None,
 ) -> list[Alert]:
     """Run each detector on the input it needs; bar detectors also get candles built from the trades.
+
+    `orders` are L3 order events (ORDER_SCHEMA) and `book` L2 updates merged with
+    trades (BOOK_EVENT_SCHEMA); a detector whose input is absent is skipped.
 
     Alerts are ordered by `detected_at` (then symbol) and unique by id, so a run is
     reproducible line for line.
@@ -27,6 +33,10 @@ def run_batch(
     for detector in detectors:
         if detector.needs == "trades":
             frames = [trades]
+        elif detector.needs == "orders":
+            frames = [] if orders is None else [orders]
+        elif detector.needs == "book":
+            frames = [] if book is None else [book]
         else:
             interval = getattr(detector, "interval", "1h")
             if interval not in built and not trades.is_empty():

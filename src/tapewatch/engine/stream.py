@@ -33,7 +33,8 @@ import polars as pl
 from tapewatch.config import StreamSettings
 from tapewatch.detect.base import Detector, DetectorState
 from tapewatch.engine.bars import trades_to_bars
-from tapewatch.records import TRADE_SCHEMA, Alert, conform, to_iso
+from tapewatch.engine.kinds import TRADES, RecordKind
+from tapewatch.records import Alert, conform, to_iso
 
 KEY = ["venue", "symbol"]
 ARRIVED = "_arrived"
@@ -77,7 +78,7 @@ class _Candles:
 
     interval: str
     keep: int
-    open_trades: pl.DataFrame = field(default_factory=lambda: _empty().drop(ARRIVED))
+    open_trades: pl.DataFrame = field(default_factory=lambda: _empty(TRADES).drop(ARRIVED))
     closed: pl.DataFrame | None = None
 
     def add(self, trades: pl.DataFrame, *, close_all: bool) -> pl.DataFrame | None:
@@ -108,7 +109,12 @@ class _Candles:
 
 
 class StreamEngine:
-    """Micro-batch detection over pushed trades; see the module docstring for the guarantees."""
+    """Micro-batch detection over pushed rows of one kind; see the module docstring for the guarantees.
+
+    One engine carries one record kind (`kind`: trades by default, L3 orders, or
+    L2 book events) and runs the detectors that read it; a venue streaming
+    several kinds runs one engine per kind.
+    """
 
     def __init__(
         self,
@@ -117,9 +123,11 @@ class StreamEngine:
         *,
         symbols: Iterable[str] | None = None,
         check_clock: bool = False,
+        kind: RecordKind = TRADES,
     ) -> None:
         self.settings = settings or StreamSettings()
-        self.detectors = list(detectors)
+        self.kind = kind
+        self.detectors = [detector for detector in detectors if kind.serves(detector)]
         self.watched = set(symbols) if symbols is not None else None
         self.check_clock = check_clock
         self.stats = StreamStats()
@@ -132,11 +140,11 @@ class StreamEngine:
             for detector in self.detectors
             if detector.needs == "bars"
         }
-        trade_lookbacks = [d.lookback for d in self.detectors if d.needs == "trades"]
-        self._lookback = max(trade_lookbacks, default=timedelta(0))
+        row_lookbacks = [d.lookback for d in self.detectors if d.needs == kind.name]
+        self._lookback = max(row_lookbacks, default=timedelta(0))
         self._pending: list[pl.DataFrame] = []
-        self._held = _empty()
-        self._tail = _empty().drop(ARRIVED)  # every symbol's decided trades, in arrival chunks
+        self._held = _empty(self.kind)
+        self._tail = _empty(self.kind).drop(ARRIVED)  # every symbol's decided trades, in arrival chunks
         self._tail_after_trim = 0
         self._processed_until: dict[Key, datetime] = {}
         self._decided_us = np.full(0, np.iinfo(np.int64).min, dtype=np.int64)  # per symbol id
@@ -144,12 +152,12 @@ class StreamEngine:
         self._kid_table: pl.DataFrame | None = None
         self._open_followups: dict[str, tuple[Detector, Alert]] = {}
 
-    def push(self, trades: pl.DataFrame, arrived_at: float | pl.Series | None = None) -> None:
-        """Queue normalised trades (TRADE_SCHEMA); `arrived_at` is when they arrived (epoch seconds)."""
-        if trades.is_empty():
+    def push(self, rows: pl.DataFrame, arrived_at: float | pl.Series | None = None) -> None:
+        """Queue normalised rows of the engine's kind; `arrived_at` is when they arrived (epoch seconds)."""
+        if rows.is_empty():
             return
         arrival = time.time() if arrived_at is None else arrived_at
-        frame = conform(trades, TRADE_SCHEMA).with_columns(
+        frame = conform(rows, self.kind.schema).with_columns(
             pl.lit(None, dtype=pl.UInt32).alias(KID),
             arrival.cast(pl.Float64).alias(ARRIVED)
             if isinstance(arrival, pl.Series)
@@ -196,7 +204,7 @@ class StreamEngine:
 
     @property
     def lookback(self) -> timedelta:
-        """How much trade history the trade detectors look back over: what a live start should warm up on."""
+        """How much history the row detectors look back over: what a live start should warm up on."""
         return self._lookback
 
     def warm_up(self, history: pl.DataFrame) -> list[Emitted]:
@@ -235,32 +243,28 @@ class StreamEngine:
             self._decided_us = grown
         return frame.join(
             self._kid_table, on=KEY, how="left", nulls_equal=True, maintain_order="left"
-        ).select(*TRADE_SCHEMA, KID, ARRIVED)
+        ).select(*self.kind.schema, KID, ARRIVED)
 
     # -- set-asides -----------------------------------------------------------------------------
 
     def _set_aside_bad(self, frame: pl.DataFrame, now: float) -> pl.DataFrame:
         """Drop rows that cannot be decided in order, recording each with its reason."""
-        checks: list[tuple[pl.Expr, str]] = [
-            (
-                pl.col("ts").is_null()
-                | ~(pl.col("price") > 0)
-                | ~(pl.col("amount") > 0)
-                | pl.col("symbol").is_null(),
-                "malformed: missing timestamp/symbol or non-positive price/amount",
-            ),
-        ]
+        columns = list(self.kind.schema)
+        checks: list[tuple[pl.Expr, str]] = [(self.kind.malformed, self.kind.malformed_reason)]
         if self.watched is not None:
             checks.append((~pl.col("symbol").is_in(list(self.watched)), "unknown symbol"))
         if self.check_clock:
             limit = datetime.fromtimestamp(now, UTC) + timedelta(seconds=self.settings.max_clock_skew_s)
             checks.append((pl.col("ts") > limit, "clock skew: timestamp in the future"))
         frame = self._mark_late(frame)
-        checks.append((pl.col("_duplicate"), "duplicate of a trade already processed"))
+        checks.append((pl.col("_duplicate"), f"duplicate of a {self.kind.noun} already processed"))
         checks.append(
-            (pl.col("_late") & ~pl.col("_duplicate"), "out of order: at or before trades already decided")
+            (
+                pl.col("_late") & ~pl.col("_duplicate"),
+                f"out of order: at or before {self.kind.noun}s already decided",
+            )
         )
-        repeat = ~pl.struct(list(TRADE_SCHEMA)).is_first_distinct()
+        repeat = ~pl.struct(columns).is_first_distinct()
         frame = frame.with_columns(_repeat=repeat)
         checks.append((pl.col("_repeat"), "duplicate within the batch"))
         reason = pl.coalesce([pl.when(check.fill_null(False)).then(pl.lit(text)) for check, text in checks])
@@ -269,13 +273,13 @@ class StreamEngine:
         if bad.height:
             self.stats.set_aside.update(bad["_reason"].to_list())
             self.set_aside.extend(
-                {"reason": row["_reason"], "record": {k: row[k] for k in TRADE_SCHEMA}}
+                {"reason": row["_reason"], "record": {k: row[k] for k in columns}}
                 for row in bad.iter_rows(named=True)
             )
-        return frame.filter(pl.col("_reason").is_null()).select(*TRADE_SCHEMA, KID, ARRIVED)
+        return frame.filter(pl.col("_reason").is_null()).select(*columns, KID, ARRIVED)
 
     def _mark_late(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Flag rows at or before their symbol's decided time, and which of those repeat a kept trade."""
+        """Flag rows at or before their symbol's decided time, and which of those repeat a kept row."""
         kids = frame[KID].to_numpy()
         late = (
             frame["ts"].dt.epoch("us").fill_null(np.iinfo(np.int64).max).to_numpy() <= self._decided_us[kids]
@@ -284,15 +288,16 @@ class StreamEngine:
         if not late.any():
             return frame
         late_kids = frame.filter("_late")[KID].unique().implode()
+        columns = list(self.kind.schema)
         seen = (
             self._tail.filter(pl.col(KID).is_in(late_kids))
-            .select(list(TRADE_SCHEMA))
+            .select(columns)
             .unique()
             .with_columns(_seen=pl.lit(True))
         )
         return (
             frame.drop("_duplicate")
-            .join(seen, on=list(TRADE_SCHEMA), how="left", nulls_equal=True, maintain_order="left")
+            .join(seen, on=columns, how="left", nulls_equal=True, maintain_order="left")
             .with_columns(_duplicate=pl.col("_late") & pl.col("_seen").fill_null(False))
             .drop("_seen")
         )
@@ -300,7 +305,7 @@ class StreamEngine:
     def _split_held(self, frame: pl.DataFrame, now: float, flush: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Hold back each symbol's newest millisecond until it is known to be complete."""
         if flush or frame.is_empty():
-            return frame, _empty()
+            return frame, _empty(self.kind)
         newest = pl.col("ts") == pl.col("ts").max().over(KEY)
         waited = (now - pl.col(ARRIVED).max().over(KEY)) * 1000 >= self.settings.hold_ms
         hold = newest & ~waited
@@ -316,10 +321,10 @@ class StreamEngine:
             context = self._tail.filter(pl.col(KID).is_in(ready[KID].unique().implode()))
             work = pl.concat([context, new_rows]).sort(ORDER, maintain_order=True)
         for detector in self.detectors:
-            if detector.needs == "trades":
+            if detector.needs == self.kind.name:
                 if work is None:
                     continue
-                alerts = detector.detect(work, self._states[detector.name])
+                alerts = detector.detect(self._within(work, detector.lookback), self._states[detector.name])
             else:
                 candles = self._candles[detector.name].add(new_rows, close_all=flush)
                 if candles is None:
@@ -327,6 +332,17 @@ class StreamEngine:
                 alerts = detector.detect(candles, self._states[detector.name])
             emitted += [self._emit(detector, alert, ready) for alert in alerts]
         return emitted
+
+    def _within(self, work: pl.DataFrame, lookback: timedelta) -> pl.DataFrame:
+        """The rows a detector's decisions can read: the tail kept for the longest lookback
+        would make a detector with a short one recompute hours it never needs."""
+        if lookback >= self._lookback:
+            return work
+        never = np.iinfo(np.int64).min
+        span = int(lookback / timedelta(microseconds=1))
+        horizons = np.where(self._decided_us == never, never, self._decided_us - span)
+        keep_from = pl.Series(horizons).gather(work[KID])
+        return work.filter(work["ts"].dt.epoch("us") > keep_from)
 
     def _emit(self, detector: Detector, alert: Alert, ready: pl.DataFrame) -> Emitted:
         arrived = ready.filter(
@@ -393,7 +409,7 @@ def _micros(moment: datetime) -> int:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _empty() -> pl.DataFrame:
-    return conform(pl.DataFrame(), TRADE_SCHEMA).with_columns(
+def _empty(kind: RecordKind) -> pl.DataFrame:
+    return conform(pl.DataFrame(), kind.schema).with_columns(
         pl.lit(None, dtype=pl.UInt32).alias(KID), pl.lit(None, dtype=pl.Float64).alias(ARRIVED)
     )

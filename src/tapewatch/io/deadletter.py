@@ -21,10 +21,17 @@ def empty_rejected() -> pl.DataFrame:
 
 
 def dead_letters(
-    raw: pl.DataFrame, bad: pl.Series, problems: list[tuple[pl.Expr, pl.Expr]], norm: pl.DataFrame, file: str
+    raw: pl.DataFrame,
+    bad: pl.Series,
+    problems: list[tuple[pl.Expr, pl.Expr]],
+    norm: pl.DataFrame,
+    file: str,
+    lines: pl.Series | None = None,
 ) -> pl.DataFrame:
     """The rejected rows of one file: every failed check joined into one reason, the raw row as JSON.
 
+    `row` is the raw row's position, or its entry in `lines` where rows are
+    not lines of their own (the levels of one JSON message share its line).
     Only the (few) bad rows are formatted, so a clean file pays nothing here.
     """
     checked = norm.filter(bad)
@@ -33,7 +40,7 @@ def dead_letters(
             [pl.when(is_bad).then(reason) for is_bad, reason in problems], separator="; ", ignore_nulls=True
         ).alias("reason")
     )
-    rows = pl.Series("row", bad.arg_true(), dtype=pl.Int64) + 1
+    rows = pl.Series("row", bad.arg_true(), dtype=pl.Int64) + 1 if lines is None else lines.filter(bad)
     records = raw.filter(bad).select(pl.struct(pl.all()).struct.json_encode().alias("record"))
     return pl.DataFrame(
         {"file": [file] * len(rows), "row": rows, "reason": reasons["reason"], "record": records["record"]},

@@ -11,11 +11,13 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import polars as pl
 
 from tapewatch.errors import InputError
+from tapewatch.io.depth import is_depth_message
+from tapewatch.records import BOOK_SIDES
 
 FORMATS: tuple[str, ...] = (
     "auto",
@@ -24,12 +26,15 @@ FORMATS: tuple[str, ...] = (
     "binance-aggtrades",
     "binance-klines",
     "ohlcv",
+    "l3-orders",
+    "l2-book",
+    "binance-depth",
     "parquet",
 )
 """The accepted `--format` names; "auto" tells them apart per file."""
 
-DATA_SUFFIXES: tuple[str, ...] = (".csv", ".gz", ".zip", ".parquet", ".pq")
-"""Extensions a directory is searched for (`.csv.gz` ends in `.gz`)."""
+DATA_SUFFIXES: tuple[str, ...] = (".csv", ".gz", ".zip", ".parquet", ".pq", ".jsonl", ".json")
+"""Extensions a directory is searched for (`.csv.gz` and `.jsonl.gz` end in `.gz`)."""
 
 EXPECTED: dict[str, str] = {
     "ccxt-trades": "ccxt trades (symbol,timestamp,datetime,side,price,amount[,cost]; or a ts column)",
@@ -43,9 +48,17 @@ EXPECTED: dict[str, str] = {
         "taker_buy_volume,taker_buy_quote_volume,ignore)"
     ),
     "ohlcv": "OHLCV (date,open,high,low,close,volume)",
+    "l3-orders": "L3 order events (ts,symbol,order_id,side,price,amount,action[,venue,account])",
+    "l2-book": "L2 book updates (ts,symbol,side,price,amount[,venue]) with side bid/ask",
+    "binance-depth": (
+        'Binance diff-depth JSON lines ({"e":"depthUpdate","E":…,"s":…,"U":…,"u":…,"b":[…],"a":[…]}, '
+        'bare or as {"stream":…,"data":{…}})'
+    ),
     "parquet": (
-        "Parquet with trade columns (ts,symbol,price,amount[,side,venue,trade_id,buyer,seller]) "
-        "or bar columns (ts,symbol,open,high,low,close,volume[,interval,quote_volume,trades])"
+        "Parquet with trade columns (ts,symbol,price,amount[,side,venue,trade_id,buyer,seller]), "
+        "bar columns (ts,symbol,open,high,low,close,volume[,interval,quote_volume,trades]), "
+        "order event columns (ts,symbol,order_id,side,price,amount,action[,venue,account]) "
+        "or book columns (ts,symbol,side,price,amount[,venue]) with side bid/ask"
     ),
 }
 """What each format must look like, quoted in every error about it."""
@@ -91,6 +104,8 @@ TYPED_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "count": _I64,
     },
     "ohlcv": dict.fromkeys(("open", "high", "low", "close", "volume"), _F64),
+    "l3-orders": {"price": _F64, "amount": _F64},
+    "l2-book": {"price": _F64, "amount": _F64},
 }
 """Columns parsed as numbers while reading (in parallel, far cheaper than casting text afterwards).
 
@@ -171,6 +186,8 @@ class Source:
     compression: Literal["none", "gzip", "zip", "parquet"]
     first_line: str
     zip_member: str | None = None
+    second_line: str = ""
+    """The first data row under a header: book and trade CSVs share a header, only a side value differs."""
 
     @property
     def separator(self) -> str:
@@ -182,6 +199,15 @@ class Source:
     def fields(self) -> list[str]:
         """The first line split into fields, lower-cased and unquoted: the header, if there is one."""
         return [f.strip().strip('"').strip().lower() for f in self.first_line.split(self.separator)]
+
+    def first_value(self, name: str) -> str | None:
+        """The first data row's value (lower-cased, unquoted) under header `name`, or None."""
+        fields = self.fields
+        if name not in fields:
+            return None
+        values = self.second_line.split(self.separator)
+        index = fields.index(name)
+        return values[index].strip().strip('"').strip().lower() if index < len(values) else None
 
     @property
     def is_empty(self) -> bool:
@@ -221,6 +247,21 @@ class Source:
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise self.fail(f"cannot read as CSV ({_first_line(exc)})") from exc
 
+    def read_text(self) -> str:
+        """The whole file decompressed, for line formats that are not CSV (JSON lines)."""
+        try:
+            if self.compression == "zip":
+                with zipfile.ZipFile(self.path) as archive:
+                    data = archive.read(self.zip_member or "")
+            elif self.compression == "gzip":
+                with gzip.open(self.path) as unzipped:
+                    data = unzipped.read()
+            else:
+                data = self.path.read_bytes()
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise self.fail(f"cannot read ({_first_line(exc)})") from exc
+        return data.decode("utf-8-sig", errors="replace")
+
     def _read(
         self, data: Path | bytes, has_header: bool, names: list[str] | None, overrides: dict[str, pl.DataType]
     ) -> pl.DataFrame:
@@ -254,10 +295,12 @@ def open_source(path: Path, display: str | None = None) -> Source:
                 return Source(path, display, "parquet", "")
             if magic[:2] == b"\x1f\x8b":
                 with gzip.open(handle) as unzipped:
-                    return Source(path, display, "gzip", _decode(unzipped.readline()))
+                    first, second = _head(unzipped)
+                    return Source(path, display, "gzip", first, second_line=second)
             if magic[:2] == b"PK" and zipfile.is_zipfile(path):  # also an empty archive
                 return _open_zip(path, display)
-            return Source(path, display, "none", _decode(handle.readline()))
+            first, second = _head(handle)
+            return Source(path, display, "none", first, second_line=second)
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"input '{display}': cannot open ({_first_line(exc)})") from exc
 
@@ -277,7 +320,14 @@ def _open_zip(path: Path, display: str) -> Source:
                 f"input '{display}': expected a zip holding one CSV file, found {len(members)} files"
             )
         with archive.open(members[0]) as member:
-            return Source(path, display, "zip", _decode(member.readline()), members[0])
+            first, second = _head(member)
+            return Source(path, display, "zip", first, members[0], second_line=second)
+
+
+def _head(stream: IO[bytes]) -> tuple[str, str]:
+    """The first two lines: a header and the first row, which is all detection looks at."""
+    first = _decode(stream.readline())
+    return first, _decode(stream.readline())
 
 
 def _decode(line: bytes) -> str:
@@ -292,12 +342,13 @@ def detect_format(source: Source) -> str:
     binance = parse_binance_name(source.path)
     if binance is not None:
         return binance.fmt
+    if is_depth_message(source.first_line):
+        return "binance-depth"
     fields = set(source.fields)
     if {"order_id", "action"} <= fields:
-        raise source.fail(
-            "holds L3 order events (order_id, action), which `detect` does not read yet; "
-            f"expected trades or bars such as {EXPECTED['ccxt-trades']}"
-        )
+        return "l3-orders"
+    if {"side", "price", "amount"} <= fields and source.first_value("side") in BOOK_SIDES:
+        return "l2-book"
     if {"price", "amount"} <= fields:
         return "ccxt-trades"
     if {"open_time", "close_time"} <= fields:
@@ -312,5 +363,6 @@ def detect_format(source: Source) -> str:
     raise source.fail(
         f"cannot tell the format from the name or {seen}; expected "
         f"{EXPECTED['ccxt-trades']}, a Binance dump named SYMBOL-trades|aggTrades|INTERVAL-DATE.csv|.zip, "
-        f"{EXPECTED['ohlcv']} or Parquet, or pass --format"
+        f"{EXPECTED['ohlcv']}, {EXPECTED['l3-orders']}, {EXPECTED['l2-book']}, "
+        f"{EXPECTED['binance-depth']} or Parquet, or pass --format"
     )

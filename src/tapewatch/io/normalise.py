@@ -1,4 +1,4 @@
-"""Raw columns of each file format → trade or bar record columns, plus the checks a record must pass.
+"""Raw columns of each file format → the record columns of its kind, plus the checks a record must pass.
 
 One converter per format; each says only how that format names and encodes
 things. What makes a row bad is decided once per record kind (`PROBLEMS`), so
@@ -13,11 +13,21 @@ from typing import Literal
 
 import polars as pl
 
+from tapewatch.io import depth
 from tapewatch.io.formats import EXPECTED, BinanceName, Source, data_stem, unify_symbol
 from tapewatch.io.timeparse import infer_interval, parse_times
-from tapewatch.records import TRADE_SIDES
+from tapewatch.records import BOOK_SIDES, ORDER_ACTIONS, TRADE_SIDES
 
-Kind = Literal["trades", "bars"]
+Kind = Literal["trades", "bars", "orders", "book"]
+RECORD_KINDS: tuple[Kind, ...] = ("trades", "bars", "orders", "book")
+
+NOUNS: dict[Kind, str] = {
+    "trades": "trades",
+    "bars": "bars",
+    "orders": "L3 order events (order_id, action)",
+    "book": "L2 book updates (side bid/ask)",
+}
+"""Each kind in the words of an error about a file holding it."""
 
 TS_GIVEN = "_ts_given"
 """Helper column: the row had a timestamp value (so a null `ts` means unparsable, not missing)."""
@@ -47,6 +57,12 @@ class Converted:
 
     kind: Kind
     frame: pl.DataFrame
+    raw: pl.DataFrame | None = None
+    """The raw fields behind each row, when one raw row gives many (a depth message's levels)."""
+    lines: pl.Series | None = None
+    """With `raw`: the file line of each row, for dead letters."""
+    sequence: pl.DataFrame | None = None
+    """Diff-depth only: each usable message's venue, symbol, ts, line and update ids, for gap checks."""
 
 
 class Columns:
@@ -99,19 +115,19 @@ def _with_ts(raw: pl.DataFrame, cols: Columns, *names: str) -> pl.DataFrame:
     )
 
 
-def _side(raw: pl.DataFrame, cols: Columns) -> pl.Expr:
-    """Taker side as `buy`/`sell`: other spellings are lower-cased and blanks become null (not stated).
+def _word(raw: pl.DataFrame, cols: Columns, name: str, allowed: tuple[str, ...]) -> pl.Expr:
+    """A column of a few known words (side, action): other spellings lower-cased, blanks null (not stated).
 
     The clean-up runs only when some value needs it, so tidy files pay one check.
     """
-    name = cols.find("side")
-    if name is None:
-        return pl.lit(None, dtype=pl.String).alias("side")
-    values = raw[name]
-    if values.dtype == pl.String and (values.is_in(TRADE_SIDES) | values.is_null()).all():
-        return pl.col(name).alias("side")
-    cleaned = pl.col(name).cast(pl.String).str.strip_chars().str.to_lowercase()
-    return pl.when(cleaned != "").then(cleaned).alias("side")
+    found = cols.find(name)
+    if found is None:
+        return pl.lit(None, dtype=pl.String).alias(name)
+    values = raw[found]
+    if values.dtype == pl.String and (values.is_in(allowed) | values.is_null()).all():
+        return pl.col(found).alias(name)
+    cleaned = pl.col(found).cast(pl.String).str.strip_chars().str.to_lowercase()
+    return pl.when(cleaned != "").then(cleaned).alias(name)
 
 
 def _stem_symbol(cols: Columns) -> pl.Expr:
@@ -132,7 +148,7 @@ def _trade_columns(raw: pl.DataFrame, cols: Columns, id_names: tuple[str, ...]) 
         _stem_symbol(cols),
         cols.number("price").alias("price"),
         cols.number("amount").alias("amount"),
-        _side(raw, cols),
+        _word(raw, cols, "side", TRADE_SIDES),
         cols.text(*id_names).alias("trade_id"),
         cols.text("buyer").alias("buyer"),
         cols.text("seller").alias("seller"),
@@ -242,18 +258,111 @@ def convert_ohlcv(raw: pl.DataFrame, ctx: FileContext) -> Converted:
     return Converted("bars", _add_interval(frame, None))
 
 
-PARQUET_TS = ("ts", "timestamp", "time", "datetime", "date")
+RECORD_TS = ("ts", "timestamp", "time", "datetime", "date")
+"""What files written with the record columns call their time."""
+
+
+def convert_orders(raw: pl.DataFrame, ctx: FileContext) -> Converted:
+    """L3 order events with the record's columns (CSV or Parquet); symbol from the file name when absent."""
+    cols = Columns(raw, ctx)
+    cols.require(RECORD_TS, ("order_id",), ("side",), ("price",), ("amount",), ("action",))
+    frame = _with_ts(raw, cols, *RECORD_TS).select(
+        "ts",
+        cols.venue(UNKNOWN_VENUE).alias("venue"),
+        _stem_symbol(cols),
+        cols.text("order_id").alias("order_id"),
+        cols.text("account").alias("account"),
+        _word(raw, cols, "side", TRADE_SIDES),
+        cols.number("price").alias("price"),
+        cols.number("amount").alias("amount"),
+        _word(raw, cols, "action", ORDER_ACTIONS),
+        TS_GIVEN,
+    )
+    return Converted("orders", frame)
+
+
+def convert_book(raw: pl.DataFrame, ctx: FileContext) -> Converted:
+    """L2 book updates with the record's columns (CSV or Parquet); symbol from the file name when absent."""
+    cols = Columns(raw, ctx)
+    cols.require(RECORD_TS, ("side",), ("price",), ("amount",))
+    frame = _with_ts(raw, cols, *RECORD_TS).select(
+        "ts",
+        cols.venue(UNKNOWN_VENUE).alias("venue"),
+        _stem_symbol(cols),
+        _word(raw, cols, "side", BOOK_SIDES),
+        cols.number("price").alias("price"),
+        cols.number("amount").alias("amount"),
+        TS_GIVEN,
+    )
+    return Converted("book", frame)
+
+
+def _unified_pairs(pairs: pl.Series) -> pl.Series:
+    """`BNBBTC` → `BNB/BTC` as for Binance file names, worked out once per distinct pair (a few per file)."""
+    return pairs.replace({pair: unify_symbol(pair) for pair in pairs.drop_nulls().unique()})
+
+
+def convert_binance_depth(raw: pl.DataFrame, ctx: FileContext) -> Converted:
+    """Binance diff-depth JSON lines: a row per bid/ask level, time from `E` (ms), venue binance.
+
+    Messages are converted before their levels are exploded, so time and
+    symbol are parsed once per message, not once per level.
+    """
+    try:
+        messages = depth.decode_messages(raw)
+    except pl.exceptions.ComputeError as exc:
+        raise ctx.source.fail(
+            f"cannot read as {EXPECTED[ctx.fmt]} ({str(exc).strip().splitlines()[0]})"
+        ) from exc
+    cols = Columns(messages, ctx)
+    messages = _with_ts(messages, cols, "event_time").with_columns(
+        cols.venue("binance").alias("venue"), _unified_pairs(messages["pair"]).alias("symbol")
+    )
+    levels = depth.explode_levels(messages)
+    frame = levels.select(
+        "ts",
+        "venue",
+        "symbol",
+        "side",
+        pl.col("price").cast(FLOAT, strict=False),
+        pl.col("amount").cast(FLOAT, strict=False),
+        TS_GIVEN,
+        pl.col("problem").alias(WHY),
+    )
+    sequence = messages.filter(pl.col("problem").is_null()).select(
+        "venue",
+        "symbol",
+        "ts",
+        depth.LINE,
+        *(depth.as_id(pl.col(name)) for name in ("first_id", "last_id", "prev_id")),
+    )
+    return Converted(
+        "book", frame, raw=levels.select(depth.RAW_COLUMNS), lines=levels[depth.LINE], sequence=sequence
+    )
+
+
+def _first_side(raw: pl.DataFrame, cols: Columns) -> str | None:
+    """The first stated side, lower-cased: bid/ask marks book updates, where trades say buy/sell."""
+    found = cols.find("side")
+    if found is None:
+        return None
+    first = raw[found].drop_nulls().head(1).cast(pl.String)
+    return first[0].strip().lower() if len(first) else None
 
 
 def convert_parquet(raw: pl.DataFrame, ctx: FileContext) -> Converted:
-    """Parquet with record columns: trades when it has price and amount, bars when it has OHLC."""
+    """Parquet with record columns, told apart by them: order events, book updates, trades or bars."""
     cols = Columns(raw, ctx)
+    if cols.find("order_id") and cols.find("action"):
+        return convert_orders(raw, ctx)
+    if _first_side(raw, cols) in BOOK_SIDES:
+        return convert_book(raw, ctx)
     if cols.find("price") and cols.find("amount"):
-        cols.require(PARQUET_TS)
-        frame = _with_ts(raw, cols, *PARQUET_TS).select(_trade_columns(raw, cols, ("trade_id", "id")))
+        cols.require(RECORD_TS)
+        frame = _with_ts(raw, cols, *RECORD_TS).select(_trade_columns(raw, cols, ("trade_id", "id")))
         return Converted("trades", frame)
-    cols.require(PARQUET_TS, ("open",), ("high",), ("low",), ("close",), ("volume",))
-    frame = _with_ts(raw, cols, *PARQUET_TS).select(_bar_columns(cols, _stem_symbol(cols), UNKNOWN_VENUE))
+    cols.require(RECORD_TS, ("open",), ("high",), ("low",), ("close",), ("volume",))
+    frame = _with_ts(raw, cols, *RECORD_TS).select(_bar_columns(cols, _stem_symbol(cols), UNKNOWN_VENUE))
     interval = cols.find("interval")
     if interval:
         return Converted("bars", frame.with_columns(raw[interval].cast(pl.String).alias("interval")))
@@ -266,6 +375,9 @@ CONVERTERS: dict[str, Callable[[pl.DataFrame, FileContext], Converted]] = {
     "binance-aggtrades": convert_binance_trades,
     "binance-klines": convert_binance_klines,
     "ohlcv": convert_ohlcv,
+    "l3-orders": convert_orders,
+    "l2-book": convert_book,
+    "binance-depth": convert_binance_depth,
     "parquet": convert_parquet,
 }
 
@@ -292,17 +404,27 @@ def _common_problems() -> list[tuple[pl.Expr, pl.Expr]]:
     ]
 
 
+def _one_of(name: str, allowed: tuple[str, ...], *, required: bool = True) -> list[tuple[pl.Expr, pl.Expr]]:
+    """A word column must hold one of `allowed`; null is a missing value unless not `required`."""
+    value = pl.col(name)
+    problems = [
+        (
+            value.is_not_null() & ~value.is_in(allowed),
+            pl.format(f"unknown {name} '{{}}' (expected {'/'.join(allowed)})", value),
+        )
+    ]
+    if required:
+        problems.append((value.is_null(), pl.lit(f"missing {name}")))
+    return problems
+
+
 def trade_problems(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
     """(is bad, reason) pairs a trade row must pass; each condition is never null."""
-    side = pl.col("side")
     problems = [
         *_common_problems(),
         (~_positive("price"), pl.lit("price is not a positive number")),
         (~_positive("amount"), pl.lit("amount is not a positive number")),
-        (
-            side.is_not_null() & ~side.is_in(TRADE_SIDES),
-            pl.format("unknown side '{}' (expected buy/sell)", side),
-        ),
+        *_one_of("side", TRADE_SIDES, required=False),
     ]
     if WHY in columns:
         problems.append((pl.col(WHY).is_not_null(), pl.col(WHY)))
@@ -323,16 +445,54 @@ def bar_problems(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
     ]
 
 
+def order_problems(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
+    """(is bad, reason) pairs an order event must pass; only a cancel may have amount 0 (nothing left)."""
+    order_id, action = pl.col("order_id"), pl.col("action")
+    zero_amount = ((pl.col("amount") == 0) & (action != "cancel")).fill_null(False)
+    return [
+        *_common_problems(),
+        (order_id.is_null() | (order_id == ""), pl.lit("missing order_id")),
+        *_one_of("side", TRADE_SIDES),
+        *_one_of("action", ORDER_ACTIONS),
+        (~_positive("price"), pl.lit("price is not a positive number")),
+        (~_not_negative("amount"), pl.lit("amount is not a non-negative number")),
+        (zero_amount, pl.format("amount is 0 on a '{}' event (only a cancel may have 0)", action)),
+    ]
+
+
+def book_problems(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
+    """(is bad, reason) pairs a book update must pass; amount 0 is allowed (it removes the level).
+
+    A row of an unusable depth message (WHY) is rejected for that alone: its
+    other fields are null because the message was, not because they are wrong.
+    """
+    problems = [
+        *_common_problems(),
+        *_one_of("side", BOOK_SIDES),
+        (~_positive("price"), pl.lit("price is not a positive number")),
+        (~_not_negative("amount"), pl.lit("amount is not a non-negative number")),
+    ]
+    if WHY not in columns:
+        return problems
+    usable = pl.col(WHY).is_null()
+    return [(pl.col(WHY).is_not_null(), pl.col(WHY)), *((usable & is_bad, why) for is_bad, why in problems)]
+
+
 KINDS: dict[str, Kind] = {
     "ccxt-trades": "trades",
     "binance-trades": "trades",
     "binance-aggtrades": "trades",
     "binance-klines": "bars",
     "ohlcv": "bars",
+    "l3-orders": "orders",
+    "l2-book": "book",
+    "binance-depth": "book",
 }
-"""The record kind each CSV format yields (Parquet holds either), so an empty file still has a kind."""
+"""The record kind each non-Parquet format yields (Parquet holds any), so an empty file still has a kind."""
 
 PROBLEMS: dict[Kind, Callable[[list[str]], list[tuple[pl.Expr, pl.Expr]]]] = {
     "trades": trade_problems,
     "bars": bar_problems,
+    "orders": order_problems,
+    "book": book_problems,
 }

@@ -1,4 +1,4 @@
-"""Read input files of any supported format into clean, de-duplicated trade and bar frames.
+"""Read input files of any supported format into clean, de-duplicated trade, bar, order event and book frames.
 
 This is what `tapewatch detect INPUT...` calls. Files are read in parallel
 (gzip inflation dominates the cost and runs outside the GIL), each one is
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from tapewatch.errors import InputError
+from tapewatch.io import depth
 from tapewatch.io.deadletter import dead_letters, empty_rejected, write_dead_letters
 from tapewatch.io.formats import (
     BINANCE_COLUMNS,
@@ -30,16 +31,45 @@ from tapewatch.io.formats import (
     open_source,
     parse_binance_name,
 )
-from tapewatch.io.normalise import CONVERTERS, KINDS, PROBLEMS, Converted, FileContext, Kind
-from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA, conform, empty_frame
+from tapewatch.io.normalise import (
+    CONVERTERS,
+    KINDS,
+    NOUNS,
+    PROBLEMS,
+    RECORD_KINDS,
+    Converted,
+    FileContext,
+    Kind,
+)
+from tapewatch.records import BAR_SCHEMA, BOOK_SCHEMA, ORDER_SCHEMA, TRADE_SCHEMA, conform, empty_frame
 
-__all__ = ["FORMATS", "ReadResult", "expand_inputs", "read_inputs", "write_dead_letters"]
+__all__ = [
+    "FORMATS",
+    "RECORD_KINDS",
+    "Kind",
+    "ReadResult",
+    "expand_inputs",
+    "read_inputs",
+    "write_dead_letters",
+]
 
-SCHEMAS: dict[Kind, dict[str, pl.DataType]] = {"trades": TRADE_SCHEMA, "bars": BAR_SCHEMA}
+SCHEMAS: dict[Kind, dict[str, pl.DataType]] = {
+    "trades": TRADE_SCHEMA,
+    "bars": BAR_SCHEMA,
+    "orders": ORDER_SCHEMA,
+    "book": BOOK_SCHEMA,
+}
 SORT_KEYS: dict[Kind, tuple[str, ...]] = {
     "trades": ("venue", "symbol", "ts"),
     "bars": ("venue", "symbol", "interval", "ts"),
+    "orders": ("venue", "symbol", "ts"),
+    "book": ("venue", "symbol", "ts"),
 }
+REPEATS_ARE_EVENTS: frozenset[Kind] = frozenset({"orders"})
+"""Kinds whose identical rows within one file are separate events (two equal fills of one order in
+the same µs); only the copies another file adds are re-reads."""
+REPEAT = "_repeat"
+"""Helper column: how many identical rows precede this one in its file."""
 MAX_READERS = 8
 """Files read at once; more threads than cores only adds memory."""
 
@@ -57,6 +87,17 @@ class ReadResult:
     formats: dict[str, str]
     skipped: dict[str, str] = field(default_factory=dict)
     """Files found inside a directory or glob that are not market data (e.g. a README.csv), with why."""
+    orders: pl.DataFrame = field(default_factory=lambda: empty_frame(ORDER_SCHEMA))
+    """L3 order events, when asked for (`kinds`)."""
+    book: pl.DataFrame = field(default_factory=lambda: empty_frame(BOOK_SCHEMA))
+    """L2 book updates, when asked for (`kinds`)."""
+    book_gaps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=depth.GAP_SCHEMA))
+    """Update-id gaps in diff-depth inputs, first in time first: rows read fine, but a book rebuilt
+    across a gap is wrong, so callers should say so."""
+
+    def book_gap_summary(self) -> str | None:
+        """One line for a run summary: how many diff-depth gaps and where the first is; None without any."""
+        return depth.describe_gaps(self.book_gaps)
 
 
 @dataclass(frozen=True)
@@ -77,6 +118,8 @@ class _FileRead:
     good: pl.DataFrame
     rejected: pl.DataFrame
     rows: int
+    sequence: pl.DataFrame | None = None
+    """Diff-depth files: each message's update ids, with this file's name, for the gap check."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +179,8 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 def _load(source: Source, fmt: str) -> pl.DataFrame:
-    """The file's rows as raw columns: Parquet typed, CSV all text (headerless Binance dumps get their names)."""
+    """The file's rows as raw columns: Parquet typed, CSV text (headerless Binance dumps get their names),
+    JSON lines one row per line."""
     if fmt == "parquet":
         if source.compression != "parquet":
             raise source.fail(f"not a Parquet file; expected {EXPECTED['parquet']}")
@@ -146,6 +190,8 @@ def _load(source: Source, fmt: str) -> pl.DataFrame:
             raise source.fail(f"cannot read as Parquet ({str(exc).strip().splitlines()[0]})") from exc
     if source.compression == "parquet":
         raise source.fail(f"is a Parquet file; expected {EXPECTED[fmt]} (or pass --format parquet)")
+    if fmt == "binance-depth":
+        return depth.message_lines(source.read_text())
     if fmt in BINANCE_COLUMNS and not source.has_header:
         canonical = BINANCE_COLUMNS[fmt]
         count = len(source.fields)
@@ -162,38 +208,63 @@ def _check(converted: Converted, raw: pl.DataFrame, file: str) -> tuple[pl.DataF
     schema = SCHEMAS[converted.kind]
     if not bad.any():
         return conform(frame, schema), empty_rejected()
-    return conform(frame.filter(~bad), schema), dead_letters(raw, bad, problems, frame, file)
+    if converted.raw is not None:
+        raw = converted.raw
+    rejected = dead_letters(raw, bad, problems, frame, file, converted.lines)
+    return conform(frame.filter(~bad), schema), rejected
 
 
-def _read_file(entry: _Input, fmt: str, venue: str | None) -> _FileRead | _Skipped:
-    """Detect, load, convert and check one file; an unrecognisable file found by expansion is skipped."""
+def _refuse(entry: _Input, error: InputError) -> _Skipped:
+    """A file the run cannot use: an error when the user named it, skipped (with why) when a directory had it."""
+    if entry.named:
+        raise error
+    return _Skipped(entry.path, str(error))
+
+
+def _unwanted(source: Source, kind: Kind, kinds: Collection[Kind]) -> InputError:
+    """The error for a file of a kind the caller does not read (`detect` given L3 order events)."""
+    wanted = " or ".join(NOUNS[k] for k in RECORD_KINDS if k in kinds)
+    return source.fail(f"holds {NOUNS[kind]}, which this command does not read; expected {wanted}")
+
+
+def _read_file(entry: _Input, fmt: str, venue: str | None, kinds: Collection[Kind]) -> _FileRead | _Skipped:
+    """Detect, load, convert and check one file; an unrecognisable or unwanted file found by expansion is skipped."""
     source = open_source(entry.path)
     if fmt == "auto":
         try:
             fmt = detect_format(source)
         except InputError as exc:
-            if entry.named:
-                raise
-            return _Skipped(entry.path, str(exc))
-    if source.is_empty and fmt in KINDS:
-        kind = KINDS[fmt]
+            return _refuse(entry, exc)
+    kind = KINDS.get(fmt)
+    if kind is not None and kind not in kinds:
+        return _refuse(entry, _unwanted(source, kind, kinds))
+    if source.is_empty and kind is not None:
         return _FileRead(entry.path, fmt, kind, empty_frame(SCHEMAS[kind]), empty_rejected(), 0)
     ctx = FileContext(source, fmt, venue, parse_binance_name(entry.path))
     raw = _load(source, fmt)
     converted = CONVERTERS[fmt](raw, ctx)
+    if converted.kind not in kinds:
+        return _refuse(entry, _unwanted(source, converted.kind, kinds))
     good, rejected = _check(converted, raw, source.display)
-    return _FileRead(entry.path, fmt, converted.kind, good, rejected, raw.height)
+    sequence = converted.sequence
+    if sequence is not None:
+        sequence = sequence.with_columns(pl.lit(source.display).alias("file"))
+    return _FileRead(entry.path, fmt, converted.kind, good, rejected, raw.height, sequence)
 
 
 def _read_all(
-    entries: list[_Input], fmt: str, venue: str | None, on_file: Callable[[Path], None] | None
+    entries: list[_Input],
+    fmt: str,
+    venue: str | None,
+    kinds: Collection[Kind],
+    on_file: Callable[[Path], None] | None,
 ) -> list[_FileRead | _Skipped]:
     """Read files on a few threads, reporting each to `on_file` in input order as it completes."""
     workers = max(1, min(len(entries), os.cpu_count() or 1, MAX_READERS))
     outcomes: list[_FileRead | _Skipped] = []
     with ThreadPoolExecutor(workers) as pool:
         futures: list[Future[_FileRead | _Skipped]] = [
-            pool.submit(_read_file, e, fmt, venue) for e in entries
+            pool.submit(_read_file, e, fmt, venue, kinds) for e in entries
         ]
         try:
             for entry, future in zip(entries, futures, strict=True):
@@ -234,17 +305,33 @@ def _drop_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     return kept
 
 
+def _numbered_repeats(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each row numbered among the identical rows before it in its file, so only other files' copies match it."""
+    return frame.with_columns(pl.int_range(pl.len()).over(frame.columns).alias(REPEAT))
+
+
 def _deduplicated(frames: list[pl.DataFrame], kind: Kind) -> tuple[pl.DataFrame, int]:
     """Concatenate, drop exact duplicates and sort stably by the kind's keys; also return how many were dropped.
 
-    Stable sorting keeps the files' own order among trades of the same
-    timestamp, which matters for "last price" style calculations.
+    Stable sorting keeps the files' own order among rows of the same
+    timestamp, which matters for "last price" style calculations and for
+    replaying order events or book updates in sequence.
     """
     if not frames:
         return empty_frame(SCHEMAS[kind]), 0
+    if kind in REPEATS_ARE_EVENTS:
+        frames = [_numbered_repeats(frame) for frame in frames]
     combined = pl.concat(frames, how="vertical", rechunk=True)
     unique = _drop_duplicates(combined).sort(SORT_KEYS[kind], maintain_order=True)
-    return unique, combined.height - unique.height
+    return unique.drop(REPEAT, strict=False), combined.height - unique.height
+
+
+def _book_gaps(reads: list[_FileRead]) -> pl.DataFrame:
+    """Update-id gaps over the diff-depth messages of all files together (a capture split across files)."""
+    sequences = [r.sequence for r in reads if r.sequence is not None]
+    if not sequences:
+        return pl.DataFrame(schema=depth.GAP_SCHEMA)
+    return depth.sequence_gaps(pl.concat(sequences, how="vertical"))
 
 
 def read_inputs(
@@ -252,30 +339,39 @@ def read_inputs(
     fmt: str = "auto",
     venue: str | None = None,
     on_file: Callable[[Path], None] | None = None,
+    kinds: Collection[Kind] = ("trades", "bars"),
 ) -> ReadResult:
-    """Read every input into trade and bar records; bad rows go to `rejected`, bad files raise InputError.
+    """Read every input into records of the asked `kinds`; bad rows go to `rejected`, bad files raise InputError.
 
     `fmt` is one of FORMATS ("auto" detects each file from its name and first
     line). `venue` overrides the venue of every record; without it a file's
     `venue`/`exchange` column is used, else "binance" for Binance dumps and
     "unknown" otherwise. `on_file` is called once per file, in order, after it
-    has been read (for progress display).
+    has been read (for progress display). `kinds` (of RECORD_KINDS) says what
+    the caller uses: a file of another kind is an InputError when named and
+    skipped when a directory or glob found it, so trade detection never takes
+    order events for trades. `rows_read` counts a diff-depth message as one row.
     """
     if fmt not in FORMATS:
         raise InputError(f"--format '{fmt}': unknown format; expected one of {', '.join(FORMATS)}")
+    unknown = set(kinds) - set(RECORD_KINDS)
+    if unknown:
+        raise ValueError(f"unknown record kind(s) {sorted(unknown)}; expected some of {RECORD_KINDS}")
     entries = _expand(inputs)
-    outcomes = _read_all(entries, fmt, venue, on_file)
+    outcomes = _read_all(entries, fmt, venue, kinds, on_file)
     reads = [o for o in outcomes if isinstance(o, _FileRead)]
-    trades, trade_dups = _deduplicated([r.good for r in reads if r.kind == "trades"], "trades")
-    bars, bar_dups = _deduplicated([r.good for r in reads if r.kind == "bars"], "bars")
+    frames = {kind: _deduplicated([r.good for r in reads if r.kind == kind], kind) for kind in RECORD_KINDS}
     rejected = [r.rejected for r in reads if r.rejected.height]
     return ReadResult(
-        trades=trades,
-        bars=bars,
+        trades=frames["trades"][0],
+        bars=frames["bars"][0],
         rejected=pl.concat(rejected) if rejected else empty_rejected(),
         files=[r.path for r in reads],
         rows_read=sum(r.rows for r in reads),
-        duplicates_removed=trade_dups + bar_dups,
+        duplicates_removed=sum(dropped for _, dropped in frames.values()),
         formats={str(r.path): r.fmt for r in reads},
         skipped={str(o.path): o.reason for o in outcomes if isinstance(o, _Skipped)},
+        orders=frames["orders"][0],
+        book=frames["book"][0],
+        book_gaps=_book_gaps(reads),
     )

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tapewatch.batch_job import DetectRun
+from tapewatch.io.readers import ReadResult
 from tapewatch.records import Alert
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -25,14 +26,23 @@ def print_detect_summary(console: Console, run: DetectRun) -> None:
     read = run.read
     console.print(
         f"read {len(read.files)} file(s), {read.rows_read:,} rows: {read.trades.height:,} trades, "
-        f"{read.bars.height:,} bars; {read.duplicates_removed:,} duplicates removed; "
+        f"{read.bars.height:,} bars{_more_kinds(read)}; {read.duplicates_removed:,} duplicates removed; "
         f"{read.rejected.height:,} rejected" + (f" → {run.dead_letter_path}" if run.dead_letter_path else ""),
         highlight=False,
     )
+    gaps = read.book_gap_summary()
+    if gaps:
+        console.print(f"warning: {gaps}", highlight=False)
     for reason in read.skipped.values():
         console.print(f"skipped (not market data): {reason}", highlight=False)
     detectors = ", ".join(f"{name} {count}" for name, count in sorted(run.by_detector.items())) or "none"
     console.print(f"{len(run.alerts)} alert(s) in {run.seconds:.2f}s ({detectors})", highlight=False)
+
+
+def _more_kinds(read: ReadResult) -> str:
+    """Order events and book updates, named only when a run read some (most runs are trades or bars)."""
+    counts = [(read.orders.height, "order events"), (read.book.height, "book updates")]
+    return "".join(f", {count:,} {noun}" for count, noun in counts if count)
 
 
 def alerts_table(alerts: Iterable[Alert], title: str = "Alerts by typology and severity") -> Table:

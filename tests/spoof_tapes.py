@@ -1,0 +1,121 @@
+"""Hand-built L3 tapes and a simulated spoofing market shared by the L3 and L2 spoofing tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+import polars as pl
+
+from tapewatch.detect.base import DetectorState
+from tapewatch.records import ORDER_SCHEMA, conform
+from tapewatch.sources.simulator import SimulatedMarket, SimulationConfig, simulate_market
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+SPOOF_AT = 1200.0
+"""Seconds after T0 when the hand-built scenarios start (after 20 minutes of background)."""
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+class Tape:
+    """A hand-built L3 stream: rows appended in feed order, one symbol."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def add(self, t: float, order_id: str, account: str, side: str, price: float, amount: float, action: str):
+        self.rows.append(
+            {
+                "ts": at(t),
+                "venue": "v",
+                "symbol": "S/BTC",
+                "order_id": order_id,
+                "account": account,
+                "side": side,
+                "price": price,
+                "amount": amount,
+                "action": action,
+            }
+        )
+
+    def trade(
+        self, t: float, taker: str, taker_side: str, maker_order: str, maker: str, price: float, amount: float
+    ):
+        """A taker order that fills against a resting one in the same instant."""
+        taker_id = f"{taker}-{t}"
+        self.add(t, taker_id, taker, taker_side, price, amount, "new")
+        maker_side = "sell" if taker_side == "buy" else "buy"
+        self.add(t, maker_order, maker, maker_side, price, amount, "fill")
+        self.add(t, taker_id, taker, taker_side, price, amount, "fill")
+        return taker_id
+
+    def frame(self) -> pl.DataFrame:
+        return conform(pl.DataFrame(self.rows), ORDER_SCHEMA).sort("ts", maintain_order=True)
+
+
+def background(tape: Tape, until: float = SPOOF_AT + 60) -> None:
+    """Small two-sided quotes from ten accounts, each pulled after 20 s: the symbol's typical size."""
+    for k, t in enumerate(range(0, int(until), 3)):
+        account = f"bg{k % 10}"
+        for side, price in (("buy", 99.99), ("sell", 100.01)):
+            tape.add(t, f"q{k}{side}", account, side, price, 10.0, "new")
+            tape.add(t + 20, f"q{k}{side}", account, side, price, 10.0, "cancel")
+    tape.rows.sort(key=lambda row: row["ts"])
+
+
+def spoof(tape: Tape, t: float, account: str, prices: list[float], execute: bool = True, fill: bool = False):
+    """Big bids at `prices`, a sell by the same account hitting a background bid, then the bids pulled."""
+    ids = [f"{account}-spoof-{t}-{i}" for i in range(len(prices))]
+    for i, (order_id, price) in enumerate(zip(ids, prices, strict=True)):
+        tape.add(t + 0.2 * i, order_id, account, "buy", price, 200.0, "new")
+    if fill:
+        tape.add(t + 3, ids[0], account, "buy", prices[0], 200.0, "fill")
+    execution = None
+    if execute:
+        tape.add(t + 4, "bgbid", "bg9", "buy", 99.99, 10.0, "new")
+        execution = tape.trade(t + 5, account, "sell", "bgbid", "bg9", 99.99, 10.0)
+    for i, order_id in enumerate(ids):
+        if not fill or i:
+            tape.add(t + 7 + 0.1 * i, order_id, account, "buy", prices[i], 200.0, "cancel")
+    return ids, execution
+
+
+def flip(tape: Tape, t: float, account: str, price: float, gap: float) -> tuple[str, str]:
+    """A big bid pulled after 3 s, then the same account sells into a background bid `gap` seconds later."""
+    order_id = f"{account}-flip-{t}"
+    tape.add(t, order_id, account, "buy", price, 200.0, "new")
+    tape.add(t + 3, order_id, account, "buy", price, 200.0, "cancel")
+    maker = f"bgbid-{t}"
+    tape.add(t + 3 + gap - 1, maker, "bg9", "buy", 99.99, 10.0, "new")
+    execution = tape.trade(t + 3 + gap, account, "sell", maker, "bg9", 99.99, 10.0)
+    tape.rows.sort(key=lambda row: row["ts"])
+    return order_id, execution
+
+
+def stream_like(detector, frame: pl.DataFrame, chunk: timedelta) -> list:
+    """What the streaming engine does: each call sees the symbol's rows within `lookback` of the new ones."""
+    state, alerts = DetectorState(), []
+    start, end = frame["ts"].min(), frame["ts"].max()
+    while start <= end:
+        stop = start + chunk
+        tail = frame.filter((pl.col("ts") > start - detector.lookback) & (pl.col("ts") < stop))
+        alerts += detector.detect(tail, state)
+        start = stop
+    return alerts
+
+
+@cache
+def spoof_market() -> SimulatedMarket:
+    """Five hours of two symbols with many spoofing and layering episodes (built once per session)."""
+    config = SimulationConfig(seed=3, symbols=2, hours=5.0, spoofs_per_symbol_day=24.0, layering_share=0.5)
+    return simulate_market(config)
+
+
+@cache
+def layering_market() -> SimulatedMarket:
+    """Five hours of two symbols where every spoof is a layered stack (the L2 detector's visible case)."""
+    config = SimulationConfig(seed=3, symbols=2, hours=5.0, spoofs_per_symbol_day=48.0, layering_share=1.0)
+    return simulate_market(config)

@@ -1,0 +1,142 @@
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tapewatch.detect.wash_public import WashPublicDetector, WashPublicSettings
+from tapewatch.detect.wash_public_stats import (
+    benford_test,
+    clustering_test,
+    hill_exponent,
+    mantissas,
+)
+from tapewatch.engine.stream import StreamEngine
+from tapewatch.records import TRADE_SCHEMA, conform
+
+DAY0 = datetime(2024, 3, 1, tzinfo=UTC)
+RNG = np.random.default_rng
+
+
+def genuine_sizes(n: int, seed: int = 0, round_share: float = 0.2) -> np.ndarray:
+    """Log-normal sizes (log-sd 1: close to Benford, off by a trivial MAD of 0.003), a share typed as
+    round numbers with two significant digits."""
+    rng = RNG(seed)
+    sizes = rng.lognormal(3.0, 1.0, n)
+    rounded = rng.random(n) < round_share
+    scale = 10.0 ** (np.floor(np.log10(sizes[rounded])) - 1)
+    sizes[rounded] = np.round(sizes[rounded] / scale) * scale  # two significant digits
+    return sizes
+
+
+def tape(
+    days: int, per_day: int, *, seed: int = 0, bot_share: float = 0.0, symbol: str = "AAA/BTC"
+) -> pl.DataFrame:
+    """`days` UTC days of genuine trades (price a random walk on a tick grid: half the trades move it); a
+    bot optionally adds prints of one fixed round size at the last price (volume without impact)."""
+    rng = RNG(seed)
+    n = days * per_day
+    ts_us = np.sort(rng.integers(0, days * 86_400_000_000, n))
+    price = 1e-5 + 1e-8 * np.cumsum(rng.choice([-1, 0, 0, 1], n))
+    amount = genuine_sizes(n, seed)
+    bots = int(n * bot_share)
+    if bots:
+        at = np.sort(rng.integers(0, days * 86_400_000_000, bots))
+        last = np.clip(np.searchsorted(ts_us, at, side="right") - 1, 0, None)
+        ts_us, price = np.concatenate([ts_us, at]), np.concatenate([price, price[last]])
+        amount = np.concatenate([amount, np.full(bots, 50_000.0)])
+        order = np.argsort(ts_us, kind="stable")
+        ts_us, price, amount = ts_us[order], price[order], amount[order]
+    frame = pl.DataFrame(
+        {
+            "ts": pl.Series(ts_us + int(DAY0.timestamp() * 1e6)).cast(pl.Datetime("us", "UTC")),
+            "venue": "testex",
+            "symbol": symbol,
+            "price": price,
+            "amount": amount,
+            "side": rng.choice(["buy", "sell"], ts_us.size),
+        }
+    )
+    return conform(frame, TRADE_SCHEMA)
+
+
+def test_mantissa_reads_decimal_sizes_exactly():
+    assert np.floor(mantissas(np.array([0.3, 0.7, 3.0, 1000.0, 0.0999]))).tolist() == [3, 7, 3, 1, 9]
+
+
+def test_benford_sample_conforms_and_uniform_digits_do_not():
+    benford_like = 10 ** RNG(1).uniform(0, 5, 20_000)  # log-uniform: exactly Benford
+    uniform_digits = RNG(2).integers(1, 10, 20_000) * 10.0 ** RNG(3).integers(0, 4, 20_000)
+    good, bad = benford_test(benford_like), benford_test(uniform_digits)
+    assert good.effect < 0.006 and good.p_value > 1e-3  # Nigrini's close conformity
+    assert bad.effect > 0.04 and bad.p_value < 1e-10
+
+
+def test_round_clustering_found_when_injected_and_not_in_lognormal():
+    lognormal = RNG(4).lognormal(3, 2, 20_000)
+    injected = genuine_sizes(20_000, seed=4, round_share=0.3)
+    plain, clustered = clustering_test(lognormal, 10, 3, 1.3, 40), clustering_test(injected, 10, 3, 1.3, 40)
+    assert plain.effect == pytest.approx(1.0, abs=0.15)
+    assert plain.p_value < 1e-6  # no human clustering at all: below the plausible range
+    assert clustered.effect > 3 and clustered.p_value == 1.0  # genuine-looking: inside the range
+
+
+def test_hill_recovers_pareto_exponent():
+    sizes = RNG(5).pareto(1.5, 50_000) + 1  # Pareto with tail exponent 1.5
+    alpha, se, k = hill_exponent(sizes, 0.1, 50)
+    assert k == 5000
+    assert alpha == pytest.approx(1.5, abs=3 * se) and se < 0.03
+
+
+def test_one_repeated_size_in_the_tail_is_infinite_exponent():
+    assert hill_exponent(np.full(1000, 7.0), 0.1, 50)[0] == np.inf
+
+
+def test_bot_tape_alerts_with_low_confidence_evidence():
+    alerts = WashPublicDetector().detect(tape(3, 3000, bot_share=0.5))
+    assert [a.start for a in alerts] == [DAY0, DAY0 + timedelta(days=1)]  # the third day is never closed
+    evidence = alerts[0].evidence
+    assert evidence["confidence"] == "low" and evidence["basis"] == "public trades, no account ids"
+    assert len(evidence["tests_wash_like"]) >= 2
+    for test in evidence["tests"].values():
+        assert {"statistic", "p_value", "effect", "threshold", "n", "verdict"} <= set(test)
+    assert alerts[0].typology == "wash_trading" and alerts[0].end == DAY0 + timedelta(days=1)
+    assert alerts[0].detected_at >= alerts[0].end  # decided by the first trade after the window
+
+
+def test_clean_tape_is_quiet():
+    assert WashPublicDetector().detect(tape(3, 3000)) == []
+
+
+def test_huge_clean_sample_does_not_fire_on_tiny_deviations():
+    """A 200k-trade day: Benford's p-value is tiny for a trivial deviation, but the effect stays small."""
+    settings = WashPublicSettings(min_tests=1)
+    detector = WashPublicDetector(settings)
+    frame = tape(2, 200_000, seed=3)
+    decided = detector.evaluate(frame)
+    assert len(decided) == 1
+    assert not any(check.verdict == "wash_like" for check in decided[0][1])
+    benford = decided[0][1][0].result
+    assert benford.p_value < settings.max_p_value and benford.effect < settings.benford_max_mad
+
+
+def test_stream_gives_the_batch_alerts():
+    trades = pl.concat([tape(4, 2000, bot_share=0.5), tape(4, 1500, seed=9, symbol="BBB/BTC")]).sort(
+        "venue", "symbol", "ts"
+    )
+    detector = WashPublicDetector()
+    batch = detector.detect(trades)
+    engine = StreamEngine([WashPublicDetector()])
+    streamed = []
+    for chunk in trades.sort("ts").iter_slices(2500):
+        engine.push(chunk, arrived_at=0.0)
+        streamed += [item.alert for item in engine.step(now=0.0)]
+    streamed += [item.alert for item in engine.finish()]
+    assert len(batch) == 3
+    key = lambda alerts: sorted((a.id, a.detected_at, a.score, a.evidence["trades"]) for a in alerts)
+    assert key(streamed) == key(batch)
+
+
+def test_empty_input_and_thin_windows_decide_nothing():
+    assert WashPublicDetector().detect(conform(pl.DataFrame(), TRADE_SCHEMA)) == []
+    assert WashPublicDetector().evaluate(tape(3, 100, bot_share=0.5)) == []  # below min_trades
