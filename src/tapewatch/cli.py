@@ -357,6 +357,7 @@ def _register_subcommands() -> None:
     from tapewatch.api.command import serve
     from tapewatch.bus.commands import bus_publish, bus_sink, bus_status
     from tapewatch.notify.commands import register as register_notify
+    from tapewatch.risk.command import risk
     from tapewatch.service import commands as service
     from tapewatch.sources.exchange import ingest_crypto
     from tapewatch.sources.stocks import ingest_stocks
@@ -373,6 +374,7 @@ def _register_subcommands() -> None:
     keys_app.command("revoke")(user_errors(service.keys_revoke))
     register_notify(app, user_errors)
     app.command("serve")(user_errors(serve))
+    app.command("risk")(user_errors(risk))
 
 
 _register_subcommands()

@@ -345,6 +345,60 @@ class WashAccountsSettings(_Section):
     )
 
 
+class RiskSettings(_Section):
+    """The 1–100 risk score of a symbol: evidence points added up, then squashed.
+
+    Each kind of evidence gives points = weight × strength (strength ≥ 0, capped), so
+    more or stronger evidence never lowers the score; the total maps to
+    1 + 99·(1 − e^(−total/scale)): no evidence is 1, `scale` points are 63, three
+    times `scale` are 95. Weights are in points; see README "Risk score".
+    """
+
+    window_d: float = Field(7.0, gt=0, description="alerts detected this many days before the moment count")
+    half_life_h: float = Field(
+        48.0, gt=0, description="an alert's weight halves every this many hours since its detection"
+    )
+    scale: float = Field(4.0, gt=0, description="total points that give a score of 63")
+    typology_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "pump_and_dump": 2.0,
+            "wash_trading": 1.5,
+            "spoofing": 1.5,
+            "layering": 1.5,
+            "social_hype": 0.8,
+            "price_anomaly": 0.5,
+            "volume_anomaly": 0.5,
+            "amplitude_anomaly": 0.5,
+        },
+        description="points per alert of score 1 (fresh) by typology; other typologies get `other_weight`",
+    )
+    other_weight: float = Field(0.5, ge=0, description="points per alert of a typology not listed")
+    typology_cap: float = Field(
+        3.0, gt=0, description="a typology's alerts count at most this many fresh score-1 alerts"
+    )
+    pump_probability_weight: float = Field(
+        2.0, ge=0, description="points at probability 1 from the trained pump model's latest alerts"
+    )
+    bar_z_threshold: float = Field(
+        3.0, ge=0, description="robust z of the last bar's volume/return/amplitude that starts to count"
+    )
+    bar_z_weight: float = Field(0.25, ge=0, description="points per robust σ beyond the threshold")
+    bar_z_cap: float = Field(8.0, gt=0, description="σ beyond the threshold that count at most")
+    bar_history_d: float = Field(
+        400.0, gt=0, description="days of the lake's bars read to judge the last bar against its history"
+    )
+    penny_price: float = Field(5.0, gt=0, description="a stock under this price (USD) is a penny stock")
+    penny_weight: float = Field(0.5, ge=0, description="points for a penny stock")
+    small_cap_usd: float = Field(
+        300e6, gt=0, description="market caps below this add points, growing with each factor of 10 below"
+    )
+    small_cap_weight: float = Field(0.5, ge=0, description="points for a cap 100× below `small_cap_usd`")
+    new_listing_days: float = Field(
+        90.0, gt=0, description="instruments first seen this recently add points, more the newer"
+    )
+    new_listing_weight: float = Field(0.5, ge=0, description="points for a listing first seen today")
+
+
 class StoreSettings(_Section):
     """Where alerts, instruments and cases live, and where market data is kept."""
 
@@ -585,6 +639,7 @@ class Settings(BaseSettings):
     spoofing_l3: SpoofingL3Settings = SpoofingL3Settings()
     spoofing_l2: SpoofingL2Settings = SpoofingL2Settings()
     wash_accounts: WashAccountsSettings = WashAccountsSettings()
+    risk: RiskSettings = RiskSettings()
     store: StoreSettings = StoreSettings()
     exchange: ExchangeSettings = ExchangeSettings()
     stocks: StocksSettings = StocksSettings()

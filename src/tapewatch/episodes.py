@@ -123,9 +123,7 @@ def _matches(alerts: pl.DataFrame, labels: pl.DataFrame, slack: timedelta) -> pl
     )
     shared = pl.col("accounts").list.set_intersection("accounts_label").list.len() > 0
     either_anonymous = (pl.col("accounts").list.len() == 0) | (pl.col("accounts_label").list.len() == 0)
-    return pairs.filter(overlap & (shared | either_anonymous)).select(
-        "i", pl.col("i_label"), "scheme", pl.col("scheme_label")
-    )
+    return pairs.filter(overlap & (shared | either_anonymous)).select("i", "i_label")
 
 
 def score_episodes(
@@ -147,15 +145,14 @@ def score_episodes(
     names = typologies or sorted(set(alert_frame["typology"]) | set(label_frame["typology"]))
     scores = []
     for typology in names:
-        groups = [(None, pl.lit(True), pl.lit(True))]
         label_schemes = (
             label_frame.filter(pl.col("typology") == typology)["scheme"].drop_nulls().unique().sort()
         )
-        for scheme in label_schemes:
-            groups.append((scheme, pl.col("scheme") == scheme, pl.col("scheme_label") == scheme))
-        for scheme, alert_pick, label_pick in groups:
-            these_alerts = alert_frame.filter((pl.col("typology") == typology) & alert_pick.fill_null(False))
-            these_labels = label_frame.filter((pl.col("typology") == typology) & label_pick.fill_null(False))
+        for scheme in [None, *label_schemes]:
+            pick = (pl.col("typology") == typology) & (
+                pl.lit(True) if scheme is None else (pl.col("scheme") == scheme).fill_null(False)
+            )
+            these_alerts, these_labels = alert_frame.filter(pick), label_frame.filter(pick)
             found = matches.filter(
                 pl.col("i").is_in(these_alerts["i"].implode())
                 & pl.col("i_label").is_in(these_labels["i"].implode())

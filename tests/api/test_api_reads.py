@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -135,7 +135,7 @@ def test_market_view_falls_back_to_stored_candles_then_to_a_note(api: Api) -> No
     assert view["note"] == "no trades in the lake for this window"
 
 
-def test_risk_view_counts_a_symbols_alerts_and_leaves_room_for_a_score(api: Api) -> None:
+def test_risk_view_counts_a_symbols_alerts_and_scores_them_over_the_last_week(api: Api) -> None:
     api.save(
         make_alert(0, symbol="RISK/USDT", score=0.95),
         make_alert(1, symbol="RISK/USDT", score=0.5),
@@ -154,17 +154,40 @@ def test_risk_view_counts_a_symbols_alerts_and_leaves_room_for_a_score(api: Api)
         ("pump_and_dump", "medium", 1),
         ("wash_trading", "medium", 1),
     }
-    assert (
-        [r["symbol"] for r in risk["recent"]] == ["RISK/USDT"] * 3
-        and "score" in risk
-        and risk["score"] is None
-    )
+    assert [r["symbol"] for r in risk["recent"]] == ["RISK/USDT"] * 3
+    assert (risk["score"], risk["reasons"]) == (1, [])  # March 2024's alerts are outside today's 7-day window
     encoded = api.get("/api/v1/risk/binance/RISK%2FUSDT").json()
     assert encoded["alerts"] == 3
     later = api.get("/api/v1/risk/binance/RISK/USDT", params={"since": "2024-03-01T12:07:00Z"}).json()
     assert later["alerts"] == 1 and later["highest_severity"] == "medium"
     nothing = api.get("/api/v1/risk/binance/NONE").json()
     assert (nothing["alerts"], nothing["highest_severity"], nothing["recent"]) == (0, None, [])
+
+
+def test_fresh_alerts_raise_the_score_and_the_table_ranks_symbols(api: Api) -> None:
+    now = datetime.now(UTC)
+    fresh = [
+        make_alert(0, symbol="HOT/USDT", score=0.9).model_copy(
+            update={"detected_at": now - timedelta(hours=1)}
+        ),
+        make_alert(1, symbol="HOT/USDT", typology="spoofing", score=0.8).model_copy(
+            update={"detected_at": now - timedelta(hours=2)}
+        ),
+        make_alert(2, symbol="WARM/USDT", typology="volume_anomaly", score=0.6).model_copy(
+            update={"detected_at": now - timedelta(hours=3)}
+        ),
+    ]
+    api.save(*fresh)
+    hot = api.get("/api/v1/risk/binance/HOT/USDT").json()
+    assert hot["score"] > 50
+    assert [reason["kind"] for reason in hot["reasons"]] == ["alerts:pump_and_dump", "alerts:spoofing"]
+    assert hot["reasons"][0]["text"].startswith("1 pump-and-dump alert in the last 7 days (strongest 0.90")
+    table = api.get("/api/v1/risk", params={"limit": 2}).json()
+    assert [(row["symbol"], row["score"]) for row in table] == [
+        ("HOT/USDT", hot["score"]),
+        ("WARM/USDT", table[1]["score"]),
+    ]
+    assert 1 < table[1]["score"] < hot["score"]
 
 
 def test_instruments_are_listed_by_venue_and_status_in_pages(api: Api) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playwright.sync_api import Page, expect
@@ -227,6 +228,25 @@ def test_the_risk_page_shows_a_symbols_alerts_and_worst_severity(
     expect(page.get_by_test_id("risk-highest")).to_have_text(severe.severity)
     expect(page.get_by_test_id("risk-alerts-count")).to_have_text("2 (2 not closed)")
     expect(page.get_by_test_id("risk-alerts").get_by_test_id("alert-row")).to_have_count(2)
+    expect(page.get_by_test_id("risk-score")).to_have_text("1 of 100")  # 2024's alerts: outside the week
+    expect(page.get_by_test_id("risk-reasons")).to_contain_text("Nothing against this symbol")
+
+
+def test_the_risk_pages_show_a_fresh_score_with_its_reasons(
+    live_server: LiveServer, new_page: NewPage
+) -> None:
+    fresh = make_alert(0, venue="riskex", symbol="FRESH/USDT", score=0.9).model_copy(
+        update={"detected_at": datetime.now(UTC) - timedelta(minutes=5)}
+    )
+    store_alerts(live_server.db, [fresh])
+    page = logged_in(new_page, live_server.people["viewer"])
+    page.goto("/console/#/risk")
+    ranked = page.get_by_test_id("risk-table")
+    expect(ranked).to_contain_text("FRESH/USDT")
+    ranked.get_by_role("link", name="FRESH/USDT").click()
+    expect(page.get_by_test_id("risk-title")).to_have_text("FRESH/USDT on riskex")
+    expect(page.get_by_test_id("risk-score")).not_to_have_text("1 of 100")
+    expect(page.get_by_test_id("risk-reasons")).to_contain_text("1 pump-and-dump alert in the last 7 days")
 
 
 def test_the_live_indicator_shows_a_dropped_feed_and_the_reconnect_catches_up(

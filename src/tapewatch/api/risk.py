@@ -1,18 +1,23 @@
-"""An interim per-symbol risk view: its recent alerts, counts by typology and severity, the worst severity.
+"""The per-symbol risk view: the 1–100 score with its reasons, recent alerts, counts by typology
+and severity, the worst severity.
 
-A later issue adds a 1–100 risk score. The response already has a `score`
-field (null until then) and every part is a named object, so the score and
-its components can be filled in without changing what clients already read.
+The score is `tapewatch.risk`'s, as `tapewatch risk` prints it, computed at the
+moment of the request over the score's own window; the counts cover `since`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, func, select
 
 from tapewatch.api.alert_view import AlertItem, alert_page
+from tapewatch.config import RiskSettings
+from tapewatch.io.lake import Lake
+from tapewatch.risk.bars import last_bar_signals
+from tapewatch.risk.evidence import symbol_risk
+from tapewatch.risk.score import Reason
 from tapewatch.store.alerts import ALERTS, alert_conditions
 from tapewatch.store.models import SEVERITIES
 
@@ -38,11 +43,23 @@ class RiskView(BaseModel):
     highest_severity: str | None = Field(description="the worst severity seen (null: no alerts)")
     counts: list[Count] = Field(description="alerts by typology and severity, largest first")
     recent: list[AlertItem] = Field(description=f"the {RECENT} most recent alerts")
-    score: int | None = Field(None, ge=1, le=100, description="1–100 risk score; null until it is computed")
+    score: int = Field(ge=1, le=100, description="1–100 risk score now (1: nothing against it)")
+    reasons: list[Reason] = Field(
+        description="why, largest first, each with the score points it accounts for"
+    )
 
 
-def risk_view(engine: Engine, venue: str, symbol: str, since: datetime | None = None) -> RiskView:
-    """The risk view of one venue/symbol, from alerts detected since `since` (all when None)."""
+def risk_view(
+    engine: Engine,
+    venue: str,
+    symbol: str,
+    settings: RiskSettings,
+    lake: Lake | None = None,
+    since: datetime | None = None,
+) -> RiskView:
+    """The risk view of one venue/symbol: the score now, and counts of alerts detected since `since`
+    (all when None)."""
+    scored = symbol_risk(engine, venue, symbol, datetime.now(UTC), settings, lake, last_bar_signals)
     counts = _counts(engine, venue, symbol, since)
     total = sum(count.alerts for count in counts)
     worst = max((count.severity for count in counts), key=_severity_rank, default=None)
@@ -56,6 +73,8 @@ def risk_view(engine: Engine, venue: str, symbol: str, since: datetime | None = 
         highest_severity=worst,
         counts=counts,
         recent=recent,
+        score=scored.score,
+        reasons=scored.reasons,
     )
 
 

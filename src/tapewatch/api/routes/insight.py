@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -13,6 +14,9 @@ from tapewatch.api.instruments import InstrumentItem, instrument_page
 from tapewatch.api.risk import RiskView, risk_view
 from tapewatch.api.routes import API_PREFIX
 from tapewatch.api.security import Viewer
+from tapewatch.risk.bars import last_bar_signals
+from tapewatch.risk.evidence import risk_table
+from tapewatch.risk.score import RiskScore
 
 router = APIRouter(prefix=API_PREFIX, tags=["markets"], responses=error_responses(401, 422, 503))
 
@@ -42,7 +46,7 @@ def list_instruments(
     responses=error_responses(
         404
     ),  # a venue or symbol the path cannot carry (e.g. a newline) matches no route
-    summary="Risk view of one symbol (interim: counts now, a 1–100 score later)",
+    summary="Risk of one symbol: 1–100 score with reasons, counts and recent alerts",
 )
 def get_risk(
     ctx: Context,
@@ -51,5 +55,25 @@ def get_risk(
     symbol: Annotated[Name, Path(description="the symbol, e.g. PUMP/USDT (the slash may stay unescaped)")],
     since: Annotated[UtcTime | None, Query(description="count alerts detected from here on")] = None,
 ) -> RiskView:
-    """Recent alerts, counts by typology and severity, and the highest severity seen on the symbol."""
-    return risk_view(ctx.reads, venue, symbol, since)
+    """The 1–100 score now with its reasons, recent alerts, counts by typology and severity, and the
+    highest severity seen on the symbol."""
+    return risk_view(ctx.reads, venue, symbol, ctx.settings.risk, ctx.lake, since)
+
+
+@router.get("/risk", response_model=list[RiskScore], summary="Risk table: the highest-scoring symbols now")
+def get_risk_table(
+    ctx: Context,
+    actor: Viewer,
+    venue: Annotated[Name | None, Query(description="only this venue")] = None,
+    limit: Limit = 50,
+) -> list[RiskScore]:
+    """Every symbol with recent alerts or a listing, scored now, highest first (as `tapewatch risk`)."""
+    table = risk_table(
+        ctx.reads,
+        datetime.now(UTC),
+        ctx.settings.risk,
+        venue=venue,
+        lake=ctx.lake,
+        bar_signals=last_bar_signals,
+    )
+    return table[:limit]

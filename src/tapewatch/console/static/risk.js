@@ -1,4 +1,5 @@
-// Symbol risk: pick an instrument, then see its recent alerts, how many of each kind, and the worst severity.
+// Symbol risk: the highest scores now, then one symbol's 1–100 score with its reasons, its recent alerts,
+// how many of each kind, and the worst severity.
 
 import { get, itemsOf } from "./api.js";
 import { alertTable } from "./alerttable.js";
@@ -21,7 +22,19 @@ export async function renderIndex(main, ctx, _params, query, view) {
   });
   const listing = h("div", {}, h("p", { class: "loading" }, "Loading instruments…"));
   const alerted = h("div", {}, h("p", { class: "loading" }, "Loading recent alerts…"));
-  fill(main, h("h1", {}, "Symbol risk"), form, h("h2", {}, "Symbols with recent alerts"), alerted, h("h2", {}, "Instruments"), listing);
+  const ranked = h("div", {}, h("p", { class: "loading" }, "Scoring symbols…"));
+  fill(
+    main,
+    h("h1", {}, "Symbol risk"),
+    form,
+    h("h2", {}, "Highest risk now"),
+    ranked,
+    h("h2", {}, "Symbols with recent alerts"),
+    alerted,
+    h("h2", {}, "Instruments"),
+    listing,
+  );
+  highestRisk(ranked, ctx, view);
   recentSymbols(alerted, ctx, view);
 
   const instruments = await ctx.attempt(async () => itemsOf(await get("/instruments", { limit: 500 })));
@@ -29,6 +42,28 @@ export async function renderIndex(main, ctx, _params, query, view) {
   if (!instruments) fill(listing);
   else if (!instruments.length) fill(listing, h("p", { class: "empty" }, "No instruments are registered yet; look a symbol up by venue and name above."));
   else fill(listing, instrumentTable(instruments));
+}
+
+/** The risk table (scores 1–100 over the last week), highest first, each with its main reason. */
+async function highestRisk(container, ctx, view) {
+  const scores = await ctx.attempt(() => get("/risk", { limit: 20 }));
+  if (!view.alive) return;
+  if (!scores) fill(container);
+  else if (!scores.length) fill(container, h("p", { class: "empty" }, "No symbol has alerts or a listing yet."));
+  else
+    fill(
+      container,
+      table(
+        { testid: "risk-table", className: "symbols" },
+        ["Venue", "Symbol", "Score", "Main reason"],
+        scores.map((row) => [
+          row.venue,
+          h("a", { href: riskHref(row.venue, row.symbol) }, row.symbol),
+          h("td", { class: "number" }, num(row.score)),
+          row.reasons.length ? row.reasons[0].text : "–",
+        ]),
+      ),
+    );
 }
 
 function instrumentTable(instruments) {
@@ -49,7 +84,7 @@ function instrumentTable(instruments) {
 const rank = (severity) => vocabulary.severities.indexOf(severity);
 const RECENT_ALERTS = 500;
 
-/** The symbols among the latest alerts, worst first: where to look before any risk score exists. */
+/** The symbols among the latest alerts, worst severity first (older than the score's week, too). */
 async function recentSymbols(container, ctx, view) {
   const page = await ctx.attempt(() => get("/alerts", { limit: RECENT_ALERTS }));
   if (!view.alive) return;
@@ -106,10 +141,17 @@ export async function renderSymbol(main, ctx, [venue, symbol], _query, view) {
       h("dt", {}, "Highest severity"),
       h("dd", { "data-testid": "risk-highest" }, risk.highest_severity ? severityBadge(risk.highest_severity) : "no alerts"),
       h("dt", {}, "Risk score"),
-      h("dd", { "data-testid": "risk-score" }, typeof risk.score === "number" ? `${num(risk.score)} of 100` : "not computed yet"),
+      h("dd", { "data-testid": "risk-score" }, `${num(risk.score)} of 100`),
       h("dt", {}, "Period"),
       h("dd", {}, risk.since ? `since ${utc(risk.since)}` : "all stored alerts"),
     ),
+    (risk.reasons || []).length
+      ? table(
+          { testid: "risk-reasons", className: "counts", caption: "Why: each reason and the score points it accounts for" },
+          ["Reason", "Points"],
+          risk.reasons.map((reason) => [reason.text, h("td", { class: "number" }, reason.contribution.toFixed(1))]),
+        )
+      : h("p", { class: "empty", "data-testid": "risk-reasons" }, "Nothing against this symbol in the last week."),
     counts.length
       ? table(
           { testid: "risk-counts", className: "counts", caption: "Alerts by typology and severity" },

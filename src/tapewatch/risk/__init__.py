@@ -1,0 +1,1 @@
+"""Per-symbol risk: a 1–100 score from alerts, bars and listing facts, with its reasons."""
