@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -165,3 +166,73 @@ def test_scores_come_from_the_store_and_the_table_ranks_them(kind, tmp_path):
         assert table[0].score == hot.score and table[0].score > table[1].score > 1
         only_nasdaq = risk_table(store.engine, at, RiskSettings(), venue="nasdaq")
         assert [row.symbol for row in only_nasdaq] == ["PNY"]
+
+
+def test_risk_command_prints_the_table_and_explains_a_symbol(tmp_path):
+    from typer.testing import CliRunner
+
+    from tapewatch.cli import app
+
+    db = str(tmp_path / "risk.db")
+    with open_store(db) as store:
+        store.save([make_alert(0, symbol="HOT/BTC", score=0.9), make_alert(5, symbol="MILD/BTC", score=0.2)])
+    at = (make_alert(0).detected_at + timedelta(hours=1)).isoformat()
+    runner = CliRunner()
+    table = runner.invoke(app, ["risk", "--db", db, "--at", at, "--lake", str(tmp_path / "lake")])
+    assert table.exit_code == 0, table.output
+    assert table.output.index("HOT/BTC") < table.output.index("MILD/BTC")
+    explained = runner.invoke(
+        app,
+        ["risk", "HOT/BTC", "--venue", "binance", "--db", db, "--at", at, "--json", "--lake", str(tmp_path)],
+    )
+    assert explained.exit_code == 0, explained.output
+    line = json.loads(explained.output)
+    assert line["symbol"] == "HOT/BTC" and line["score"] > 1
+    assert line["reasons"][0]["text"].startswith("1 pump-and-dump alert in the last 7 days")
+    bad = runner.invoke(app, ["risk", "--db", db, "--at", "yesterday"])
+    assert bad.exit_code == 2 and "--at 'yesterday': not a time" in bad.output
+    no_venue = runner.invoke(app, ["risk", "HOT/BTC", "--db", db])
+    assert no_venue.exit_code == 2 and "--venue" in no_venue.output
+
+
+def test_an_extreme_last_bar_in_the_lake_is_a_reason(tmp_path):
+    import numpy as np
+    import polars as pl
+
+    from tapewatch.io.lake import Lake
+    from tapewatch.records import BAR_SCHEMA, conform
+    from tapewatch.risk.bars import last_bar_signals
+
+    hours = 200
+    rng = np.random.default_rng(5)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, hours)))
+    volume = rng.lognormal(3, 0.2, hours)
+    volume[-1] *= 40  # the last hour trades forty times its usual volume
+    ts = [AT - timedelta(hours=hours - i) for i in range(hours)]
+    bars = conform(
+        pl.DataFrame(
+            {
+                "ts": ts,
+                "venue": "binance",
+                "symbol": "VOL/BTC",
+                "interval": "1h",
+                "open": np.r_[close[0], close[:-1]],
+                "high": close * 1.001,
+                "low": close * 0.999,
+                "close": close,
+                "volume": volume,
+            }
+        ),
+        BAR_SCHEMA,
+    )
+    lake = Lake(tmp_path / "lake")
+    lake.write("bars", bars)
+    signals, interval = last_bar_signals(bars)
+    assert interval == "1h" and signals["volume"] > 5 and abs(signals["return"]) < 5
+    with open_store(tmp_path / "risk.db") as store:
+        scored = symbol_risk(store.engine, "binance", "VOL/BTC", AT, RiskSettings(), lake, last_bar_signals)
+    assert [reason.kind for reason in scored.reasons] == ["bar:volume"]
+    assert (
+        scored.reasons[0].text.startswith("volume ")
+        and "above normal on the last 1h bar" in scored.reasons[0].text
+    )

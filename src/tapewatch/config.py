@@ -345,6 +345,84 @@ class WashAccountsSettings(_Section):
     )
 
 
+class BarBaselineSettings(_Section):
+    """What every bar anomaly detector shares: the candle size and the trailing baseline.
+
+    Thresholds are robust z-scores, which are scale-free: each series is measured in
+    units of its own recent variability, on relative or log scales, so the same
+    defaults hold for minute crypto candles and daily index candles alike: measured on
+    hourly BTC 2021 and daily S&P 500 / NASDAQ 1999–2018 (benchmarks/bar_anomalies.py),
+    each detector alerts on under 0.75 % of candles and the three together on under 1 %.
+    A window of 100 candles is four days of hours or five months of days: long enough
+    for stable quartiles, short enough to follow a change of regime.
+    """
+
+    interval: str = Field(
+        "1h", description="candle size built from trades (bars are used at their own interval)"
+    )
+    window: int = Field(
+        100, ge=5, description="trailing candles (the current one excluded) that form the baseline"
+    )
+    min_history: int = Field(
+        30, ge=5, description="candles of baseline a feature needs before its first decision"
+    )
+
+
+class AmplitudeAnomalySettings(BarBaselineSettings):
+    """A candle's body or range far wider than the symbol's usual candles at that interval.
+
+    The range threshold is lower than the body's because log ranges have thin tails
+    (the 99.5th percentile of their z is 3.1–3.8 on hourly BTC and daily indices) while
+    bodies are heavy-tailed like returns (4.7–6.1).
+    """
+
+    body_threshold: float = Field(6.0, gt=0, description="|robust z| of (close − open) / open")
+    range_threshold: float = Field(4.0, gt=0, description="robust z of log((high − low) / open)")
+    min_body_scale: float = Field(
+        0.0005,
+        gt=0,
+        description="least scale of the relative body: a move of a few basis points is never an anomaly",
+    )
+    min_range_scale: float = Field(
+        0.05, gt=0, description="least scale of the log range (5 %), for series whose range never varied"
+    )
+
+
+class VolumeAnomalySettings(BarBaselineSettings):
+    """A candle's volume far above the symbol's usual volume, on a log scale.
+
+    The 99.5th percentile of the z is 3.3 on hourly BTC and 4.4–4.7 on daily indices
+    (index rebalancing and option-expiry days); 5 leaves those as the rare alerts.
+    """
+
+    threshold: float = Field(5.0, gt=0, description="robust z of log(volume), upward only")
+    min_scale: float = Field(
+        0.05, gt=0, description="least scale of log volume (5 %), for series whose volume never varied"
+    )
+
+
+class PriceAnomalySettings(BarBaselineSettings):
+    """A return or an opening gap far outside the symbol's usual moves.
+
+    In a market that never closes (crypto) the open equals the previous close to a tick,
+    and old index data repeats the previous close as the open, so gaps have almost no
+    spread of their own; their scale is floored at a share of the return scale, so that
+    only a gap that is large as a move counts. Returns' 99.5th percentile z is 5.0–6.0
+    on hourly BTC and daily indices, hence 6.
+    """
+
+    return_threshold: float = Field(6.0, gt=0, description="|robust z| of log(close / previous close)")
+    gap_threshold: float = Field(6.0, gt=0, description="|robust z| of open / previous close − 1")
+    min_return_scale: float = Field(
+        0.0005,
+        gt=0,
+        description="least scale of returns: a move of a few basis points is never an anomaly",
+    )
+    gap_scale_share: float = Field(
+        0.25, gt=0, description="least scale of gaps, as a share of the return scale"
+    )
+
+
 class RiskSettings(_Section):
     """The 1–100 risk score of a symbol: evidence points added up, then squashed.
 
@@ -639,6 +717,9 @@ class Settings(BaseSettings):
     spoofing_l3: SpoofingL3Settings = SpoofingL3Settings()
     spoofing_l2: SpoofingL2Settings = SpoofingL2Settings()
     wash_accounts: WashAccountsSettings = WashAccountsSettings()
+    amplitude_anomaly: AmplitudeAnomalySettings = AmplitudeAnomalySettings()
+    volume_anomaly: VolumeAnomalySettings = VolumeAnomalySettings()
+    price_anomaly: PriceAnomalySettings = PriceAnomalySettings()
     risk: RiskSettings = RiskSettings()
     store: StoreSettings = StoreSettings()
     exchange: ExchangeSettings = ExchangeSettings()

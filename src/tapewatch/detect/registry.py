@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from tapewatch.config import Settings
+from tapewatch.detect.bar_anomalies import (
+    AmplitudeAnomalyDetector,
+    PriceAnomalyDetector,
+    VolumeAnomalyDetector,
+)
 from tapewatch.detect.base import Detector
 from tapewatch.detect.kamps_kleinberg import KampsKleinbergDetector
 from tapewatch.detect.pump_onset import PumpOnsetDetector
@@ -21,6 +26,9 @@ DETECTORS: dict[str, Callable[[Settings], Detector]] = {
     SpoofingL3Detector.name: lambda settings: SpoofingL3Detector(settings.spoofing_l3),
     SpoofingL2Detector.name: lambda settings: SpoofingL2Detector(settings.spoofing_l2),
     WashAccountsDetector.name: lambda settings: WashAccountsDetector(settings.wash_accounts),
+    AmplitudeAnomalyDetector.name: lambda settings: AmplitudeAnomalyDetector(settings.amplitude_anomaly),
+    VolumeAnomalyDetector.name: lambda settings: VolumeAnomalyDetector(settings.volume_anomaly),
+    PriceAnomalyDetector.name: lambda settings: PriceAnomalyDetector(settings.price_anomaly),
 }
 
 

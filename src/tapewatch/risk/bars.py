@@ -4,43 +4,24 @@ from __future__ import annotations
 
 import polars as pl
 
-FEATURES = ("volume", "return", "amplitude")
-BASELINE_BARS = 50
-"""Bars before the last one that form its baseline."""
-MAD_TO_SIGMA = 1.4826
+from tapewatch.detect.bar_anomalies import bar_scores
+from tapewatch.durations import parse_duration
+
+SIGNALS = {"volume": "log_volume_z", "return": "log_return_z", "amplitude": "body_z"}
+"""Risk signal → the bar detectors' robust z of that feature (see `bar_scores`)."""
 
 
 def last_bar_signals(bars: pl.DataFrame) -> tuple[dict[str, float], str | None]:
     """Robust z of the last bar's volume, return and amplitude, at the finest interval the bars have.
 
-    The finest interval is the most recent picture; the bar detectors' own
-    robust baselines (median/MAD of the trailing bars) make the numbers the same
-    ones their alerts report.
+    The finest interval is the most recent picture; the numbers are the bar
+    detectors' own (same baselines), so a risk reason and an alert agree.
     """
     if bars.is_empty():
         return {}, None
-    interval = _finest(bars["interval"].drop_nulls().unique().to_list())
+    intervals = bars["interval"].drop_nulls().unique().to_list()
+    interval = min(intervals, key=lambda text: parse_duration(text, what="interval"), default=None)
     series = bars.filter(pl.col("interval") == interval) if interval else bars
-    values = (
-        series.sort("ts")
-        .tail(BASELINE_BARS + 2)
-        .select(
-            volume=pl.col("volume").log1p(),
-            **{"return": (pl.col("close") / pl.col("close").shift(1)).log()},
-            amplitude=(pl.col("close") - pl.col("open")) / pl.col("open"),
-        )
-    )
-    signals = {}
-    for name in FEATURES:
-        history, last = values[name].head(-1).drop_nulls(), values[name][-1]
-        centre = history.median()
-        spread = (history - centre).abs().median() if centre is not None else None
-        if last is not None and spread:
-            signals[name] = (last - centre) / (MAD_TO_SIGMA * spread)
+    last = bar_scores(series.sort("ts")).tail(1).to_dicts()[0]
+    signals = {name: float(last[column]) for name, column in SIGNALS.items() if last.get(column) is not None}
     return signals, interval
-
-
-def _finest(intervals: list[str]) -> str | None:
-    from tapewatch.durations import parse_duration
-
-    return min(intervals, key=lambda text: parse_duration(text, what="interval"), default=None)
