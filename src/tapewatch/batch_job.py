@@ -43,12 +43,21 @@ def detect_files(
     fmt: str = "auto",
     venue: str | None = None,
     detectors: Sequence[str] | None = None,
+    model: Path | None = None,
     dead_letter: Path | None = None,
     progress: Progress | None = None,
 ) -> DetectRun:
-    """Run detection over files; rejected rows are written to `dead_letter` only when there are some."""
+    """Run detection over files; rejected rows are written to `dead_letter` only when there are some.
+
+    `model` is a trained pump model file: its detector runs beside the chosen ones.
+    """
     started = time.perf_counter()
     chosen = build_detectors(settings, detectors)
+    if model is not None:
+        from tapewatch.detect.pump_model import PumpModelDetector
+        from tapewatch.models.pump_model import load_pump_model
+
+        chosen.append(PumpModelDetector(load_pump_model(model)[0], settings.pump_model))
     reading = progress.add_task("reading", total=len(expand_inputs(inputs))) if progress else None
     read = read_inputs(
         inputs, fmt=fmt, venue=venue, on_file=lambda _: _advance(progress, reading), kinds=RECORD_KINDS

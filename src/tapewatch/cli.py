@@ -106,6 +106,10 @@ def detect(
         Path | None, typer.Option(help="Where rejected rows go (default: next to the output).")
     ] = None,
     detector: Annotated[list[str] | None, typer.Option(help="Run only these detectors (repeatable).")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Also run a trained pump model (`tapewatch train pump`); alerts carry its probability."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Detect manipulation in files; write alerts as JSON lines."""
@@ -122,6 +126,7 @@ def detect(
             fmt=fmt,
             venue=venue,
             detectors=detector,
+            model=model,
             dead_letter=dead_letter or default_dead_letter_path(output),
             progress=progress,
         )
@@ -350,12 +355,15 @@ users_app = typer.Typer(help="Users and their roles (viewer, analyst, admin).", 
 app.add_typer(users_app, name="users")
 keys_app = typer.Typer(help="API keys for the REST API and the console.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+train_app = typer.Typer(help="Train models on labelled data and save them with a model card.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
 
 def _register_subcommands() -> None:
     """The sub-command verbs live with their code; they import their heavy clients only when run."""
     from tapewatch.api.command import serve
     from tapewatch.bus.commands import bus_publish, bus_sink, bus_status
+    from tapewatch.models.command import train_pump
     from tapewatch.notify.commands import register as register_notify
     from tapewatch.risk.command import risk
     from tapewatch.service import commands as service
@@ -375,6 +383,7 @@ def _register_subcommands() -> None:
     register_notify(app, user_errors)
     app.command("serve")(user_errors(serve))
     app.command("risk")(user_errors(risk))
+    train_app.command("pump")(user_errors(train_pump))
 
 
 _register_subcommands()

@@ -11,7 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -343,6 +343,64 @@ class WashAccountsSettings(_Section):
     max_trade_ids: int = Field(
         50, ge=0, description="trade ids listed in evidence and follow-up (the count is always given)"
     )
+
+
+class PumpFeatureSettings(_Section):
+    """How chunks are cut and how far back each chunk is compared; stored in the model card."""
+
+    chunk_s: float = Field(25.0, gt=0, description="chunk length in seconds (La Morgia: 5, 15 or 25)")
+    windows_h: list[float] = Field(
+        [1.0, 6.0], min_length=1, description="rolling windows (hours) the chunk is compared with"
+    )
+
+    @field_validator("windows_h")
+    @classmethod
+    def _positive_sorted(cls, windows: list[float]) -> list[float]:
+        if any(w <= 0 for w in windows):
+            raise ValueError("every window must be positive")
+        return sorted(windows)
+
+
+class PumpLabelSettings(_Section):
+    """Which chunks around a labelled pump are positives, which are left out (see the module docstring)."""
+
+    pump_window_s: float = Field(60.0, gt=0, description="chunks overlapping [onset, onset + this) are pumps")
+    ignore_before_s: float = Field(
+        120.0, ge=0, description="unlabelled from this long before the announcement to the onset"
+    )
+    ignore_after_min: float = Field(
+        30.0, ge=0, description="unlabelled after the pump window up to this long after the onset"
+    )
+
+
+class PumpTrainSettings(_Section):
+    """Everything `train_pump_model` decides with; the card records it."""
+
+    features: PumpFeatureSettings = Field(default_factory=PumpFeatureSettings)
+    labels: PumpLabelSettings = Field(default_factory=PumpLabelSettings)
+    test_share: float = Field(1 / 3, ge=0, lt=1, description="latest events held out as the test")
+    validation_share: float = Field(
+        0.25, gt=0, lt=1, description="latest training events that choose the rounds and the threshold"
+    )
+    max_rounds: int = Field(400, ge=1, description="boosting rounds at most (early stopping on validation)")
+    early_stopping_rounds: int = Field(
+        50, ge=1, description="stop when this many rounds bring no gain on the validation part"
+    )
+    learning_rate: float = Field(0.05, gt=0, description="LightGBM shrinkage per round")
+    num_leaves: int = Field(15, ge=2, description="LightGBM leaves per tree (small: few pumps to learn from)")
+    min_data_in_leaf: int = Field(20, ge=1, description="LightGBM: chunks a leaf needs at least")
+    feature_fraction: float = Field(0.8, gt=0, le=1, description="LightGBM: share of features each tree sees")
+    seed: int = Field(0, description="LightGBM's seed: the same data and seed give the same model")
+
+
+class PumpModelSettings(_Section):
+    """The classifier detector's own knobs; the features and threshold come with the model file."""
+
+    warmup_h: float = Field(1.0, ge=0, description="no decision until a symbol has this much history")
+    cooldown_min: float = Field(
+        30.0, ge=0, description="re-arm only after this long without a chunk at or above the threshold"
+    )
+    top_features: int = Field(5, ge=0, description="how many of the strongest features the evidence lists")
 
 
 class BarBaselineSettings(_Section):
@@ -720,6 +778,8 @@ class Settings(BaseSettings):
     amplitude_anomaly: AmplitudeAnomalySettings = AmplitudeAnomalySettings()
     volume_anomaly: VolumeAnomalySettings = VolumeAnomalySettings()
     price_anomaly: PriceAnomalySettings = PriceAnomalySettings()
+    pump_model: PumpModelSettings = PumpModelSettings()
+    pump_train: PumpTrainSettings = PumpTrainSettings()
     risk: RiskSettings = RiskSettings()
     store: StoreSettings = StoreSettings()
     exchange: ExchangeSettings = ExchangeSettings()

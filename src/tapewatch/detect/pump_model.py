@@ -1,0 +1,146 @@
+"""Pump-and-dump by a trained classifier: La Morgia chunk features scored by a LightGBM model.
+
+The rule detector (pump_onset) fires on hand-set thresholds; this one asks a model
+trained on labelled pumps (`tapewatch train pump`) how likely each chunk of
+`chunk_s` seconds is a pump's rush, from the chunk's trades against the symbol's
+rolling hours (tapewatch.models.pump_features). A chunk is scored once it is
+complete — its symbol trades again after it — so `detected_at` is the timestamp of
+that next trade: the first moment the data shows the chunk is over, and nothing
+later is read. An alert is raised when the probability reaches the model's
+threshold; after one, the symbol re-arms only once `cooldown_min` passes without a
+chunk at or above it (as pump_onset). Evidence carries the probability, the
+threshold, the chunk's numbers and the features that pushed the probability most
+(their SHAP contributions to the log-odds).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tapewatch.config import PumpModelSettings
+from tapewatch.detect.base import DetectorState
+from tapewatch.detect.pump_onset import KEY
+from tapewatch.models.pump_features import chunk_features, feature_lookback_us, window_label
+from tapewatch.models.pump_model import PumpModel
+from tapewatch.records import Alert
+
+_CHUNK_NUMBERS = ("trades", "orders", "rush_orders", "volume_quote", "buy_share", "price_max_delta")
+
+
+class PumpModelDetector:
+    """Flags chunks a trained pump classifier scores at or above its threshold."""
+
+    name = "pump_model"
+    typology = "pump_and_dump"
+    needs = "trades"
+
+    def __init__(self, model: PumpModel, settings: PumpModelSettings | None = None) -> None:
+        self.model = model
+        self.settings = settings or PumpModelSettings()
+
+    @property
+    def lookback(self) -> timedelta:
+        """The longest rolling window, one chunk (the one being decided) and a minute of margin."""
+        return timedelta(microseconds=feature_lookback_us(self.model.features)) + timedelta(
+            seconds=self.model.features.chunk_s, minutes=1
+        )
+
+    def followup_horizon(self) -> timedelta:
+        """No follow-up: the decision is the model's and final."""
+        return timedelta(0)
+
+    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
+        """Nothing to refresh (see `followup_horizon`)."""
+        return alerts
+
+    def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
+        """Alerts for every symbol in a trades frame sorted by venue, symbol, ts (see DetectorState)."""
+        if frame.is_empty():
+            return []
+        known = state.frame(KEY, only=frame) if state is not None else None
+        chunks = self._undecided(chunk_features(frame, self.model.features), frame, known)
+        chunks = chunks.with_columns(
+            probability=pl.Series(self.model.probabilities(chunks), dtype=pl.Float64)
+        )
+        hits = chunks.filter(pl.col("probability") >= self.model.threshold).with_columns(
+            ts=pl.col("closed_at")
+        )
+        triggers = self._first_of_runs(hits, known)
+        if state is not None:
+            state.advance(KEY, frame.select(*KEY, "ts"), hits.select(*KEY, "ts"))
+        if triggers.is_empty():
+            return []
+        contributions = self.model.contributions(triggers)
+        alerts = [
+            self._alert(row, contributions[index]) for index, row in enumerate(triggers.iter_rows(named=True))
+        ]
+        return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol))
+
+    def _undecided(
+        self, chunks: pl.DataFrame, frame: pl.DataFrame, known: pl.DataFrame | None
+    ) -> pl.DataFrame:
+        """Complete chunks not decided before (closed by a new trade), past the symbol's warm-up."""
+        starts = frame.group_by(KEY).agg(history_start=pl.col("ts").min())
+        chunks = chunks.filter(pl.col("closed_at").is_not_null())
+        undecided = pl.lit(True)
+        if known is not None:
+            chunks = chunks.join(known.select(*KEY, "decided_until", "last_hit"), on=KEY, how="left")
+            starts = starts.join(known.select(*KEY, "history_start"), on=KEY, how="left", suffix="_known")
+            starts = starts.select(*KEY, pl.min_horizontal("history_start", "history_start_known"))
+            undecided = pl.col("decided_until").is_null() | (pl.col("closed_at") > pl.col("decided_until"))
+        warm = pl.col("start") >= pl.col("history_start") + timedelta(hours=self.settings.warmup_h)
+        return chunks.join(starts, on=KEY, how="left").filter(undecided & warm)
+
+    def _first_of_runs(self, hits: pl.DataFrame, known: pl.DataFrame | None) -> pl.DataFrame:
+        """The cooldown: a hit alerts only if the symbol's previous hit is over `cooldown_min` ago."""
+        previous = pl.col("ts").shift(1).over(KEY)
+        if known is not None:
+            previous = previous.fill_null(pl.col("last_hit"))
+        gap = pl.col("ts") - previous
+        return hits.filter(gap.is_null() | (gap > timedelta(minutes=self.settings.cooldown_min)))
+
+    def _alert(self, row: dict[str, Any], contributions: np.ndarray) -> Alert:
+        window = window_label(self.model.features.windows_h[0])
+        evidence = {
+            "probability": round(row["probability"], 4),
+            "threshold": round(self.model.threshold, 4),
+            "chunk_s": self.model.features.chunk_s,
+            "chunk": {
+                name: {"now": _rounded(row[name]), f"mean_{window}": _rounded(row[f"{name}_mean_{window}"])}
+                for name in _CHUNK_NUMBERS
+            },
+            "top_features": self._top_features(row, contributions),
+        }
+        return Alert.build(
+            detector=self.name,
+            typology=self.typology,
+            venue=row["venue"],
+            symbol=row["symbol"],
+            start=row["start"],
+            end=row["end"],
+            detected_at=row["closed_at"],
+            score=row["probability"],
+            evidence=evidence,
+        )
+
+    def _top_features(self, row: dict[str, Any], contributions: np.ndarray) -> list[dict[str, Any]]:
+        """The features that moved this chunk's log-odds most, strongest first (the bias term left out)."""
+        names = self.model.feature_names
+        order = np.argsort(-np.abs(contributions[: len(names)]), kind="stable")[: self.settings.top_features]
+        return [
+            {
+                "feature": names[i],
+                "value": _rounded(row[names[i]]),
+                "contribution": round(float(contributions[i]), 3),
+            }
+            for i in order
+        ]
+
+
+def _rounded(value: float | None) -> float | None:
+    """Six significant figures: enough to read, and identical whichever frame the number came from."""
+    return None if value is None else float(f"{value:.6g}")
