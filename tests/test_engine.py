@@ -4,7 +4,7 @@ import pytest
 from conftest import START, burst, market, quiet_trades
 
 from tapewatch.config import Settings
-from tapewatch.detect.registry import DETECTORS, build_detectors
+from tapewatch.detect.registry import DETECTORS, OPT_IN, build_detectors
 from tapewatch.engine.bars import trades_to_bars
 from tapewatch.engine.batch import run_batch
 from tapewatch.errors import InputError
@@ -21,7 +21,7 @@ def test_every_registered_detector_runs_and_pump_alerts_come_in_detection_order(
     )
     seen = []
     alerts = run_batch(build_detectors(Settings()), trades, empty_frame(BAR_SCHEMA), on_detector=seen.append)
-    assert [d.name for d in seen] == list(DETECTORS)
+    assert [d.name for d in seen] == [name for name in DETECTORS if name not in OPT_IN]
     assert {alert.detector for alert in alerts} == {"pump_onset", "kamps_kleinberg"}
     assert [alert.detected_at for alert in alerts] == sorted(alert.detected_at for alert in alerts)
     assert len({alert.id for alert in alerts}) == len(alerts)
@@ -36,6 +36,11 @@ def test_bars_given_as_input_feed_bar_detectors_and_duplicate_alerts_collapse():
     both = run_batch(detectors, trades, bars)
     assert len(from_bars) == 1
     assert len(both) == 1  # the same candle from both inputs has the same id
+
+
+def test_opt_in_detectors_run_only_when_named():
+    assert not OPT_IN & {d.name for d in build_detectors(Settings())}
+    assert [d.name for d in build_detectors(Settings(), sorted(OPT_IN))] == sorted(OPT_IN)
 
 
 def test_unknown_detector_name_is_a_user_error():

@@ -108,7 +108,9 @@ def detect(
     detector: Annotated[list[str] | None, typer.Option(help="Run only these detectors (repeatable).")] = None,
     model: Annotated[
         Path | None,
-        typer.Option(help="Also run a trained pump model (`tapewatch train pump`); alerts carry its probability."),
+        typer.Option(
+            help="Also run a trained pump model (`tapewatch train pump`); alerts carry its probability."
+        ),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -355,7 +357,9 @@ users_app = typer.Typer(help="Users and their roles (viewer, analyst, admin).", 
 app.add_typer(users_app, name="users")
 keys_app = typer.Typer(help="API keys for the REST API and the console.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-train_app = typer.Typer(help="Train models on labelled data and save them with a model card.", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train models on labelled data and save them with a model card.", no_args_is_help=True
+)
 app.add_typer(train_app, name="train")
 
 
@@ -363,7 +367,7 @@ def _register_subcommands() -> None:
     """The sub-command verbs live with their code; they import their heavy clients only when run."""
     from tapewatch.api.command import serve
     from tapewatch.bus.commands import bus_publish, bus_sink, bus_status
-    from tapewatch.models.command import train_pump
+    from tapewatch.models.command import train_forecast, train_pump
     from tapewatch.notify.commands import register as register_notify
     from tapewatch.risk.command import risk
     from tapewatch.service import commands as service
@@ -384,6 +388,7 @@ def _register_subcommands() -> None:
     app.command("serve")(user_errors(serve))
     app.command("risk")(user_errors(risk))
     train_app.command("pump")(user_errors(train_pump))
+    train_app.command("forecast")(user_errors(train_forecast))
 
 
 _register_subcommands()

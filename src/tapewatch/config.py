@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -481,6 +482,80 @@ class PriceAnomalySettings(BarBaselineSettings):
     )
 
 
+class ForecasterSettings(_Section):
+    """The model that predicts a bar's high, low and close from the bars before it."""
+
+    kind: Literal["gbm", "lstm"] = Field(
+        "gbm", description="gbm: LightGBM on lag features (CPU, fast); lstm: PyTorch, needs tapewatch[deep]"
+    )
+    lags: int = Field(5, ge=1, description="previous bars whose return, range and volume are the inputs")
+    baseline_window: int = Field(
+        20, ge=2, description="trailing bars whose median volume and range are the bar's baselines"
+    )
+    gbm_trees: int = Field(50, ge=1, description="gbm: boosting rounds per target")
+    gbm_learning_rate: float = Field(0.1, gt=0, le=1, description="gbm: shrinkage per round")
+    gbm_leaves: int = Field(15, ge=2, description="gbm: leaves per tree")
+    gbm_min_leaf: int = Field(20, ge=1, description="gbm: fewest training bars in a leaf")
+    lstm_hidden: int = Field(16, ge=1, le=32, description="lstm: hidden units of its one layer")
+    lstm_epochs: int = Field(60, ge=1, description="lstm: full-batch training epochs (bounds the fit time)")
+    lstm_learning_rate: float = Field(0.02, gt=0, description="lstm: Adam step size")
+    seed: int = Field(0, description="random seed of every fit, so refits are reproducible")
+
+
+# -- features ------------------------------------------------------------------------------------
+
+
+class ForecastResidualSettings(_Section):
+    """Forecast each bar's high, low and close; alert when the miss is extreme for this market's own misses."""
+
+    interval: str = Field(
+        "1h", description="candle size built from trades (bars are used at their own interval)"
+    )
+    forecaster: ForecasterSettings = Field(
+        default_factory=ForecasterSettings, description="the model and its lag features"
+    )
+    train_bars: int = Field(500, ge=10, description="trailing bars before a refit moment that a fit reads")
+    min_train_bars: int = Field(200, ge=10, description="no forecast before a fit has this many usable bars")
+    refit_bars: int = Field(
+        250, ge=1, description="refit every this many candle intervals of calendar time, aligned to the epoch"
+    )
+    calibration_bars: int = Field(
+        250, ge=10, description="previous bars whose out-of-sample residuals calibrate the threshold"
+    )
+    min_calibration_bars: int = Field(
+        50, ge=5, description="no decision before this many past residuals are available"
+    )
+    threshold_z: float = Field(
+        6.0, gt=0, description="alert when a residual is this many robust (MAD) deviations from the past ones"
+    )
+
+
+class IsolationForestSettings(_Section):
+    """Isolation Forest on bar features, refitted on a trailing window at fixed moments."""
+
+    interval: str = Field(
+        "1h", description="candle size built from trades (bars are used at their own interval)"
+    )
+    scope: Literal["symbol", "universe"] = Field(
+        "symbol", description="one forest per symbol, or one per venue and candle size (batch-exact only)"
+    )
+    train_bars: int = Field(500, ge=10, description="trailing bars before a refit moment that a fit reads")
+    min_train_bars: int = Field(200, ge=10, description="no decision before a fit has this many usable bars")
+    refit_bars: int = Field(
+        250, ge=1, description="refit every this many candle intervals of calendar time, aligned to the epoch"
+    )
+    baseline_window: int = Field(
+        20, ge=2, description="trailing bars whose median volume and range are the bar's baselines"
+    )
+    trees: int = Field(50, ge=1, description="trees in the forest")
+    max_samples: int = Field(256, ge=2, description="bars drawn to grow each tree")
+    threshold_quantile: float = Field(
+        0.996, gt=0, lt=1, description="alert above this quantile of the training bars' anomaly scores"
+    )
+    top_features: int = Field(2, ge=1, description="features named as most extreme (all of them when larger)")
+    seed: int = Field(0, description="random seed of every fit, so refits are reproducible")
+
+
 class RiskSettings(_Section):
     """The 1–100 risk score of a symbol: evidence points added up, then squashed.
 
@@ -780,6 +855,8 @@ class Settings(BaseSettings):
     price_anomaly: PriceAnomalySettings = PriceAnomalySettings()
     pump_model: PumpModelSettings = PumpModelSettings()
     pump_train: PumpTrainSettings = PumpTrainSettings()
+    isolation_forest: IsolationForestSettings = IsolationForestSettings()
+    forecast_residual: ForecastResidualSettings = ForecastResidualSettings()
     risk: RiskSettings = RiskSettings()
     store: StoreSettings = StoreSettings()
     exchange: ExchangeSettings = ExchangeSettings()

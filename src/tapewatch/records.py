@@ -101,6 +101,7 @@ Typology = Literal[
     "volume_anomaly",
     "price_anomaly",
     "amplitude_anomaly",
+    "bar_anomaly",
     "social_hype",
 ]
 Severity = Literal["low", "medium", "high", "critical"]

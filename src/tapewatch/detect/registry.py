@@ -10,6 +10,8 @@ from tapewatch.detect.bar_anomalies import (
     PriceAnomalyDetector,
     VolumeAnomalyDetector,
 )
+from tapewatch.detect.bar_forecast import ForecastResidualDetector
+from tapewatch.detect.bar_isolation import IsolationForestDetector
 from tapewatch.detect.base import Detector
 from tapewatch.detect.kamps_kleinberg import KampsKleinbergDetector
 from tapewatch.detect.pump_onset import PumpOnsetDetector
@@ -29,12 +31,17 @@ DETECTORS: dict[str, Callable[[Settings], Detector]] = {
     AmplitudeAnomalyDetector.name: lambda settings: AmplitudeAnomalyDetector(settings.amplitude_anomaly),
     VolumeAnomalyDetector.name: lambda settings: VolumeAnomalyDetector(settings.volume_anomaly),
     PriceAnomalyDetector.name: lambda settings: PriceAnomalyDetector(settings.price_anomaly),
+    IsolationForestDetector.name: lambda settings: IsolationForestDetector(settings.isolation_forest),
+    ForecastResidualDetector.name: lambda settings: ForecastResidualDetector(settings.forecast_residual),
 }
+OPT_IN = frozenset({IsolationForestDetector.name, ForecastResidualDetector.name})
+"""Detectors that run only when named (`--detector`): they fit models on every refit, a few
+thousand bars a second against the rule detectors' millions, so a plain run stays fast."""
 
 
 def build_detectors(settings: Settings, names: Sequence[str] | None = None) -> list[Detector]:
-    """The named detectors (all of them when `names` is empty), configured from `settings`."""
-    chosen = list(names) if names else list(DETECTORS)
+    """The named detectors (when `names` is empty, all but the opt-in ones), configured from `settings`."""
+    chosen = list(names) if names else [name for name in DETECTORS if name not in OPT_IN]
     unknown = [name for name in chosen if name not in DETECTORS]
     if unknown:
         raise InputError(f"--detector '{unknown[0]}': unknown; expected one of {', '.join(DETECTORS)}")

@@ -60,5 +60,64 @@ def train_pump(
         err.print(f"limit: {limit}", highlight=False)
 
 
+def train_forecast(
+    bars: Annotated[list[str], typer.Argument(help="OHLCV files (as for detect), one or more symbols.")],
+    kind: Annotated[
+        str, typer.Option(help="gbm (LightGBM, the default) or lstm (PyTorch: tapewatch[deep]).")
+    ] = "gbm",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Save the trained forecaster here (JSON).")
+    ] = None,
+    evaluate: Annotated[
+        Path | None, typer.Option(help="Do not train: evaluate this saved forecaster on the bars.")
+    ] = None,
+    holdout: Annotated[
+        float, typer.Option(help="Training: last share of each symbol's bars held out.")
+    ] = 0.2,
+    fmt: Annotated[str, typer.Option("--format", help="Format of the files (as for detect).")] = "auto",
+    config: ConfigOption = None,
+) -> None:
+    """Train the next-bar forecaster (high, low, close) and report its errors next to a last-value
+    forecast, or evaluate a saved one."""
+    from tapewatch.config import load_settings
+    from tapewatch.detect.bar_forecast import evaluate_forecaster, train_forecaster
+    from tapewatch.detect.bar_forecasters import FORECASTERS, load_forecaster
+    from tapewatch.errors import InputError
+    from tapewatch.io.readers import read_inputs
+
+    settings = load_settings(config).forecast_residual
+    if kind not in FORECASTERS:
+        raise InputError(f"--kind '{kind}': unknown; expected one of {', '.join(FORECASTERS)}")
+    if (out is None) == (evaluate is None):
+        raise InputError(
+            "train forecast: give --out FILE to train, or --evaluate FILE to evaluate a saved model"
+        )
+    read = read_inputs(bars, fmt=fmt, kinds=("bars",))
+    if read.bars.is_empty():
+        raise InputError(f"{' '.join(bars)}: no bars found; expected OHLCV files")
+    if evaluate is not None:
+        model = load_forecaster(evaluate)
+        report = evaluate_forecaster(model, read.bars, settings)
+        title = f"{model.settings.kind} forecaster {evaluate} on {report.bars:,} bars"
+    else:
+        with err.status(f"training the {kind} forecaster…"):
+            model, report = train_forecaster(read.bars, kind, settings.forecaster, holdout, settings)
+        model.save(out)
+        title = f"{kind} forecaster → {out}: held-out last {holdout:.0%} ({report.bars:,} bars)"
+    table = Table(title=title)
+    for column in ("target", "MAE", "last-value MAE", "RMSE", "last-value RMSE"):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for target in report.mae:
+        table.add_row(
+            target,
+            *(f"{value:.5f}" for value in (report.mae[target], report.naive_mae[target])),
+            *(f"{value:.5f}" for value in (report.rmse[target], report.naive_rmse[target])),
+        )
+    err.print(table)
+    err.print(
+        f"residual alert rate {report.alert_rate:.2%} (errors in log units, ≈ relative)", highlight=False
+    )
+
+
 def _ratio(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
