@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from tapewatch.batch_job import DetectRun
-from tapewatch.io.readers import ReadResult
-from tapewatch.records import Alert
+if TYPE_CHECKING:  # the CLI imports this module at start-up: the detectors load only when a run needs them
+    from tapewatch.batch_job import DetectRun
+    from tapewatch.io.readers import ReadResult
+    from tapewatch.records import Alert
 
 SEVERITIES = ("critical", "high", "medium", "low")
 
