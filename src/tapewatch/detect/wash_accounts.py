@@ -71,12 +71,14 @@ class WashAccountsDetector:
 
     def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
         """Alerts for every symbol in a trades frame sorted by venue, symbol, ts (see DetectorState)."""
+        frame, names = _encoded(frame)
         transfers = self._transfers(frame)
         if transfers.is_empty():
             if state is not None and not frame.is_empty():
                 state.advance(KEY, frame.select(*KEY, "ts"), frame.select(*KEY, "ts").clear())
             return []
-        candidates = self._candidate_rows(transfers)
+        groups, among = self._groups(transfers, names)
+        candidates = self._candidate_rows(among, groups)
         moments = self._qualifying(candidates, frame, state)
         triggers = self._first_of_runs(moments, state)
         if state is not None:
@@ -88,12 +90,13 @@ class WashAccountsDetector:
             return []
         ledger = _Ledger(candidates)
         alerts = [self._alert(row, ledger) for row in triggers.iter_rows(named=True)]
-        alerts = self._with_followups(alerts, transfers)
+        alerts = self._with_followups(alerts, among, _newest(transfers))
         return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol, alert.evidence["group"]))
 
     def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
         """Recompute each alert's follow-up from `frame` (its symbol's trades up to now)."""
-        return self._with_followups(alerts, self._transfers(frame))
+        transfers = self._transfers(_encoded(frame)[0])
+        return self._with_followups(alerts, transfers, _newest(transfers))
 
     # -- preparation ------------------------------------------------------------------------------
 
@@ -103,10 +106,10 @@ class WashAccountsDetector:
         Prints of one pair at one instant (one order sweeping several levels of the other's
         book) are one transfer, so a single order never counts as repeated trading.
         """
-        if frame.is_empty() or "buyer" not in frame.columns or "seller" not in frame.columns:
+        if "buyer_id" not in frame.columns:
             return pl.DataFrame(schema={"venue": pl.String, "symbol": pl.String})
         known = frame.filter(
-            pl.col("buyer").is_not_null() & pl.col("seller").is_not_null() & (pl.col("amount") > 0)
+            pl.col("buyer_id").is_not_null() & pl.col("seller_id").is_not_null() & (pl.col("amount") > 0)
         )
         return known.select(
             *KEY,
@@ -115,33 +118,54 @@ class WashAccountsDetector:
             "buyer",
             "seller",
             "amount",
+            "row",
+            "sym",
+            "buyer_id",
+            "seller_id",
             ts_us=pl.col("ts").dt.epoch("us"),
             cell=pl.col("ts").dt.epoch("us") // self._window_us,
             new=pl.any_horizontal(
-                pl.col(name).ne_missing(pl.col(name).shift(1)) for name in (*KEY, "ts", "buyer", "seller")
+                pl.col(name).ne_missing(pl.col(name).shift(1))
+                for name in ("sym", "ts", "buyer_id", "seller_id")
             ),
         )
 
-    def _groups(self, transfers: pl.DataFrame) -> pl.DataFrame:
-        """Candidate groups per bucket (see wash_accounts_graph), numbered."""
+    def _groups(self, transfers: pl.DataFrame, names: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Candidate groups per bucket (see wash_accounts_graph), numbered, and the transfers among their
+        members: all that the check reads of the tape's accounts."""
         s = self.settings
-        per_cell = graph.transfers_by_cell(transfers)
-        edges = graph.transfers_by_bucket(per_cell)
+        index = graph.PairIndex(transfers, self._window_us)
+        screened = index.may_qualify(s.min_self_trades, s.min_edge_trades, s.min_trades, s.net_tolerance)
+        edges = graph.transfers_by_bucket(
+            graph.transfers_by_cell(
+                transfers[index.rows(screened)].select(
+                    "sym", "cell", "new", seller="seller_id", buyer="buyer_id"
+                )
+            )
+        )
         groups = pl.concat(
             [
                 graph.self_trade_groups(edges, s.min_self_trades),
                 graph.pair_groups(edges, s.min_edge_trades),
                 graph.ring_groups(
-                    edges, transfers, s.min_edge_trades, s.max_ring_counterparties, s.max_group
+                    index.ring_links(s.min_edge_trades, s.max_ring_counterparties), s.max_group
                 ),
             ]
+        ).with_row_index("cand")
+        among = transfers[index.rows(_member_segments(groups, index.segments()))]
+        named = (
+            groups.explode(graph.MEMBERS, empty_as_null=True)
+            .with_columns(pl.col(graph.MEMBERS).map_batches(names.gather, return_dtype=pl.String))
+            .group_by("cand", maintain_order=True)
+            .agg(pl.col("sym", "bucket").first(), graph.MEMBERS)
+            .join(among.select("sym", *KEY).unique("sym"), on="sym")
+            .select("cand", *KEY, "bucket", graph.MEMBERS)
         )
-        return groups.with_row_index("cand")
+        return named, among
 
-    def _candidate_rows(self, transfers: pl.DataFrame) -> pl.DataFrame:
+    def _candidate_rows(self, transfers: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
         """Each candidate group's transfers among its members within its bucket, with the window sums
         the check needs: transfers per ring link, bought and sold per member, transfers and volume."""
-        groups = self._groups(transfers)
         size = pl.col(graph.MEMBERS).list.len()
         members = groups.with_columns(
             *(
@@ -223,7 +247,7 @@ class WashAccountsDetector:
         checked = checked.with_columns(round_trips=pl.Series(round_trips, dtype=pl.Int64)).filter(
             alone | (pl.col("round_trips") >= s.min_round_trips)
         )
-        tape = _Tape(frame, checked, self._window_us)
+        tape = _Tape(frame, self._window_us)
         checked = checked.with_columns(
             group=pl.col(graph.MEMBERS).list.sort().list.join(","),
             symbol_volume_w=pl.Series(tape.volumes(checked), dtype=pl.Float64),
@@ -343,7 +367,9 @@ class WashAccountsDetector:
             update={"id": alert_id(self.name, row["venue"], f"{row['symbol']}|{row['group']}", alert.start)}
         )
 
-    def _with_followups(self, alerts: list[Alert], transfers: pl.DataFrame) -> list[Alert]:
+    def _with_followups(
+        self, alerts: list[Alert], transfers: pl.DataFrame, newest: dict[tuple[str, str], datetime]
+    ) -> list[Alert]:
         """Each alert with the group's whole scheme: its trades from `start` to `detected_at` + horizon."""
         if not alerts:
             return []
@@ -365,10 +391,6 @@ class WashAccountsDetector:
             },
             orient="row",
         )
-        newest = {
-            (venue, symbol): ts
-            for venue, symbol, ts in transfers.group_by(KEY).agg(pl.col("ts").max()).iter_rows()
-        }
         scheme = (
             transfers.join(spans, on=[*KEY, "seller", "buyer"])
             .filter(pl.col("ts").is_between("from", "until"))
@@ -504,41 +526,32 @@ def _undecided(checked: pl.DataFrame, state: DetectorState) -> pl.DataFrame:
 
 
 class _Tape:
-    """Each symbol's whole tape (accounts known or not) as arrays, for the few window look-ups per moment.
+    """The whole tape (accounts known or not) as arrays, for the few window look-ups per moment.
 
     Sums run over exactly the window's rows in file order, whatever the frame's start, so
     the stream and the batch agree to the bit.
     """
 
-    def __init__(self, frame: pl.DataFrame, moments: pl.DataFrame, window_us: int) -> None:
+    def __init__(self, frame: pl.DataFrame, window_us: int) -> None:
         self.window_us = window_us
-        wanted = frame.join(moments.select(KEY).unique(), on=KEY, how="semi", maintain_order="left")
-        self.blocks = {
-            key: (
-                block["ts"].dt.epoch("us").to_numpy(),
-                block["amount"].to_numpy(),
-                block["buyer"].to_numpy() if "buyer" in block.columns else None,
-                block["seller"].to_numpy() if "seller" in block.columns else None,
-            )
-            for key, block in wanted.group_by(KEY, maintain_order=True)
-        }
-
-    def _window(self, venue: str, symbol: str, at_us: int) -> tuple[slice, tuple]:
-        block = self.blocks[(venue, symbol)]
-        times = block[0]
-        rows = slice(
-            int(np.searchsorted(times, at_us - self.window_us, side="right")),
-            int(np.searchsorted(times, at_us, side="right")),
+        sym = frame["sym"].to_numpy()
+        self.clock = graph.window_clock(
+            frame["ts"].dt.epoch("us").to_numpy(), np.diff(sym, prepend=-1) != 0, window_us
         )
-        return rows, block
+        self.amount = frame["amount"].to_numpy()
+        self.buyer, self.seller = (frame[name].fill_null(-1).to_numpy() for name in ("buyer_id", "seller_id"))
+
+    def _windows(self, moments: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Each moment's window (ts − W, ts] of its symbol's tape, as row bounds."""
+        at = self.clock[moments["row"].to_numpy()]
+        return (
+            np.searchsorted(self.clock, at - self.window_us, side="right"),
+            np.searchsorted(self.clock, at, side="right"),
+        )
 
     def volumes(self, moments: pl.DataFrame) -> list[float]:
         """The symbol's traded volume in each moment's window."""
-        out = []
-        for venue, symbol, at_us in moments.select(*KEY, "ts_us").iter_rows():
-            rows, block = self._window(venue, symbol, at_us)
-            out.append(float(np.sum(block[1][rows])))
-        return out
+        return [float(np.sum(self.amount[lo:hi])) for lo, hi in zip(*self._windows(moments), strict=True)]
 
     def own_trades(self, moments: pl.DataFrame) -> list[int | None]:
         """For one-account groups, how many trades that account took part in during the window.
@@ -547,13 +560,50 @@ class _Tape:
         washer's self-trades are most of what it does.
         """
         out: list[int | None] = []
-        for venue, symbol, at_us, members in moments.select(*KEY, "ts_us", graph.MEMBERS).iter_rows():
-            if len(members) > 1:
-                out.append(None)
-                continue
-            rows, block = self._window(venue, symbol, at_us)
-            out.append(int(np.sum((block[2][rows] == members[0]) | (block[3][rows] == members[0]))))
+        lone = moments.select(pl.col(graph.MEMBERS).list.len() == 1).to_series().to_list()
+        accounts = moments["buyer_id"].to_list()  # a self-trade's buyer is the group's account
+        for lo, hi, alone, account in zip(*self._windows(moments), lone, accounts, strict=True):
+            hits = (self.buyer[lo:hi] == account) | (self.seller[lo:hi] == account) if alone else None
+            out.append(int(np.count_nonzero(hits)) if alone else None)
         return out
+
+
+def _encoded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """The frame with its row numbers, its symbols numbered in order and each account as an integer that
+    sorts as its name, with the names in that order: the graph work then runs on integers."""
+    frame = frame.with_columns(
+        row=pl.int_range(pl.len(), dtype=pl.Int64), sym=pl.struct(*KEY).rle_id().cast(pl.Int64)
+    )
+    if frame.is_empty() or "buyer" not in frame.columns or "seller" not in frame.columns:
+        return frame, pl.Series(dtype=pl.String)
+    categories = pl.Categories.random()
+    codes = frame.select(pl.col("buyer", "seller").cast(pl.Categorical(categories)))
+    names = categories.to_series()
+    rank = names.rank("ordinal").cast(pl.Int64) - 1
+    ids = {f"{side}_id": rank.gather(codes[side].to_physical()) for side in ("buyer", "seller")}
+    return frame.with_columns(**ids), names.sort()
+
+
+def _newest(transfers: pl.DataFrame) -> dict[tuple[str, str], datetime]:
+    """Each symbol's latest transfer: where its follow-ups stand."""
+    if transfers.is_empty():
+        return {}
+    latest = transfers.group_by("sym").agg(pl.col(*KEY).first(), pl.col("ts").max())
+    return {(venue, symbol): ts for venue, symbol, ts in latest.select(*KEY, "ts").iter_rows()}
+
+
+def _member_segments(groups: pl.DataFrame, segments: pl.DataFrame) -> np.ndarray:
+    """The pair segments (see `wash_accounts_graph.PairIndex`) of every two members of each group, or
+    of a lone account with itself."""
+    pairs = (
+        groups.select("sym", low=graph.MEMBERS, high=graph.MEMBERS, size=pl.col(graph.MEMBERS).list.len())
+        .explode("low", empty_as_null=True)
+        .explode("high", empty_as_null=True)
+        .filter((pl.col("low") < pl.col("high")) | (pl.col("size") == 1))
+        .select("sym", "low", "high")
+        .unique()
+    )
+    return segments.join(pairs, on=["sym", "low", "high"], how="semi")["segment"].to_numpy()
 
 
 def _links(accounts: list[str]) -> list[tuple[str, str]]:

@@ -22,24 +22,35 @@ the window alone.
   hour; through such hubs the number of cycles explodes (thousands per symbol-day) while
   hardly any can net out, so hubs are left out of rings of three or more (their
   two-account round trips are still checked). Colluding accounts deal mostly with each other.
+
+Almost every pair of accounts that trade both ways is a proposal, yet hardly any ever nets
+out, and proposing and checking them all costs far more than everything else. So
+`PairIndex` first orders the tape by account pair and, in a few array passes, drops what the
+check can never accept: a pair or self-trader whose own window sums never pass the check, a
+ring link that never has `min_edge_trades` transfers in one window of its bucket. What is
+left is proposed and checked exactly as described above. Accounts are integer ids that sort
+as their names do, so every ordering below is the names' ordering.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
-KEY = ["venue", "symbol"]
-BUCKET = [*KEY, "bucket"]
+BUCKET = ["sym", "bucket"]
 MEMBERS = "members"
+LOOSE_NET = 1e-6
+"""The screen's netting test is looser than the check's by this much of the gross volume: its
+window sums come from prefix sums, whose rounding differs from the check's rolling sums."""
 
 
 def transfers_by_cell(transfers: pl.DataFrame) -> pl.DataFrame:
-    """Transfers per (venue, symbol, grid cell, seller, buyer)."""
-    return transfers.group_by(*KEY, "cell", "seller", "buyer").agg(n=pl.col("new").sum())
+    """Transfers per (symbol, grid cell, seller, buyer)."""
+    return transfers.group_by("sym", "cell", "seller", "buyer").agg(n=pl.col("new").sum())
 
 
 def transfers_by_bucket(per_cell: pl.DataFrame) -> pl.DataFrame:
-    """Transfers per (venue, symbol, bucket, seller, buyer); each cell counts towards its own bucket and the one before."""
+    """Transfers per (symbol, bucket, seller, buyer); each cell counts towards its own bucket and the one before."""
     return (
         pl.concat(
             [
@@ -70,35 +81,24 @@ def pair_groups(edges: pl.DataFrame, min_edge_trades: int) -> pl.DataFrame:
     )
 
 
-def ring_groups(
-    edges: pl.DataFrame,
-    transfers: pl.DataFrame,
-    min_edge_trades: int,
-    max_counterparties: int,
-    max_group: int,
-) -> pl.DataFrame:
-    """Groups of 3…max_group accounts in a directed cycle of strong links, hubs left out (see module doc)."""
+def ring_groups(links: pl.DataFrame, max_group: int) -> pl.DataFrame:
+    """Groups of 3…max_group accounts in a directed cycle of strong links between non-hubs
+    (`PairIndex.ring_links`)."""
     if max_group < 3:
         return _groups([])
-    strong = edges.filter((pl.col("seller") != pl.col("buyer")) & (pl.col("n") >= min_edge_trades))
-    hubs = _hubs(transfers, max_counterparties)
-    for end in ("seller", "buyer"):
-        strong = strong.join(hubs.rename({"account": end}), on=[*BUCKET, end], how="anti")
-    strong = _on_cycles(strong)
-    if strong.is_empty():
-        return _groups([])
+    links = _on_cycles(links)
     rows = []
-    for venue, symbol, bucket, sellers, buyers in strong.group_by(BUCKET).agg("seller", "buyer").iter_rows():
+    for sym, bucket, sellers, buyers in links.group_by(BUCKET).agg("seller", "buyer").iter_rows():
         for cycle in simple_cycles(list(zip(sellers, buyers, strict=True)), max_group, min_length=3):
-            rows.append((venue, symbol, bucket, list(cycle)))
+            rows.append((sym, bucket, list(cycle)))
     return _groups(rows)
 
 
 def simple_cycles(
-    links: list[tuple[str, str]], max_length: int, min_length: int = 2
-) -> list[tuple[str, ...]]:
+    links: list[tuple[int, int]], max_length: int, min_length: int = 2
+) -> list[tuple[int, ...]]:
     """Every directed simple cycle of min_length…max_length accounts, each once, starting at its smallest account."""
-    following: dict[str, list[str]] = {}
+    following: dict[int, list[int]] = {}
     for seller, buyer in links:
         following.setdefault(seller, []).append(buyer)
     cycles = []
@@ -112,24 +112,6 @@ def simple_cycles(
                 elif nxt > start and nxt not in path and len(path) < max_length:
                     stack.append((nxt, (*path, nxt)))
     return sorted(cycles)
-
-
-def _hubs(transfers: pl.DataFrame, max_counterparties: int) -> pl.DataFrame:
-    """Accounts that traded with more than `max_counterparties` others in the first cell of a bucket
-    (cell j for bucket j: complete before any moment the bucket is checked at)."""
-    sides = pl.concat(
-        [
-            transfers.select(*KEY, "cell", account="buyer", other="seller"),
-            transfers.select(*KEY, "cell", account="seller", other="buyer"),
-        ]
-    )
-    return (
-        sides.filter(pl.col("account") != pl.col("other"))
-        .group_by(*KEY, "cell", "account")
-        .agg(pl.col("other").n_unique())
-        .filter(pl.col("other") > max_counterparties)
-        .select(*KEY, bucket="cell", account="account")
-    )
 
 
 def _on_cycles(links: pl.DataFrame) -> pl.DataFrame:
@@ -146,9 +128,189 @@ def _on_cycles(links: pl.DataFrame) -> pl.DataFrame:
             return links
 
 
-def _groups(rows: list[tuple[str, str, int, list[str]]]) -> pl.DataFrame:
+def _groups(rows: list[tuple[int, int, list[int]]]) -> pl.DataFrame:
     return pl.DataFrame(
-        rows,
-        schema={"venue": pl.String, "symbol": pl.String, "bucket": pl.Int64, MEMBERS: pl.List(pl.String)},
-        orient="row",
+        rows, schema={"sym": pl.Int64, "bucket": pl.Int64, MEMBERS: pl.List(pl.Int64)}, orient="row"
     )
+
+
+class PairIndex:
+    """The transfers ordered by (symbol, unordered account pair, time), as arrays.
+
+    Each pair's trades both ways (a self-trader's with itself) are one contiguous segment, so
+    the window sums of every pair, and each pair's transfers per grid cell (a *run*), take a
+    few vectorised passes over the tape instead of group-bys on millions of keys.
+    """
+
+    def __init__(self, transfers: pl.DataFrame, window_us: int) -> None:
+        self.window_us = window_us
+        tape = transfers.select(
+            "sym",
+            "cell",
+            "new",
+            "amount",
+            "ts_us",
+            low=pl.min_horizontal("seller_id", "buyer_id"),
+            high=pl.max_horizontal("seller_id", "buyer_id"),
+            up=pl.col("seller_id") <= pl.col("buyer_id"),
+            # (symbol, grid cell) numbered in the tape's order: increasing in both.
+            block=pl.struct("sym", "cell").rle_id().cast(pl.Int64),
+        )
+        self.accounts = int(tape["high"].max()) + 1
+        first_of_block = tape.filter(pl.col("block").is_first_distinct())
+        self.block_sym, self.block_cell = first_of_block["sym"].to_numpy(), first_of_block["cell"].to_numpy()
+        self.order = (
+            tape.select(pl.arg_sort_by("sym", "low", "high", maintain_order=True)).to_series().to_numpy()
+        )
+        tape = tape[self.order]
+        self.sym, self.low, self.high = (tape[name].to_numpy() for name in ("sym", "low", "high"))
+        self.ts, self.cell, self.block = (tape[name].to_numpy() for name in ("ts_us", "cell", "block"))
+        self.new, self.amount, self.up = (tape[name].to_numpy() for name in ("new", "amount", "up"))
+        self.lone = self.low == self.high
+        self.segment_start = _changes(self.sym, self.low, self.high)
+        self.segment = np.cumsum(self.segment_start) - 1
+        self.starts = np.flatnonzero(self.segment_start)
+        self.window_start = self._window_starts()
+        # Transfers low → high ("up") and high → low in each row's window.
+        self.up_w = self.windowed(self.new & self.up)
+        self.down_w = self.windowed(self.new & ~self.up)
+
+    def _window_starts(self) -> np.ndarray:
+        """Index of the first row in each row's window (ts − W, ts] within its segment."""
+        clock = window_clock(self.ts, self.segment_start, self.window_us)
+        return np.searchsorted(clock, clock - self.window_us, side="right")
+
+    def windowed(self, values: np.ndarray) -> np.ndarray:
+        """Sum of `values` over each row's window, from prefix sums."""
+        total = np.concatenate([[0], np.cumsum(values)])
+        return total[1:] - total[self.window_start]
+
+    def segments(self) -> pl.DataFrame:
+        """Each segment's symbol and account pair, numbered."""
+        starts = self.starts
+        return pl.DataFrame(
+            {"sym": self.sym[starts], "low": self.low[starts], "high": self.high[starts]}
+        ).with_row_index("segment")
+
+    def rows(self, segments: np.ndarray) -> np.ndarray:
+        """Row numbers in the transfers (in their order) of the given segments."""
+        ends = np.append(self.starts[1:], self.ts.size)
+        lengths = ends[segments] - self.starts[segments]
+        first = np.repeat(self.starts[segments] - (np.cumsum(lengths) - lengths), lengths)
+        return np.sort(self.order[first + np.arange(lengths.sum())])
+
+    def may_qualify(self, min_self: int, min_edge: int, min_trades: int, tolerance: float) -> np.ndarray:
+        """Segments whose own window sums pass the check at some row, a self-trader's or a pair's.
+
+        The detector's thresholds, with a looser netting test: nothing the check accepts is dropped.
+        """
+        transfers = self.up_w + self.down_w
+        sold = self.windowed(np.where(self.up, self.amount, 0.0))  # by the low account
+        bought = self.windowed(np.where(self.up, 0.0, self.amount))
+        pair = (
+            ~self.lone
+            & (self.up_w >= min_edge)
+            & (self.down_w >= min_edge)
+            & (transfers >= min_trades)
+            & (np.abs(bought - sold) <= (tolerance + LOOSE_NET) * (bought + sold))
+        )
+        lone = self.lone & (transfers >= min_self)
+        return np.unique(self.segment[pair | lone])
+
+    def ring_links(self, min_edge: int, max_counterparties: int) -> pl.DataFrame:
+        """Links (sym, bucket, seller, buyer) between two accounts, neither a hub in the bucket's first
+        cell, with ≥ min_edge transfers in the bucket and as many in one window ending in it.
+
+        The last condition is not the proposal's but prunes only rings the check rejects: at a
+        moment of the bucket's second cell every link needs min_edge transfers in the window,
+        and then the link's last trade up to the moment, inside the bucket, has as many in its own.
+        """
+        run = np.flatnonzero(self.segment_start | (np.diff(self.cell, prepend=self.cell[0]) != 0))
+        segment, cell, block = self.segment[run], self.cell[run], self.block[run]
+        sym, low, high, pair = self.sym[run], self.low[run], self.high[run], ~self.lone[run]
+        hub = _Hubs(block[pair], low[pair], high[pair], self.accounts, max_counterparties)
+        # A segment's runs are consecutive; a cell without trades has none.
+        then = np.append((segment[1:] == segment[:-1]) & (cell[1:] == cell[:-1] + 1), False)
+        first = ~np.append(False, then[:-1])
+        earlier = np.maximum(block - 1, 0)
+        cell_before = np.where(
+            (self.block_sym[earlier] == sym) & (self.block_cell[earlier] == cell - 1) & (block > 0),
+            earlier,
+            -1,
+        )
+        links = []
+        for seller, buyer, moved, window in (
+            (low, high, self.new & self.up, self.up_w),
+            (high, low, self.new & ~self.up, self.down_w),
+        ):
+            count = np.add.reduceat(moved, run)
+            strong = np.maximum.reduceat(window, run) >= min_edge
+            # Bucket j = this run's cell (with the next cell's run), or the cell before, if it has no run.
+            for keep, bucket, bucket_block, n, windowed in (
+                (
+                    pair,
+                    cell,
+                    block,
+                    count + np.append(count[1:], 0) * then,
+                    strong | (np.append(strong[1:], False) & then),
+                ),
+                (pair & first, cell - 1, cell_before, count, strong),
+            ):
+                usable = keep & (n >= min_edge) & windowed
+                usable &= ~hub.any(bucket_block, seller) & ~hub.any(bucket_block, buyer)
+                links.append(
+                    pl.DataFrame(
+                        {
+                            "sym": sym[usable],
+                            "bucket": bucket[usable],
+                            "seller": seller[usable],
+                            "buyer": buyer[usable],
+                        }
+                    )
+                )
+        return pl.concat(links)
+
+
+class _Hubs:
+    """Accounts with more than `max_counterparties` distinct others in a (symbol, cell) block.
+
+    Each run is one distinct pair in one block, so an account's counterparties there are its runs.
+    """
+
+    def __init__(
+        self, block: np.ndarray, low: np.ndarray, high: np.ndarray, accounts: int, max_counterparties: int
+    ) -> None:
+        self.accounts = accounts
+        keys, counts = np.unique(
+            np.concatenate([block * accounts + low, block * accounts + high]), return_counts=True
+        )
+        self.keys = keys[counts > max_counterparties]
+
+    def any(self, block: np.ndarray, account: np.ndarray) -> np.ndarray:
+        """Whether each account is a hub in its block (-1: a cell without trades, where none is)."""
+        if not self.keys.size:
+            return np.zeros(block.size, bool)
+        key = block * self.accounts + account
+        at = np.minimum(np.searchsorted(self.keys, key), self.keys.size - 1)
+        return (block >= 0) & (self.keys[at] == key)
+
+
+def window_clock(ts: np.ndarray, segment_start: np.ndarray, window_us: int) -> np.ndarray:
+    """One increasing clock for many time-sorted segments: windows of W on it never span two segments.
+
+    It runs each segment's timestamps with gaps over W shortened to W + 1, and W + 1 between
+    segments: window membership is unchanged, and the clock cannot overflow however long
+    the tape or many the segments.
+    """
+    gap = np.minimum(np.diff(ts, prepend=ts[:1]), window_us + 1)
+    gap[segment_start] = window_us + 1
+    return np.cumsum(gap)
+
+
+def _changes(*columns: np.ndarray) -> np.ndarray:
+    """Whether each row starts a new run of equal values in all columns."""
+    changed = np.zeros(columns[0].size, bool)
+    changed[:1] = True
+    for column in columns:
+        changed[1:] |= column[1:] != column[:-1]
+    return changed
