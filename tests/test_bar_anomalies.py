@@ -278,6 +278,18 @@ def test_intervals_of_one_symbol_are_kept_apart():
     assert mixed.equals(alone)
 
 
+def test_the_same_moment_at_two_intervals_gives_two_alerts():
+    hourly_columns = walk(200, seed=1)
+    hourly_columns["volume"][AT] *= 40
+    daily_columns = walk(200, seed=2, sigma=0.02)
+    daily_columns["volume"][AT] *= 40
+    hourly = frame(hourly_columns).with_columns(pl.col("ts") - timedelta(hours=AT) + timedelta(days=AT))
+    both = pl.concat([hourly, frame(daily_columns, interval="1d")]).sort("venue", "symbol", "interval", "ts")
+    alerts = VolumeAnomalyDetector().detect(both)
+    assert sorted(alert.evidence["interval"] for alert in alerts) == ["1d", "1h"]
+    assert len({alert.start for alert in alerts}) == 1 and len({alert.id for alert in alerts}) == 2
+
+
 def test_empty_input_gives_nothing():
     empty = empty_frame(BAR_SCHEMA)
     for detector in bar_anomaly_detectors():

@@ -137,9 +137,13 @@ def severity_for(score: float) -> Severity:
     return "low"
 
 
-def alert_id(detector: str, venue: str, symbol: str, start: datetime) -> str:
-    """Deterministic id: a replayed or restarted run produces the same id, so nothing duplicates."""
-    key = f"{detector}|{venue}|{symbol}|{to_iso(start)}"
+def alert_id(detector: str, venue: str, symbol: str, start: datetime, part: str | None = None) -> str:
+    """Deterministic id: a replayed or restarted run produces the same id, so nothing duplicates.
+
+    `part` tells apart alerts one detector can raise on one symbol at one moment
+    (a bar detector's candle sizes: the 1h and the 1d candle of midnight).
+    """
+    key = f"{detector}|{venue}|{symbol}|{to_iso(start)}" + (f"|{part}" if part else "")
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
@@ -190,11 +194,13 @@ class Alert(BaseModel):
         score: float,
         evidence: dict[str, Any],
         followup: dict[str, Any] | None = None,
+        part: str | None = None,
     ) -> Alert:
-        """Create an alert with its deterministic id and the severity its score implies."""
+        """Create an alert with its deterministic id (see `alert_id` for `part`) and the severity its
+        score implies."""
         score = min(1.0, max(0.0, float(score)))
         return cls(
-            id=alert_id(detector, venue, symbol, start),
+            id=alert_id(detector, venue, symbol, start, part),
             typology=typology,
             venue=venue,
             symbol=symbol,

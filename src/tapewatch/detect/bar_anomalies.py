@@ -123,6 +123,7 @@ class BarAnomalyDetector:
             venue=row["venue"],
             symbol=row["symbol"],
             start=row["ts"],
+            part=row["interval"],
             end=end,
             detected_at=row.get("last_trade_ts") or end,
             score=excess_score(row["excess"]),

@@ -162,6 +162,7 @@ class ForecastResidualDetector:
             venue=row["venue"],
             symbol=row["symbol"],
             start=row["ts"],
+            part=row["interval"],
             end=end,
             detected_at=row.get("last_trade_ts") or end,
             score=excess_score(worst / s.threshold_z),

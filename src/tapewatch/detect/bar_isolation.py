@@ -198,6 +198,7 @@ class IsolationForestDetector:
             venue=row["venue"],
             symbol=row["symbol"],
             start=row["ts"],
+            part=row["interval"],
             end=end,
             detected_at=row.get("last_trade_ts") or end,
             score=excess_score(excess),
