@@ -17,6 +17,11 @@ def test_demo_detects_stores_scores_and_charts(tmp_path):
     assert result.chart_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "plotly" in result.chart_html.read_text()[:200000]
     assert any(score.detector == ALL_DETECTORS for score in result.report.scores)
+    episodes = {score.name: score for score in result.episodes}
+    for typology in ("wash_trading", "spoofing", "layering"):
+        caught = episodes[typology]
+        assert caught.labels and caught.caught >= 0.6 * caught.labels, caught
+        assert caught.false_alarms <= 1, caught
     assert (tmp_path / "market" / "labels.csv").is_file()
     top = result.alerts[0]
     assert (

@@ -1,7 +1,8 @@
 """`tapewatch demo`: the main job end to end on embedded defaults, with nothing to install.
 
-Simulate a market with known manipulations, detect, keep the alerts in a local
-SQLite store, show what was found against what was injected, and chart the top alert.
+Simulate a market with known manipulations (trades with accounts and the L3 order
+stream), detect, keep the alerts in a local SQLite store, show what was found against
+what was injected, and chart the top alert.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from pathlib import Path
 import polars as pl
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
 
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch
+from tapewatch.episodes import EpisodeScore, score_episodes
 from tapewatch.evaluation import (
     EvaluationReport,
     coverage_symbol_days,
@@ -42,6 +45,8 @@ class DemoResult:
 
     alerts: list[Alert]
     report: EvaluationReport
+    episodes: list[EpisodeScore]
+    """Wash trading, spoofing and layering against the injected episodes."""
     alerts_path: Path
     db_path: Path
     lake: Lake
@@ -72,7 +77,9 @@ def run_demo(
         )
         write_market(market, out / "market")
         detecting = progress.add_task("detecting", total=None)
-        alerts = run_batch(build_detectors(settings), market.trades, empty_frame(BAR_SCHEMA))
+        alerts = run_batch(
+            build_detectors(settings), market.trades, empty_frame(BAR_SCHEMA), orders=market.orders
+        )
         progress.update(detecting, total=1, completed=1)
 
     alerts_path = out / "alerts.jsonl"
@@ -83,17 +90,19 @@ def run_demo(
     lake = Lake(out / "lake")  # so `tapewatch serve` on the demo's store can chart each alert's market
     lake.write("trades", market.trades)
     pump_labels = market.labels.filter(pl.col("typology") == "pump_and_dump").select("symbol", "event_time")
+    symbol_days = coverage_symbol_days(market.trades, max_gap=timedelta(days=1))
     report = evaluate_alerts(
-        load_alerts(alerts_path),
-        pump_labels,
-        symbol_days=coverage_symbol_days(market.trades, max_gap=timedelta(days=1)),
+        load_alerts(alerts_path), pump_labels, symbol_days=symbol_days, typology="pump_and_dump"
+    )
+    episodes = score_episodes(
+        alerts, market.labels, symbol_days, typologies=("wash_trading", "spoofing", "layering")
     )
     chart_png = chart_html = None
     if alerts:
         top = max(alerts, key=lambda alert: (alert.score, alert.detected_at))
         chart_png, chart_html = out / "top_alert.png", out / "top_alert.html"
         render_alert_chart(market.trades, top, chart_png, chart_html)
-    result = DemoResult(alerts, report, alerts_path, db_path, lake, chart_png, chart_html)
+    result = DemoResult(alerts, report, episodes, alerts_path, db_path, lake, chart_png, chart_html)
     if console is not None:
         _print_summary(console, result, market.trades.height, market.labels)
     return result
@@ -106,10 +115,7 @@ def _print_summary(console: Console, result: DemoResult, trades: int, labels: pl
     )
     console.print(alerts_table(result.alerts))
     console.print(render_report(result.report))
-    console.print(
-        "Wash trading and spoofing are injected for the detectors that come next; "
-        "pump-and-dumps are scored above against the injected ones."
-    )
+    console.print(episodes_table(result.episodes))
     console.print(f"alerts: {result.alerts_path}\nstore:  {result.db_path}")
     if result.chart_png:
         console.print(f"chart of the top alert: {result.chart_png} and {result.chart_html}")
@@ -118,6 +124,23 @@ def _print_summary(console: Console, result: DemoResult, trades: int, labels: pl
         " (after `tapewatch users add NAME --role admin --with-password --db …`)",
         highlight=False,
     )
+
+
+def episodes_table(scores: list[EpisodeScore]) -> Table:
+    """Injected wash trading, spoofing and layering against the alerts of those typologies."""
+    table = Table(title="Wash trading, spoofing and layering: alerts against the injected episodes")
+    for column in ("typology", "injected", "caught", "alerts", "true alerts", "false alarms"):
+        table.add_column(column, justify="left" if column == "typology" else "right")
+    for score in scores:
+        table.add_row(
+            score.name,
+            str(score.labels),
+            str(score.caught),
+            str(score.alerts),
+            str(score.true_alerts),
+            str(score.false_alarms),
+        )
+    return table
 
 
 def _count_by_typology(labels: pl.DataFrame) -> str:
