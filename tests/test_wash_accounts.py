@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from tapewatch.config import StreamSettings, WashAccountsSettings
+from tapewatch.detect import wash_accounts_graph as graph
 from tapewatch.detect.base import DetectorState
 from tapewatch.detect.wash_accounts import WashAccountsDetector
 from tapewatch.engine.stream import StreamEngine
@@ -180,3 +181,35 @@ def test_empty_frames_and_unknown_accounts_give_no_alerts():
     assert state.decided_until[("testex", SYMBOL)] == anonymous["ts"].max()
     without_columns = anonymous.drop("buyer", "seller")
     assert detector.detect(without_columns) == []
+    assert detector.detect(frame(background(hours=0.1, per_minute=1))) == []  # accounts known, no group
+
+
+def test_pair_index_window_sums_match_a_brute_force_count():
+    """Prefix-sum windows per account pair (both ways) agree with counting each window directly."""
+    rng = np.random.default_rng(7)
+    count, window_us = 400, 50
+    transfers = pl.DataFrame(
+        {
+            "sym": np.sort(rng.integers(0, 2, count)),
+            "ts_us": np.sort(rng.integers(0, 400, count)),
+            "seller_id": rng.integers(0, 4, count),
+            "buyer_id": rng.integers(0, 4, count),
+            "amount": rng.uniform(1, 2, count),
+            "new": rng.random(count) < 0.8,
+        }
+    ).with_columns(cell=pl.col("ts_us") // window_us)
+    index = graph.PairIndex(transfers, window_us)
+    rows = transfers.to_dicts()
+    for position, original in enumerate(index.order):
+        row = rows[original]
+        pair = {row["seller_id"], row["buyer_id"]}
+        inside = [  # the pair's rows up to this one (tape order) within (ts − W, ts]
+            other
+            for other in rows[: original + 1]
+            if other["sym"] == row["sym"]
+            and {other["seller_id"], other["buyer_id"]} == pair
+            and other["ts_us"] > row["ts_us"] - window_us
+        ]
+        up = sum(o["new"] and o["seller_id"] <= o["buyer_id"] for o in inside)
+        down = sum(o["new"] and o["seller_id"] > o["buyer_id"] for o in inside)
+        assert (index.up_w[position], index.down_w[position]) == (up, down)

@@ -25,6 +25,7 @@ gathers everything the group traded from the alert's start until `followup_h` la
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +40,8 @@ from tapewatch.records import Alert, alert_id, to_iso
 
 KEY = ["venue", "symbol"]
 GROUP_KEY = [*KEY, "group"]
+_CELLS = 1 << 18
+"""Padded window rows per batch of moments (see `_Sets._batches`): bounds the look-backs' memory."""
 
 
 class WashAccountsDetector:
@@ -77,9 +80,9 @@ class WashAccountsDetector:
             if state is not None and not frame.is_empty():
                 state.advance(KEY, frame.select(*KEY, "ts"), frame.select(*KEY, "ts").clear())
             return []
-        groups, among = self._groups(transfers, names)
-        candidates = self._candidate_rows(among, groups)
-        moments = self._qualifying(candidates, frame, state)
+        groups, among = self._groups(transfers)
+        sets = _Sets(groups, among, names, self._window_us)
+        moments = self._qualifying(sets, frame, state)
         triggers = self._first_of_runs(moments, state)
         if state is not None:
             # Rows are decided per symbol; cooldowns run per group (last_hit keyed venue, symbol, group).
@@ -88,8 +91,7 @@ class WashAccountsDetector:
             state.advance(GROUP_KEY, hits.clear(), hits)
         if triggers.is_empty():
             return []
-        ledger = _Ledger(candidates)
-        alerts = [self._alert(row, ledger) for row in triggers.iter_rows(named=True)]
+        alerts = self._alerts(triggers, sets)
         alerts = self._with_followups(alerts, among, _newest(transfers))
         return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol, alert.evidence["group"]))
 
@@ -130,9 +132,9 @@ class WashAccountsDetector:
             ),
         )
 
-    def _groups(self, transfers: pl.DataFrame, names: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Candidate groups per bucket (see wash_accounts_graph), numbered, and the transfers among their
-        members: all that the check reads of the tape's accounts."""
+    def _groups(self, transfers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Candidate groups per bucket (see wash_accounts_graph), each in its cycle order, and the transfers
+        among their members: all that the check reads of the tape's accounts."""
         s = self.settings
         index = graph.PairIndex(transfers, self._window_us)
         screened = index.may_qualify(s.min_self_trades, s.min_edge_trades, s.min_trades, s.net_tolerance)
@@ -151,145 +153,54 @@ class WashAccountsDetector:
                     index.ring_links(s.min_edge_trades, s.max_ring_counterparties), s.max_group
                 ),
             ]
-        ).with_row_index("cand")
-        among = transfers[index.rows(_member_segments(groups, index.segments()))]
-        named = (
-            groups.explode(graph.MEMBERS, empty_as_null=True)
-            .with_columns(pl.col(graph.MEMBERS).map_batches(names.gather, return_dtype=pl.String))
-            .group_by("cand", maintain_order=True)
-            .agg(pl.col("sym", "bucket").first(), graph.MEMBERS)
-            .join(among.select("sym", *KEY).unique("sym"), on="sym")
-            .select("cand", *KEY, "bucket", graph.MEMBERS)
         )
-        return named, among
-
-    def _candidate_rows(self, transfers: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
-        """Each candidate group's transfers among its members within its bucket, with the window sums
-        the check needs: transfers per ring link, bought and sold per member, transfers and volume."""
-        size = pl.col(graph.MEMBERS).list.len()
-        members = groups.with_columns(
-            *(
-                pl.col(graph.MEMBERS).list.get(i, null_on_oob=True).alias(f"m{i}")
-                for i in range(WASH_MAX_GROUP)
-            ),
-            *(
-                pl.when(size > i).then(pl.col(graph.MEMBERS).list.get((i + 1) % size)).alias(f"next{i}")
-                for i in range(WASH_MAX_GROUP)
-            ),
-            size=size,
-        )
-        links = (
-            members.select(
-                "cand",
-                *KEY,
-                "size",
-                seller=graph.MEMBERS,
-                buyer=graph.MEMBERS,
-                cell=pl.concat_list("bucket", pl.col("bucket") + 1),
-            )
-            .explode("seller", empty_as_null=True)
-            .explode("buyer", empty_as_null=True)
-            .explode("cell", empty_as_null=True)
-            .filter((pl.col("seller") != pl.col("buyer")) | (pl.col("size") == 1))
-            .drop("size")
-        )
-        rows = (
-            transfers.join(links, on=[*KEY, "seller", "buyer", "cell"])
-            .join(members.drop(*KEY), on="cand")
-            .sort("cand", "ts_us", maintain_order=True)
-        )
-        # One monotone clock for all groups: each group's bucket (two windows long) starts 3 windows
-        # after the previous group's, so windows never span groups and no per-group partitioning is needed.
-        spacing = 3 * self._window_us
-        rows = rows.with_columns(
-            clock=pl.col("ts_us")
-            - pl.col("bucket") * self._window_us
-            + pl.col("cand").cast(pl.Int64) * spacing
-        )
-        return rows.with_columns(*self._window_sums(), *_member_index("buyer"), *_member_index("seller"))
-
-    def _window_sums(self) -> list[pl.Expr]:
-        window = f"{self._window_us}i"
-
-        def summed(expr: pl.Expr, name: str) -> pl.Expr:
-            return stable(expr.cast(pl.Float64).rolling_sum_by("clock", window_size=window)).alias(name)
-
-        sums = [summed(pl.col("new"), "transfers_w"), summed(pl.col("amount"), "volume_w")]
-        for i in range(WASH_MAX_GROUP):
-            member = pl.col(f"m{i}")
-            on_link = (pl.col("seller") == member) & (pl.col("buyer") == pl.col(f"next{i}")) & pl.col("new")
-            sums += [
-                summed(on_link.fill_null(False), f"link{i}_w"),
-                summed(pl.when(pl.col("buyer") == member).then("amount").otherwise(0.0), f"bought{i}_w"),
-                summed(pl.when(pl.col("seller") == member).then("amount").otherwise(0.0), f"sold{i}_w"),
-            ]
-        return sums
+        return groups, transfers[index.rows(_member_segments(groups, index.segments()))]
 
     # -- decision ---------------------------------------------------------------------------------
 
-    def _qualifying(
-        self, candidates: pl.DataFrame, frame: pl.DataFrame, state: DetectorState | None
-    ) -> pl.DataFrame:
-        """Every undecided trade at which a group meets the thresholds over its window, one row per group and moment.
+    def _qualifying(self, sets: _Sets, frame: pl.DataFrame, state: DetectorState | None) -> pl.DataFrame:
+        """Every undecided instant at which a member set meets the thresholds over its window, one row per
+        group and moment, with the first cycle order (alphabetically) whose every link is strong enough.
 
-        The window sums screen all rows at once; the few survivors are checked for laps and
-        against the whole tape (volume share, a self-trader's other trading) one by one.
+        Window sums screen all moments at once; the survivors are checked against the whole tape
+        (volume share, a self-trader's other trading), then for strong links and laps, in batches.
         """
         s = self.settings
-        checked = self._screened(candidates)
+        moments = sets.moments(self._screened(sets))
         if state is not None:
-            checked = _undecided(checked, state)
-        checked = checked.unique([*KEY, graph.MEMBERS, "ts_us"], keep="first", maintain_order=True)
-        round_trips = _Ledger(candidates).round_trips(
-            checked, self._window_us, s.net_tolerance, s.max_lap_legs, s.min_round_trips
-        )
-        alone = pl.col("size") == 1
-        checked = checked.with_columns(round_trips=pl.Series(round_trips, dtype=pl.Int64)).filter(
-            alone | (pl.col("round_trips") >= s.min_round_trips)
-        )
+            moments = _undecided(moments, state)
         tape = _Tape(frame, self._window_us)
-        checked = checked.with_columns(
-            group=pl.col(graph.MEMBERS).list.sort().list.join(","),
-            symbol_volume_w=pl.Series(tape.volumes(checked), dtype=pl.Float64),
-            own_trades_w=pl.Series(tape.own_trades(checked), dtype=pl.Int64),
-        ).with_columns(
-            volume_share=pl.col("volume_w") / pl.col("symbol_volume_w"),
-            self_share=pl.col("transfers_w") / pl.col("own_trades_w"),
+        alone = moments["size"].to_numpy() == 1
+        at = moments["at"].to_numpy()
+        moments = moments.with_columns(
+            symbol_volume_w=pl.Series(tape.volumes(sets.row[at]), dtype=pl.Float64),
+            own_trades_w=pl.Series(tape.own_trades(sets.row[at], alone, sets.buyer_id[at]), dtype=pl.Int64),
+        ).with_columns(self_share=pl.col("transfers_w") / pl.col("own_trades_w"))
+        moments = moments.filter(
+            (pl.col("volume_w") / pl.col("symbol_volume_w") >= s.min_volume_share)
+            & ((pl.col("size") > 1) | (pl.col("self_share") >= s.min_self_share))
         )
-        moments = checked.filter(
-            (pl.col("volume_share") >= s.min_volume_share)
-            & (~alone | (pl.col("self_share") >= s.min_self_share))
-        )
-        # Two cycle orders of one group (A→B→C and A→C→B) are the same group: one row per moment,
-        # the first order alphabetically, whatever the numbering of candidates in this frame.
+        at, size = moments["at"].to_numpy(), moments["size"].to_numpy()
+        ring = sets.strongest_order(at, s.min_edge_trades, s.min_self_trades)
+        laps = sets.laps(at, np.full(at.size, s.min_round_trips), s.net_tolerance, s.max_lap_legs)
+        passed = (ring >= 0) & ((size == 1) | (laps >= s.min_round_trips))
         return (
-            moments.with_columns(ring=pl.col(graph.MEMBERS).list.join(","))
-            .sort(*GROUP_KEY, "ts", "ring")
-            .unique([*GROUP_KEY, "ts"], keep="first", maintain_order=True)
+            moments.filter(pl.Series(passed))
+            .with_columns(ring=sets.rings.gather(ring[passed]))
+            .sort(*GROUP_KEY, "ts")
         )
 
-    def _screened(self, candidates: pl.DataFrame) -> pl.DataFrame:
-        """Rows of a bucket's second cell where every link traded often enough, the group traded enough
-        and every member nets out (a self-trader trivially does)."""
+    def _screened(self, sets: _Sets) -> np.ndarray:
+        """Moments (positions in the set rows) where the group traded enough and every member nets out (a
+        self-trader trivially does); the links are checked later, per cycle order."""
         s = self.settings
-        present = [pl.col(f"m{i}").is_not_null() for i in range(WASH_MAX_GROUP)]
-        weakest_link = pl.min_horizontal(
-            pl.when(present[i]).then(pl.col(f"link{i}_w")) for i in range(WASH_MAX_GROUP)
-        )
-        worst_net = pl.max_horizontal(
-            pl.when(present[i]).then(
-                (pl.col(f"bought{i}_w") - pl.col(f"sold{i}_w")).abs()
-                / (pl.col(f"bought{i}_w") + pl.col(f"sold{i}_w"))
-            )
-            for i in range(WASH_MAX_GROUP)
-        )
-        alone = pl.col("size") == 1
-        return candidates.with_columns(max_net_ratio=worst_net).filter(
-            (pl.col("cell") == pl.col("bucket") + 1)
-            & (weakest_link >= pl.when(alone).then(s.min_self_trades).otherwise(s.min_edge_trades))
-            & (pl.col("transfers_w") >= pl.when(alone).then(s.min_self_trades).otherwise(s.min_trades))
-            & (pl.col("max_net_ratio") <= s.net_tolerance)
-        )
+        at = sets.instants()
+        transfers = sets.transfers(at)
+        alone = sets.size[sets.set_id[at]] == 1
+        return at[
+            (transfers >= np.where(alone, s.min_self_trades, s.min_trades))
+            & (sets.worst_net(at) <= s.net_tolerance)
+        ]
 
     def _first_of_runs(self, moments: pl.DataFrame, state: DetectorState | None) -> pl.DataFrame:
         """The cooldown: a group's qualifying trade alerts only if its previous one is over `cooldown_min` ago."""
@@ -312,32 +223,43 @@ class WashAccountsDetector:
 
     # -- alerts -----------------------------------------------------------------------------------
 
-    def _alert(self, row: dict[str, Any], ledger: _Ledger) -> Alert:
+    def _alerts(self, triggers: pl.DataFrame, sets: _Sets) -> list[Alert]:
+        """The alerts at the triggers, from each group's trades in the window that decided it."""
+        at = triggers["at"].to_numpy()
+        lo, hi = sets.window_start[at], sets.end[at]
+        laps = sets.laps(at, hi - lo, self.settings.net_tolerance, self.settings.max_lap_legs)
+        _, rows = _ranges(lo, hi)
+        trades = _Trades.of(sets.frame[rows])  # only the triggers' windows, laid end to end
+        ends = np.cumsum(hi - lo)
+        return [
+            self._alert(row, trades.cut(last - (upto - first), last), int(lap))
+            for row, first, upto, last, lap in zip(
+                triggers.iter_rows(named=True), lo, hi, ends, laps, strict=True
+            )
+        ]
+
+    def _alert(self, row: dict[str, Any], trades: _Trades, laps: int) -> Alert:
         """The alert at a trigger: evidence from the group's trades in the window that decided it."""
         s = self.settings
-        rows = ledger.rows(row["cand"], row["ts_us"] - self._window_us, row["ts_us"])
-        trades = ledger.frame(rows)
-        members = sorted(row[graph.MEMBERS])
+        members = sorted(row["accounts"])
         positions = _positions(trades, members)
         scheme = "self_trade" if len(members) == 1 else "round_trip"
-        volume = float(trades["amount"].sum())
+        volume = trades.volume()
         evidence: dict[str, Any] = {
             "scheme": scheme,
             "group": row["group"],
             "accounts": members,
             "window_min": s.window_min,
             "trades": trades.height,
-            "transfers": int(trades["new"].sum()),
-            "round_trips": ledger.laps(rows, row["size"], s.net_tolerance, s.max_lap_legs, trades.height)
-            if row["size"] > 1
-            else trades.height,
+            "transfers": int(trades.new.sum()),
+            "round_trips": laps if len(members) > 1 else trades.height,
             "volume": volume,
             "symbol_volume": row["symbol_volume_w"],
             "volume_share": round(volume / row["symbol_volume_w"], 4),
             "max_net_ratio": round(_max_net_ratio(positions), 6),
             "positions": positions,
-            "first_trade": to_iso(trades["ts"][0]),
-            "last_trade": to_iso(trades["ts"][-1]),
+            "first_trade": to_iso(trades.ts[0]),
+            "last_trade": to_iso(trades.ts[-1]),
             **_trade_ids(trades, s.max_trade_ids),
         }
         if scheme == "round_trip":
@@ -356,7 +278,7 @@ class WashAccountsDetector:
             typology=self.typology,
             venue=row["venue"],
             symbol=row["symbol"],
-            start=trades["ts"][0],
+            start=trades.ts[0],
             end=row["ts"],
             detected_at=row["ts"],
             score=score,
@@ -374,12 +296,15 @@ class WashAccountsDetector:
         if not alerts:
             return []
         horizon = self.followup_horizon()
+        rows = [
+            (index, alert.venue, alert.symbol, seller, buyer, alert.start, alert.detected_at + horizon)
+            for index, alert in enumerate(alerts)
+            for seller, buyer in _links(alert.evidence["accounts"])
+        ]
         spans = pl.DataFrame(
-            [
-                (index, alert.venue, alert.symbol, seller, buyer, alert.start, alert.detected_at + horizon)
-                for index, alert in enumerate(alerts)
-                for seller, buyer in _links(alert.evidence["accounts"])
-            ],
+            dict(
+                zip(("alert", *KEY, "seller", "buyer", "from", "until"), zip(*rows, strict=True), strict=True)
+            ),
             schema={
                 "alert": pl.Int64,
                 "venue": pl.String,
@@ -389,7 +314,6 @@ class WashAccountsDetector:
                 "from": transfers.schema.get("ts", pl.Datetime("us", "UTC")),
                 "until": transfers.schema.get("ts", pl.Datetime("us", "UTC")),
             },
-            orient="row",
         )
         scheme = (
             transfers.join(spans, on=[*KEY, "seller", "buyer"])
@@ -398,19 +322,32 @@ class WashAccountsDetector:
             if transfers.height
             else None
         )
-        by_alert = scheme.partition_by("alert", as_dict=True) if scheme is not None else {}
+        bounds = (
+            np.searchsorted(scheme["alert"].to_numpy(), np.arange(len(alerts) + 1))
+            if scheme is not None
+            else None
+        )
+        trades = _Trades.of(scheme) if scheme is not None else None
         out = []
         for index, alert in enumerate(alerts):
-            trades = by_alert.get((index,))
             out.append(
                 alert.model_copy(
-                    update={"followup": {**alert.followup, "scheme": self._followup(alert, trades, newest)}}
+                    update={
+                        "followup": {
+                            **alert.followup,
+                            "scheme": self._followup(
+                                alert,
+                                trades.cut(bounds[index], bounds[index + 1]) if trades else None,
+                                newest,
+                            ),
+                        }
+                    }
                 )
             )
         return out
 
     def _followup(
-        self, alert: Alert, trades: pl.DataFrame | None, newest: dict[tuple[str, str], datetime]
+        self, alert: Alert, trades: _Trades | None, newest: dict[tuple[str, str], datetime]
     ) -> dict[str, Any]:
         """The scheme so far; `complete` once the data reach the horizon, so later trades cannot change it."""
         until = alert.detected_at + self.followup_horizon()
@@ -419,66 +356,233 @@ class WashAccountsDetector:
             "until": to_iso(until),
             "status": "complete" if latest is not None and latest >= until else "open",
         }
-        if trades is None or trades.is_empty():
+        if trades is None or not trades.height:
             return result
         positions = _positions(trades, alert.evidence["accounts"])
         result.update(
             trades=trades.height,
-            volume=float(trades["amount"].sum()),
+            volume=trades.volume(),
             max_net_ratio=round(_max_net_ratio(positions), 6),
             positions=positions,
-            last_trade=to_iso(trades["ts"][-1]),
+            last_trade=to_iso(trades.ts[-1]),
             **_trade_ids(trades, self.settings.max_trade_ids),
         )
         return result
 
 
-def _member_index(side: str) -> list[pl.Expr]:
-    """Which member (0…4) bought or sold each row, for the array arithmetic of `_Ledger`."""
-    index = pl.lit(-1, dtype=pl.Int8)
-    for i in reversed(range(WASH_MAX_GROUP)):
-        index = pl.when(pl.col(side) == pl.col(f"m{i}")).then(pl.lit(i, dtype=pl.Int8)).otherwise(index)
-    return [index.alias(f"{side}_index")]
+class _Sets:
+    """The candidate member sets' trades among their members, as arrays: each set's rows together, in tape order.
 
+    Every cycle order of one member set (A→B→C→A and A→C→B→A) has the same trades, positions,
+    volume and laps; only which links must be strong differs. So the rows are built once per
+    (symbol, member set), over the cells of every bucket the set is proposed for, and the orders
+    are read only for their links. A moment is an instant of a bucket's second cell; its window
+    (ts − W, ts] lies in the bucket, so its rows here are exactly the group's trades in the window.
+    """
 
-class _Ledger:
-    """The candidate groups' trades as arrays, for the per-moment look-backs too sequential to vectorise."""
+    LINKS = WASH_MAX_GROUP * WASH_MAX_GROUP
+    """Directed links between member positions; link LINKS stands for "no link" (an order's unused slots)."""
 
-    def __init__(self, candidates: pl.DataFrame) -> None:
-        cand = candidates["cand"].to_numpy()
-        # Rows of group c are block[c]:block[c + 1] (rows are sorted by cand, ts).
-        self.block = np.searchsorted(cand, np.arange(int(cand[-1]) + 2 if cand.size else 1))
-        self.ts = candidates["ts_us"].to_numpy()
-        self.amount = candidates["amount"].to_numpy()
-        self.buyer = candidates["buyer_index"].to_numpy()
-        self.seller = candidates["seller_index"].to_numpy()
-        self.new = candidates["new"].to_numpy()
-        self.candidates = candidates
+    def __init__(self, groups: pl.DataFrame, among: pl.DataFrame, names: pl.Series, window_us: int) -> None:
+        self.window_us = window_us
+        orders = groups.with_columns(set=pl.col(graph.MEMBERS).list.sort())
+        sets = orders.select("sym", "set").unique(maintain_order=True).with_row_index("set_id")
+        self.members = _padded(sets["set"])
+        self.size = (self.members >= 0).sum(axis=1)
+        self.names = names
+        # Keys (set, bucket) as one integer: buckets counted from the first cell before the tape's.
+        cells = among["cell"] if among.height else pl.Series([0])
+        self.first_bucket = int(cells.min()) - 1
+        self.buckets = int(cells.max()) - self.first_bucket + 1
+        self._orders(orders.join(sets, on=["sym", "set"]).select("set_id", "bucket", graph.MEMBERS))
+        self.frame = self._rows(among, sets)
+        self.set_id = self.frame["set_id"].to_numpy()
+        self.ts, self.cell, self.row = (self.frame[name].to_numpy() for name in ("ts_us", "cell", "row"))
+        self.amount, self.new = self.frame["amount"].to_numpy(), self.frame["new"].to_numpy()
+        self.buyer_id = self.frame["buyer_id"].to_numpy()
+        own = self.members[self.set_id]
+        self.buyer = np.argmax(own == self.buyer_id[:, None], axis=1)
+        self.seller = np.argmax(own == self.frame["seller_id"].to_numpy()[:, None], axis=1)
+        self.clock = graph.window_clock(self.ts, np.diff(self.set_id, prepend=-1) != 0, window_us)
+        self.window_start = np.searchsorted(self.clock, self.clock - window_us, side="right")
+        self.end = np.searchsorted(self.clock, self.clock, side="right")  # past the instant's last row
+        self.transfers_total = np.concatenate([[0], np.cumsum(self.new)])
 
-    def frame(self, rows: slice) -> pl.DataFrame:
-        return self.candidates.slice(rows.start, rows.stop - rows.start)
+    def _key(self, set_id: np.ndarray, bucket: np.ndarray) -> np.ndarray:
+        return set_id * self.buckets + bucket - self.first_bucket
 
-    def rows(self, cand: int, after_us: int, upto_us: int) -> slice:
-        """The group's rows with after < ts ≤ upto."""
-        lo, hi = int(self.block[cand]), int(self.block[cand + 1])
-        times = self.ts[lo:hi]
-        return slice(
-            lo + int(np.searchsorted(times, after_us, side="right")),
-            lo + int(np.searchsorted(times, upto_us, side="right")),
+    def _orders(self, orders: pl.DataFrame) -> None:
+        """Each proposed (set, bucket)'s cycle orders, alphabetically by their names, with their links."""
+        cycle = _padded(orders[graph.MEMBERS])
+        orders = orders.with_columns(ring=_named(cycle, self.names).list.join(",")).sort(
+            "set_id", "bucket", "ring"
+        )
+        self.rings = orders["ring"]
+        self.order_key = self._key(orders["set_id"].to_numpy(), orders["bucket"].to_numpy())
+        cycle = _padded(orders[graph.MEMBERS])
+        position = np.argmax(
+            self.members[orders["set_id"].to_numpy()][:, None, :] == cycle[:, :, None], axis=2
+        )
+        size = (cycle >= 0).sum(axis=1, keepdims=True)
+        slot = np.arange(WASH_MAX_GROUP)
+        following = np.take_along_axis(position, (slot + 1) % size, axis=1)
+        self.order_links = np.where(slot < size, position * WASH_MAX_GROUP + following, self.LINKS)
+
+    def _rows(self, among: pl.DataFrame, sets: pl.DataFrame) -> pl.DataFrame:
+        """The transfers between two members of each set (a lone account's with itself) in the cells of its
+        buckets, by set and tape order."""
+        buckets = pl.DataFrame(
+            {
+                "set_id": self.order_key // self.buckets,
+                "bucket": self.order_key % self.buckets + self.first_bucket,
+            }
+        )
+        pairs = (
+            buckets.select("set_id", cell=pl.concat_list("bucket", pl.col("bucket") + 1))
+            .explode("cell", empty_as_null=True)
+            .unique()
+            .join(sets, on="set_id")
+            .select("set_id", "sym", "cell", low="set", high="set", size=pl.col("set").list.len())
+            .explode("low", empty_as_null=True)
+            .explode("high", empty_as_null=True)
+            .filter((pl.col("low") < pl.col("high")) | (pl.col("size") == 1))
+            .drop("size")
+        )
+        return (
+            among.with_columns(
+                low=pl.min_horizontal("seller_id", "buyer_id"),
+                high=pl.max_horizontal("seller_id", "buyer_id"),
+            )
+            .join(pairs.with_columns(pl.col("set_id").cast(pl.Int64)), on=["sym", "low", "high", "cell"])
+            .sort("set_id", "row")
         )
 
-    def round_trips(
-        self, moments: pl.DataFrame, window_us: int, tolerance: float, max_legs: int, enough: int
-    ) -> list[int]:
-        """Laps each group of two or more completed within the window before each moment (see `laps`),
-        counted up to `enough`."""
-        counts = []
-        for cand, at_us, size in moments.select("cand", "ts_us", "size").iter_rows():
-            rows = self.rows(cand, at_us - window_us, at_us)
-            counts.append(self.laps(rows, size, tolerance, max_legs, enough) if size > 1 else 0)
+    def instants(self) -> np.ndarray:
+        """The last row of each instant in the second cell of a bucket the set is proposed for."""
+        last = self.end == np.arange(self.end.size) + 1
+        proposed = np.isin(self._key(self.set_id, self.cell - 1), self.order_key)
+        return np.flatnonzero(last & proposed)
+
+    def transfers(self, at: np.ndarray) -> np.ndarray:
+        """Transfers in each moment's window."""
+        return self.transfers_total[self.end[at]] - self.transfers_total[self.window_start[at]]
+
+    def worst_net(self, at: np.ndarray) -> np.ndarray:
+        """Each moment's largest |bought − sold| / (bought + sold) over the members, from rolling window sums
+        (NaN where no member traded)."""
+        bought, sold = self._window_sums(at)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.abs(bought - sold) / (bought + sold)
+        return np.fmax.reduce(
+            np.where(np.arange(WASH_MAX_GROUP) < self.size[self.set_id[at], None], ratio, np.nan), axis=1
+        )
+
+    def _window_sums(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bought and sold per member over each moment's window, as rolling sums rounded as the stream's are."""
+        window = f"{self.window_us}i"
+        rows = pl.DataFrame(
+            {"clock": self.clock, "amount": self.amount, "buyer": self.buyer, "seller": self.seller}
+        )
+
+        def summed(side: str, i: int) -> pl.Expr:
+            value = pl.when(pl.col(side) == i).then("amount").otherwise(0.0)
+            return stable(value.rolling_sum_by("clock", window_size=window)).alias(f"{side}{i}")
+
+        sums = rows.select(*(summed(side, i) for side in ("buyer", "seller") for i in range(WASH_MAX_GROUP)))
+        sums = sums[at].to_numpy()
+        return sums[:, :WASH_MAX_GROUP], sums[:, WASH_MAX_GROUP:]
+
+    def moments(self, at: np.ndarray) -> pl.DataFrame:
+        """The moments as rows: where, which group, and the window's transfers and volume."""
+        frame = self.frame[at]
+        volume = stable(pl.col("amount").rolling_sum_by("clock", window_size=f"{self.window_us}i"))
+        volume_w = pl.DataFrame({"clock": self.clock, "amount": self.amount}).select(volume).to_series()[at]
+        sets = self.set_id[at]
+        accounts = _named(self.members[sets], self.names) if at.size else pl.Series(dtype=pl.List(pl.String))
+        return pl.DataFrame(
+            {
+                "at": at,
+                "size": self.size[sets],
+                "venue": frame["venue"],
+                "symbol": frame["symbol"],
+                "ts": frame["ts"],
+                "accounts": pl.Series(accounts, dtype=pl.List(pl.String)),
+                "transfers_w": self.transfers(at),
+                "volume_w": volume_w,
+            }
+        ).with_columns(group=pl.col("accounts").list.join(","))
+
+    def strongest_order(self, at: np.ndarray, min_edge: int, min_self: int) -> np.ndarray:
+        """For each moment the first cycle order (alphabetically) of its set and bucket whose every link has
+        enough transfers in the window, as an index into `rings`; -1 where none has."""
+        counts = np.concatenate(
+            [self._link_counts(at), np.full((at.size, 1), np.iinfo(np.int64).max)], axis=1
+        )
+        key = self._key(self.set_id[at], self.cell[at] - 1)
+        moment, order = _ranges(
+            np.searchsorted(self.order_key, key), np.searchsorted(self.order_key, key, side="right")
+        )
+        weakest = np.take_along_axis(counts[moment], self.order_links[order], axis=1).min(axis=1)
+        strong = weakest >= np.where(self.size[self.set_id[at]] == 1, min_self, min_edge)[moment]
+        chosen = np.full(at.size, -1)
+        hit, first = np.unique(moment[strong], return_index=True)
+        chosen[hit] = order[strong][first]
+        return chosen
+
+    def _link_counts(self, at: np.ndarray) -> np.ndarray:
+        """Transfers on each directed link between member positions in each moment's window."""
+        counts = np.zeros((at.size, self.LINKS), np.int64)
+        for batch in self._batches(at, np.zeros(at.size, np.int64)):
+            counts[batch] = _Windows(self, at[batch]).link_counts()
         return counts
 
-    def laps(self, rows: slice, size: int, tolerance: float, max_legs: int, enough: int) -> int:
+    def laps(self, at: np.ndarray, enough: np.ndarray, tolerance: float, max_legs: int) -> np.ndarray:
+        """Laps completed in each moment's window (see `_Windows.laps`), counted up to `enough`; 0 for a
+        lone account."""
+        sizes = self.size[self.set_id[at]]
+        laps = np.zeros(at.size, np.int64)
+        for batch in self._batches(at, sizes):
+            size = int(sizes[batch[0]])
+            if size > 1:
+                laps[batch] = _Windows(self, at[batch]).laps(size, enough[batch], tolerance, max_legs)
+        return laps
+
+    def _batches(self, at: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
+        """Moments by group size and window length within a factor of two, in chunks of at most `_CELLS`
+        padded rows: padding wastes at most half of each matrix."""
+        length = self.end[at] - self.window_start[at]
+        scale = np.frexp(length)[1]
+        key = sizes * 64 + scale
+        order = np.argsort(key, kind="stable")
+        batches = []
+        for chunk in np.split(order, np.flatnonzero(np.diff(key[order])) + 1) if at.size else []:
+            step = max(1, _CELLS // 2 ** int(scale[chunk[0]]))
+            batches += [chunk[i : i + step] for i in range(0, chunk.size, step)]
+        return batches
+
+
+class _Windows:
+    """Moments' windows of set rows as the rows of matrices (padded with nothing), for the look-backs that
+    no prefix sum gives — per-link counts and laps — vectorised over moments."""
+
+    def __init__(self, sets: _Sets, at: np.ndarray) -> None:
+        first = sets.window_start[at]
+        self.length = sets.end[at] - first
+        position = np.arange(int(self.length.max()))
+        inside = position < self.length[:, None]
+        index = np.where(inside, first[:, None] + position, 0)
+        self.amount = np.where(inside, sets.amount[index], 0.0)
+        self.buyer, self.seller = sets.buyer[index], sets.seller[index]
+        self.new = inside & sets.new[index]
+        ts = sets.ts[index]
+        self.cut = inside & np.concatenate([np.ones((at.size, 1), bool), ts[:, 1:] != ts[:, :-1]], axis=1)
+
+    def link_counts(self) -> np.ndarray:
+        moment = np.broadcast_to(np.arange(self.length.size)[:, None], self.new.shape)
+        key = moment * _Sets.LINKS + self.seller * WASH_MAX_GROUP + self.buyer
+        return np.bincount(key[self.new], minlength=self.length.size * _Sets.LINKS).reshape(-1, _Sets.LINKS)
+
+    def laps(self, size: int, enough: np.ndarray, tolerance: float, max_legs: int) -> np.ndarray:
         """Consecutive short stretches, counted back from the moment, in each of which every member traded
         and came back to even (within `tolerance` of its gross) in at most `max_legs` transfers per member;
         counting stops at `enough`.
@@ -486,28 +590,64 @@ class _Ledger:
         A ring passes the asset once round per lap — a handful of transfers that leave everyone even.
         A market maker and a busy trader also come back to even now and then, but only by chance
         after a long run of trades both ways, so their stretches are long and do not count.
+        Sums run from the window's first row, as they would for that window alone.
         """
-        amount, ts = self.amount[rows], self.ts[rows]
-        bought, sold = np.zeros((size, ts.size)), np.zeros((size, ts.size))
-        bought[self.buyer[rows], np.arange(ts.size)] = amount
-        sold[self.seller[rows], np.arange(ts.size)] = amount
-        zero = np.zeros((size, 1))
-        net = np.hstack([zero, np.cumsum(bought - sold, axis=1)])
-        gross = np.hstack([zero, np.cumsum(bought + sold, axis=1)])
-        transfers = np.concatenate([[0], np.cumsum(self.new[rows])])
-        cuts = np.flatnonzero(np.concatenate([[True], ts[1:] != ts[:-1]]))  # laps begin at a new instant
-        laps, end = 0, ts.size
-        while True:
-            starts = cuts[cuts < end]
-            moved_net = net[:, [end]] - net[:, starts]
-            moved = gross[:, [end]] - gross[:, starts]
-            short = transfers[end] - transfers[starts] <= max_legs * size
-            even = short & np.all((np.abs(moved_net) <= tolerance * moved) & (moved > 0), axis=0)
-            if not even.any():
-                return laps
-            laps, end = laps + 1, int(starts[np.flatnonzero(even)[-1]])
-            if laps >= enough:
-                return laps
+        count, width = self.amount.shape
+        member = np.arange(size)[None, :, None]
+        bought = np.where(self.buyer[:, None, :] == member, self.amount[:, None, :], 0.0)
+        sold = np.where(self.seller[:, None, :] == member, self.amount[:, None, :], 0.0)
+        zero = np.zeros((count, size, 1))
+        net = np.concatenate([zero, np.cumsum(bought - sold, axis=2)], axis=2)
+        gross = np.concatenate([zero, np.cumsum(bought + sold, axis=2)], axis=2)
+        transfers = np.concatenate([np.zeros((count, 1), np.int64), np.cumsum(self.new, axis=1)], axis=1)
+        moment, start = np.arange(count), np.arange(width)
+        laps, end, active = np.zeros(count, np.int64), self.length.copy(), enough > 0
+        while active.any():
+            moved_net = net[moment, :, end][:, :, None] - net[:, :, :width]
+            moved = gross[moment, :, end][:, :, None] - gross[:, :, :width]
+            short = transfers[moment, end][:, None] - transfers[:, :width] <= max_legs * size
+            even = (
+                active[:, None]
+                & self.cut
+                & (start < end[:, None])
+                & short
+                & np.all((np.abs(moved_net) <= tolerance * moved) & (moved > 0), axis=1)
+            )
+            found = even.any(axis=1)
+            laps += found
+            end = np.where(found, width - 1 - np.argmax(even[:, ::-1], axis=1), end)
+            active = found & (laps < enough)
+        return laps
+
+
+def _ranges(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ranges [first, last) laid end to end: which range each element is from, and the element."""
+    lengths = last - first
+    owner = np.repeat(np.arange(first.size), lengths)
+    return owner, np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + first[owner]
+
+
+def _padded(lists: pl.Series) -> np.ndarray:
+    """Lists of account ids as rows of a matrix, -1 past each list's end."""
+    return (
+        lists.to_frame("ids")
+        .select(
+            pl.col("ids").list.get(i, null_on_oob=True).fill_null(-1).alias(str(i))
+            for i in range(WASH_MAX_GROUP)
+        )
+        .to_numpy()
+        .astype(np.int64)
+    )
+
+
+def _named(ids: np.ndarray, names: pl.Series) -> pl.Series:
+    """Rows of account ids (-1 past the end, see `_padded`) as lists of names."""
+    owner, slot = np.nonzero(ids >= 0)
+    return (
+        pl.DataFrame({"i": owner, "name": names.gather(ids[owner, slot])})
+        .group_by("i", maintain_order=True)
+        .agg("name")["name"]
+    )
 
 
 def _undecided(checked: pl.DataFrame, state: DetectorState) -> pl.DataFrame:
@@ -541,30 +681,31 @@ class _Tape:
         self.amount = frame["amount"].to_numpy()
         self.buyer, self.seller = (frame[name].fill_null(-1).to_numpy() for name in ("buyer_id", "seller_id"))
 
-    def _windows(self, moments: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Each moment's window (ts − W, ts] of its symbol's tape, as row bounds."""
-        at = self.clock[moments["row"].to_numpy()]
+    def _windows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The window (ts − W, ts] of the trade at each tape row, as row bounds in its symbol's tape."""
+        at = self.clock[rows]
         return (
             np.searchsorted(self.clock, at - self.window_us, side="right"),
             np.searchsorted(self.clock, at, side="right"),
         )
 
-    def volumes(self, moments: pl.DataFrame) -> list[float]:
-        """The symbol's traded volume in each moment's window."""
-        return [float(np.sum(self.amount[lo:hi])) for lo, hi in zip(*self._windows(moments), strict=True)]
+    def volumes(self, rows: np.ndarray) -> list[float]:
+        """The symbol's traded volume in each row's window."""
+        return [float(np.sum(self.amount[lo:hi])) for lo, hi in zip(*self._windows(rows), strict=True)]
 
-    def own_trades(self, moments: pl.DataFrame) -> list[int | None]:
+    def own_trades(self, rows: np.ndarray, alone: np.ndarray, accounts: np.ndarray) -> list[int | None]:
         """For one-account groups, how many trades that account took part in during the window.
 
         A busy trader now and then hits its own resting order by accident; a self-trading
         washer's self-trades are most of what it does.
         """
-        out: list[int | None] = []
-        lone = moments.select(pl.col(graph.MEMBERS).list.len() == 1).to_series().to_list()
-        accounts = moments["buyer_id"].to_list()  # a self-trade's buyer is the group's account
-        for lo, hi, alone, account in zip(*self._windows(moments), lone, accounts, strict=True):
-            hits = (self.buyer[lo:hi] == account) | (self.seller[lo:hi] == account) if alone else None
-            out.append(int(np.count_nonzero(hits)) if alone else None)
+        out: list[int | None] = [None] * rows.size
+        lone = np.flatnonzero(alone)
+        for index, lo, hi in zip(lone, *self._windows(rows[lone]), strict=True):
+            account = accounts[index]
+            out[index] = int(
+                np.count_nonzero((self.buyer[lo:hi] == account) | (self.seller[lo:hi] == account))
+            )
         return out
 
 
@@ -613,13 +754,12 @@ def _links(accounts: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for a in accounts for b in accounts if a != b]
 
 
-def _positions(trades: pl.DataFrame, members: list[str]) -> dict[str, dict[str, float]]:
+def _positions(trades: _Trades, members: list[str]) -> dict[str, dict[str, float]]:
     """Each member's bought, sold, net and gross volume over the group's trades."""
-    amount = trades["amount"].to_numpy()
-    buyer, seller = trades["buyer"].to_numpy(), trades["seller"].to_numpy()
     out = {}
     for member in members:
-        bought, sold = float(amount[buyer == member].sum()), float(amount[seller == member].sum())
+        bought = float(trades.amount[trades.buyer == member].sum())
+        sold = float(trades.amount[trades.seller == member].sum())
         out[member] = {"bought": bought, "sold": sold, "net": bought - sold, "gross": bought + sold}
     return out
 
@@ -628,6 +768,37 @@ def _max_net_ratio(positions: dict[str, dict[str, float]]) -> float:
     return max(abs(p["net"]) / p["gross"] if p["gross"] else 1.0 for p in positions.values())
 
 
-def _trade_ids(trades: pl.DataFrame, cap: int) -> dict[str, Any]:
-    ids = trades["trade_id"].drop_nulls()
-    return {"trade_ids": ids.head(cap).to_list(), "trade_ids_total": ids.len()}
+def _trade_ids(trades: _Trades, cap: int) -> dict[str, Any]:
+    ids = [trade for trade in trades.trade_id if trade is not None]
+    return {"trade_ids": ids[:cap], "trade_ids_total": len(ids)}
+
+
+@dataclass(frozen=True)
+class _Trades:
+    """Trades as arrays, cut into runs (one per alert) without a frame per run: what evidence and follow-ups read."""
+
+    amount: np.ndarray
+    buyer: np.ndarray
+    seller: np.ndarray
+    new: np.ndarray
+    ts: list[datetime]
+    trade_id: list[str | None]
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> _Trades:
+        return cls(
+            *(frame[name].to_numpy() for name in ("amount", "buyer", "seller", "new")),
+            frame["ts"].to_list(),
+            frame["trade_id"].to_list(),
+        )
+
+    def cut(self, first: int, last: int) -> _Trades:
+        return _Trades(*(getattr(self, name)[first:last] for name in self.__dataclass_fields__))
+
+    @property
+    def height(self) -> int:
+        return self.amount.size
+
+    def volume(self) -> float:
+        """Summed as a frame column is, so the figure does not depend on how the trades were gathered."""
+        return float(pl.Series(self.amount).sum())

@@ -129,8 +129,9 @@ def _on_cycles(links: pl.DataFrame) -> pl.DataFrame:
 
 
 def _groups(rows: list[tuple[int, int, list[int]]]) -> pl.DataFrame:
+    schema = {"sym": pl.Int64, "bucket": pl.Int64, MEMBERS: pl.List(pl.Int64)}
     return pl.DataFrame(
-        rows, schema={"sym": pl.Int64, "bucket": pl.Int64, MEMBERS: pl.List(pl.Int64)}, orient="row"
+        dict(zip(schema, zip(*rows, strict=True), strict=True)) if rows else None, schema=schema
     )
 
 
@@ -256,8 +257,9 @@ class PairIndex:
                 ),
                 (pair & first, cell - 1, cell_before, count, strong),
             ):
-                usable = keep & (n >= min_edge) & windowed
-                usable &= ~hub.any(bucket_block, seller) & ~hub.any(bucket_block, buyer)
+                usable = np.flatnonzero(keep & (n >= min_edge) & windowed)  # the hub look-ups only for these
+                at = bucket_block[usable]
+                usable = usable[~hub.any(at, seller[usable]) & ~hub.any(at, buyer[usable])]
                 links.append(
                     pl.DataFrame(
                         {
