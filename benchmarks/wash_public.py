@@ -11,6 +11,8 @@ alerts (≥ min_tests votes). Samples:
 - simulated markets with many wash groups: detection;
 - a synthetic wash-heavy tape: a clean simulated tape plus fixed round-sized prints
   at the last traded price (volume without price impact, as a volume-faking bot prints it).
+On the real trades it also times `detect` (best of 3): all windows are tested at once,
+so the detector should cost a small fraction of reading the files (benchmarks/throughput.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from _common import DEV_EVENTS
+from _common import DEV_EVENTS, best_of
 
 from tapewatch.detect.wash_public import TESTS, WashPublicDetector
 from tapewatch.io.readers import read_inputs
@@ -49,6 +51,8 @@ def main() -> None:
     if directory.is_dir():
         trades = read_inputs(sorted(directory.glob("*.csv.gz"))).trades
         rows.insert(0, rates("real dev trades (false alarms)", [trades]))
+        seconds, _ = best_of(3, lambda: WashPublicDetector().detect(trades))
+        print(f"detect on {trades.height:,} real trades: {seconds * 1000:.0f} ms (best of 3)")
     else:
         print(f"real data directory '{directory}' not found: skipping the real-trade false-alarm rates")
     with pl.Config(

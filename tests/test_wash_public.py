@@ -3,12 +3,15 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats
 
 from tapewatch.detect.wash_public import WashPublicDetector, WashPublicSettings
 from tapewatch.detect.wash_public_stats import (
+    Mantissas,
     benford_test,
     clustering_test,
     hill_exponent,
+    mann_whitney_auc,
     mantissas,
 )
 from tapewatch.engine.stream import StreamEngine
@@ -27,6 +30,11 @@ def genuine_sizes(n: int, seed: int = 0, round_share: float = 0.2) -> np.ndarray
     scale = 10.0 ** (np.floor(np.log10(sizes[rounded])) - 1)
     sizes[rounded] = np.round(sizes[rounded] / scale) * scale  # two significant digits
     return sizes
+
+
+def one_window(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Sizes as a sample of a single window (the tests run on many windows at once)."""
+    return sizes, np.zeros(sizes.size, dtype=np.int64), 1
 
 
 def tape(
@@ -67,7 +75,7 @@ def test_mantissa_reads_decimal_sizes_exactly():
 def test_benford_sample_conforms_and_uniform_digits_do_not():
     benford_like = 10 ** RNG(1).uniform(0, 5, 20_000)  # log-uniform: exactly Benford
     uniform_digits = RNG(2).integers(1, 10, 20_000) * 10.0 ** RNG(3).integers(0, 4, 20_000)
-    good, bad = benford_test(benford_like), benford_test(uniform_digits)
+    good, bad = (benford_test(Mantissas.of(*one_window(x))).at(0) for x in (benford_like, uniform_digits))
     assert good.effect < 0.006 and good.p_value > 1e-3  # Nigrini's close conformity
     assert bad.effect > 0.04 and bad.p_value < 1e-10
 
@@ -75,7 +83,9 @@ def test_benford_sample_conforms_and_uniform_digits_do_not():
 def test_round_clustering_found_when_injected_and_not_in_lognormal():
     lognormal = RNG(4).lognormal(3, 2, 20_000)
     injected = genuine_sizes(20_000, seed=4, round_share=0.3)
-    plain, clustered = clustering_test(lognormal, 10, 3, 1.3, 40), clustering_test(injected, 10, 3, 1.3, 40)
+    plain, clustered = (
+        clustering_test(Mantissas.of(*one_window(x)), 10, 3, 1.3, 40).at(0) for x in (lognormal, injected)
+    )
     assert plain.effect == pytest.approx(1.0, abs=0.15)
     assert plain.p_value < 1e-6  # no human clustering at all: below the plausible range
     assert clustered.effect > 3 and clustered.p_value == 1.0  # genuine-looking: inside the range
@@ -83,13 +93,29 @@ def test_round_clustering_found_when_injected_and_not_in_lognormal():
 
 def test_hill_recovers_pareto_exponent():
     sizes = RNG(5).pareto(1.5, 50_000) + 1  # Pareto with tail exponent 1.5
-    alpha, se, k = hill_exponent(sizes, 0.1, 50)
+    alpha, se, k = (x[0] for x in hill_exponent(*one_window(sizes), 0.1, 50))
     assert k == 5000
     assert alpha == pytest.approx(1.5, abs=3 * se) and se < 0.03
 
 
 def test_one_repeated_size_in_the_tail_is_infinite_exponent():
-    assert hill_exponent(np.full(1000, 7.0), 0.1, 50)[0] == np.inf
+    assert hill_exponent(*one_window(np.full(1000, 7.0)), 0.1, 50)[0][0] == np.inf
+
+
+def test_mann_whitney_on_many_windows_matches_scipy_per_window():
+    """Ranks, ties and the continuity-corrected normal approximation as scipy computes them, per window."""
+    rng = RNG(6)
+    ids = rng.integers(0, 5, 3000)
+    values = rng.integers(0, 40, 3000).astype(float)  # many ties
+    first = rng.random(3000) < 0.4
+    first[ids == 4] = True  # one window without a second group
+    auc, p_value = mann_whitney_auc(values, first, ids, 6)  # window 5 is empty
+    for window in range(4):
+        x, y = values[(ids == window) & first], values[(ids == window) & ~first]
+        expected = stats.mannwhitneyu(x, y, alternative="greater", method="asymptotic")
+        assert auc[window] == pytest.approx(expected.statistic / (x.size * y.size), rel=1e-12)
+        assert p_value[window] == pytest.approx(expected.pvalue, rel=1e-12)
+    assert auc[4:].tolist() == [0.5, 0.5] and p_value[4:].tolist() == [1.0, 1.0]
 
 
 def test_bot_tape_alerts_with_low_confidence_evidence():
@@ -135,6 +161,19 @@ def test_stream_gives_the_batch_alerts():
     assert len(batch) == 3
     key = lambda alerts: sorted((a.id, a.detected_at, a.score, a.evidence["trades"]) for a in alerts)
     assert key(streamed) == key(batch)
+
+
+def test_windows_tested_together_decide_as_alone_and_in_any_row_order():
+    """All windows are tested at once without mixing; rows are gathered per symbol whatever their order,
+    as long as each symbol is in time order."""
+    bot = tape(3, 2000, bot_share=0.5)
+    trades = pl.concat([bot, tape(3, 1500, seed=9, symbol="BBB/BTC")])
+    key = lambda frame: sorted(
+        (w["symbol"], w["window"], w["trades"], checks) for w, checks in WashPublicDetector().evaluate(frame)
+    )
+    grouped = key(trades.sort("venue", "symbol", "ts"))
+    assert len(grouped) == 4 and key(trades.sort("ts")) == grouped
+    assert key(bot) == grouped[:2]
 
 
 def test_empty_input_and_thin_windows_decide_nothing():

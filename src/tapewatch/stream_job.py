@@ -186,6 +186,10 @@ def open_stream(
     """
     if bool(replay) == bool(exchange):
         raise InputError("stream: give exactly one source: --replay FILE... or --exchange ID --symbols S...")
+    if notify and not use_store:
+        raise InputError(
+            "--notify: needs the store (cooldowns look up earlier alerts there); drop --no-store"
+        )
     rows, record_kind = replay_rows(replay, fmt, venue, kind) if replay else (None, TRADES)
     engine = StreamEngine(
         build_detectors(settings), settings.stream, check_clock=bool(exchange), kind=record_kind
@@ -193,10 +197,6 @@ def open_stream(
     writer = AlertLineWriter(output)
     job = StreamJob(engine=engine, sinks=[lambda items: writer.write(item.alert for item in items)])
     job.closers.append(writer.close)
-    if notify and not use_store:
-        raise InputError(
-            "--notify: needs the store (cooldowns look up earlier alerts there); drop --no-store"
-        )
     if use_store:
         store = open_store(db or settings.store.db or default_db_path())
         job.store = PatientStore(

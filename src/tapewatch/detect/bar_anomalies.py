@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any, ClassVar
 
 import polars as pl
@@ -45,7 +44,7 @@ from tapewatch.detect.bar_features import (
     spread,
     with_robust_z,
 )
-from tapewatch.detect.base import DetectorState
+from tapewatch.detect.base import CandleDetector, DetectorState
 from tapewatch.detect.scoring import excess_score
 from tapewatch.durations import parse_duration
 from tapewatch.records import Alert
@@ -53,7 +52,7 @@ from tapewatch.records import Alert
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
 
 
-class BarAnomalyDetector:
+class BarAnomalyDetector(CandleDetector):
     """What the three bar anomaly detectors share: settings, lookback, detection and alerts.
 
     A subclass names itself and says which features it judges (`features`).
@@ -61,7 +60,6 @@ class BarAnomalyDetector:
 
     name: ClassVar[str]
     typology: ClassVar[str]
-    needs = "bars"
     settings: BarBaselineSettings
 
     def features(self) -> list[Feature]:
@@ -69,27 +67,9 @@ class BarAnomalyDetector:
         raise NotImplementedError
 
     @property
-    def interval(self) -> str:
-        """Candle size the engine builds from trades for this detector."""
-        return self.settings.interval
-
-    @property
     def lookback_bars(self) -> int:
         """Candles a decision reads: the baseline window and one more for the previous close."""
         return self.settings.window + 1
-
-    @property
-    def lookback(self) -> timedelta:
-        """The same in time, for the trade tail a stream keeps to build its candles."""
-        return parse_duration(self.settings.interval, what="interval") * (self.lookback_bars + 1)
-
-    def followup_horizon(self) -> timedelta:
-        """Candle alerts have no follow-up."""
-        return timedelta(0)
-
-    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
-        """Nothing to refresh."""
-        return alerts
 
     def scored(self, frame: pl.LazyFrame, into: str = "excess") -> pl.LazyFrame:
         """The bars with every feature's value, baseline, z and excess, and the largest excess as `into`."""

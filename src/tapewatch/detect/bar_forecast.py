@@ -18,7 +18,6 @@ same model for the command line (MAE against a last-value forecast).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
 
 import numpy as np
@@ -42,7 +41,7 @@ from tapewatch.detect.bar_forecasters import (
     robust_z,
     segments,
 )
-from tapewatch.detect.base import DetectorState
+from tapewatch.detect.base import CandleDetector, DetectorState
 from tapewatch.detect.scoring import excess_score
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
@@ -67,12 +66,11 @@ class ForecastReport:
     """Share of bars with a calibrated threshold whose residual exceeds it."""
 
 
-class ForecastResidualDetector:
+class ForecastResidualDetector(CandleDetector):
     """Flags bars whose high or close misses the walk-forward forecast by far more than usual."""
 
     name = "forecast_residual"
     typology = "price_anomaly"
-    needs = "bars"
 
     def __init__(self, settings: ForecastResidualSettings | None = None) -> None:
         self.settings = settings or ForecastResidualSettings()
@@ -80,28 +78,10 @@ class ForecastResidualDetector:
         make_forecaster(self.settings.forecaster)  # an LSTM without PyTorch fails here, not mid-stream
 
     @property
-    def interval(self) -> str:
-        """Candle size the engine builds from trades for this detector."""
-        return self.settings.interval
-
-    @property
     def lookback_bars(self) -> int:
         """Candles a decision reads: the calibration residuals, their fits' windows and those fits' lags."""
         s, f = self.settings, self.settings.forecaster
         return s.calibration_bars + s.refit_bars + s.train_bars + f.lags + f.baseline_window + 1
-
-    @property
-    def lookback(self) -> timedelta:
-        """The same in time, for the trade tail a stream keeps to build its candles."""
-        return parse_duration(self.settings.interval, what="interval") * (self.lookback_bars + 1)
-
-    def followup_horizon(self) -> timedelta:
-        """Bar alerts have no follow-up."""
-        return timedelta(0)
-
-    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
-        """Nothing to refresh."""
-        return alerts
 
     def score_frame(self, frame: pl.DataFrame, state: DetectorState | None = None) -> pl.DataFrame:
         """Every bar to decide with its forecasts, residuals and their robust z-scores (null: not yet)."""

@@ -41,7 +41,7 @@ from tapewatch.detect.bar_forecasters import (
     finite_rows,
     segments,
 )
-from tapewatch.detect.base import DetectorState
+from tapewatch.detect.base import CandleDetector, DetectorState
 from tapewatch.detect.scoring import excess_score
 from tapewatch.durations import parse_duration
 from tapewatch.records import Alert, to_iso
@@ -61,40 +61,21 @@ class _Forest:
     typical: float
 
 
-class IsolationForestDetector:
+class IsolationForestDetector(CandleDetector):
     """Flags bars an Isolation Forest, fitted on the trailing window, finds easy to isolate."""
 
     name = "isolation_forest"
     typology = "bar_anomaly"
-    needs = "bars"
 
     def __init__(self, settings: IsolationForestSettings | None = None) -> None:
         self.settings = settings or IsolationForestSettings()
         self._cache = FitCache()
 
     @property
-    def interval(self) -> str:
-        """Candle size the engine builds from trades for this detector."""
-        return self.settings.interval
-
-    @property
     def lookback_bars(self) -> int:
         """Candles a decision reads: back to its refit moment, the training window and its volume medians."""
         s = self.settings
         return s.refit_bars + s.train_bars + s.baseline_window + 1
-
-    @property
-    def lookback(self) -> timedelta:
-        """The same in time, for the trade tail a stream keeps to build its candles."""
-        return parse_duration(self.settings.interval, what="interval") * (self.lookback_bars + 1)
-
-    def followup_horizon(self) -> timedelta:
-        """Bar alerts have no follow-up."""
-        return timedelta(0)
-
-    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
-        """Nothing to refresh."""
-        return alerts
 
     def score_frame(self, frame: pl.DataFrame, state: DetectorState | None = None) -> pl.DataFrame:
         """Every bar to decide with its anomaly score, threshold and robust z per feature (null: no fit yet)."""

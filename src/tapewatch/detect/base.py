@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import polars as pl
 
+from tapewatch.durations import parse_duration
 from tapewatch.records import TIME, Alert
 
 InputKind = Literal["trades", "bars", "orders", "book"]
@@ -91,6 +92,40 @@ class Detector(Protocol):
     def followup_horizon(self) -> timedelta:
         """How long after `detected_at` the follow-up keeps changing (zero: it never does)."""
         ...
+
+
+class CandleDetector:
+    """What every detector on candles shares: its candle size comes from its settings, it
+    reads `lookback_bars` candles, and its alerts are final when raised (no follow-up).
+
+    Subclasses set `name`, `typology`, `settings` (with an `interval`) and `lookback_bars`.
+    """
+
+    needs: InputKind = "bars"
+    settings: Any
+
+    @property
+    def interval(self) -> str:
+        """Candle size the engine builds from trades for this detector."""
+        return self.settings.interval
+
+    @property
+    def lookback_bars(self) -> int:
+        """Candles a decision reads, the current one included."""
+        raise NotImplementedError
+
+    @property
+    def lookback(self) -> timedelta:
+        """The same in time, for the trade tail a stream keeps to build its candles."""
+        return parse_duration(self.settings.interval, what="interval") * (self.lookback_bars + 1)
+
+    def followup_horizon(self) -> timedelta:
+        """Candle alerts have no follow-up."""
+        return timedelta(0)
+
+    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
+        """Nothing to refresh."""
+        return alerts
 
 
 class BarDetector(Detector, Protocol):

@@ -11,12 +11,10 @@ else the candle's close time.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import polars as pl
 
 from tapewatch.config import KampsKleinbergSettings
-from tapewatch.detect.base import DetectorState
+from tapewatch.detect.base import CandleDetector, DetectorState
 from tapewatch.detect.scoring import excess_score, stable
 from tapewatch.durations import parse_duration
 from tapewatch.records import Alert
@@ -24,38 +22,19 @@ from tapewatch.records import Alert
 KEY = ["venue", "symbol", "interval"]
 
 
-class KampsKleinbergDetector:
+class KampsKleinbergDetector(CandleDetector):
     """Flags candles whose price and volume both spike above their recent means."""
 
     name = "kamps_kleinberg"
     typology = "pump_and_dump"
-    needs = "bars"
 
     def __init__(self, settings: KampsKleinbergSettings | None = None) -> None:
         self.settings = settings or KampsKleinbergSettings()
 
     @property
-    def interval(self) -> str:
-        """Candle size the engine builds from trades for this detector."""
-        return self.settings.interval
-
-    @property
     def lookback_bars(self) -> int:
         """Candles a decision reads: the rolling window and the previous candle (for runs)."""
         return self.settings.window + 1
-
-    @property
-    def lookback(self) -> timedelta:
-        """The same in time, for the trade tail a stream keeps to build its candles."""
-        return parse_duration(self.settings.interval, what="interval") * (self.lookback_bars + 1)
-
-    def followup_horizon(self) -> timedelta:
-        """Candle alerts have no follow-up."""
-        return timedelta(0)
-
-    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
-        """Nothing to refresh."""
-        return alerts
 
     def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
         """Alerts for every venue/symbol/interval in a bars frame sorted by those and ts (see DetectorState)."""

@@ -30,6 +30,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -39,10 +40,13 @@ from tapewatch.config import WashPublicSettings
 from tapewatch.detect.base import DetectorState
 from tapewatch.detect.scoring import excess_score
 from tapewatch.detect.wash_public_stats import (
+    Mantissas,
     TestResult,
+    TestResults,
     benford_test,
     clustering_test,
     impact_test,
+    split_counts,
     tail_test,
 )
 from tapewatch.records import Alert
@@ -81,130 +85,211 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Sample:
-    """What the tests read from one window: trade sizes, notionals, and per-bucket volume and price change."""
+class Tape:
+    """The trades of many windows at once, as numpy columns, so every test runs on all windows together.
 
+    `window` is each trade's window index (0 … count-1) and `series` its symbol-window:
+    a series is contiguous and in time order, and price buckets never span two
+    (a pooled venue-window keeps its symbols' prices apart).
+    """
+
+    window: np.ndarray
+    series: np.ndarray
+    ts_us: np.ndarray
+    price: np.ndarray
     amount: np.ndarray
-    notional: np.ndarray
-    bucket_volume: np.ndarray
-    bucket_moved: np.ndarray
+    count: int
 
     @classmethod
-    def of(cls, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], bucket_us: int) -> Sample:
-        """Pool (ts µs, price, amount) of one or more symbols; buckets stay per symbol."""
-        buckets = [bucket_moves(ts, price, price * amount, bucket_us) for ts, price, amount in parts]
+    def of(cls, frame: pl.DataFrame, spans: pl.DataFrame, window: np.ndarray, count: int) -> Tape:
+        """The trades of `spans` (symbol-windows, rows of `symbol_windows`) in `count` windows; `window`
+        is each span's window index."""
+        start, length = (
+            spans[name].explode(empty_as_null=False).to_numpy().astype(np.int64)
+            for name in ("start", "length")
+        )
+        runs = spans["length"].list.len().to_numpy()
+        series = np.repeat(np.repeat(np.arange(spans.height), runs), length)
+        rows = np.repeat(start - (np.cumsum(length) - length), length) + np.arange(length.sum())
         return cls(
-            amount=np.concatenate([amount for _, _, amount in parts]),
-            notional=np.concatenate([price * amount for _, price, amount in parts]),
-            bucket_volume=np.concatenate([volume for volume, _ in buckets]),
-            bucket_moved=np.concatenate([moved for _, moved in buckets]),
+            window=window.astype(np.int64)[series],
+            series=series,
+            ts_us=frame["ts"].dt.epoch("us").to_numpy()[rows],
+            price=frame["price"].to_numpy()[rows],
+            amount=frame["amount"].to_numpy()[rows],
+            count=count,
+        )
+
+    @cached_property
+    def notional(self) -> np.ndarray:
+        """Each trade's notional: the tail and the price-impact tests both read it."""
+        return self.price * self.amount
+
+    @cached_property
+    def mantissas(self) -> Mantissas:
+        """Trade sizes in their own scale: the Benford and round-size tests both read them."""
+        return Mantissas.of(self.amount, self.window, self.count)
+
+
+def symbol_windows(frame: pl.DataFrame, window_us: int) -> pl.LazyFrame:
+    """One row per venue, symbol and window (UTC-aligned, start µs), in order of first appearance, with
+    its trade count, first ts, and trades as runs of consecutive rows: lists of `start` row and `length`.
+
+    A frame sorted by venue, symbol and ts has one run per symbol-window, and finding
+    runs is a single pass, several times cheaper than hashing every row's strings;
+    grouping the runs keeps any other order (symbols interleaved) right.
+    """
+    ts_us = pl.col("ts").dt.epoch("us")
+    return (
+        frame.lazy()
+        .with_row_index("row")
+        .with_columns(window=ts_us - ts_us % window_us)
+        .group_by(run=pl.struct(*KEY, "window").rle_id(), maintain_order=True)
+        .agg(
+            pl.col(*KEY, "window").first(),
+            start=pl.col("row").first(),
+            length=pl.len(),
+            first=pl.col("ts").min(),
+        )
+        .group_by(*KEY, "window", maintain_order=True)
+        .agg("start", "length", trades=pl.col("length").sum(), first=pl.col("first").min())
+    )
+
+
+def bucket_moves(tape: Tape, bucket_us: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Window, volume and price change of each non-empty bucket: whether its last price differs from
+    the previous bucket's of the same series.
+
+    A series' first bucket has no previous one inside the window and is left out, so a
+    window's result never depends on trades before it.
+    """
+    bucket = tape.ts_us // bucket_us
+    new = np.ones(bucket.size, dtype=bool)
+    new[1:] = (bucket[1:] != bucket[:-1]) | (tape.series[1:] != tape.series[:-1])
+    starts = np.flatnonzero(new)
+    if starts.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=bool)
+    volume = np.add.reduceat(tape.notional, starts)
+    close = tape.price[np.append(starts[1:], bucket.size) - 1]
+    series = tape.series[starts]
+    follows = np.zeros(starts.size, dtype=bool)
+    follows[1:] = series[1:] == series[:-1]
+    moved = np.zeros(starts.size, dtype=bool)
+    moved[1:] = close[1:] != close[:-1]
+    return tape.window[starts][follows], volume[follows], moved[follows]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One test on every window: results, verdicts and excess per window, and the threshold."""
+
+    test: str
+    results: TestResults
+    threshold: dict[str, float]
+    verdict: np.ndarray
+    excess: np.ndarray
+
+    def check(self, window: int) -> Check:
+        return Check(
+            self.test,
+            self.results.at(window),
+            self.threshold,
+            str(self.verdict[window]),
+            float(self.excess[window]),
         )
 
 
-def bucket_moves(
-    ts_us: np.ndarray, price: np.ndarray, notional: np.ndarray, bucket_us: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Volume of each non-empty bucket and whether its last price differs from the previous bucket's.
-
-    The first bucket has no previous one inside the window and is left out, so a
-    window's result never depends on trades before it.
-    """
-    bucket = ts_us // bucket_us
-    starts = np.flatnonzero(np.diff(bucket, prepend=bucket[:1] - 1)) if bucket.size else bucket
-    if starts.size < 2:
-        return np.empty(0), np.empty(0, dtype=bool)
-    volume = np.add.reduceat(notional, starts)
-    close = price[np.append(starts[1:], bucket.size) - 1]
-    return volume[1:], close[1:] != close[:-1]
+def window_checks(tape: Tape, settings: WashPublicSettings) -> list[list[Check]]:
+    """All four tests on every window of a tape, each with its verdict: one list of checks per window."""
+    judged = [judge(tape, settings) for judge in _JUDGES]
+    return [[test.check(window) for test in judged] for window in range(tape.count)]
 
 
-def window_checks(sample: Sample, settings: WashPublicSettings) -> list[Check]:
-    """All four tests on one window's sample, each with its verdict."""
-    return [check(sample, settings) for check in _CHECKS]
-
-
-def _benford(sample: Sample, s: WashPublicSettings) -> Check:
-    result = benford_test(sample.amount)
+def _benford(tape: Tape, s: WashPublicSettings) -> Judged:
+    results = benford_test(tape.mantissas)
     return _judge(
         "benford",
-        result,
-        result.effect > s.benford_max_mad,
-        result.effect / s.benford_max_mad,
+        results,
+        results.effect > s.benford_max_mad,
+        results.effect / s.benford_max_mad,
         {"max_mad": s.benford_max_mad},
         s,
-        enough=result.n >= s.min_trades,
+        enough=results.n >= s.min_trades,
     )
 
 
-def _clustering(sample: Sample, s: WashPublicSettings) -> Check:
+def _clustering(tape: Tape, s: WashPublicSettings) -> Judged:
     low, high = s.clustering_low, s.clustering_high
-    result = clustering_test(sample.amount, s.round_step, s.round_width, low, high)
+    results = clustering_test(tape.mantissas, s.round_step, s.round_width, low, high)
     return _judge(
         "round_clustering",
-        result,
-        not low <= result.effect <= high,
-        _range_excess(result.effect, low, high),
+        results,
+        _outside(results.effect, low, high),
+        _range_excess(results.effect, low, high),
         {"low": low, "high": high},
         s,
-        enough=result.n >= s.round_min_sample,
+        enough=results.n >= s.round_min_sample,
     )
 
 
-def _tail(sample: Sample, s: WashPublicSettings) -> Check:
+def _tail(tape: Tape, s: WashPublicSettings) -> Judged:
     low, high = s.tail_low, s.tail_high
-    result = tail_test(sample.notional, low, high, s.tail_share, s.tail_min)
+    results = tail_test(tape.notional, tape.window, tape.count, low, high, s.tail_share, s.tail_min)
     return _judge(
         "tail_exponent",
-        result,
-        not low <= result.effect <= high,
-        _range_excess(result.effect, low, high),
+        results,
+        _outside(results.effect, low, high),
+        _range_excess(results.effect, low, high),
         {"low": low, "high": high},
         s,
-        enough=math.isfinite(result.effect),
+        enough=np.isfinite(results.effect),
     )
 
 
-def _impact(sample: Sample, s: WashPublicSettings) -> Check:
-    result = impact_test(sample.bucket_volume, sample.bucket_moved)
-    flat = int((~sample.bucket_moved).sum())
-    enough = min(flat, sample.bucket_moved.size - flat) >= s.impact_min_buckets
+def _impact(tape: Tape, s: WashPublicSettings) -> Judged:
+    window, volume, moved = bucket_moves(tape, int(s.bucket_s * _US))
+    results = impact_test(volume, moved, window, tape.count)
+    flat, moving = split_counts(~moved, window, tape.count)
     return _judge(
         "price_impact",
-        result,
-        result.effect >= s.impact_min_auc,
-        (result.effect - 0.5) / (s.impact_min_auc - 0.5),
+        results,
+        results.effect >= s.impact_min_auc,
+        (results.effect - 0.5) / (s.impact_min_auc - 0.5),
         {"min_auc": s.impact_min_auc},
         s,
-        enough=enough,
+        enough=np.minimum(flat, moving) >= s.impact_min_buckets,
     )
 
 
-_CHECKS: tuple[Callable[[Sample, WashPublicSettings], Check], ...] = (_benford, _clustering, _tail, _impact)
+_JUDGES: tuple[Callable[[Tape, WashPublicSettings], Judged], ...] = (_benford, _clustering, _tail, _impact)
 
 
 def _judge(
     test: str,
-    result: TestResult,
-    material: bool,
-    excess: float,
+    results: TestResults,
+    material: np.ndarray,
+    excess: np.ndarray,
     threshold: dict[str, float],
     s: WashPublicSettings,
     *,
-    enough: bool,
-) -> Check:
+    enough: np.ndarray,
+) -> Judged:
     """Wash-like needs a material effect and significance; too small a sample decides nothing."""
-    if not enough:
-        verdict: Verdict = "insufficient"
-    elif material and result.p_value <= s.max_p_value:
-        verdict = "wash_like"
-    else:
-        verdict = "normal"
-    return Check(test, result, threshold, verdict, excess)
+    verdict = np.select(
+        [~enough, material & (results.p_value <= s.max_p_value)], ["insufficient", "wash_like"], "normal"
+    )
+    return Judged(test, results, threshold, verdict, excess)
 
 
-def _range_excess(value: float, low: float, high: float) -> float:
+def _outside(value: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Outside [low, high]; NaN counts as outside (its sample is judged insufficient anyway)."""
+    return ~((low <= value) & (value <= high))
+
+
+def _range_excess(value: np.ndarray, low: float, high: float) -> np.ndarray:
     """How far outside [low, high] a value is, as a ratio ≥ 1 past the nearer bound (≤ 1 inside)."""
-    return max(low / value, value / high) if value > 0 else math.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(value > 0, np.maximum(low / value, value / high), math.inf)
 
 
 class WashPublicDetector:
@@ -249,26 +334,17 @@ class WashPublicDetector:
         windows = self._closed_windows(frame, state)
         if state is not None:
             state.advance(KEY, frame.select(*KEY, "ts"), frame.clear().select(*KEY, "ts"))
-        bucket_us = int(self.settings.bucket_s * _US)
-        decided = []
-        for row in windows.iter_rows(named=True):
-            part = (np.array(row["ts_us"]), np.array(row["price"]), np.array(row["amount"]))
-            decided.append((row, window_checks(Sample.of([part], bucket_us), self.settings)))
-        return decided
+        tape = Tape.of(frame, windows, np.arange(windows.height), windows.height)
+        rows = windows.drop("start", "length").to_dicts()
+        return list(zip(rows, window_checks(tape, self.settings), strict=True))
 
     def _closed_windows(self, frame: pl.DataFrame, state: DetectorState | None) -> pl.DataFrame:
         """Each window with a later trade of its symbol (which closes it), not decided before, big enough."""
         window_us = int(self.settings.window_h * 3600 * _US)
-        ts_us = pl.col("ts").dt.epoch("us")
         windows = (
-            frame.lazy()
-            .with_columns(ts_us=ts_us, window=ts_us - ts_us % window_us)
-            .group_by(*KEY, "window", maintain_order=True)
-            .agg("ts_us", "price", "amount", first=pl.col("ts").min())
+            symbol_windows(frame, window_us)
             .with_columns(closed_by=pl.col("first").shift(-1).over(KEY), end_us=pl.col("window") + window_us)
-            .filter(
-                pl.col("closed_by").is_not_null() & (pl.col("ts_us").list.len() >= self.settings.min_trades)
-            )
+            .filter(pl.col("closed_by").is_not_null() & (pl.col("trades") >= self.settings.min_trades))
         )
         if state is not None:
             decided = state.frame(KEY, only=frame).select(*KEY, "decided_until")
@@ -296,7 +372,7 @@ class WashPublicDetector:
                 "basis": "public trades, no account ids",
                 "method": "Cong et al. (2023) distribution tests",
                 "window_h": s.window_h,
-                "trades": len(row["ts_us"]),
+                "trades": row["trades"],
                 "tests_wash_like": [c.test for c in fired],
                 "min_tests": s.min_tests,
                 "max_p_value": s.max_p_value,
@@ -313,36 +389,29 @@ def venue_view(trades: pl.DataFrame, settings: WashPublicSettings | None = None)
     retrospective report, not an alert.
     """
     s = settings or WashPublicSettings()
-    window_us, bucket_us = int(s.window_h * 3600 * _US), int(s.bucket_s * _US)
-    ts_us = pl.col("ts").dt.epoch("us")
-    symbols = (
-        trades.with_columns(ts_us=ts_us, window=ts_us - ts_us % window_us)
-        .group_by("venue", "window", "symbol", maintain_order=True)
-        .agg("ts_us", "price", "amount")
-        .group_by("venue", "window", maintain_order=True)
-        .agg("ts_us", "price", "amount", symbols=pl.len())
+    symbols = symbol_windows(trades, int(s.window_h * 3600 * _US)).collect()
+    windows = (
+        symbols.group_by("venue", "window", maintain_order=True)
+        .agg(symbols=pl.len(), trades=pl.col("trades").sum())
+        .filter(pl.col("trades") >= s.min_trades)
+        .with_row_index("index")
     )
-    rows = []
-    for row in symbols.iter_rows(named=True):
-        parts = [
-            tuple(np.array(x) for x in part)
-            for part in zip(row["ts_us"], row["price"], row["amount"], strict=True)
-        ]
-        sample = Sample.of(parts, bucket_us)
-        if sample.amount.size < s.min_trades:
-            continue
-        checks = window_checks(sample, s)
-        rows.append(
-            {
-                "venue": row["venue"],
-                "start": _moment(row["window"]),
-                "symbols": row["symbols"],
-                "trades": sample.amount.size,
-            }
-            | {f"{c.test}_effect": _number(c.result.effect) for c in checks}
-            | {f"{c.test}_verdict": c.verdict for c in checks}
-            | {"wash_like": sum(c.verdict == "wash_like" for c in checks)}
-        )
+    symbols = symbols.join(
+        windows.select("venue", "window", "index"), on=["venue", "window"], maintain_order="left"
+    )
+    tape = Tape.of(trades, symbols, symbols["index"].to_numpy(), windows.height)
+    rows = [
+        {
+            "venue": window["venue"],
+            "start": _moment(window["window"]),
+            "symbols": window["symbols"],
+            "trades": window["trades"],
+        }
+        | {f"{c.test}_effect": _number(c.result.effect) for c in checks}
+        | {f"{c.test}_verdict": c.verdict for c in checks}
+        | {"wash_like": sum(c.verdict == "wash_like" for c in checks)}
+        for window, checks in zip(windows.to_dicts(), window_checks(tape, s), strict=True)
+    ]
     return pl.DataFrame(rows)
 
 
