@@ -4,7 +4,7 @@
 
 Rates are per decided symbol-window (default one UTC day, ≥ min_trades trades):
 the share of windows where each test votes wash-like, and where the detector
-alerts (≥ min_tests votes). Samples:
+alerts (≥ min_tests votes, or a vote of a sufficient test). Samples:
 - real Binance small caps (PUMP_EVENTS_DIR, default ../shared/data/pump-events/dev),
   taken as background: every alert counts as a false alarm (skipped when absent);
 - simulated clean markets (no wash groups), several seeds: false alarms;
@@ -114,7 +114,7 @@ def rates(label: str, tapes: list[pl.DataFrame]) -> dict[str, object]:
     row: dict[str, object] = {"sample": label, "windows": windows}
     for index, test in enumerate(TESTS):
         row[test] = _rate(sum(v[index] for v in votes), windows)
-    row["alerts"] = _rate(sum(sum(v) >= detector.settings.min_tests for v in votes), windows)
+    row["alerts"] = _rate(sum(detector.alerts_on(checks) for checks in decided), windows)
     return row
 
 

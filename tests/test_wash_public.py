@@ -179,3 +179,23 @@ def test_windows_tested_together_decide_as_alone_and_in_any_row_order():
 def test_empty_input_and_thin_windows_decide_nothing():
     assert WashPublicDetector().detect(conform(pl.DataFrame(), TRADE_SCHEMA)) == []
     assert WashPublicDetector().evaluate(tape(3, 100, bot_share=0.5)) == []  # below min_trades
+
+
+def test_price_impact_alone_suffices_and_the_others_need_company():
+    from tapewatch.config import WashPublicSettings
+    from tapewatch.detect.wash_public import Check
+    from tapewatch.detect.wash_public_stats import TestResult
+
+    def checks(*wash_like: str) -> list[Check]:
+        result = TestResult(statistic=9.0, p_value=1e-9, effect=1.0, n=1000)
+        return [
+            Check(test, result, {}, "wash_like" if test in wash_like else "normal", 1.0)
+            for test in ("benford", "round_clustering", "tail_exponent", "price_impact")
+        ]
+
+    detector = WashPublicDetector()
+    assert detector.alerts_on(checks("price_impact"))
+    assert not detector.alerts_on(checks("benford")) and not detector.alerts_on(checks("tail_exponent"))
+    assert detector.alerts_on(checks("benford", "tail_exponent"))
+    strict = WashPublicDetector(WashPublicSettings(sufficient_tests=[]))
+    assert not strict.alerts_on(checks("price_impact"))

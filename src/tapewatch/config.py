@@ -94,6 +94,12 @@ class WashPublicSettings(_Section):
     window_h: float = Field(24.0, gt=0, description="window length in hours, aligned to UTC midnight")
     min_trades: int = Field(500, ge=10, description="no decision on a window with fewer trades")
     min_tests: int = Field(2, ge=1, le=4, description="wash-like tests needed for an alert")
+    sufficient_tests: list[Literal["benford", "round_clustering", "tail_exponent", "price_impact"]] = Field(
+        default_factory=lambda: ["price_impact"],
+        description="tests whose wash-like vote alerts on its own: volume that never moves the price is "
+        "what fabricated volume looks like, while first digits and round sizes of genuine small caps stray "
+        "far from textbook values (measured in benchmarks/wash_public.py)",
+    )
     max_p_value: float = Field(
         1e-3, gt=0, lt=1, description="a test votes only when its one-sided p-value is at most this"
     )

@@ -14,7 +14,9 @@ p-value and effect size (`wash_public_stats`):
 
 A test votes "wash-like" only when both p ≤ max_p_value and its effect passes the
 threshold, so a huge clean sample with a trivial deviation stays quiet. An alert
-needs `min_tests` votes; it is low-confidence evidence (no account ids) and says so.
+needs `min_tests` votes, or one vote from a test in `sufficient_tests` (by default
+price impact: fabricated volume is volume that never moves the price); it is
+low-confidence evidence (no account ids) and says so.
 
 Timing: a window [start, end) is decided once, by the first trade of its symbol at
 or after `end` — that trade is `detected_at`. The decision reads the window's
@@ -320,9 +322,14 @@ class WashPublicDetector:
         alerts = [
             self._alert(window, checks)
             for window, checks in self.evaluate(frame, state)
-            if sum(c.verdict == "wash_like" for c in checks) >= self.settings.min_tests
+            if self.alerts_on(checks)
         ]
         return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol))
+
+    def alerts_on(self, checks: list[Check]) -> bool:
+        """Enough wash-like votes, or a vote from a test that suffices on its own."""
+        fired = [c.test for c in checks if c.verdict == "wash_like"]
+        return len(fired) >= self.settings.min_tests or bool(set(fired) & set(self.settings.sufficient_tests))
 
     def evaluate(
         self, frame: pl.DataFrame, state: DetectorState | None = None
@@ -375,6 +382,7 @@ class WashPublicDetector:
                 "trades": row["trades"],
                 "tests_wash_like": [c.test for c in fired],
                 "min_tests": s.min_tests,
+                "sufficient_tests": s.sufficient_tests,
                 "max_p_value": s.max_p_value,
                 "tests": {c.test: c.evidence() for c in checks},
             },
