@@ -47,26 +47,24 @@ async def list_alerts(
     offset: Offset = 0,
 ) -> Response:
     """Alerts matching every filter given (each filter may repeat: any of its values matches)."""
-    key = request.url.query
-    cached = ctx.list_cache.get(key)
-    if cached is not None:
-        return Response(cached, media_type="application/json")
-    items = await run_in_threadpool(
-        alert_page,
-        ctx.reads,
-        limit=limit + 1,
-        offset=offset,
-        typology=typology,
-        severity=severity,
-        venue=venue,
-        symbol=symbol,
-        status=status,
-        since=since,
-        until=until,
-    )
-    body = page_of(items, limit, offset).model_dump_json().encode()
-    ctx.list_cache.put(key, body)
-    return Response(body, media_type="application/json")
+
+    async def page() -> bytes:
+        items = await run_in_threadpool(
+            alert_page,
+            ctx.reads,
+            limit=limit + 1,
+            offset=offset,
+            typology=typology,
+            severity=severity,
+            venue=venue,
+            symbol=symbol,
+            status=status,
+            since=since,
+            until=until,
+        )
+        return page_of(items, limit, offset).model_dump_json().encode()
+
+    return Response(await ctx.list_cache.fetch(request.url.query, page), media_type="application/json")
 
 
 @router.get("/{alert_id}", response_model=AlertDetail, responses=error_responses(404), summary="One alert")
