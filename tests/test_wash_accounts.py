@@ -213,3 +213,13 @@ def test_pair_index_window_sums_match_a_brute_force_count():
         up = sum(o["new"] and o["seller_id"] <= o["buyer_id"] for o in inside)
         down = sum(o["new"] and o["seller_id"] > o["buyer_id"] for o in inside)
         assert (index.up_w[position], index.down_w[position]) == (up, down)
+
+
+@pytest.mark.parametrize("accounts", [10, 2**40])
+def test_the_pair_order_is_the_three_key_stable_order(accounts):
+    """One integer key where it fits in 63 bits, a lexsort where it does not: both the (sym, low, high) order."""
+    rng = np.random.default_rng(3)
+    sym = np.sort(rng.integers(0, 50, 1000))
+    low, high = np.sort(rng.integers(0, 10, (2, 1000)), axis=0) * (accounts // 10)
+    order = graph._pair_order(sym, low, high, accounts)
+    assert np.array_equal(order, np.lexsort((high, low, sym)))

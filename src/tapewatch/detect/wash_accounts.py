@@ -174,7 +174,7 @@ class WashAccountsDetector:
         at = moments["at"].to_numpy()
         moments = moments.with_columns(
             symbol_volume_w=pl.Series(tape.volumes(sets.row[at]), dtype=pl.Float64),
-            own_trades_w=pl.Series(tape.own_trades(sets.row[at], alone, sets.buyer_id[at]), dtype=pl.Int64),
+            own_trades_w=tape.own_trades(sets.row[at], alone, sets.buyer_id[at]),
         ).with_columns(self_share=pl.col("transfers_w") / pl.col("own_trades_w"))
         moments = moments.filter(
             (pl.col("volume_w") / pl.col("symbol_volume_w") >= s.min_volume_share)
@@ -195,12 +195,9 @@ class WashAccountsDetector:
         self-trader trivially does); the links are checked later, per cycle order."""
         s = self.settings
         at = sets.instants()
-        transfers = sets.transfers(at)
         alone = sets.size[sets.set_id[at]] == 1
-        return at[
-            (transfers >= np.where(alone, s.min_self_trades, s.min_trades))
-            & (sets.worst_net(at) <= s.net_tolerance)
-        ]
+        at = at[sets.transfers(at) >= np.where(alone, s.min_self_trades, s.min_trades)]
+        return at[sets.nets_out(at, s.net_tolerance)]
 
     def _first_of_runs(self, moments: pl.DataFrame, state: DetectorState | None) -> pl.DataFrame:
         """The cooldown: a group's qualifying trade alerts only if its previous one is over `cooldown_min` ago."""
@@ -229,7 +226,7 @@ class WashAccountsDetector:
         lo, hi = sets.window_start[at], sets.end[at]
         laps = sets.laps(at, hi - lo, self.settings.net_tolerance, self.settings.max_lap_legs)
         _, rows = _ranges(lo, hi)
-        trades = _Trades.of(sets.frame[rows])  # only the triggers' windows, laid end to end
+        trades = _Trades.of(sets.trades(rows))  # only the triggers' windows, laid end to end
         ends = np.cumsum(hi - lo)
         return [
             self._alert(row, trades.cut(last - (upto - first), last), int(lap))
@@ -385,7 +382,8 @@ class _Sets:
 
     def __init__(self, groups: pl.DataFrame, among: pl.DataFrame, names: pl.Series, window_us: int) -> None:
         self.window_us = window_us
-        orders = groups.with_columns(set=pl.col(graph.MEMBERS).list.sort())
+        # list.eval sorts short lists many times faster than list.sort does.
+        orders = groups.with_columns(set=pl.col(graph.MEMBERS).list.eval(pl.element().sort()))
         sets = orders.select("sym", "set").unique(maintain_order=True).with_row_index("set_id")
         self.members = _padded(sets["set"])
         self.size = (self.members >= 0).sum(axis=1)
@@ -395,14 +393,15 @@ class _Sets:
         self.first_bucket = int(cells.min()) - 1
         self.buckets = int(cells.max()) - self.first_bucket + 1
         self._orders(orders.join(sets, on=["sym", "set"]).select("set_id", "bucket", graph.MEMBERS))
-        self.frame = self._rows(among, sets)
-        self.set_id = self.frame["set_id"].to_numpy()
-        self.ts, self.cell, self.row = (self.frame[name].to_numpy() for name in ("ts_us", "cell", "row"))
-        self.amount, self.new = self.frame["amount"].to_numpy(), self.frame["new"].to_numpy()
-        self.buyer_id = self.frame["buyer_id"].to_numpy()
+        self.among = among
+        self.set_id, self.source = self._rows(among, sets)
+        self.ts, self.cell, self.row, self.amount, self.new, self.buyer_id, seller_id = (
+            among[name].to_numpy()[self.source]
+            for name in ("ts_us", "cell", "row", "amount", "new", "buyer_id", "seller_id")
+        )
         own = self.members[self.set_id]
         self.buyer = np.argmax(own == self.buyer_id[:, None], axis=1)
-        self.seller = np.argmax(own == self.frame["seller_id"].to_numpy()[:, None], axis=1)
+        self.seller = np.argmax(own == seller_id[:, None], axis=1)
         self.clock = graph.window_clock(self.ts, np.diff(self.set_id, prepend=-1) != 0, window_us)
         self.window_start = np.searchsorted(self.clock, self.clock - window_us, side="right")
         self.end = np.searchsorted(self.clock, self.clock, side="right")  # past the instant's last row
@@ -428,9 +427,13 @@ class _Sets:
         following = np.take_along_axis(position, (slot + 1) % size, axis=1)
         self.order_links = np.where(slot < size, position * WASH_MAX_GROUP + following, self.LINKS)
 
-    def _rows(self, among: pl.DataFrame, sets: pl.DataFrame) -> pl.DataFrame:
+    def _rows(self, among: pl.DataFrame, sets: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The transfers between two members of each set (a lone account's with itself) in the cells of its
-        buckets, by set and tape order."""
+        buckets, by set and tape order: each one's set and position in `among`.
+
+        The join is on two integer keys, (low, high) and (symbol, cell), rather than on four columns,
+        and carries only the positions: it is the largest the detector makes.
+        """
         buckets = pl.DataFrame(
             {
                 "set_id": self.order_key // self.buckets,
@@ -446,16 +449,34 @@ class _Sets:
             .explode("low", empty_as_null=True)
             .explode("high", empty_as_null=True)
             .filter((pl.col("low") < pl.col("high")) | (pl.col("size") == 1))
-            .drop("size")
         )
-        return (
-            among.with_columns(
-                low=pl.min_horizontal("seller_id", "buyer_id"),
-                high=pl.max_horizontal("seller_id", "buyer_id"),
+        accounts = int(self.members.max(initial=0)) + 1
+        places = self.buckets + 1
+
+        def keyed(frame: pl.DataFrame, low: pl.Expr, high: pl.Expr) -> pl.DataFrame:
+            return frame.select(
+                pl.all(),
+                pair=low * accounts + high,
+                place=pl.col("sym") * places + pl.col("cell") - self.first_bucket,
             )
-            .join(pairs.with_columns(pl.col("set_id").cast(pl.Int64)), on=["sym", "low", "high", "cell"])
-            .sort("set_id", "row")
+
+        joined = keyed(
+            among.select("sym", "cell").with_row_index("source"),
+            pl.min_horizontal(among["seller_id"], among["buyer_id"]),
+            pl.max_horizontal(among["seller_id"], among["buyer_id"]),
+        ).join(
+            keyed(pairs.select("set_id", "sym", "cell"), pairs["low"], pairs["high"]).select(
+                pl.col("set_id").cast(pl.Int64), "pair", "place"
+            ),
+            on=["pair", "place"],
         )
+        set_id, source = joined["set_id"].to_numpy(), joined["source"].to_numpy().astype(np.int64)
+        order = np.argsort(set_id * among.height + source)
+        return set_id[order], source[order]
+
+    def trades(self, rows: np.ndarray) -> pl.DataFrame:
+        """The transfers at these set rows, with every column."""
+        return self.among[self.source[rows]]
 
     def instants(self) -> np.ndarray:
         """The last row of each instant in the second cell of a bucket the set is proposed for."""
@@ -467,10 +488,39 @@ class _Sets:
         """Transfers in each moment's window."""
         return self.transfers_total[self.end[at]] - self.transfers_total[self.window_start[at]]
 
-    def worst_net(self, at: np.ndarray) -> np.ndarray:
-        """Each moment's largest |bought − sold| / (bought + sold) over the members, from rolling window sums
-        (NaN where no member traded)."""
-        bought, sold = self._window_sums(at)
+    def nets_out(self, at: np.ndarray, tolerance: float) -> np.ndarray:
+        """Whether every member of each moment's set bought and sold within `tolerance` of its gross over the
+        window, by rolling window sums rounded as the stream's are.
+
+        Rolling sums are slow, and most moments are far from even: a looser test on prefix sums
+        (`_near_even`) leaves only the moments worth them.
+        """
+        near = self._near_even(at, tolerance + graph.LOOSE_NET)
+        even = np.zeros(at.size, bool)
+        even[near] = self._worst_net(at[near], *self._window_sums(at[near])) <= tolerance
+        return even
+
+    def _near_even(self, at: np.ndarray, tolerance: float) -> np.ndarray:
+        """Positions in `at` of the moments at which every member's window sums from prefix sums pass the
+        netting test, give or take those sums' rounding: a running sum of k non-negative terms is within
+        k·ε of its value. Member by member, each on the moments still left: most fail at the first."""
+        first, end = self.window_start[at], self.end[at]
+        slack = (
+            8 * (end + 1) * np.finfo(np.float64).eps * np.concatenate([[0.0], np.cumsum(self.amount)])[end]
+        )
+        size = self.size[self.set_id[at]]
+        near = np.arange(at.size)
+        for member in range(int(self.size.max(initial=1))):
+            bought, sold = (
+                graph.run_sums(np.where(side == member, self.amount, 0.0), first[near], end[near])
+                for side in (self.buyer, self.seller)
+            )
+            loose = np.abs(bought - sold) - slack[near] <= tolerance * (bought + sold)
+            near = near[loose | (size[near] <= member)]
+        return near
+
+    def _worst_net(self, at: np.ndarray, bought: np.ndarray, sold: np.ndarray) -> np.ndarray:
+        """Each moment's largest |bought − sold| / (bought + sold) over the members (NaN where none traded)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.abs(bought - sold) / (bought + sold)
         return np.fmax.reduce(
@@ -478,25 +528,52 @@ class _Sets:
         )
 
     def _window_sums(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Bought and sold per member over each moment's window, as rolling sums rounded as the stream's are."""
+        """Bought and sold per member over each moment's window, as rolling sums rounded as the stream's are.
+
+        Taken over the moments' sets only (few: see `nets_out`), one set size at a time with a column
+        per member.
+        """
+        bought, sold = np.zeros((at.size, WASH_MAX_GROUP)), np.zeros((at.size, WASH_MAX_GROUP))
+        sizes = self.size[self.set_id[at]]
+        for size in np.unique(sizes):
+            moments = np.flatnonzero(sizes == size)
+            rows = self._rows_of_sets(at[moments])
+            sums = self._member_sums(rows, int(size))[np.searchsorted(rows, at[moments])].to_numpy()
+            bought[moments, :size], sold[moments, :size] = sums[:, :size], sums[:, size:]
+        return bought, sold
+
+    def _rows_of_sets(self, at: np.ndarray) -> np.ndarray:
+        """The rows of the moments' sets. A set's rolling sums start afresh at its first row (no window
+        reaches the set before), so over these rows alone they are the same as over all."""
+        chosen = np.zeros(self.size.size, bool)
+        chosen[self.set_id[at]] = True
+        return np.flatnonzero(chosen[self.set_id])
+
+    def _member_sums(self, rows: np.ndarray, size: int) -> pl.DataFrame:
+        """Rolling window sums of what each of the first `size` members bought, then sold, at the given rows."""
         window = f"{self.window_us}i"
-        rows = pl.DataFrame(
-            {"clock": self.clock, "amount": self.amount, "buyer": self.buyer, "seller": self.seller}
+        frame = pl.DataFrame(
+            {
+                "clock": self.clock[rows],
+                "amount": self.amount[rows],
+                "buyer": self.buyer[rows],
+                "seller": self.seller[rows],
+            }
         )
 
         def summed(side: str, i: int) -> pl.Expr:
             value = pl.when(pl.col(side) == i).then("amount").otherwise(0.0)
             return stable(value.rolling_sum_by("clock", window_size=window)).alias(f"{side}{i}")
 
-        sums = rows.select(*(summed(side, i) for side in ("buyer", "seller") for i in range(WASH_MAX_GROUP)))
-        sums = sums[at].to_numpy()
-        return sums[:, :WASH_MAX_GROUP], sums[:, WASH_MAX_GROUP:]
+        return frame.select(*(summed(side, i) for side in ("buyer", "seller") for i in range(size)))
 
     def moments(self, at: np.ndarray) -> pl.DataFrame:
         """The moments as rows: where, which group, and the window's transfers and volume."""
-        frame = self.frame[at]
+        frame = self.trades(at)
         volume = stable(pl.col("amount").rolling_sum_by("clock", window_size=f"{self.window_us}i"))
-        volume_w = pl.DataFrame({"clock": self.clock, "amount": self.amount}).select(volume).to_series()[at]
+        rows = self._rows_of_sets(at)
+        volumes = pl.DataFrame({"clock": self.clock[rows], "amount": self.amount[rows]}).select(volume)
+        volume_w = volumes.to_series()[np.searchsorted(rows, at)]
         sets = self.set_id[at]
         accounts = _named(self.members[sets], self.names) if at.size else pl.Series(dtype=pl.List(pl.String))
         return pl.DataFrame(
@@ -690,23 +767,37 @@ class _Tape:
         )
 
     def volumes(self, rows: np.ndarray) -> list[float]:
-        """The symbol's traded volume in each row's window."""
-        return [float(np.sum(self.amount[lo:hi])) for lo, hi in zip(*self._windows(rows), strict=True)]
+        """The symbol's traded volume in each row's window (`np.sum`'s own reduction, without its wrapper)."""
+        return [float(np.add.reduce(self.amount[lo:hi])) for lo, hi in zip(*self._windows(rows), strict=True)]
 
-    def own_trades(self, rows: np.ndarray, alone: np.ndarray, accounts: np.ndarray) -> list[int | None]:
-        """For one-account groups, how many trades that account took part in during the window.
+    def own_trades(self, rows: np.ndarray, alone: np.ndarray, accounts: np.ndarray) -> pl.Series:
+        """For one-account groups, how many trades that account took part in during the window (null for
+        larger groups).
 
         A busy trader now and then hits its own resting order by accident; a self-trading
         washer's self-trades are most of what it does.
         """
-        out: list[int | None] = [None] * rows.size
+        counts = np.zeros(rows.size, np.int64)
         lone = np.flatnonzero(alone)
-        for index, lo, hi in zip(lone, *self._windows(rows[lone]), strict=True):
-            account = accounts[index]
-            out[index] = int(
-                np.count_nonzero((self.buyer[lo:hi] == account) | (self.seller[lo:hi] == account))
+        lo, hi = self._windows(rows[lone])
+        where = self._appearances(accounts[lone])
+        key = accounts[lone] * self.amount.size
+        counts[lone] = np.searchsorted(where, key + hi) - np.searchsorted(where, key + lo)
+        return pl.Series(counts, dtype=pl.Int64).scatter(np.flatnonzero(~alone), None)
+
+    def _appearances(self, accounts: np.ndarray) -> np.ndarray:
+        """The trades these accounts took part in (once per trade, whichever side), sorted as one key
+        account · rows + row: an account's trades in a range of rows are a range of keys."""
+        wanted = np.zeros(int(max(self.buyer.max(initial=-1), self.seller.max(initial=-1))) + 2, bool)
+        wanted[accounts] = True  # index -1 (no account) stays unwanted: the last slot is never an account
+        row = np.arange(self.amount.size)
+        bought = wanted[self.buyer]
+        sold = wanted[self.seller] & (self.seller != self.buyer)
+        return np.sort(
+            np.concatenate(
+                [self.buyer[bought] * row.size + row[bought], self.seller[sold] * row.size + row[sold]]
             )
-        return out
+        )
 
 
 def _encoded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
@@ -783,6 +874,8 @@ class _Trades:
     new: np.ndarray
     ts: list[datetime]
     trade_id: list[str | None]
+    amounts: pl.Series
+    """`amount` as a column: its slices sum as a frame column does, without a new Series per run."""
 
     @classmethod
     def of(cls, frame: pl.DataFrame) -> _Trades:
@@ -790,10 +883,12 @@ class _Trades:
             *(frame[name].to_numpy() for name in ("amount", "buyer", "seller", "new")),
             frame["ts"].to_list(),
             frame["trade_id"].to_list(),
+            frame["amount"].rechunk(),
         )
 
     def cut(self, first: int, last: int) -> _Trades:
-        return _Trades(*(getattr(self, name)[first:last] for name in self.__dataclass_fields__))
+        arrays = (getattr(self, name)[first:last] for name in self.__dataclass_fields__ if name != "amounts")
+        return _Trades(*arrays, self.amounts.slice(first, last - first))  # slice(): a fraction of [:]'s cost
 
     @property
     def height(self) -> int:
@@ -801,4 +896,4 @@ class _Trades:
 
     def volume(self) -> float:
         """Summed as a frame column is, so the figure does not depend on how the trades were gathered."""
-        return float(pl.Series(self.amount).sum())
+        return float(self.amounts.sum())
