@@ -7,6 +7,7 @@ then the signed session cookie.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 import secrets
@@ -103,6 +104,9 @@ def create_app(settings: Settings, db: str | None = None, lake: str | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await feed.start()
+        # Everything built so far (modules, the app, its routes and models) lives as long as the
+        # server: out of the collector's sight, a full collection no longer walks it mid-request.
+        gc.freeze()
         try:
             yield
         finally:
