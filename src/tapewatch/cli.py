@@ -90,12 +90,18 @@ def main(
 @app.command()
 @user_errors
 def detect(
-    inputs: Annotated[list[str], typer.Argument(help="Files, directories or globs of trades or bars.")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Files, directories or globs of trades, bars, L3 order events or L2 book updates."
+        ),
+    ],
     fmt: Annotated[
         str,
         typer.Option(
             "--format",
-            help="auto, ccxt-trades, binance-trades, binance-aggtrades, binance-klines, ohlcv or parquet.",
+            help="auto, ccxt-trades, binance-trades, binance-aggtrades, binance-klines, ohlcv, "
+            "l3-orders, l2-book, binance-depth or parquet.",
         ),
     ] = "auto",
     venue: Annotated[str | None, typer.Option(help="Venue name for inputs that do not carry one.")] = None,
