@@ -46,7 +46,6 @@ from tapewatch.detect.bar_features import (
 )
 from tapewatch.detect.base import CandleDetector, DetectorState
 from tapewatch.detect.scoring import excess_score
-from tapewatch.durations import parse_duration
 from tapewatch.records import Alert
 
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
@@ -93,22 +92,13 @@ class BarAnomalyDetector(CandleDetector):
         return [self._alert(row, features) for row in flagged.iter_rows(named=True)]
 
     def _alert(self, row: dict[str, Any], features: list[Feature]) -> Alert:
-        end = row["ts"] + parse_duration(row["interval"], what="interval")
         judged = {feature.name: _judgement(row, feature) for feature in features}
         decisive = max(features, key=lambda feature: row[f"{feature.name}_excess"] or -math.inf)
         bar = {name: row[name] for name in BAR_FIELDS} | {"close_minus_open": row["close"] - row["open"]}
-        return Alert.build(
-            detector=self.name,
-            typology=self.typology,
-            venue=row["venue"],
-            symbol=row["symbol"],
-            start=row["ts"],
-            part=row["interval"],
-            end=end,
-            detected_at=row.get("last_trade_ts") or end,
-            score=excess_score(row["excess"]),
-            evidence={
-                "interval": row["interval"],
+        return self.candle_alert(
+            row,
+            excess_score(row["excess"]),
+            {
                 "window_candles": self.settings.window,
                 "feature": decisive.name,
                 **judged[decisive.name],

@@ -43,7 +43,6 @@ from tapewatch.detect.bar_forecasters import (
 )
 from tapewatch.detect.base import CandleDetector, DetectorState
 from tapewatch.detect.scoring import excess_score
-from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
 from tapewatch.records import Alert
 
@@ -134,20 +133,11 @@ class ForecastResidualDetector(CandleDetector):
 
     def _alert(self, row: dict) -> Alert:
         s = self.settings
-        end = row["ts"] + parse_duration(row["interval"] or s.interval, what="interval")
         worst = max(row[f"z_{name}"] or 0.0 for name in NAMES)
-        return Alert.build(
-            detector=self.name,
-            typology=self.typology,
-            venue=row["venue"],
-            symbol=row["symbol"],
-            start=row["ts"],
-            part=row["interval"],
-            end=end,
-            detected_at=row.get("last_trade_ts") or end,
-            score=excess_score(worst / s.threshold_z),
-            evidence={
-                "interval": row["interval"],
+        return self.candle_alert(
+            row,
+            excess_score(worst / s.threshold_z),
+            {
                 "model": s.forecaster.kind,
                 "actual": {name: row[name] for name in NAMES},
                 "forecast": {name: round(row[f"forecast_{name}"], 8) for name in NAMES},

@@ -43,7 +43,6 @@ from tapewatch.detect.bar_forecasters import (
 )
 from tapewatch.detect.base import CandleDetector, DetectorState
 from tapewatch.detect.scoring import excess_score
-from tapewatch.durations import parse_duration
 from tapewatch.records import Alert, to_iso
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -169,22 +168,13 @@ class IsolationForestDetector(CandleDetector):
 
     def _alert(self, row: dict) -> Alert:
         s = self.settings
-        end = row["ts"] + parse_duration(row["interval"] or s.interval, what="interval")
         z = {name: row[f"z_{name}"] for name in BAR_FEATURES}
         extreme = sorted(BAR_FEATURES, key=lambda name: -abs(z[name]))[: s.top_features]
         excess = (row["anomaly"] - row["center"]) / max(row["threshold"] - row["center"], TINY)
-        return Alert.build(
-            detector=self.name,
-            typology=self.typology,
-            venue=row["venue"],
-            symbol=row["symbol"],
-            start=row["ts"],
-            part=row["interval"],
-            end=end,
-            detected_at=row.get("last_trade_ts") or end,
-            score=excess_score(excess),
-            evidence={
-                "interval": row["interval"],
+        return self.candle_alert(
+            row,
+            excess_score(excess),
+            {
                 "anomaly_score": round(row["anomaly"], 4),
                 "threshold": round(row["threshold"], 4),
                 "threshold_quantile": s.threshold_quantile,

@@ -119,6 +119,23 @@ class CandleDetector:
         """The same in time, for the trade tail a stream keeps to build its candles."""
         return parse_duration(self.settings.interval, what="interval") * (self.lookback_bars + 1)
 
+    def candle_alert(self, row: dict[str, Any], score: float, evidence: dict[str, Any]) -> Alert:
+        """An alert on one candle: it spans the candle, its id carries the candle size, and it is
+        decided when the candle closes (at the trade that closed it, when built from trades)."""
+        end = row["ts"] + parse_duration(row["interval"] or self.settings.interval, what="interval")
+        return Alert.build(
+            detector=self.name,  # type: ignore[attr-defined]
+            typology=self.typology,  # type: ignore[attr-defined]
+            venue=row["venue"],
+            symbol=row["symbol"],
+            start=row["ts"],
+            part=row["interval"],
+            end=end,
+            detected_at=row.get("last_trade_ts") or end,
+            score=score,
+            evidence={"interval": row["interval"], **evidence},
+        )
+
     def followup_horizon(self) -> timedelta:
         """Candle alerts have no follow-up."""
         return timedelta(0)
