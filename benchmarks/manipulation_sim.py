@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import defaultdict
-from dataclasses import dataclass
 from datetime import timedelta
 
 import polars as pl
@@ -54,36 +52,6 @@ TARGETED = ("wash_trading/self_trade", "wash_trading/round_trip", "spoofing", "l
 MAX_CLEAN_FALSE_ALARMS = 1.0
 
 
-@dataclass
-class Tally:
-    """Counts summed over seeds for one (rate, detector, typology[/scheme]) row."""
-
-    labels: int = 0
-    caught: int = 0
-    alerts: int = 0
-    true_alerts: int = 0
-    symbol_days: float = 0.0
-
-    def add(self, score: EpisodeScore) -> None:
-        self.labels += score.labels
-        self.caught += score.caught
-        self.alerts += score.alerts
-        self.true_alerts += score.true_alerts
-        self.symbol_days += score.symbol_days
-
-    @property
-    def recall(self) -> float | None:
-        return self.caught / self.labels if self.labels else None
-
-    @property
-    def precision(self) -> float | None:
-        return self.true_alerts / self.alerts if self.alerts else None
-
-    @property
-    def false_per_day(self) -> float:
-        return (self.alerts - self.true_alerts) / self.symbol_days if self.symbol_days else 0.0
-
-
 def market_for(seed: int, rate: float) -> SimulatedMarket:
     return simulate_market(
         SimulationConfig(
@@ -102,9 +70,13 @@ def detect(market: SimulatedMarket, names: tuple[str, ...]) -> list:
     return run_batch(detectors, market.trades, empty_frame(BAR_SCHEMA), orders=market.orders, book=book)
 
 
-def quality(seeds: int) -> dict[tuple[float, str, str], Tally]:
-    """Tallies per (rate, detector, typology[/scheme]); rate 0 is the clean market."""
-    tallies: dict[tuple[float, str, str], Tally] = defaultdict(Tally)
+Tallies = dict[tuple[float, str, str], EpisodeScore]
+"""Scores summed over seeds per (rate, detector, typology[/scheme]); rate 0 is the clean market."""
+
+
+def quality(seeds: int) -> Tallies:
+    """Every detector on every seed and rate, scored against the injected episodes."""
+    tallies: Tallies = {}
     symbol_days = SYMBOLS * HOURS / 24
     for rate in (0.0, *RATES):
         for seed in range(1, seeds + 1):
@@ -114,7 +86,8 @@ def quality(seeds: int) -> dict[tuple[float, str, str], Tally]:
             for name in DETECTORS:
                 mine = [alert for alert in alerts if alert.detector == name]
                 for score in score_episodes(mine, labels, symbol_days, typologies=TYPOLOGIES[name]):
-                    tallies[(rate, name, score.name)].add(score)
+                    key = (rate, name, score.name)
+                    tallies[key] = tallies[key] + score if key in tallies else score
     return tallies
 
 
@@ -122,7 +95,7 @@ def _ratio(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def quality_table(tallies: dict[tuple[float, str, str], Tally]) -> Table:
+def quality_table(tallies: Tallies) -> Table:
     table = Table(title="Simulated ground truth (summed over seeds)")
     for column in (
         "rate/sym-day",
@@ -146,23 +119,23 @@ def quality_table(tallies: dict[tuple[float, str, str], Tally]) -> Table:
             str(tally.alerts),
             _ratio(tally.recall),
             _ratio(tally.precision),
-            f"{tally.false_per_day:.3f}",
+            f"{tally.false_alarms_per_symbol_day:.3f}",
         )
     return table
 
 
-def verdicts(tallies: dict[tuple[float, str, str], Tally]) -> list[str]:
+def verdicts(tallies: Tallies) -> list[str]:
     """Target lines: each typology's best account-level detector over all injected rates, and clean FA."""
     lines = []
     owners = {"wash_trading": "wash_accounts", "spoofing": "spoofing_l3", "layering": "spoofing_l3"}
     for typology in TARGETED:
         owner = owners[typology.split("/")[0]]
-        total = Tally()
-        for (rate, name, kind), tally in tallies.items():
-            if rate > 0 and name == owner and kind == typology:
-                total.add(
-                    EpisodeScore(kind, None, tally.labels, tally.caught, tally.alerts, tally.true_alerts, 0)
-                )
+        injected = [
+            t for (rate, name, kind), t in tallies.items() if rate > 0 and name == owner and kind == typology
+        ]
+        total = (
+            sum(injected[1:], start=injected[0]) if injected else EpisodeScore(typology, None, 0, 0, 0, 0, 0)
+        )
         ok = (total.recall or 0) >= 0.9 and (total.precision or 0) >= 0.9
         lines.append(
             f"{owner} {typology}: recall {_ratio(total.recall)}, precision {_ratio(total.precision)} "
@@ -170,7 +143,7 @@ def verdicts(tallies: dict[tuple[float, str, str], Tally]) -> list[str]:
         )
     for name in DETECTORS:
         clean = [t for (rate, n, kind), t in tallies.items() if rate == 0 and n == name and "/" not in kind]
-        false = sum(t.alerts - t.true_alerts for t in clean)
+        false = sum(t.false_alarms for t in clean)
         days = max((t.symbol_days for t in clean), default=0.0)
         per_day = false / days if days else 0.0
         verdict = "MET" if per_day <= MAX_CLEAN_FALSE_ALARMS else "MISSED"

@@ -83,3 +83,13 @@ def test_an_alert_without_accounts_matches_on_time_alone():
     public = alert("wash_trading", 0, 24 * 60, [])
     score = by_name(score_episodes([public], LABELS, symbol_days=1.0))["wash_trading"]
     assert (score.caught, score.true_alerts) == (2, 1)
+
+
+def test_scores_of_several_runs_add_up():
+    first = by_name(score_episodes([alert("spoofing", 200, 201, ["d"])], LABELS, symbol_days=2.0))["spoofing"]
+    second = by_name(score_episodes([alert("spoofing", 300, 301, ["d"])], LABELS, symbol_days=1.0))[
+        "spoofing"
+    ]
+    both = first + second
+    assert (both.labels, both.caught, both.alerts, both.true_alerts) == (2, 1, 2, 1)
+    assert both.recall == 0.5 and both.precision == 0.5 and both.false_alarms_per_symbol_day == 1 / 3

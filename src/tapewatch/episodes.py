@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import polars as pl
@@ -51,6 +51,18 @@ class EpisodeScore:
     alerts: int
     true_alerts: int
     symbol_days: float
+
+    def __add__(self, other: EpisodeScore) -> EpisodeScore:
+        """The two runs' counts together (several seeds, several rates): over the same span the
+        symbol-days add up too."""
+        return replace(
+            self,
+            labels=self.labels + other.labels,
+            caught=self.caught + other.caught,
+            alerts=self.alerts + other.alerts,
+            true_alerts=self.true_alerts + other.true_alerts,
+            symbol_days=self.symbol_days + other.symbol_days,
+        )
 
     @property
     def recall(self) -> float | None:

@@ -94,7 +94,19 @@ class Detector(Protocol):
         ...
 
 
-class CandleDetector:
+class FinalAlerts:
+    """For detectors whose alerts are complete when raised: nothing is learnt after `detected_at`."""
+
+    def followup_horizon(self) -> timedelta:
+        """No follow-up."""
+        return timedelta(0)
+
+    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
+        """Nothing to refresh: the alerts as they are."""
+        return alerts
+
+
+class CandleDetector(FinalAlerts):
     """What every detector on candles shares: its candle size comes from its settings, it
     reads `lookback_bars` candles, and its alerts are final when raised (no follow-up).
 
@@ -135,14 +147,6 @@ class CandleDetector:
             score=score,
             evidence={"interval": row["interval"], **evidence},
         )
-
-    def followup_horizon(self) -> timedelta:
-        """Candle alerts have no follow-up."""
-        return timedelta(0)
-
-    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
-        """Nothing to refresh."""
-        return alerts
 
 
 class BarDetector(Detector, Protocol):

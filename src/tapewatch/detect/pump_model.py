@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from tapewatch.config import PumpModelSettings
-from tapewatch.detect.base import DetectorState
+from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.pump_onset import KEY
 from tapewatch.models.pump_features import chunk_features, feature_lookback_us, window_label
 from tapewatch.models.pump_model import PumpModel
@@ -31,7 +31,7 @@ from tapewatch.records import Alert
 _CHUNK_NUMBERS = ("trades", "orders", "rush_orders", "volume_quote", "buy_share", "price_max_delta")
 
 
-class PumpModelDetector:
+class PumpModelDetector(FinalAlerts):
     """Flags chunks a trained pump classifier scores at or above its threshold."""
 
     name = "pump_model"
@@ -48,14 +48,6 @@ class PumpModelDetector:
         return timedelta(microseconds=feature_lookback_us(self.model.features)) + timedelta(
             seconds=self.model.features.chunk_s, minutes=1
         )
-
-    def followup_horizon(self) -> timedelta:
-        """No follow-up: the decision is the model's and final."""
-        return timedelta(0)
-
-    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
-        """Nothing to refresh (see `followup_horizon`)."""
-        return alerts
 
     def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
         """Alerts for every symbol in a trades frame sorted by venue, symbol, ts (see DetectorState)."""

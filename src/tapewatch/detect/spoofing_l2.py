@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from tapewatch.config import SpoofingL2Settings
-from tapewatch.detect.base import DetectorState
+from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.scoring import excess_score, stable
 from tapewatch.records import BOOK_EVENT_SCHEMA, BOOK_SCHEMA, Alert, conform, empty_frame, to_iso
 
@@ -195,7 +195,7 @@ def book_view(events: pl.DataFrame, best: int, memory: timedelta) -> pl.DataFram
     )
 
 
-class SpoofingL2Detector:
+class SpoofingL2Detector(FinalAlerts):
     """Flags one-sided cycles of large additions pulled untraded right after far-side prints, repeated."""
 
     name = "spoofing_l2"
@@ -213,14 +213,6 @@ class SpoofingL2Detector:
             minutes=s.repeat_window_min + max(s.level_memory_min, s.baseline_min) + 1,
             seconds=s.max_cycle_s + s.max_life_s,
         )
-
-    def followup_horizon(self) -> timedelta:
-        """Nothing is learnt after detection."""
-        return timedelta(0)
-
-    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
-        """No follow-up: the alerts as they are."""
-        return alerts
 
     def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
         """Alerts for every symbol in a `book_events` frame sorted by venue, symbol, ts (see DetectorState)."""

@@ -36,7 +36,7 @@ import numpy as np
 import polars as pl
 
 from tapewatch.config import SpoofingL3Settings
-from tapewatch.detect.base import DetectorState
+from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.scoring import excess_score, stable
 from tapewatch.records import Alert, to_iso
 
@@ -47,7 +47,7 @@ OPPOSITE = {"buy": "sell", "sell": "buy"}
 _US = 1_000_000
 
 
-class SpoofingL3Detector:
+class SpoofingL3Detector(FinalAlerts):
     """Flags spoofing and layering episodes in L3 order events, per account."""
 
     name = "spoofing_l3"
@@ -68,14 +68,6 @@ class SpoofingL3Detector:
             seconds=s.max_episode_s + s.max_life_s + s.exec_after_cancel_s,
             minutes=s.pattern_min + longest + 1,
         )
-
-    def followup_horizon(self) -> timedelta:
-        """Nothing is learnt after detection."""
-        return timedelta(0)
-
-    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
-        """No follow-up: the alerts as they are."""
-        return alerts
 
     def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
         """Alerts for every symbol in an L3 frame sorted by venue, symbol, ts (see DetectorState)."""

@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 
 from tapewatch.config import WashPublicSettings
-from tapewatch.detect.base import DetectorState
+from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.scoring import excess_score
 from tapewatch.detect.wash_public_stats import (
     Mantissas,
@@ -294,7 +294,7 @@ def _range_excess(value: np.ndarray, low: float, high: float) -> np.ndarray:
         return np.where(value > 0, np.maximum(low / value, value / high), math.inf)
 
 
-class WashPublicDetector:
+class WashPublicDetector(FinalAlerts):
     """Flags symbol-windows whose trade sizes and volume look fabricated, from public trades alone."""
 
     name = "wash_public"
@@ -308,14 +308,6 @@ class WashPublicDetector:
     def lookback(self) -> timedelta:
         """One window, plus a minute: when its closing trade arrives the whole window is still kept."""
         return timedelta(hours=self.settings.window_h, minutes=1)
-
-    def followup_horizon(self) -> timedelta:
-        """Nothing is looked up after the decision."""
-        return timedelta(0)
-
-    def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
-        """No follow-up to refresh."""
-        return alerts
 
     def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
         """Alerts for every closed, undecided window of every symbol in a trades frame sorted by venue, symbol, ts."""
