@@ -58,7 +58,7 @@ def _alert_facts(
     return facts
 
 
-def _listings(engine: Engine, venue: str | None = None) -> dict[Key, Listing]:
+def _listings(engine: Engine, venue: str | None = None, symbol: str | None = None) -> dict[Key, Listing]:
     query = select(
         InstrumentRow.venue,
         InstrumentRow.symbol,
@@ -69,6 +69,8 @@ def _listings(engine: Engine, venue: str | None = None) -> dict[Key, Listing]:
     ).where(InstrumentRow.status == "listed")
     if venue is not None:
         query = query.where(InstrumentRow.venue == venue)
+    if symbol is not None:
+        query = query.where(InstrumentRow.symbol == symbol)
     with engine.connect() as conn:
         return {
             (row.venue, row.symbol): Listing(
@@ -98,7 +100,7 @@ def symbol_risk(
     """The score of one venue/symbol at `at` from the store (and the lake's recent bars, when given)."""
     since = at - timedelta(days=settings.window_d)
     alerts = _alert_facts(engine, since, at, [(venue, symbol)]).get((venue, symbol), [])
-    listing = _listings(engine, venue).get((venue, symbol), Listing())
+    listing = _listings(engine, venue, symbol).get((venue, symbol), Listing())
     return risk_score(_evidence(venue, symbol, at, alerts, listing, lake, bar_signals, settings), settings)
 
 
