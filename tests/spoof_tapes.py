@@ -8,7 +8,8 @@ from functools import cache
 import polars as pl
 
 from tapewatch.detect.base import DetectorState
-from tapewatch.records import ORDER_SCHEMA, conform
+from tapewatch.detect.spoofing_l3 import order_events
+from tapewatch.records import ORDER_SCHEMA, TRADE_SCHEMA, conform
 from tapewatch.sources.simulator import SimulatedMarket, SimulationConfig, simulate_market
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -21,10 +22,11 @@ def at(seconds: float) -> datetime:
 
 
 class Tape:
-    """A hand-built L3 stream: rows appended in feed order, one symbol."""
+    """A hand-built L3 stream: rows appended in feed order, one symbol, and the trades printed beside it."""
 
     def __init__(self) -> None:
         self.rows: list[dict] = []
+        self.prints: list[dict] = []
 
     def add(self, t: float, order_id: str, account: str, side: str, price: float, amount: float, action: str):
         self.rows.append(
@@ -52,8 +54,36 @@ class Tape:
         self.add(t, taker_id, taker, taker_side, price, amount, "fill")
         return taker_id
 
+    def print_trade(
+        self, t: float, buyer: str, seller: str, taker_side: str, price: float, amount: float
+    ) -> str:
+        """A trade naming both parties, as the venue's trade feed shows it (no L3 fill is added)."""
+        trade_id = f"t{len(self.prints)}"
+        self.prints.append(
+            {
+                "ts": at(t),
+                "venue": "v",
+                "symbol": "S/BTC",
+                "price": price,
+                "amount": amount,
+                "side": taker_side,
+                "trade_id": trade_id,
+                "buyer": buyer,
+                "seller": seller,
+            }
+        )
+        return trade_id
+
     def frame(self) -> pl.DataFrame:
         return conform(pl.DataFrame(self.rows), ORDER_SCHEMA).sort("ts", maintain_order=True)
+
+    def trades(self) -> pl.DataFrame:
+        trades = conform(pl.DataFrame(self.prints, schema=TRADE_SCHEMA), TRADE_SCHEMA)
+        return trades.sort("ts", maintain_order=True)
+
+    def events(self) -> pl.DataFrame:
+        """The order events with the printed trades merged in, as the engines feed the L3 detector."""
+        return order_events(self.frame(), self.trades())
 
 
 def background(tape: Tape, until: float = SPOOF_AT + 60) -> None:
@@ -119,3 +149,64 @@ def layering_market() -> SimulatedMarket:
     """Five hours of two symbols where every spoof is a layered stack (the L2 detector's visible case)."""
     config = SimulationConfig(seed=3, symbols=2, hours=5.0, spoofs_per_symbol_day=48.0, layering_share=1.0)
     return simulate_market(config)
+
+
+def market_maker(tape: Tape, until: float = SPOOF_AT + 60, account: str = "mm") -> None:
+    """An honest market maker on a feed without fills: it quotes both sides every 2 s and pulls 19
+    quotes in 20; the others are hit or lifted by takers (shown only in the trades), so it executes
+    on both sides all day. Every seventh quote it also rests a big one for 3 s."""
+    for k, t in enumerate(range(0, int(until), 2)):
+        for side, price in (("buy", 99.99), ("sell", 100.01)):
+            order_id = f"{account}-{k}-{side}"
+            tape.add(t, order_id, account, side, price, 10.0, "new")
+            if k % 10 == 0 and side == ("buy" if k % 20 == 0 else "sell"):
+                taker = f"tk{k % 7}"
+                buyer, seller = (account, taker) if side == "buy" else (taker, account)
+                tape.print_trade(t + 1, buyer, seller, "sell" if side == "buy" else "buy", price, 10.0)
+            else:
+                tape.add(t + 1.5, order_id, account, side, price, 10.0, "cancel")
+        if k % 7 == 3:
+            side, price = ("buy", 99.99) if k % 2 else ("sell", 100.01)
+            tape.add(t + 0.5, f"{account}-big-{k}", account, side, price, 200.0, "new")
+            tape.add(t + 3.5, f"{account}-big-{k}", account, side, price, 200.0, "cancel")
+    tape.rows.sort(key=lambda row: row["ts"])
+
+
+def spoof_by_trades(
+    tape: Tape, t: float, account: str, price: float = 99.99, maker: bool = False
+) -> tuple[str, str]:
+    """A big bid pulled after 7 s while the same account sells 10 on the other side, shown only in
+    the trades: as a taker hitting a background bid, or (`maker`) by having its own small ask lifted."""
+    order_id = f"{account}-bait-{t}"
+    tape.add(t, order_id, account, "buy", price, 200.0, "new")
+    if maker:
+        tape.add(t + 1, f"{account}-ask-{t}", account, "sell", 100.01, 10.0, "new")
+        trade = tape.print_trade(t + 5, "bg3", account, "buy", 100.01, 10.0)
+    else:
+        trade = tape.print_trade(t + 5, "bg9", account, "sell", 99.99, 10.0)
+    tape.add(t + 7, order_id, account, "buy", price, 200.0, "cancel")
+    tape.rows.sort(key=lambda row: row["ts"])
+    return order_id, trade
+
+
+def deep_book(tape: Tape, until: float = SPOOF_AT + 60) -> None:
+    """Ten accounts resting small orders (5) on 20 price levels a side, each pulled after 20 s:
+    a book of many small orders at many levels (six of them rest on each level at any moment)."""
+    for k, t in enumerate(range(0, int(until), 3)):
+        for level in range(20):
+            bid, ask = round(99.99 - 0.01 * level, 2), round(100.01 + 0.01 * level, 2)
+            for side, price in (("buy", bid), ("sell", ask)):
+                order_id = f"d{k}-{side}-{level}"
+                tape.add(t, order_id, f"bg{k % 10}", side, price, 5.0, "new")
+                tape.add(t + 20, order_id, f"bg{k % 10}", side, price, 5.0, "cancel")
+    tape.rows.sort(key=lambda row: row["ts"])
+
+
+def wall(tape: Tape, price: float, until: float = SPOOF_AT + 60) -> None:
+    """Four accounts each resting 400 at `price`, re-placed every minute: a wall in the book."""
+    for k, t in enumerate(range(10, int(until), 60)):
+        for whale in range(4):
+            order_id = f"wall-{k}-{whale}"
+            tape.add(t, order_id, f"whale{whale}", "buy", price, 400.0, "new")
+            tape.add(t + 60, order_id, f"whale{whale}", "buy", price, 400.0, "cancel")
+    tape.rows.sort(key=lambda row: row["ts"])

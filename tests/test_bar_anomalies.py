@@ -24,9 +24,10 @@ from tapewatch.detect.bar_anomalies import (
     bar_scores,
 )
 from tapewatch.detect.base import DetectorState
+from tapewatch.engine.bars import trades_to_bars
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.stream import StreamEngine
-from tapewatch.records import BAR_SCHEMA, conform, empty_frame
+from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA, conform, empty_frame
 from tapewatch.sources.replay import replay
 from tapewatch.stream_job import run_stream
 
@@ -75,19 +76,49 @@ def detect_all(bars: pl.DataFrame) -> dict[str, list]:
     return {detector.name: detector.detect(bars) for detector in bar_anomaly_detectors()}
 
 
-def test_a_quiet_series_raises_nothing():
-    bars = pl.concat([frame(walk(600, seed=seed), symbol=f"S{seed}") for seed in range(3)])
+def starts(alerts: dict[str, list]) -> dict[str, list[tuple[str, int]]]:
+    """Each detector's alerts as (symbol, candle index) pairs."""
+    return {
+        name: [(a.symbol, int((a.start - START) / timedelta(hours=1))) for a in found]
+        for name, found in alerts.items()
+    }
+
+
+def test_a_quiet_series_raises_nothing_and_the_same_series_with_anomalies_does():
+    walks = [walk(600, seed=seed) for seed in range(3)]
+    bars = pl.concat([frame(columns, symbol=f"S{seed}") for seed, columns in enumerate(walks)])
     assert detect_all(bars) == {"amplitude_anomaly": [], "volume_anomaly": [], "price_anomaly": []}
     scores = bar_scores(bars)
     assert scores["excess"].drop_nulls().len() > 1500 and scores["excess"].max() < 1
+    level_shift(walks[1], 400, 1.15, at_open=False)  # the twin: S1 gets a huge body and a volume spike
+    walks[1]["volume"][500] *= 30
+    injected = pl.concat([frame(columns, symbol=f"S{seed}") for seed, columns in enumerate(walks)])
+    assert starts(detect_all(injected)) == {
+        "amplitude_anomaly": [("S1", 400)],
+        "volume_anomaly": [("S1", 500)],
+        "price_anomaly": [("S1", 400)],
+    }
 
 
-def test_a_flat_series_does_not_turn_a_tick_into_an_anomaly():
+def flat_series(close: float, volume: float) -> pl.DataFrame:
+    """150 identical candles at 100 and volume 10, then from candle AT on the price `close`, with
+    `volume` traded in candle AT."""
     columns = {name: np.full(150, 100.0) for name in ("open", "high", "low", "close")}
     columns["volume"] = np.full(150, 10.0)
-    columns["close"][AT:] = columns["open"][AT + 1 :] = columns["high"][AT:] = 100.01  # one basis point
-    columns["volume"][AT] = 11.0
-    assert detect_all(frame(columns)) == {"amplitude_anomaly": [], "volume_anomaly": [], "price_anomaly": []}
+    columns["close"][AT:] = columns["open"][AT + 1 :] = columns["high"][AT:] = close
+    columns["volume"][AT] = volume
+    return frame(columns)
+
+
+def test_a_flat_series_does_not_turn_a_tick_into_an_anomaly_but_a_real_move_is_one():
+    """A zero scale is floored: one basis point on 10 % more volume is no anomaly, 1 % on ten times it is."""
+    assert detect_all(flat_series(100.01, 11.0)) == {
+        "amplitude_anomaly": [],
+        "volume_anomaly": [],
+        "price_anomaly": [],
+    }
+    moved = starts(detect_all(flat_series(101.0, 100.0)))
+    assert moved == dict.fromkeys(("amplitude_anomaly", "volume_anomaly", "price_anomaly"), [("AAA", AT)])
 
 
 def test_a_huge_body_is_an_amplitude_and_a_price_anomaly_with_evidence():
@@ -146,7 +177,10 @@ def test_a_volume_spike_is_a_volume_anomaly_upward_only():
     assert alerts["amplitude_anomaly"] == [] and alerts["price_anomaly"] == []
 
 
-def test_a_gap_at_the_open_is_a_price_anomaly():
+def test_a_gap_at_the_open_is_a_price_anomaly_and_a_small_one_is_not():
+    small = walk()
+    level_shift(small, AT, 1.004, at_open=True)  # under half a typical move
+    assert PriceAnomalyDetector().detect(frame(small)) == []
     columns = walk()
     level_shift(columns, AT, 0.95, at_open=True)
     (price,) = PriceAnomalyDetector().detect(frame(columns))
@@ -155,12 +189,6 @@ def test_a_gap_at_the_open_is_a_price_anomaly():
     # a market that never closes has no gaps of its own: the scale is a share of the return scale
     returns = price.evidence["features"]["log_return"]["scale"]
     assert price.evidence["scale"] == pytest.approx(0.25 * returns, rel=1e-4)
-
-
-def test_a_small_gap_in_a_market_that_never_closes_is_no_anomaly():
-    columns = walk()
-    level_shift(columns, AT, 1.004, at_open=True)  # under half a typical move
-    assert PriceAnomalyDetector().detect(frame(columns)) == []
 
 
 def test_no_decision_before_min_history():
@@ -264,6 +292,20 @@ def test_candles_from_trades_stream_as_they_batch():
             assert final[alert.id].model_dump(exclude={"timing"}) == alert.model_dump(exclude={"timing"})
 
 
+def test_candles_from_trades_take_fills_of_one_instant_in_sweep_order():
+    """A buy sweep opens the candle, a sell sweep closes it; their fills arrive in any row order."""
+    opening = [(START, "buy", price) for price in (1.0, 1.1, 1.2)]  # lifts the asks: first fill lowest
+    closing = [(START + timedelta(minutes=3), "sell", price) for price in (1.3, 1.25, 1.15)]  # hits bids
+    rows = pl.DataFrame(opening + closing, schema=["ts", "side", "price"], orient="row")
+    trades = conform(
+        rows.with_columns(venue=pl.lit("v"), symbol=pl.lit("S"), amount=pl.lit(1.0)), TRADE_SCHEMA
+    )
+    for seed in range(4):
+        shuffled = trades.sample(fraction=1.0, shuffle=True, seed=seed).sort("ts", maintain_order=True)
+        (candle,) = trades_to_bars(shuffled, "5m").iter_rows(named=True)
+        assert (candle["open"], candle["high"], candle["low"], candle["close"]) == (1.0, 1.3, 1.0, 1.15)
+
+
 def test_intervals_of_one_symbol_are_kept_apart():
     hourly = frame(walk(200, seed=1))
     daily_columns = walk(200, seed=2, sigma=0.02)
@@ -290,10 +332,13 @@ def test_the_same_moment_at_two_intervals_gives_two_alerts():
     assert len({alert.start for alert in alerts}) == 1 and len({alert.id for alert in alerts}) == 2
 
 
-def test_empty_input_gives_nothing():
-    empty = empty_frame(BAR_SCHEMA)
+def test_empty_input_gives_nothing_and_leaves_the_state_as_it_was():
+    empty, bars = empty_frame(BAR_SCHEMA), anomalous_market()
     for detector in bar_anomaly_detectors():
-        assert detector.detect(empty) == [] and detector.detect(empty, DetectorState()) == []
+        state = DetectorState()
+        assert detector.detect(empty) == [] and detector.detect(empty, state) == []
+        batch = detector.detect(bars)
+        assert len(batch) >= 2 and detector.detect(bars, state) == batch
     scores = bar_scores(empty)
     assert scores.is_empty() and "excess" in scores.columns
 

@@ -4,7 +4,7 @@ import pytest
 from conftest import START, burst, market, quiet_trades
 
 from tapewatch.config import Settings
-from tapewatch.detect.registry import DETECTORS, OPT_IN, build_detectors
+from tapewatch.detect.registry import CANDLE_INPUT, DETECTORS, OPT_IN, build_detectors
 from tapewatch.engine.bars import trades_to_bars
 from tapewatch.engine.batch import run_batch
 from tapewatch.errors import InputError
@@ -20,9 +20,15 @@ def test_every_registered_detector_runs_and_pump_alerts_come_in_detection_order(
         burst(at - timedelta(hours=3), symbol="AAA/BTC", orders=400, seconds=60, rise=0.5, seed=2),
     )
     seen = []
-    alerts = run_batch(build_detectors(Settings()), trades, empty_frame(BAR_SCHEMA), on_detector=seen.append)
-    assert [d.name for d in seen] == [name for name in DETECTORS if name not in OPT_IN]
-    assert {alert.detector for alert in alerts} == {"pump_onset", "kamps_kleinberg"}
+    defaults = build_detectors(Settings())
+    alerts = run_batch(defaults, trades, empty_frame(BAR_SCHEMA), on_detector=seen.append)
+    assert [d.name for d in seen] == [name for name in DETECTORS if name not in OPT_IN | CANDLE_INPUT]
+    assert {alert.detector for alert in alerts} == {"pump_onset"}
+    named = build_detectors(Settings(), ["pump_onset", "kamps_kleinberg"])
+    assert {alert.detector for alert in run_batch(named, trades, empty_frame(BAR_SCHEMA))} == {
+        "pump_onset",
+        "kamps_kleinberg",
+    }
     assert [alert.detected_at for alert in alerts] == sorted(alert.detected_at for alert in alerts)
     assert len({alert.id for alert in alerts}) == len(alerts)
 
@@ -40,7 +46,13 @@ def test_bars_given_as_input_feed_bar_detectors_and_duplicate_alerts_collapse():
 
 def test_opt_in_detectors_run_only_when_named():
     assert not OPT_IN & {d.name for d in build_detectors(Settings())}
+    assert not OPT_IN & {d.name for d in build_detectors(Settings(), candles=True)}
     assert [d.name for d in build_detectors(Settings(), sorted(OPT_IN))] == sorted(OPT_IN)
+
+
+def test_candle_anomaly_rules_are_default_only_on_candle_input():
+    assert not CANDLE_INPUT & {d.name for d in build_detectors(Settings())}
+    assert CANDLE_INPUT <= {d.name for d in build_detectors(Settings(), candles=True)}
 
 
 def test_unknown_detector_name_is_a_user_error():

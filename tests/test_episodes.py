@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from tapewatch.episodes import score_episodes
+from tapewatch.episodes import grade_episodes, score_episodes
 from tapewatch.records import Alert
 from tapewatch.sources.sim_labels import LABEL_SCHEMA
 
@@ -93,3 +93,29 @@ def test_scores_of_several_runs_add_up():
     both = first + second
     assert (both.labels, both.caught, both.alerts, both.true_alerts) == (2, 1, 2, 1)
     assert both.recall == 0.5 and both.precision == 0.5 and both.false_alarms_per_symbol_day == 1 / 3
+
+
+def scored(typology: str, start: float, end: float, accounts: list[str], score: float) -> Alert:
+    return alert(typology, start, end, accounts).model_copy(update={"score": score})
+
+
+def test_a_score_cut_drops_weak_alerts_and_the_labels_only_they_caught():
+    alerts = [
+        scored("spoofing", 200, 201, ["d"], 0.9),  # true, strong
+        scored("spoofing", 200, 201, ["d"], 0.3),  # true, weak duplicate
+        scored("spoofing", 300, 301, ["d"], 0.5),  # false alarm
+    ]
+    (graded,) = grade_episodes(alerts, LABELS, symbol_days=1.0, typologies=["spoofing"])
+    everything, strict, too_strict = graded.at(0.0), graded.at(0.6), graded.at(0.95)
+    assert (everything.caught, everything.alerts, everything.true_alerts) == (1, 3, 2)
+    assert (strict.caught, strict.alerts, strict.true_alerts) == (1, 1, 1)
+    assert (too_strict.caught, too_strict.alerts) == (0, 0)
+    assert list(graded.cuts) == [0.0, 0.3, 0.5, 0.9]
+    assert (graded + graded).at(0.6).alerts == 2
+
+
+def test_grading_at_cut_zero_is_the_plain_score():
+    alerts = [scored("spoofing", 200, 201, ["d"], 0.0), scored("spoofing", 300, 301, ["d"], 0.7)]
+    plain = by_name(score_episodes(alerts, LABELS, symbol_days=1.0))["spoofing"]
+    graded = by_name(grade_episodes(alerts, LABELS, symbol_days=1.0))["spoofing"].at(0.0)
+    assert plain == graded and (plain.caught, plain.alerts) == (1, 2)

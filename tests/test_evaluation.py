@@ -20,12 +20,21 @@ from tapewatch.evaluation import (
     ALL_DETECTORS,
     DetectorScore,
     EvaluationReport,
+    HeldOutPart,
+    Span,
+    alerts_to_frame,
+    best_choice,
     coverage_symbol_days,
     evaluate_alerts,
+    events_in,
+    forward_folds,
     load_alerts,
     load_labels,
+    outside_events,
     parse_duration,
+    quiet_symbol_days,
     render_report,
+    scaled_count,
 )
 from tapewatch.records import TIME, Alert
 
@@ -491,3 +500,104 @@ def test_typology_filters_labels_that_carry_one(tmp_path):
     assert (pump_only.events, pump_only.caught, pump_only.recall) == (1, 1, 1.0)
     everything = evaluate_alerts(alerts, labels).scores[0]
     assert everything.events == 2
+
+
+# ---------------------------------------------------------------- held out, forward in time
+
+DAY = 86_400
+
+
+def trades_frame(symbol: str, seconds: list[float]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"symbol": [symbol] * len(seconds), "ts": [at(value) for value in seconds]},
+        schema={"symbol": pl.String(), "ts": TIME},
+    )
+
+
+def test_forward_folds_expand_and_cut_before_each_first_test_event() -> None:
+    times = [at(day * DAY) for day in range(31)]
+    folds = forward_folds(list(reversed(times)), first_test=15, test_size=8)  # order of input does not matter
+    before = timedelta(minutes=2)
+    assert [(fold.choose.until, fold.test.since, fold.test.until) for fold in folds] == [
+        (times[15] - before, times[15] - before, times[23] - before),
+        (times[23] - before, times[23] - before, None),
+    ]
+    assert all(fold.choose.since is None for fold in folds)
+    labels = labels_frame(*(("A", moment) for moment in times))
+    assert [events_in(labels, fold.test).height for fold in folds] == [8, 8]
+    assert [events_in(labels, fold.choose).height for fold in folds] == [15, 23]
+
+
+def test_forward_folds_refuse_a_split_that_leaves_nothing_to_test() -> None:
+    with pytest.raises(InputError, match="nothing to test"):
+        forward_folds([T0, at(60)], first_test=2, test_size=1)
+
+
+def test_outside_events_drops_rows_within_the_margin_on_the_same_symbol_only() -> None:
+    alerts = alerts_frame(
+        ("d", "MTH/BTC", at(-1800)),  # exactly 30 min before: near
+        ("d", "MTHBTC", at(1801)),  # just outside
+        ("d", "BRD/BTC", at(60)),  # another symbol: far from every one of its events
+    )
+    kept = outside_events(alerts, labels_frame(("mth-btc", T0)), "detected_at", timedelta(minutes=30))
+    assert kept.get_column("id").to_list() == ["a1", "a2"]
+
+
+def test_quiet_symbol_days_leave_out_the_margin_around_each_event() -> None:
+    # one trade a minute for two days; the event's hour (±30 min) is not ordinary trading
+    trades = trades_frame("A", [60.0 * minute for minute in range(2 * 1440 + 1)])
+    labels = labels_frame(("A", at(DAY)))
+    assert coverage_symbol_days(trades) == pytest.approx(2.0)
+    quiet = quiet_symbol_days(trades, labels, margin=timedelta(minutes=30))
+    # steps touching a trade within [day − 30 min, day + 30 min] drop out: 61 trades inside, 62 steps
+    assert quiet == pytest.approx(2.0 - 62 / 1440)
+    assert quiet_symbol_days(trades, labels_frame(("B", at(DAY)))) == pytest.approx(2.0)
+
+
+def test_held_out_part_scores_only_its_span_and_counts_false_alarms_outside_the_margin() -> None:
+    minutes = [60.0 * minute for minute in range(4 * 1440 + 1)]  # a trade a minute for four days
+    trades = pl.concat([trades_frame("A", minutes), trades_frame("B", minutes)])
+    labels = labels_frame(("A", at(DAY)), ("B", at(3 * DAY)))
+    span = Span(since=at(2 * DAY))
+    alerts = alerts_frame(
+        ("rule", "A", at(DAY + 3)),  # catches A, but A is before the span: not scored
+        ("rule", "B", at(3 * DAY + 4)),  # catches B, 4 s late
+        ("rule", "B", at(3 * DAY + 600)),  # 10 min after B: neither a catch nor a false alarm
+        ("rule", "A", at(2 * DAY + 3600)),  # ordinary trading in the span: a false alarm
+        ("other", "A", at(3.5 * DAY), "wash_trading"),  # another typology
+    )
+    part = HeldOutPart.of(labels, trades, span)
+    assert part.events.get_column("symbol").to_list() == ["B"]
+    scores = part.scores(alerts, typology="pump_and_dump", detectors=["quiet"])
+    rule = scores["rule"]
+    assert (rule.events, rule.caught, rule.delay_median_s, rule.false_alarms) == (1, 1, 4.0, 1)
+    quiet_days = 2 * 2 - 62 / 1440  # two symbols × the span's two days, less B's hour around its pump
+    assert part.symbol_days == pytest.approx(quiet_days)
+    assert rule.false_alarms_per_symbol_day == pytest.approx(1 / quiet_days)
+    assert (scores["quiet"].alerts, scores["quiet"].caught, scores["quiet"].false_alarms) == (0, 0, 0)
+    assert scores[ALL_DETECTORS].false_alarms == 1
+
+
+def test_best_choice_prefers_recall_then_fewer_false_alarms_then_speed() -> None:
+    def score(caught: int, false_rate: float, median: float | None) -> DetectorScore:
+        return DetectorScore("d", 0, 8, caught, caught / 8, None, 0, false_rate, median, median, median)
+
+    assert best_choice([("few", score(6, 0.0, 1.0)), ("most", score(8, 0.5, 9.0))])[0] == "most"
+    assert best_choice([("noisy", score(8, 0.5, 1.0)), ("quiet", score(8, 0.1, 9.0))])[0] == "quiet"
+    assert best_choice([("slow", score(8, 0.1, 9.0)), ("fast", score(8, 0.1, 2.0))])[0] == "fast"
+    assert best_choice([("first", score(8, 0.1, 2.0)), ("second", score(8, 0.1, 2.0))])[0] == "first"
+    with pytest.raises(InputError):
+        best_choice([])
+
+
+def test_scaled_count_keeps_the_share() -> None:
+    assert [scaled_count(30, 31, events) for events in (31, 16, 8, 0)] == [30, 16, 8, 0]
+
+
+def test_alerts_to_frame_matches_what_load_alerts_reads(tmp_path: Path) -> None:
+    alerts = [make_alert("MTH/BTC", at(30)), make_alert("BRD/BTC", at(0.5), detector="volume")]
+    path = tmp_path / "alerts.jsonl"
+    path.write_text("".join(alert.to_json_line() + "\n" for alert in alerts))
+    frame = alerts_to_frame(alerts)
+    assert frame.height == 2 and frame.equals(load_alerts(path))
+    assert alerts_to_frame([]).schema == ALERT_FRAME_SCHEMA

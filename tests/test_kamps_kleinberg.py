@@ -41,9 +41,13 @@ def test_price_and_volume_spike_together_fire_once():
     assert alert.evidence["price_ratio"] >= 1.3
 
 
-def test_price_alone_or_volume_alone_is_not_enough():
-    assert KampsKleinbergDetector().detect(hourly_bars([100.0] * 20 + [130.0], [10.0] * 21)) == []
-    assert KampsKleinbergDetector().detect(hourly_bars([100.0] * 21, [10.0] * 20 + [80.0])) == []
+def test_price_alone_or_volume_alone_is_not_enough_and_both_together_are():
+    quiet_closes, quiet_volumes = [100.0] * 21, [10.0] * 21
+    spike_closes, spike_volumes = [100.0] * 20 + [130.0], [10.0] * 20 + [80.0]
+    assert KampsKleinbergDetector().detect(hourly_bars(spike_closes, quiet_volumes)) == []
+    assert KampsKleinbergDetector().detect(hourly_bars(quiet_closes, spike_volumes)) == []
+    (both,) = KampsKleinbergDetector().detect(hourly_bars(spike_closes, spike_volumes))
+    assert both.start == START + timedelta(hours=20) and both.typology == "pump_and_dump"
 
 
 def test_no_decision_before_min_history():

@@ -1,21 +1,38 @@
-"""Spoofing and layering on L3 order events: account-level evidence."""
+"""Spoofing and layering on L3 order events and trades with accounts: account-level evidence."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 import pytest
-from spoof_tapes import SPOOF_AT, Tape, at, background, flip, spoof, spoof_market, stream_like
+from spoof_tapes import (
+    SPOOF_AT,
+    Tape,
+    at,
+    background,
+    deep_book,
+    flip,
+    market_maker,
+    spoof,
+    spoof_by_trades,
+    spoof_market,
+    stream_like,
+    wall,
+)
 
 from tapewatch.config import SpoofingL3Settings
-from tapewatch.detect.spoofing_l3 import SpoofingL3Detector
-from tapewatch.records import ORDER_SCHEMA, empty_frame
+from tapewatch.detect.spoofing_l3 import EXECUTION, SpoofingL3Detector, order_events, pattern_chance
+from tapewatch.engine.batch import run_batch
+from tapewatch.engine.kinds import ORDERS
+from tapewatch.engine.stream import StreamEngine
+from tapewatch.records import BAR_SCHEMA, ORDER_SCHEMA, empty_frame
 
 
 def run_l3(tape: Tape, **overrides) -> list:
-    frame = tape.frame().sort("ts", maintain_order=True)
-    return SpoofingL3Detector(SpoofingL3Settings(**overrides)).detect(frame)
+    return SpoofingL3Detector(SpoofingL3Settings(**overrides)).detect(tape.events())
 
 
 def test_spoof_with_opposite_execution_fires_with_evidence():
@@ -33,40 +50,130 @@ def test_spoof_with_opposite_execution_fires_with_evidence():
     assert order["order_id"] == ids[0]
     assert order["vs_book_typical"] == pytest.approx(20.0, rel=0.01)
     assert order["levels_ahead"] == 0
+    assert order["depth_ahead"] == 0.0
     assert order["life_s"] == pytest.approx(7.0)
     assert order["fill_ratio"] == 0.0
-    assert [e["order_id"] for e in alert.evidence["opposite_executions"]] == [execution]
+    assert [(e["source"], e["id"]) for e in alert.evidence["opposite_executions"]] == [("fill", execution)]
     assert alert.evidence["cancel_after_execution_s"] == pytest.approx(2.0)
+    pattern = alert.evidence["account_pattern"]
+    assert (pattern["large_quick_cancels"], pattern["with_opposite_execution"]) == (1, 1)
+    assert pattern["opposite_executions_per_hour"] == 0.0
+    # sold 2 s before the pull; never seen trading (one execution assumed) in its 20 minutes of history
+    assert pattern["chance"] == pytest.approx(2 * 2.0 / 1200, rel=1e-2)
     assert alert.evidence["confidence"] == "high"
 
 
-def test_big_order_without_opposite_execution_is_quiet():
+def spoof_tape(**options) -> Tape:
     tape = Tape()
     background(tape)
-    spoof(tape, SPOOF_AT, "spf", [99.99], execute=False)
-    assert run_l3(tape) == []
+    spoof(tape, SPOOF_AT, "spf", [99.99], **options)
+    return tape
+
+
+def test_big_order_without_opposite_execution_is_quiet():
+    assert run_l3(spoof_tape(execute=False)) == []
+    assert run_l3(spoof_tape(execute=True))
 
 
 def test_big_order_that_fills_is_quiet():
-    tape = Tape()
-    background(tape)
-    spoof(tape, SPOOF_AT, "spf", [99.99], fill=True)
-    assert run_l3(tape) == []
+    assert run_l3(spoof_tape(fill=True)) == []
+    assert run_l3(spoof_tape(fill=False))
 
 
-def test_market_maker_big_requotes_do_not_fire():
-    """A liquidity provider pulls big quotes all the time; the one that happens to bracket its own
-    opposite fill is chance, not a pattern."""
+def test_spoofer_seen_only_in_the_trades_fires_beside_a_market_maker_that_does_not():
+    """A market maker cancelling 19 quotes in 20, trading both sides all day and pulling big quotes
+    now and then is quiet; a spoofer added to the same tape, on a feed without fills, whose sell
+    shows only in the trades (as taker, then as maker), fires."""
+    honest = Tape()
+    background(honest)
+    market_maker(honest)
+    assert not any(row["action"] == "fill" for row in honest.rows)
+    assert run_l3(honest) == []
+    assert run_l3(honest, max_chance=1.0)  # its big quotes do sit next to its executions, by chance
+    for maker in (False, True):
+        tape = Tape()
+        background(tape)
+        market_maker(tape)
+        order_id, trade = spoof_by_trades(tape, SPOOF_AT, "spf", maker=maker)
+        (alert,) = run_l3(tape)
+        assert alert.evidence["account"] == "spf"
+        assert [order["order_id"] for order in alert.evidence["orders"]] == [order_id]
+        assert [(e["source"], e["id"]) for e in alert.evidence["opposite_executions"]] == [(EXECUTION, trade)]
+        assert alert.detected_at == at(SPOOF_AT + 7)
+
+
+def test_the_engine_feeds_the_trades_to_the_l3_detector():
     tape = Tape()
     background(tape)
-    for k in range(10):
-        t = 300 + 80 * k
-        tape.add(t, f"mm{k}", "mm", "buy", 99.99, 200.0, "new")
-        tape.add(t + 6, f"mm{k}", "mm", "buy", 99.99, 200.0, "cancel")
-    tape.rows.sort(key=lambda row: row["ts"])
-    spoof(tape, SPOOF_AT, "mm", [99.99])
+    spoof_by_trades(tape, SPOOF_AT, "spf")
+    bars = empty_frame(BAR_SCHEMA)
+    (alert,) = run_batch([SpoofingL3Detector()], tape.trades(), bars, orders=tape.frame())
+    assert alert.evidence["account"] == "spf"
+    assert run_batch([SpoofingL3Detector()], tape.trades().clear(), bars, orders=tape.frame()) == []
+    engine = StreamEngine([SpoofingL3Detector()], kind=ORDERS)
+    engine.push(tape.events())
+    streamed = [item.alert for item in engine.finish()]
+    assert not engine.stats.set_aside
+    assert [a.model_dump(exclude={"timing"}) for a in streamed] == [alert.model_dump(exclude={"timing"})]
+
+
+def test_a_fill_and_the_trade_of_one_execution_count_once():
+    tape = Tape()
+    background(tape)
+    spoof(tape, SPOOF_AT, "spf", [99.99])
+    tape.print_trade(SPOOF_AT + 5, "bg9", "spf", "sell", 99.99, 10.0)  # the trade behind the L3 fills
+    (alert,) = run_l3(tape)
+    assert [e["source"] for e in alert.evidence["opposite_executions"]] == ["fill"]
+
+
+def test_a_trader_on_both_sides_all_day_is_quiet_where_a_rare_trader_fires():
+    """The same tie (sold 2 s before pulling a big bid) is chance for an account that sells every
+    half minute, and purpose for one that does not trade otherwise."""
+    def tape_with(busy: bool) -> Tape:
+        tape = Tape()
+        background(tape)
+        if busy:
+            for k, t in enumerate(range(0, int(SPOOF_AT + 60), 30)):
+                tape.print_trade(t, f"bg{k % 10}", "spf", "sell", 99.99, 10.0)
+        spoof_by_trades(tape, SPOOF_AT, "spf")
+        return tape
+
+    assert run_l3(tape_with(busy=True)) == []
+    (alert,) = run_l3(tape_with(busy=False))
+    assert alert.evidence["account_pattern"]["opposite_executions_per_hour"] == 0.0
+
+
+def test_spoof_five_ticks_deep_in_a_book_of_many_small_orders_fires_one_behind_a_wall_does_not():
+    """Many small orders on every level: a spoof five ticks from the touch still stands out; nine
+    ticks deep, behind a wall of four big bids, it presses on nothing."""
+    alerts = {}
+    for price in (99.94, 99.90):
+        tape = Tape()
+        deep_book(tape)
+        wall(tape, 99.92)
+        spoof_by_trades(tape, SPOOF_AT, "spf", price=price)
+        alerts[price] = run_l3(tape), run_l3(tape, max_depth_ahead=10.0)
+    (alert,), _ = alerts[99.94]
+    order = alert.evidence["orders"][0]
+    assert order["levels_ahead"] == 5
+    assert order["depth_ahead"] == pytest.approx(150.0)  # six orders of 5 on each better level
+    behind, loosened = alerts[99.90]
+    assert behind == []  # 9 levels of 30 and the wall's 1600 ahead of its 200
+    assert [a.evidence["orders"][0]["depth_ahead"] for a in loosened] == [pytest.approx(1870.0)]
+
+
+def test_orders_a_trade_printed_through_are_not_ahead_where_the_feed_sends_no_fills():
+    """Bids above a later sell print were taken: they count for nothing ahead of the spoof."""
+    tape = Tape()
+    deep_book(tape)
+    for k in range(8):
+        tape.add(SPOOF_AT - 60, f"stale-{k}", f"bg{k}", "buy", 100.00, 100.0, "new")
+    tape.print_trade(SPOOF_AT - 50, "bg1", "tk1", "sell", 99.99, 5.0)
+    spoof_by_trades(tape, SPOOF_AT, "spf", price=99.94)
+    (alert,) = run_l3(tape)
+    assert alert.evidence["orders"][0]["depth_ahead"] == pytest.approx(150.0)
+    tape.prints.pop(0)  # without the print the stale bids still rest: 950 ahead, more than 4 × 200
     assert run_l3(tape) == []
-    assert len(run_l3(tape, min_tied_share=0.0)) == 1  # the tied episode itself is there
 
 
 def test_spoof_pulled_then_opposite_execution_fires_at_the_execution():
@@ -78,10 +185,10 @@ def test_spoof_pulled_then_opposite_execution_fires_at_the_execution():
     assert alert.typology == "spoofing"
     assert alert.detected_at == at(SPOOF_AT + 5)
     assert [order["order_id"] for order in alert.evidence["orders"]] == [order_id]
-    assert [e["order_id"] for e in alert.evidence["opposite_executions"]] == [execution]
+    assert [e["id"] for e in alert.evidence["opposite_executions"]] == [execution]
     assert alert.evidence["execution_after_cancel_s"] == pytest.approx(2.0)
     assert alert.evidence["cancel_after_execution_s"] is None
-    frame = tape.frame()
+    frame = tape.events()
     assert SpoofingL3Detector().detect(frame.filter(pl.col("ts") < alert.detected_at)) == []
     (cut,) = SpoofingL3Detector().detect(frame.filter(pl.col("ts") <= alert.detected_at))
     assert cut.model_dump() == alert.model_dump()
@@ -92,6 +199,7 @@ def test_opposite_execution_long_after_the_pull_is_quiet():
     background(tape, until=SPOOF_AT + 120)
     flip(tape, SPOOF_AT, "spf", 99.99, gap=60.0)
     assert run_l3(tape) == []
+    assert run_l3(tape, exec_after_cancel_s=61.0, max_chance=0.5)  # a minute later is likely by chance
 
 
 def test_flip_is_off_when_its_window_is_zero():
@@ -99,6 +207,7 @@ def test_flip_is_off_when_its_window_is_zero():
     background(tape)
     flip(tape, SPOOF_AT, "spf", 99.99, gap=2.0)
     assert run_l3(tape, exec_after_cancel_s=0) == []
+    assert run_l3(tape)
 
 
 def test_three_level_stack_is_layering():
@@ -112,25 +221,70 @@ def test_three_level_stack_is_layering():
     assert alerts[0].detected_at == at(SPOOF_AT + 7.2)
 
 
+def test_repeated_ties_outweigh_an_account_s_untied_cancels():
+    """One tie among many untied big cancels is weak; several are not (no share vetoes them)."""
+    (alone,) = pattern_chance(np.array([1]), np.array([1]), np.array([7.0]))
+    assert alone == pytest.approx(math.exp(-7.0))
+    one_of_eleven, four_of_eleven = pattern_chance(
+        np.array([11, 11]), np.array([1, 4]), np.array([7.0, 28.0])
+    )
+    assert one_of_eleven == pytest.approx(11 * math.exp(-7.0))
+    assert four_of_eleven < 1e-3 < one_of_eleven
+
+
 def test_alert_is_causal_under_truncation():
     tape = Tape()
     background(tape)
     spoof(tape, SPOOF_AT, "spf", [99.99])
-    frame = tape.frame()
+    frame = tape.events()
     (alert,) = SpoofingL3Detector().detect(frame)
     (cut,) = SpoofingL3Detector().detect(frame.filter(pl.col("ts") <= alert.detected_at))
     assert cut.model_dump() == alert.model_dump()
     assert SpoofingL3Detector().detect(frame.filter(pl.col("ts") < alert.detected_at)) == []
 
 
-def test_l3_stream_equals_batch():
+def fill_less_market() -> pl.DataFrame:
+    """The simulated spoofing market as a venue without L3 fills sends it: executions only in the trades."""
     market = spoof_market()
-    detector = SpoofingL3Detector()
-    batch = detector.detect(market.orders)
+    return order_events(market.orders.filter(pl.col("action") != "fill"), market.trades)
+
+
+def test_l3_stream_equals_batch():
+    for events in (spoof_market().orders, fill_less_market()):
+        batch = SpoofingL3Detector().detect(events)
+        assert len(batch) >= 3
+        assert {alert.typology for alert in batch} == {"spoofing", "layering"}
+        streamed = stream_like(SpoofingL3Detector(), events, timedelta(minutes=20))
+        assert [a.model_dump() for a in streamed] == [a.model_dump() for a in batch]
+
+
+def test_the_stream_engine_on_order_events_and_trades_gives_the_batch_alerts():
+    market = spoof_market()
+    orders = market.orders.filter(pl.col("action") != "fill").drop(pl.selectors.starts_with("_"))
+    trades = market.trades.drop(pl.selectors.starts_with("_"))
+    batch = run_batch([SpoofingL3Detector()], trades, empty_frame(BAR_SCHEMA), orders=orders)
     assert len(batch) >= 3
-    assert {alert.typology for alert in batch} == {"spoofing", "layering"}
-    streamed = stream_like(SpoofingL3Detector(), market.orders, timedelta(minutes=20))
-    assert [a.model_dump() for a in streamed] == [a.model_dump() for a in batch]
+    engine = StreamEngine([SpoofingL3Detector()], kind=ORDERS)
+    streamed = []
+    rows = order_events(orders, trades).sort("ts", maintain_order=True)
+    for index, chunk in enumerate(rows.iter_slices(rows.height // 17)):
+        engine.push(chunk, arrived_at=float(index))
+        streamed += [item.alert for item in engine.step(now=float(index))]
+    streamed += [item.alert for item in engine.finish()]
+    assert not engine.stats.set_aside
+    comparable = [a.model_dump(exclude={"timing"}) for a in streamed]
+    assert sorted(comparable, key=lambda a: a["id"]) == sorted(
+        (a.model_dump(exclude={"timing"}) for a in batch), key=lambda a: a["id"]
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rows_in_any_order_give_the_same_alerts(seed: int):
+    events = fill_less_market()
+    batch = SpoofingL3Detector().detect(events)
+    assert len(batch) >= 3
+    shuffled = events.sample(fraction=1.0, shuffle=True, seed=seed)
+    assert [a.model_dump() for a in SpoofingL3Detector().detect(shuffled)] == [a.model_dump() for a in batch]
 
 
 def test_empty_input():

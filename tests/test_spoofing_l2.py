@@ -9,6 +9,7 @@ import pytest
 from spoof_tapes import SPOOF_AT, Tape, at, layering_market, stream_like
 
 from tapewatch.config import SpoofingL2Settings
+from tapewatch.detect.base import DetectorState
 from tapewatch.detect.spoofing_l2 import SpoofingL2Detector, book_events, l2_from_l3
 from tapewatch.records import BOOK_EVENT_SCHEMA, BOOK_SCHEMA, ORDER_SCHEMA, TRADE_SCHEMA, conform, empty_frame
 
@@ -93,20 +94,25 @@ def test_l2_repeated_one_sided_cycles_fire_with_low_confidence():
     assert lean["during"] > lean["before"] + 0.5 and lean["during"] > lean["after"] + 0.5
 
 
-def test_l2_single_cycle_is_not_enough():
-    assert SpoofingL2Detector().detect(_l2_case(cycles=1)) == []
-
-
-def test_l2_addition_traded_at_its_level_is_quiet():
-    assert SpoofingL2Detector().detect(_l2_case(traded_at_spoof_level=True)) == []
-
-
-def test_l2_symmetric_market_maker_requotes_are_quiet():
-    assert SpoofingL2Detector().detect(_l2_case(mirrored=True)) == []
+@pytest.mark.parametrize(
+    "confounder",
+    [
+        pytest.param({"cycles": 1}, id="a_single_cycle"),
+        pytest.param({"traded_at_spoof_level": True}, id="additions_traded_at_their_level"),
+        pytest.param({"mirrored": True}, id="symmetric_market_maker_requotes"),
+    ],
+)
+def test_l2_confounder_is_quiet_where_the_same_book_without_it_fires(confounder):
+    """Each confounder changes one thing in the spoof book of `_l2_case()`, which fires (the twin)."""
+    assert SpoofingL2Detector().detect(_l2_case(**confounder)) == []
+    (spoof,) = SpoofingL2Detector().detect(_l2_case())
+    assert spoof.typology == "spoofing" and spoof.start == at(SPOOF_AT)
 
 
 def test_empty_inputs():
-    assert SpoofingL2Detector().detect(empty_frame(BOOK_EVENT_SCHEMA)) == []
+    detector, state = SpoofingL2Detector(), DetectorState()
+    assert detector.detect(empty_frame(BOOK_EVENT_SCHEMA), state) == []
+    assert len(detector.detect(_l2_case(), state)) == 1  # the state an empty batch leaves still decides
     assert l2_from_l3(empty_frame(ORDER_SCHEMA)).schema == pl.Schema(BOOK_SCHEMA)
     merged = book_events(empty_frame(BOOK_SCHEMA), empty_frame(TRADE_SCHEMA))
     assert merged.is_empty() and merged.schema == pl.Schema(BOOK_EVENT_SCHEMA)

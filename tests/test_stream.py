@@ -16,6 +16,9 @@ from tapewatch.records import BAR_SCHEMA, empty_frame
 from tapewatch.sources.replay import replay
 from tapewatch.stream_job import run_stream
 
+DETECTORS = ["pump_onset", "kamps_kleinberg", "wash_public", "wash_accounts"]
+"""The trade detectors and a candle one: the stream builds candles from trades as the batch does."""
+
 
 def busy_market() -> pl.DataFrame:
     """Three symbols over 16 h: pumps (one dumped, one chained within the cooldown), a bar-level spike."""
@@ -39,7 +42,7 @@ def busy_market() -> pl.DataFrame:
 
 
 def streamed(trades: pl.DataFrame, batch_trades: int) -> tuple[dict, StreamEngine]:
-    engine = StreamEngine(build_detectors(Settings()), StreamSettings(max_batch_trades=1, hold_ms=10**9))
+    engine = StreamEngine(build_detectors(Settings(), DETECTORS), StreamSettings(max_batch_trades=1, hold_ms=10**9))
     final: dict = {}
     run_stream(
         replay(trades, speed=None, batch_trades=batch_trades),
@@ -56,7 +59,7 @@ def comparable(alert):
 @pytest.mark.parametrize("batch_trades", [13, 97, 5000, 10**6])
 def test_replay_through_the_stream_gives_the_batch_alerts(batch_trades):
     trades = busy_market()
-    batch = run_batch(build_detectors(Settings()), trades, empty_frame(BAR_SCHEMA))
+    batch = run_batch(build_detectors(Settings(), DETECTORS), trades, empty_frame(BAR_SCHEMA))
     assert {a.detector for a in batch} == {"pump_onset", "kamps_kleinberg"} and len(batch) >= 5
     final, engine = streamed(trades, batch_trades)
     assert sorted(final) == sorted(a.id for a in batch)

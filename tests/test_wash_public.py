@@ -130,12 +130,18 @@ def test_bot_tape_alerts_with_low_confidence_evidence():
     assert alerts[0].detected_at >= alerts[0].end  # decided by the first trade after the window
 
 
-def test_clean_tape_is_quiet():
+def test_clean_tape_is_quiet_and_the_same_tape_with_a_bot_is_not():
     assert WashPublicDetector().detect(tape(3, 3000)) == []
+    with_bot = WashPublicDetector().detect(tape(3, 3000, bot_share=0.5))  # the same trades plus the bot
+    assert [(a.start, a.typology) for a in with_bot] == [
+        (DAY0, "wash_trading"),
+        (DAY0 + timedelta(days=1), "wash_trading"),
+    ]
 
 
-def test_huge_clean_sample_does_not_fire_on_tiny_deviations():
-    """A 200k-trade day: Benford's p-value is tiny for a trivial deviation, but the effect stays small."""
+def test_huge_clean_sample_does_not_fire_on_tiny_deviations_but_on_a_real_one():
+    """A 200k-trade day: Benford's p-value is tiny for a trivial deviation, but the effect stays small;
+    2 % of the same day's trades at one repeated size is a real deviation."""
     settings = WashPublicSettings(min_tests=1)
     detector = WashPublicDetector(settings)
     frame = tape(2, 200_000, seed=3)
@@ -144,6 +150,10 @@ def test_huge_clean_sample_does_not_fire_on_tiny_deviations():
     assert not any(check.verdict == "wash_like" for check in decided[0][1])
     benford = decided[0][1][0].result
     assert benford.p_value < settings.max_p_value and benford.effect < settings.benford_max_mad
+    assert detector.detect(frame) == []
+    bot = tape(2, 200_000, seed=3, bot_share=0.02)  # the twin: the same day with 2 % of one repeated size
+    (alert,) = detector.detect(bot)
+    assert alert.start == DAY0 and "tail_exponent" in alert.evidence["tests_wash_like"]
 
 
 def test_stream_gives_the_batch_alerts():
@@ -178,7 +188,11 @@ def test_windows_tested_together_decide_as_alone_and_in_any_row_order():
 
 def test_empty_input_and_thin_windows_decide_nothing():
     assert WashPublicDetector().detect(conform(pl.DataFrame(), TRADE_SCHEMA)) == []
-    assert WashPublicDetector().evaluate(tape(3, 100, bot_share=0.5)) == []  # below min_trades
+    thin = tape(3, 100, bot_share=0.5)
+    assert WashPublicDetector().evaluate(thin) == []  # below min_trades
+    assert WashPublicDetector().detect(thin) == []
+    enough = WashPublicDetector(WashPublicSettings(min_trades=100))  # the same windows are decided above it
+    assert len(enough.evaluate(thin)) == 2 and len(enough.detect(thin)) == 2
 
 
 def test_price_impact_alone_suffices_and_the_others_need_company():

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from tapewatch.config import Settings
-from tapewatch.detect.registry import build_detectors
+from tapewatch.detect.registry import build_detectors, check_detector_names
 from tapewatch.detect.spoofing_l2 import book_events
 from tapewatch.engine.batch import run_batch
 from tapewatch.io.readers import RECORD_KINDS, ReadResult, expand_inputs, read_inputs, write_dead_letters
@@ -52,16 +52,21 @@ def detect_files(
     `model` is a trained pump model file: its detector runs beside the chosen ones.
     """
     started = time.perf_counter()
-    chosen = build_detectors(settings, detectors)
+    check_detector_names(detectors or [])
+    pump_model = None
     if model is not None:
-        from tapewatch.detect.pump_model import PumpModelDetector
         from tapewatch.models.pump_model import load_pump_model
 
-        chosen.append(PumpModelDetector(load_pump_model(model)[0], settings.pump_model))
+        pump_model = load_pump_model(model)[0]
     reading = progress.add_task("reading", total=len(expand_inputs(inputs))) if progress else None
     read = read_inputs(
         inputs, fmt=fmt, venue=venue, on_file=lambda _: _advance(progress, reading), kinds=RECORD_KINDS
     )
+    chosen = build_detectors(settings, detectors, candles=read.bars.height > 0)
+    if pump_model is not None:
+        from tapewatch.detect.pump_model import PumpModelDetector
+
+        chosen.append(PumpModelDetector(pump_model, settings.pump_model))
     detecting = progress.add_task("detecting", total=len(chosen)) if progress else None
     alerts = run_batch(
         chosen,

@@ -111,7 +111,13 @@ def detect(
     dead_letter: Annotated[
         Path | None, typer.Option(help="Where rejected rows go (default: next to the output).")
     ] = None,
-    detector: Annotated[list[str] | None, typer.Option(help="Run only these detectors (repeatable).")] = None,
+    detector: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only these detectors (repeatable). Default: all but the opt-in ones (kamps_kleinberg, "
+            "isolation_forest, forecast_residual); the candle anomaly rules only when the input holds candles."
+        ),
+    ] = None,
     model: Annotated[
         Path | None,
         typer.Option(

@@ -29,30 +29,52 @@ class _Section(BaseModel):
 
 
 class PumpOnsetSettings(_Section):
-    """Pump onset on trades: a burst of many distinct taker orders, mostly buys, lifting the price.
+    """Pump onset on trades: a burst of many distinct taker orders lifting the price above its range.
 
     Telegram pumps start with hundreds of members market-buying within seconds of the
     announcement; an illiquid coin that trades a few times a minute then sees tens of
     taker orders a second. Counting distinct taker orders (trades sharing a timestamp
     and side are one order sweeping several levels — La Morgia et al.'s "rush orders")
-    rather than trades keeps one large order from looking like a crowd.
+    rather than trades keeps one large order from looking like a crowd. Each threshold
+    is on the symbol's own scale: its order rate and its price range over the baseline
+    (the `baseline_h` hours ending `window_s` before the decision). Prices are medians
+    and quantiles, so one bad print can neither hide a pump nor make one. The defaults
+    were chosen on the 15 earliest dev pumps (2020-01 … 2020-11) and checked on the 16
+    later ones (confirm_*: the middle of the earlier pumps' plateau, 0.25–0.75 s and
+    5–15 orders, where the delays are shortest and no event or false alarm changes).
     """
 
-    window_s: float = Field(3.0, gt=0, description="burst window: the last N seconds up to each order")
+    window_s: float = Field(3.0, gt=0, description="burst window: the last N seconds up to each trade")
     baseline_h: float = Field(
-        3.0, gt=0, description="trailing window that defines the symbol's normal rate and price"
+        3.0, gt=0, description="the symbol's normal order rate and price range: the hours before the burst"
     )
     warmup_h: float = Field(1.0, ge=0, description="no decision until a symbol has this much history")
-    min_orders: int = Field(20, ge=1, description="taker orders in the burst window")
-    min_rate_ratio: float = Field(100.0, gt=0, description="burst order rate / baseline order rate")
-    min_price_rise: float = Field(0.03, ge=0, description="max price in the burst / baseline mean price − 1")
-    min_buy_share: float = Field(
-        0.5, ge=0, le=1, description="share of the burst's taker orders that are buys"
+    min_orders: int = Field(20, ge=1, description="distinct taker orders (any side) in the burst window")
+    confirm_window_s: float = Field(
+        0.5,
+        gt=0,
+        description="the rise may also be confirmed by the median of only the last N seconds of the burst "
+        "window (shorter than window_s: a crowd lifts the price before the whole window's median follows)",
     )
-    big_move_orders: int = Field(
-        8, ge=1, description="fewer orders suffice when they lift the price by big_move_price_rise"
+    confirm_min_orders: int = Field(
+        8, ge=1, description="distinct taker orders the confirmation window needs, so a few prints never do"
     )
-    big_move_price_rise: float = Field(0.15, ge=0, description="price rise that lets big_move_orders suffice")
+    min_rate_ratio: float = Field(
+        100.0, gt=0, description="burst order rate / the symbol's order rate over the baseline"
+    )
+    min_price_rise: float = Field(
+        0.05,
+        ge=0,
+        description="median trade price in the burst / the top of the baseline's price range "
+        "(its range_quantile price) − 1",
+    )
+    range_quantile: float = Field(
+        0.9,
+        gt=0.5,
+        lt=1,
+        description="the baseline price quantile taken as the top of the symbol's normal range "
+        "(a high quantile, not the max, so a few bad prints do not stretch it)",
+    )
     cooldown_min: float = Field(
         30.0, ge=0, description="re-arm only after this long without a qualifying moment"
     )
@@ -143,10 +165,13 @@ class WashPublicSettings(_Section):
 
 
 class SpoofingL3Settings(_Section):
-    """Spoofing and layering on L3 order events (account ids and order ids)."""
+    """Spoofing and layering on L3 order events (account ids and order ids) and trades naming accounts."""
 
     baseline_min: float = Field(
-        60.0, gt=0, description="trailing window of the symbol's typical order and the account's typical fill"
+        60.0,
+        gt=0,
+        description="trailing window of the symbol's typical order, and of the account's typical execution "
+        "and how often it executes",
     )
     min_baseline_orders: int = Field(
         20,
@@ -165,17 +190,12 @@ class SpoofingL3Settings(_Section):
         description="every order of an episode: notional / the symbol's typical order notional (the deeper "
         "layers of a stack are often smaller)",
     )
-    min_account_ratio: float = Field(
-        2.0,
-        gt=0,
-        description="a large order's notional / the notional the account typically trades (geometric mean "
-        "of its fills); accounts without recent fills are judged on the symbol's typical order alone",
-    )
     max_life_s: float = Field(
-        30.0,
+        60.0,
         gt=0,
         description="spoof orders are cancelled within this many seconds of placement (bait is pulled "
-        "within seconds; big orders left up for most of a minute are mostly honest, cancelled unluckily)",
+        "within seconds; honest big orders are pulled quickly too: how close the pull sits to the "
+        "account's own execution, against chance, is what tells them apart)",
     )
     max_episode_s: float = Field(
         120.0, gt=0, description="longest span of one episode (first placement to last cancel)"
@@ -184,13 +204,13 @@ class SpoofingL3Settings(_Section):
         0.1, ge=0, le=1, description="filled share of the episode's large orders, at most"
     )
     cancel_after_exec_s: float = Field(
-        10.0,
+        30.0,
         gt=0,
         description="an execution while the orders rest ties the episode when the first cancel after it "
-        "follows within this many seconds",
+        "follows within this many seconds (a wide net: `max_chance` judges how close is close)",
     )
     exec_after_cancel_s: float = Field(
-        10.0,
+        30.0,
         ge=0,
         description="an opposite execution this many seconds at most after the last cancel also ties the "
         "episode (pulled first, then traded the other way); 0 turns this off",
@@ -198,8 +218,14 @@ class SpoofingL3Settings(_Section):
     book_window_min: float = Field(
         10.0, gt=0, description="the touch is rebuilt from orders placed within this many minutes"
     )
-    max_touch_levels: int = Field(
-        2, ge=0, description="the nearest order has at most this many better price levels of others ahead"
+    max_depth_ahead: float = Field(
+        4.0,
+        ge=0,
+        description="others' displayed amount resting at better prices than the episode's nearest order, "
+        "at most this many times the episode's own amount (the bait is at least a fifth of the book from "
+        "the touch to its price): bait near the touch stands out in the book, an order behind a wall of "
+        "others' orders presses on nothing. Judged on the book itself, not on a count of levels, which "
+        "a book of many small orders fills at once",
     )
     min_layers: int = Field(
         3, ge=2, description="orders resting at once that, over several levels, make it layering"
@@ -211,14 +237,30 @@ class SpoofingL3Settings(_Section):
         "baseline (`min_baseline_orders`), but an account's pattern of tied cancels cannot",
     )
     pattern_min: float = Field(
-        60.0, gt=0, description="trailing window of the account's episodes for the tied share"
+        60.0, gt=0, description="trailing window of the account's large quick cancels judged together"
     )
-    min_tied_share: float = Field(
-        0.5,
-        ge=0,
+    timing_floor_s: float = Field(
+        1.0,
+        gt=0,
+        description="an opposite execution closer to the pull than this is judged as this close "
+        "(timestamps and reactions are not finer than that)",
+    )
+    recent_min: float = Field(
+        10.0,
+        gt=0,
+        description="the share of the account's time near its opposite executions is also measured over "
+        "this recent stretch, and the larger share counts: an account busy right now (a pump, a burst) "
+        "sits next to its executions by chance more often than its last hour shows",
+    )
+    max_chance: float = Field(
+        0.01,
+        gt=0,
         le=1,
-        description="share of the account's recent large quick cancels (this one included) that had an "
-        "opposite execution: liquidity providers cancel big quotes all the time, mostly untied",
+        description="how likely chance alone gives the account's pattern, at most: its pulls landing as "
+        "close to its opposite executions as they did (a pull is that close by chance as often as the "
+        "account's own recent time is), over its recent large quick cancels (untied ones lower the "
+        "evidence, none vetoes it). A market maker trading both sides all day ties its pulls to executions "
+        "by chance; a spoofer ties them on purpose",
     )
 
 
@@ -288,67 +330,87 @@ class SpoofingL2Settings(_Section):
     )
 
 
-WASH_MAX_GROUP = 5
+WASH_MAX_GROUP = 6
 """The largest ring of colluding accounts the wash detector can check (its vectorised member columns)."""
 
 
 class WashAccountsSettings(_Section):
-    """Wash trading from account ids: self-trades and round trips whose positions net out."""
+    """Wash trading from account ids: self-trades beyond chance and round trips whose positions net out.
+
+    Upper bounds keep the cost bounded at the loosest allowed values (see the detector's module docstring).
+    """
 
     window_min: float = Field(
-        60.0, gt=0, description="trailing window over which a group's trades must net out"
+        60.0, gt=0, le=240, description="trailing window over which a group's trades must net out"
     )
     net_tolerance: float = Field(
         0.01,
         ge=0,
-        lt=1,
+        le=0.05,
         description="round trip: each member's |bought − sold| / (bought + sold) at most this",
     )
     min_edge_trades: int = Field(
-        2, ge=1, description="round trip: transfers on every link of the ring within the window (repeatedly)"
+        2, ge=2, description="round trip: transfers on every link of the ring within the window (repeatedly)"
     )
     min_trades: int = Field(4, ge=2, description="round trip: transfers among the group within the window")
-    min_volume_share: float = Field(
-        0.02, ge=0, le=1, description="the group's volume / the symbol's volume within the window"
+    volume_share_scale: float = Field(
+        0.02,
+        gt=0,
+        le=1,
+        description="score only, never a gate: the group's share of the symbol's volume in the window at "
+        "which that share neither raises nor lowers the score",
     )
     max_group: int = Field(
-        5, ge=2, le=WASH_MAX_GROUP, description="largest ring of colluding accounts looked for"
+        6, ge=2, le=WASH_MAX_GROUP, description="largest ring of colluding accounts looked for"
     )
     max_ring_counterparties: int = Field(
         5,
         ge=2,
-        description="rings of 3+: accounts that traded with more distinct others in the grid window before "
-        "the checked one are hubs (market makers, busy traders) and left out",
+        le=10,
+        description="cost bound, rings of 3+: an account with more distinct counterparties in the grid window "
+        "before the checked one is a hub (market maker, busy trader); a ring may hold one hub, as through "
+        "two or more the cycles multiply by thousands (two-account round trips are checked whatever the count)",
     )
     min_round_trips: int = Field(
         2,
-        ge=1,
+        ge=2,
         description="round trip: laps before the moment in which every member traded and came back to even",
+    )
+    min_pair_round_trips: int = Field(
+        3,
+        ge=2,
+        description="round trip of two accounts: laps as above; a pair trading back and forth in common sizes "
+        "comes back to even by chance far more often than a ring of three or more passes one quantity round",
     )
     max_lap_legs: int = Field(
         2,
         ge=1,
+        le=4,
         description="round trip: transfers per member in one lap at most (1: each member passes the asset on "
         "in one trade; 2 allows a leg split in two)",
     )
-    min_self_trades: int = Field(2, ge=1, description="self-trades of one account within the window")
-    min_self_share: float = Field(
-        0.25,
-        ge=0,
-        le=1,
-        description="self-trades / all the account's trades within the window (a busy trader's accidental "
-        "self-matches are a sliver of its trading)",
+    min_self_trades: int = Field(2, ge=2, description="self-trades of one account within the window")
+    max_self_chance: float = Field(
+        1e-4,
+        gt=0,
+        le=0.01,
+        description="self-trades: at most this probability of as many self-trades in the window by chance, "
+        "were the account's own buys and sells there matched at random against the symbol's trades "
+        "(Poisson, mean buys × sells / trades): a busy account self-matches now and then, a washer far more",
     )
     cooldown_min: float = Field(
         60.0,
-        ge=0,
+        ge=10,
         description="one alert per scheme: a group re-arms after this long without a qualifying trade",
     )
     followup_h: float = Field(
         6.0, ge=0, description="follow-up: the group's trades are gathered until this long after detection"
     )
     max_trade_ids: int = Field(
-        50, ge=0, description="trade ids listed in evidence and follow-up (the count is always given)"
+        50,
+        ge=0,
+        le=1000,
+        description="trade ids listed in evidence and follow-up (the count is always given)",
     )
 
 

@@ -14,15 +14,30 @@ so they are spelt out once here and nowhere else:
   recall = caught events / events; false alarms per symbol-day divide by the
   observed span of the market data.
 - An ``all detectors`` row scores the union of every detector's alerts.
+
+Held-out scoring (`forward_folds`, `HeldOutPart`) adds two definitions, so a
+figure is only ever quoted on data that did not choose the thresholds:
+
+- A *forward fold* cuts market time at its first test event's announcement minus
+  ``before``: everything earlier may choose settings, the test part runs from the
+  cut to the next fold's cut (the last to the end of the data).
+- On a held-out part, a *false alarm* is an alert farther than ``QUIET_MARGIN``
+  (30 min) from every labelled event on its symbol — ordinary trading, not the
+  pump's aftermath — per *quiet* symbol-day: the part's trading outside those
+  margins (`quiet_symbol_days`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 from pydantic import ValidationError
@@ -34,15 +49,26 @@ from tapewatch.records import TIME, Alert
 
 __all__ = [
     "ALL_DETECTORS",
+    "QUIET_MARGIN",
     "DetectorScore",
     "EvaluationReport",
+    "ForwardFold",
+    "HeldOutPart",
+    "Span",
+    "alerts_to_frame",
+    "best_choice",
     "coverage_symbol_days",
     "evaluate_alerts",
+    "events_in",
+    "forward_folds",
     "load_alerts",
     "load_labels",
     "normalised_symbol",
+    "outside_events",
     "parse_duration",  # the project's one duration parser (tapewatch.durations), re-exported for the CLI
+    "quiet_symbol_days",
     "render_report",
+    "scaled_count",
 ]
 
 ALL_DETECTORS = "all detectors"
@@ -50,6 +76,9 @@ ALL_DETECTORS = "all detectors"
 
 DEFAULT_BEFORE = timedelta(minutes=2)
 DEFAULT_AFTER = timedelta(minutes=5)
+QUIET_MARGIN = timedelta(minutes=30)
+"""Alerts and trading this close to a labelled event belong to the event: neither false alarms nor
+ordinary trading (a pump's run-up, its dump and the crowd selling are abnormal but not false)."""
 
 SYMBOL_COLUMNS = ("symbol", "pair")
 TIME_COLUMNS = ("event_time", "announced_at_utc", "ts", "time", "timestamp")
@@ -80,6 +109,7 @@ DETAIL_SCHEMA: dict[str, pl.DataType] = {
 }
 
 _MICROSECONDS_PER_DAY = 86_400 * 1_000_000
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- loading
@@ -152,15 +182,48 @@ def coverage_symbol_days(frame: pl.DataFrame, max_gap: timedelta | None = None) 
     windows (e.g. a few days around each of several pumps of one coin, months
     apart) counts the windows and not the months between them.
     """
+    return _symbol_days(_market_times(frame), max_gap)
+
+
+def quiet_symbol_days(
+    trades: pl.DataFrame,
+    labels: pl.DataFrame,
+    *,
+    margin: timedelta = QUIET_MARGIN,
+    max_gap: timedelta | None = timedelta(days=1),
+) -> float:
+    """Symbol-days of ordinary trading: `coverage_symbol_days` without the time within ``margin`` of a
+    labelled event on the symbol, the denominator of false alarms counted outside those margins.
+
+    A step between consecutive trades counts only when both trades lie outside every margin, so the
+    hour around a pump is left out however the trades fall in it.
+    """
+    times = _market_times(trades).with_row_index("_row")
+    near = _near_events(times, labels, "ts", margin)
+    quiet = times.join(near, on="_row", how="anti").select("_row", _quiet=pl.lit(True))
+    return _symbol_days(times.join(quiet, on="_row", how="left"), max_gap)
+
+
+def _market_times(frame: pl.DataFrame) -> pl.DataFrame:
+    """The symbol and UTC ``ts`` of each row with a time; an InputError names missing columns."""
     missing = [name for name in ("symbol", "ts") if name not in frame.columns]
     if missing:
         raise InputError(f"market data has no column {', '.join(map(repr, missing))}; need 'symbol' and 'ts'")
+    return frame.filter(pl.col("ts").is_not_null()).select("symbol", pl.col("ts").cast(TIME))
+
+
+def _symbol_days(times: pl.DataFrame, max_gap: timedelta | None) -> float:
+    """Sum of the steps between each symbol's consecutive times, in days; with a ``_quiet`` column, only
+    steps whose both ends are quiet count."""
+    counted = pl.lit(True)
+    if "_quiet" in times.columns:
+        quiet = pl.col("_quiet").fill_null(False)
+        counted = quiet & quiet.shift(1).over("symbol").fill_null(False)
     steps = (
-        frame.lazy()
-        .filter(pl.col("ts").is_not_null())
-        .select("symbol", pl.col("ts").cast(TIME))
+        times.lazy()
         .sort("symbol", "ts")
-        .select(pl.col("ts").diff().over("symbol").alias("step"))
+        .select(step=pl.col("ts").diff().over("symbol"), counted=counted)
+        .filter("counted")
     )
     if max_gap is not None:
         steps = steps.filter(pl.col("step") <= max_gap)
@@ -317,6 +380,7 @@ def evaluate_alerts(
     after: timedelta = DEFAULT_AFTER,
     symbol_days: float | None = None,
     typology: str | None = None,
+    detectors: Sequence[str] = (),
 ) -> EvaluationReport:
     """Score every detector in ``alerts`` (and their union) against the labelled events.
 
@@ -324,6 +388,8 @@ def evaluate_alerts(
     when ``typology`` filters); ``labels`` needs symbol and event_time. Alerts
     with the same id are counted once: ids are deterministic, so a repeated id
     is the same alert written twice (e.g. two runs' outputs concatenated).
+    ``detectors`` are scored even when they raised no alert (a row of zeros
+    rather than a missing row).
     """
     if before < timedelta(0) or after < timedelta(0):
         raise InputError(f"window must not be negative (before={before}, after={after})")
@@ -338,8 +404,9 @@ def evaluate_alerts(
         .with_columns(normalised_symbol().alias("_key"))
     )
     matches = _matches(scored, events, before, after)
-    detectors = sorted(set(scored.get_column("detector").to_list()) - {ALL_DETECTORS}) + [ALL_DETECTORS]
-    detail = _event_detail(events, matches, detectors)
+    named = set(scored.get_column("detector").to_list()) | set(detectors)
+    listed = [*sorted(named - {ALL_DETECTORS}), ALL_DETECTORS]
+    detail = _event_detail(events, matches, listed)
     true_alerts = _count_by_detector(matches.select("detector", "_alert").unique())
     alert_counts = _count_by_detector(scored)
     scores = [
@@ -350,7 +417,7 @@ def evaluate_alerts(
             detail=detail.filter(pl.col("detector") == detector),
             symbol_days=symbol_days,
         )
-        for detector in detectors
+        for detector in listed
     ]
     return EvaluationReport(
         scores=scores,
@@ -429,6 +496,167 @@ def _score(
         delay_max_s=delays.max() if delays.len() else None,
         delays=delays.to_list(),
     )
+
+
+# ---------------------------------------------------------------- held out, forward in time
+
+
+@dataclass(frozen=True)
+class Span:
+    """Market time ``[since, until)``; None leaves that end open."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def holds(self, moment: pl.Expr) -> pl.Expr:
+        """True where ``moment`` lies in the span."""
+        inside = pl.lit(True)
+        if self.since is not None:
+            inside &= moment >= self.since
+        if self.until is not None:
+            inside &= moment < self.until
+        return inside
+
+
+@dataclass(frozen=True)
+class ForwardFold:
+    """Choose settings on ``choose`` (all market time before the cut), report on ``test`` only."""
+
+    choose: Span
+    test: Span
+
+
+def forward_folds(
+    event_times: Sequence[datetime], *, first_test: int, test_size: int, before: timedelta = DEFAULT_BEFORE
+) -> list[ForwardFold]:
+    """Expanding-window folds forward in time over labelled events.
+
+    Events are sorted by time; fold k tests events ``first_test + k·test_size`` onwards
+    (``test_size`` of them, the last fold what is left) and chooses on everything
+    before its cut, the first test event's time minus ``before`` (the opening of its
+    catch window). So with 31 events, ``first_test=15, test_size=8`` chooses on the
+    earliest 15 and tests the next 8, then chooses on 23 and tests the last 8.
+    """
+    times = sorted(_as_utc(moment) for moment in event_times)
+    if first_test < 1 or test_size < 1 or first_test >= len(times):
+        raise InputError(
+            f"forward folds: {len(times)} event(s) leave nothing to test after the first {first_test} "
+            f"(test size {test_size}); need first_test ≥ 1, test_size ≥ 1 and more events than first_test"
+        )
+    cuts: list[datetime | None] = [
+        times[start] - before for start in range(first_test, len(times), test_size)
+    ]
+    cuts.append(None)
+    return [
+        ForwardFold(choose=Span(until=cut), test=Span(cut, after)) for cut, after in itertools.pairwise(cuts)
+    ]
+
+
+def events_in(labels: pl.DataFrame, span: Span, before: timedelta = DEFAULT_BEFORE) -> pl.DataFrame:
+    """The labelled events whose catch window opens inside ``span`` (so their alerts fall in it too)."""
+    return labels.filter(span.holds(pl.col("event_time").cast(TIME) - before))
+
+
+def outside_events(
+    frame: pl.DataFrame, labels: pl.DataFrame, column: str = "detected_at", margin: timedelta = QUIET_MARGIN
+) -> pl.DataFrame:
+    """The rows of ``frame`` (alerts or trades) whose ``column`` is farther than ``margin`` from every
+    labelled event on their symbol; symbols match as in `normalised_symbol`."""
+    rows = frame.with_row_index("_row")
+    return rows.join(_near_events(rows, labels, column, margin), on="_row", how="anti").drop("_row")
+
+
+def _near_events(rows: pl.DataFrame, labels: pl.DataFrame, column: str, margin: timedelta) -> pl.DataFrame:
+    """The ``_row`` of each row within ``margin`` of a labelled event on its symbol."""
+    events = labels.select(normalised_symbol().alias("_key"), pl.col("event_time").cast(TIME)).unique()
+    return (
+        rows.select("_row", pl.col(column).cast(TIME), normalised_symbol().alias("_key"))
+        .join(events, on="_key")
+        .filter((pl.col(column) - pl.col("event_time")).abs() <= margin)
+        .select("_row")
+        .unique()
+    )
+
+
+@dataclass
+class HeldOutPart:
+    """One held-out part of the market data, ready to score any number of alert sets on it.
+
+    Recall and delays are `evaluate_alerts`' on ``events`` (those whose window opens
+    in ``span``), from the alerts decided in the span. False alarms replace its
+    count: the span's alerts farther than ``margin`` from every labelled event (any
+    event, in the span or not), per quiet symbol-day of the span's trades.
+    """
+
+    span: Span
+    labels: pl.DataFrame
+    events: pl.DataFrame
+    symbol_days: float
+    margin: timedelta = QUIET_MARGIN
+
+    @classmethod
+    def of(
+        cls, labels: pl.DataFrame, trades: pl.DataFrame, span: Span, margin: timedelta = QUIET_MARGIN
+    ) -> HeldOutPart:
+        """The part of ``trades`` and ``labels`` in ``span``; the quiet symbol-days are counted once here."""
+        days = quiet_symbol_days(trades.filter(span.holds(pl.col("ts").cast(TIME))), labels, margin=margin)
+        return cls(span=span, labels=labels, events=events_in(labels, span), symbol_days=days, margin=margin)
+
+    def scores(
+        self, alerts: pl.DataFrame, *, typology: str | None = None, detectors: Sequence[str] = ()
+    ) -> dict[str, DetectorScore]:
+        """Scores by detector and for ``ALL_DETECTORS``; ``detectors`` get a row even without alerts."""
+        part = alerts.filter(self.span.holds(pl.col("detected_at").cast(TIME)))
+        if typology is not None:
+            part = part.filter(pl.col("typology") == typology)
+        days = self.symbol_days
+        report = evaluate_alerts(part, self.events, symbol_days=days, detectors=detectors)
+        false = outside_events(
+            part.unique(subset="id", keep="first"), self.labels, "detected_at", self.margin
+        )
+        counts = _count_by_detector(false) | {ALL_DETECTORS: false.height}
+        return {
+            score.detector: replace(
+                score,
+                false_alarms=counts.get(score.detector, 0),
+                false_alarms_per_symbol_day=counts.get(score.detector, 0) / days if days else None,
+            )
+            for score in report.scores
+        }
+
+
+def best_choice(candidates: Sequence[tuple[T, DetectorScore]]) -> tuple[T, DetectorScore]:
+    """The stated criterion for choosing settings: most events caught, then fewest false alarms per
+    symbol-day, then the smallest median and p90 delay; of full ties the first listed wins."""
+    if not candidates:
+        raise InputError("nothing to choose from: no candidate settings were scored")
+
+    def key(candidate: tuple[T, DetectorScore]) -> tuple[float, ...]:
+        score = candidate[1]
+        return (
+            -score.caught,
+            _or_inf(score.false_alarms_per_symbol_day),
+            _or_inf(score.delay_median_s),
+            _or_inf(score.delay_p90_s),
+        )
+
+    return min(candidates, key=key)
+
+
+def scaled_count(part: int, of: int, events: int) -> int:
+    """A target given as ``part`` of ``of`` events (30 of 31) scaled to ``events``: the fewest caught
+    that reach the same share."""
+    return math.ceil(events * part / of - 1e-9)
+
+
+def alerts_to_frame(alerts: Sequence[Alert]) -> pl.DataFrame:
+    """Alerts in the columns of ALERT_FRAME_SCHEMA, as `load_alerts` reads them from a file."""
+    rows = [{name: getattr(alert, name) for name in ALERT_FRAME_SCHEMA} for alert in alerts]
+    return pl.DataFrame(rows, schema=ALERT_FRAME_SCHEMA)
+
+
+def _or_inf(value: float | None) -> float:
+    return math.inf if value is None else value
 
 
 # ---------------------------------------------------------------- rendering

@@ -18,6 +18,7 @@ from rich.console import Console
 from tapewatch.config import ExchangeSettings, Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.detect.spoofing_l2 import book_events
+from tapewatch.detect.spoofing_l3 import order_events
 from tapewatch.durations import parse_duration
 from tapewatch.engine.kinds import BOOK, KINDS, ORDERS, TRADES, RecordKind
 from tapewatch.engine.stream import Emitted, StreamEngine
@@ -235,7 +236,8 @@ def replay_rows(
     """The rows a replay streams, and their kind: one stream carries one kind.
 
     `auto` takes L2 book updates (with the files' trades merged in, which the L2
-    detector needs) when there are any, else L3 order events, else trades; files
+    detector needs) when there are any, else L3 order events (with the files' trades that
+    name buyers and sellers merged in, as the batch engine merges them), else trades; files
     holding both trades and order events need `--kind` to say which to replay.
     """
     if kind not in (AUTO, *KINDS):
@@ -250,7 +252,7 @@ def replay_rows(
         kind = "book" if read.book.height else "orders" if read.orders.height else "trades"
     if kind == "book":
         return book_events(read.book, read.trades), BOOK
-    return (read.orders, ORDERS) if kind == "orders" else (read.trades, TRADES)
+    return (order_events(read.orders, read.trades), ORDERS) if kind == "orders" else (read.trades, TRADES)
 
 
 async def _exchange_history(

@@ -17,7 +17,7 @@ def test_publish_one_worker_sink_equals_detect_and_republishing_changes_nothing(
     trades = busy_market()
     settings = harness.private_settings()
     expected = harness.reference_alerts(trades, settings)
-    assert {a["detector"] for a in expected.values()} == {"pump_onset", "kamps_kleinberg"}
+    assert {a["detector"] for a in expected.values()} == {"pump_onset"} and len(expected) >= 4
 
     async def scenario():
         async with harness.on_bus(settings) as js:

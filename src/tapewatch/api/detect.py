@@ -130,7 +130,11 @@ class DetectRequest(BaseModel):
     bars: Annotated[list[BarRow], Field(max_length=MAX_ROWS)] = []
     venue: Name = Field(DEFAULT_VENUE, description="venue of rows that name none")
     interval: Interval = Field(DEFAULT_INTERVAL, description="interval of bars that name none")
-    detectors: list[DetectorName] | None = Field(None, description="run only these (default: all)")
+    detectors: list[DetectorName] | None = Field(
+        None,
+        description="run only these (default: the default detectors; the candle anomaly rules only when "
+        "bars are sent)",
+    )
     store: bool = Field(False, description="also save the alerts (analyst or admin)")
 
     @model_validator(mode="after")
@@ -177,5 +181,5 @@ def _frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.Dat
 def detect(settings: Settings, request: DetectRequest) -> tuple[list[Alert], int, int]:
     """Run the chosen detectors; returns the alerts and the trade and bar counts."""
     trades, bars = frames(request)
-    alerts = run_batch(build_detectors(settings, request.detectors), trades, bars)
+    alerts = run_batch(build_detectors(settings, request.detectors, candles=bars.height > 0), trades, bars)
     return alerts, trades.height, bars.height

@@ -82,10 +82,7 @@ class BarAnomalyDetector(CandleDetector):
         features = self.features()
         flagged = self.scored(frame.lazy())
         if state is not None:
-            decided = state.frame(KEY, only=frame).select(*KEY, "decided_until")
-            flagged = flagged.join(decided.lazy(), on=KEY, how="left").filter(
-                pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until"))
-            )
+            flagged = state.undecided(flagged, KEY, only=frame)
         flagged = flagged.filter(pl.col("excess") >= 1).collect()
         if state is not None:
             state.advance(KEY, frame.select(*KEY, "ts"), flagged.select(*KEY, "ts"))

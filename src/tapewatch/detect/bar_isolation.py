@@ -47,6 +47,7 @@ from tapewatch.records import Alert, to_iso
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SCORE_COLUMNS = ("anomaly", "threshold", "center", "refit_at_us", "train_rows")
+Key = tuple[str, str, str]
 
 
 @dataclass
@@ -54,8 +55,8 @@ class _Forest:
     """One fit: the forest, each symbol's standardisation, and the calibrated threshold."""
 
     forest: Any
-    center: dict[int, np.ndarray]
-    scale: dict[int, np.ndarray]
+    center: dict[Key, np.ndarray]
+    scale: dict[Key, np.ndarray]
     threshold: float
     typical: float
 
@@ -83,12 +84,13 @@ class IsolationForestDetector(CandleDetector):
         columns = {name: np.full(frame.height, np.nan) for name in SCORE_COLUMNS}
         z = np.full_like(values, np.nan)
         todo = decided_mask(frame, state)
-        for pool, fit_segments in self._pools(featured, todo, usable):
-            fit = self._fit(pool, fit_segments, values, state is not None)
+        keys = featured.select(KEY).unique(maintain_order=True).rows()
+        for pool, fit_segments in self._pools(featured, todo, usable, keys):
+            fit = self._fit(pool, fit_segments, values, keys, state is not None)
             train_rows = sum(segment.train.size for segment in fit_segments)
             for segment in fit_segments:
-                rows = segment.rows
-                z[rows] = (values[rows] - fit.center[segment.group]) / fit.scale[segment.group]
+                rows, key = segment.rows, keys[segment.group]
+                z[rows] = (values[rows] - fit.center[key]) / fit.scale[key]
                 columns["anomaly"][rows] = -fit.forest.score_samples(z[rows])
                 columns["threshold"][rows] = fit.threshold
                 columns["center"][rows] = fit.typical
@@ -110,7 +112,7 @@ class IsolationForestDetector(CandleDetector):
         return [self._alert(row) for row in flagged.iter_rows(named=True)]
 
     def _pools(
-        self, featured: pl.DataFrame, todo: np.ndarray, usable: np.ndarray
+        self, featured: pl.DataFrame, todo: np.ndarray, usable: np.ndarray, keys: list[Key]
     ) -> list[tuple[Any, list[Segment]]]:
         """Segments grouped by the forest that scores them: per symbol, or per venue/interval and moment."""
         s = self.settings
@@ -123,7 +125,6 @@ class IsolationForestDetector(CandleDetector):
             min_train_bars=s.min_train_bars,
             default_interval=s.interval,
         )
-        keys = featured.select(KEY).unique(maintain_order=True).rows()
         pools: dict[Any, list[Segment]] = {}
         for segment in plan:
             venue, symbol, interval = keys[segment.group]
@@ -131,29 +132,34 @@ class IsolationForestDetector(CandleDetector):
             pools.setdefault((owner, segment.refit_at_us), []).append(segment)
         return list(pools.items())
 
-    def _fit(self, pool: Any, fit_segments: list[Segment], values: np.ndarray, keep: bool) -> _Forest:
+    def _fit(
+        self, pool: Any, fit_segments: list[Segment], values: np.ndarray, keys: list[Key], keep: bool
+    ) -> _Forest:
         """The pool's forest at its moment: fitted now, or reused from an earlier stream call."""
         owner, refit_at = pool
+        members = [keys[segment.group] for segment in fit_segments]
         train = [values[segment.train] for segment in fit_segments]
         if not keep:
-            return self._new_forest(fit_segments, train)
-        forest = self._cache.get(owner, refit_at, tuple(train), lambda: self._new_forest(fit_segments, train))
+            return self._new_forest(members, train)
+        forest = self._cache.get(owner, refit_at, tuple(train), lambda: self._new_forest(members, train))
         self._cache.retain(owner, refit_at)
         return forest
 
-    def _new_forest(self, fit_segments: list[Segment], train: list[np.ndarray]) -> _Forest:
-        """Standardise each symbol by its training median/MAD, fit, and set the threshold on the training scores."""
+    def _new_forest(self, members: list[Key], train: list[np.ndarray]) -> _Forest:
+        """Standardise each symbol by its training median/MAD, fit, and set the threshold on the
+        training scores.
+
+        Standardisations are keyed by venue/symbol/interval, not by position in the frame: a
+        stream call holds only the symbols that just closed a candle, so positions change."""
         from sklearn.ensemble import IsolationForest
 
         s = self.settings
-        center = {seg.group: np.median(x, axis=0) for seg, x in zip(fit_segments, train, strict=True)}
+        center = {key: np.median(x, axis=0) for key, x in zip(members, train, strict=True)}
         scale = {
-            seg.group: np.maximum(MAD_TO_SIGMA * np.median(np.abs(x - center[seg.group]), axis=0), TINY)
-            for seg, x in zip(fit_segments, train, strict=True)
+            key: np.maximum(MAD_TO_SIGMA * np.median(np.abs(x - center[key]), axis=0), TINY)
+            for key, x in zip(members, train, strict=True)
         }
-        pooled = np.vstack(
-            [(x - center[seg.group]) / scale[seg.group] for seg, x in zip(fit_segments, train, strict=True)]
-        )
+        pooled = np.vstack([(x - center[key]) / scale[key] for key, x in zip(members, train, strict=True)])
         forest = IsolationForest(
             n_estimators=s.trees, max_samples=min(s.max_samples, len(pooled)), random_state=s.seed, n_jobs=1
         ).fit(pooled)

@@ -56,6 +56,16 @@ class DetectorState:
         }
         return pl.DataFrame(columns, schema=schema)
 
+    def undecided(self, rows: pl.LazyFrame, key: list[str], only: pl.DataFrame) -> pl.LazyFrame:
+        """The rows whose `ts` is after their key's `decided_until`: what this call has left to decide
+        (`only`: the frame of the call, to limit the state to its keys)."""
+        decided = self.frame(key, only=only).select(*key, "decided_until")
+        return (
+            rows.join(decided.lazy(), on=key, how="left")
+            .filter(pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until")))
+            .drop("decided_until")
+        )
+
     def advance(self, key: list[str], seen: pl.DataFrame, hits: pl.DataFrame) -> None:
         """Record that every row of `seen` is decided, and the latest qualifying moment in `hits`."""
         for row in seen.group_by(key).agg(first=pl.col("ts").min(), last=pl.col("ts").max()).iter_rows():

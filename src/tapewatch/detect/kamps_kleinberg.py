@@ -61,10 +61,7 @@ class KampsKleinbergDetector(CandleDetector):
             .with_columns(first_of_run=pl.col("hit") & ~pl.col("hit").shift(1, fill_value=False).over(KEY))
         )
         if state is not None:
-            decided = state.frame(KEY, only=frame).select(*KEY, "decided_until")
-            flagged = flagged.join(decided.lazy(), on=KEY, how="left").filter(
-                pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until"))
-            )
+            flagged = state.undecided(flagged, KEY, only=frame)
         flagged = flagged.filter(pl.col("first_of_run")).collect()
         if state is not None:
             state.advance(KEY, frame.select(*KEY, "ts"), flagged.select(*KEY, "ts"))

@@ -4,26 +4,42 @@ A pump group announces a coin and its members market-buy within seconds. In an
 illiquid coin that normally trades a few times a minute this is unmistakable: tens
 of distinct taker orders in a few seconds (orders, not trades — one large order
 sweeping several levels prints several trades in the same millisecond, La Morgia
-et al.'s "rush orders"), most of them buys, lifting the price well above where it
-traded over the last hours. Four thresholds, all in `PumpOnsetSettings`:
+et al.'s "rush orders") lifting the price above the range it traded in over the
+last hours. Three thresholds, all in `PumpOnsetSettings`, each on the symbol's own
+scale:
 
-    orders in the last `window_s`                ≥ min_orders
-    max price in the window / baseline mean − 1  ≥ min_price_rise
-      (or: ≥ big_move_orders orders lifting it ≥ big_move_price_rise — a smaller
-       crowd suffices when the move is large)
-    that order rate / the trailing `baseline_h` rate   ≥ min_rate_ratio
-    buy orders / orders in the window            ≥ min_buy_share
+    taker orders in the last `window_s`                              ≥ min_orders
+    that order rate / the symbol's rate over the baseline            ≥ min_rate_ratio
+    burst price / the top of the baseline's range (its
+      `range_quantile` price) − 1                                    ≥ min_price_rise
 
-The decision at a taker order reads only orders with ts ≤ its ts, so
-`detected_at` is that order's timestamp. One alert per pump: after a qualifying
-moment the symbol re-arms only once `cooldown_min` passes with none. The dump is
-reported afterwards in `followup` (price giving back `dump_retrace` of the rise
-within `dump_window_min`) — the only part of the alert that looks past
+The baseline is the `baseline_h` hours that end `window_s` before the decision, so
+the burst never dilutes it. Prices are robust: the baseline's level and range are
+quantiles of its trade prices, and the burst price is a median — at least half of
+the burst's trades are above the top of the range by min_price_rise — so one bad
+print (a trade far outside the market) neither lifts the baseline and hides a pump
+nor makes a move by itself: a price the following prints do not confirm is not a
+move. The burst price is the median of the whole window or of only its last
+`confirm_window_s` when they hold `confirm_min_orders` orders or more: a crowd
+lifts the price in its first second, and a median over all `window_s` waits for
+the trades before the crowd to leave the window (on three of the 16 later dev
+pumps, held out when the setting was chosen, that wait was 2–9 s). The direction
+comes from the price, not the taker side: in the first seconds of real pumps the
+pumpers' limit bids are often hit by sellers, so a taker-buy share is only evidence.
+
+Every feature is a function of the set of trades in a time window, and a taker
+order is a distinct (venue, symbol, ts, side), so the order of rows that share a
+timestamp cannot change an alert. The decision at a trade reads only trades with
+ts ≤ its ts, so `detected_at` is that trade's timestamp. One alert per pump: after a
+qualifying moment the symbol re-arms only once `cooldown_min` passes with none. The
+dump is reported afterwards in `followup` (price giving back `dump_retrace` of the
+rise within `dump_window_min`) — the only part of the alert that looks past
 `detected_at`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,27 +49,58 @@ import polars as pl
 
 from tapewatch.config import PumpOnsetSettings
 from tapewatch.detect.base import DetectorState
-from tapewatch.detect.scoring import excess_score, stable
+from tapewatch.detect.scoring import excess_score
 from tapewatch.records import Alert, to_iso
 
 KEY = ["venue", "symbol"]
 _US = 1_000_000
 _SYMBOL_SPACING_US = 1 << 52
+_MINUTE_US = 60 * _US
+_SIDE_CODES = 4  # buy, sell, unknown: room for each in an order key
+
+
+def _side_code() -> pl.Expr:
+    """The taker side as a small integer (0 buy, 1 sell, 2 unknown), for order keys."""
+    return pl.when(pl.col("side") == "buy").then(0).when(pl.col("side") == "sell").then(1).otherwise(2)
 
 
 def order_starts() -> pl.Expr:
-    """True on the first trade of each taker order: consecutive trades sharing venue, symbol, ts and side
-    are one order that swept several price levels."""
-    return pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift(1)) for name in (*KEY, "ts", "side"))
+    """True on one trade of each taker order, in a frame sorted by venue, symbol, ts.
+
+    Trades sharing venue, symbol, ts and side are one order that swept several
+    price levels. The flag marks the first of them in row order, but every count
+    over a time window is the same whichever row carries it (all rows of one
+    timestamp fall in the same windows), so counts do not depend on tie order.
+    """
+    new_moment = pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift(1)) for name in (*KEY, "ts"))
+    return pl.struct(moment=new_moment.cum_sum(), side=_side_code()).map_batches(
+        _first_of_orders, return_dtype=pl.Boolean
+    )
+
+
+def _first_of_orders(moments: pl.Series) -> pl.Series:
+    """`order_starts` on a struct of (moment number, side code)."""
+    moment, side = (moments.struct.field(name).to_numpy() for name in ("moment", "side"))
+    return pl.Series(_first_of_each_order(moment, side))
+
+
+def _first_of_each_order(moment: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Per row: whether it is the first of its side in its moment, i.e. the previous row of its side
+    belongs to an earlier moment. One pass over the rows of each side: a third of the cost of
+    hashing every (moment, side)."""
+    first = np.ones(len(side), dtype=bool)
+    for code in range(_SIDE_CODES - 1):
+        rows = np.flatnonzero(side == code)
+        first[rows[1:]] = moment[rows[1:]] != moment[rows[:-1]]
+    return first
 
 
 def taker_orders(trades: pl.DataFrame) -> pl.DataFrame:
     """One row per taker order with its number of fills (for inspection and tests)."""
     return (
-        trades.with_columns(order=order_starts().cum_sum())
-        .group_by("order", maintain_order=True)
-        .agg(pl.col(*KEY, "ts", "side").first(), fills=pl.len())
-        .drop("order")
+        trades.group_by(*KEY, "ts", "side")
+        .agg(fills=pl.len())
+        .sort(*KEY, "ts", pl.col("side").fill_null(""))
     )
 
 
@@ -62,12 +109,12 @@ class _Tape:
     """All trades as arrays, for the few per-alert look-ups (evidence, follow-up).
 
     Look-ups stay inside one symbol's rows [lo, hi): the frame is sorted by venue,
-    symbol, ts, so each symbol is one contiguous block.
+    symbol, ts, so each symbol is one contiguous block. Every look-up reads whole
+    timestamps and sums exactly (math.fsum), so tie order cannot change it.
     """
 
     ts: np.ndarray  # µs since epoch
-    buy: np.ndarray
-    first: np.ndarray  # first trade of its taker order
+    side: np.ndarray  # 0 buy, 1 sell, 2 unknown
     price: np.ndarray
     quote: np.ndarray
 
@@ -75,8 +122,7 @@ class _Tape:
     def of(cls, trades: pl.DataFrame) -> _Tape:
         return cls(
             ts=trades["ts"].dt.epoch("us").to_numpy(),
-            buy=(trades["side"] == "buy").fill_null(False).to_numpy(),
-            first=trades["first"].to_numpy(),
+            side=trades.select(_side_code()).to_series().to_numpy(),
             price=trades["price"].to_numpy(),
             quote=(trades["price"] * trades["amount"]).to_numpy(),
         )
@@ -89,10 +135,87 @@ class _Tape:
             block.start + int(np.searchsorted(times, upto_us, side="right")),
         )
 
-    def fills_per_order(self, rows: slice) -> np.ndarray:
-        """Number of trades in each taker order that starts within `rows`."""
-        starts = np.flatnonzero(self.first[rows])
-        return np.diff(np.append(starts, rows.stop - rows.start))
+    def fills_per_order(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Each taker order in `rows` (a distinct ts and side): its side code and number of trades."""
+        orders, fills = np.unique(self.ts[rows] * _SIDE_CODES + self.side[rows], return_counts=True)
+        return orders % _SIDE_CODES, fills
+
+
+@dataclass
+class _Minutes:
+    """The baseline's minutes, in order: each one's end on the shared clock and median price, and
+    the baseline ending with it (orders, top of the price range)."""
+
+    ends: np.ndarray
+    prices: np.ndarray
+    base_orders: np.ndarray
+    range_high: np.ndarray
+    baseline_us: int
+
+    def baseline_medians(self, minutes: pl.Series) -> pl.Series:
+        """The median of the minute prices over the baseline that ends with each of `minutes` (the
+        minutes' own medians, weighted by time like the range)."""
+        medians = []
+        for minute in minutes.to_list():
+            first = int(np.searchsorted(self.ends, self.ends[minute] - self.baseline_us, side="right"))
+            medians.append(float(np.median(self.prices[first : minute + 1])))
+        return pl.Series(medians, dtype=pl.Float64)
+
+
+@dataclass
+class _Clock:
+    """All trades on one monotone clock, as arrays: what the burst and baseline windows count.
+
+    The clock shifts each symbol's µs timestamps 2^52 µs (142 years) past the previous symbol's,
+    so time windows never cross symbols and need no per-symbol partitioning.
+    """
+
+    ts: np.ndarray  # µs since epoch
+    clock: np.ndarray
+    price: np.ndarray
+    order: np.ndarray  # 1 on one trade of each taker order (see order_starts)
+    orders: np.ndarray  # running total of `order`, with a leading zero
+    moment_end: np.ndarray  # one past the last row with the row's symbol and timestamp
+    block_start: np.ndarray  # the row's symbol's row range
+    block_end: np.ndarray
+
+    @classmethod
+    def of(cls, trades: pl.DataFrame) -> _Clock:
+        """From trades sorted by venue, symbol, ts."""
+        new_symbol = (
+            trades.select(pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift(1)) for name in KEY))
+            .to_series()
+            .to_numpy()
+        )
+        ts = trades["ts"].dt.epoch("us").to_numpy()
+        symbol = np.cumsum(new_symbol) - 1
+        clock = ts + symbol * _SYMBOL_SPACING_US
+        new_moment = np.ones(len(clock), dtype=bool)
+        new_moment[1:] = clock[1:] != clock[:-1]
+        side = trades.select(_side_code()).to_series().to_numpy()
+        order = _first_of_each_order(np.cumsum(new_moment), side)
+        starts = np.flatnonzero(new_symbol)
+        ends = np.append(starts[1:], len(clock))
+        return cls(
+            ts=ts,
+            clock=clock,
+            price=trades["price"].to_numpy(),
+            order=order.astype(np.int32),
+            orders=_running(order),
+            moment_end=_run_ends(new_moment),
+            block_start=starts[symbol],
+            block_end=ends[symbol],
+        )
+
+    def busy(self, window_us: int, min_orders: int) -> np.ndarray:
+        """The rows with at least `min_orders` taker orders in the window (t − window, t]: those where
+        the `min_orders`-th latest order up to t is later than t − window."""
+        upto = self.orders[self.moment_end]
+        order_clock = self.clock[self.order.astype(bool)]
+        enough = upto >= min_orders
+        rows = np.flatnonzero(enough)
+        recent = order_clock[upto[rows] - min_orders]
+        return rows[recent > self.clock[rows] - window_us]
 
 
 class PumpOnsetDetector:
@@ -107,8 +230,9 @@ class PumpOnsetDetector:
 
     @property
     def lookback(self) -> timedelta:
-        """The burst and baseline windows, plus a minute so the oldest kept row is never inside one."""
-        return timedelta(hours=self.settings.baseline_h, seconds=self.settings.window_s, minutes=1)
+        """The burst and baseline windows, plus two minutes so the baseline's oldest minute is whole."""
+        s = self.settings
+        return timedelta(hours=s.baseline_h, seconds=max(s.window_s, s.confirm_window_s), minutes=2)
 
     def followup_horizon(self) -> timedelta:
         """The dump is watched for this long after detection."""
@@ -118,83 +242,129 @@ class PumpOnsetDetector:
         """Alerts for every symbol in a trades frame sorted by venue, symbol, ts (see DetectorState)."""
         if frame.is_empty():
             return []
-        trades = frame.with_columns(first=order_starts())
-        features = self._features(trades)
+        features, minutes = self._features(frame)
         if state is not None:
-            features = self._with_state(features, state.frame(KEY, only=trades))
+            features = self._with_state(features, state.frame(KEY, only=frame))
         hits = self._qualifying(features).collect()
         triggers = self._first_of_runs(hits)
         if state is not None:
-            state.advance(KEY, trades.select(*KEY, "ts"), hits)
+            state.advance(KEY, frame.select(*KEY, "ts"), hits)
         if triggers.is_empty():
             return []
-        tape = _Tape.of(trades)
+        tape = _Tape.of(frame)
+        triggers = triggers.with_columns(ref_price=minutes.baseline_medians(triggers["minute"]))
         alerts = [self._alert(row, tape) for row in triggers.iter_rows(named=True)]
-        return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol))
+        return sorted(alerts, key=lambda alert: (alert.detected_at, alert.venue, alert.symbol))
 
     def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
         """Recompute each alert's dump follow-up from `frame` (its symbol's trades up to now)."""
-        trades = frame.with_columns(first=order_starts())
-        tape = _Tape.of(trades)
-        blocks = _blocks(trades)
+        tape = _Tape.of(frame)
+        blocks = _blocks(frame)
         refreshed = []
         for alert in alerts:
             block = blocks.get((alert.venue, alert.symbol))
             if block is None:
                 refreshed.append(alert)
                 continue
-            ref_price = alert.evidence["price"]["baseline_mean"]
+            ref_price = alert.evidence["price"]["baseline_median"]
             dump = self._dump_followup(tape, block, _micros(alert.detected_at), ref_price)
             refreshed.append(alert.model_copy(update={"followup": {**alert.followup, "dump": dump}}))
         return refreshed
 
-    def _features(self, trades: pl.DataFrame) -> pl.LazyFrame:
-        """Per trade: the burst window's orders, buys and high against the trailing baseline.
+    def _features(self, trades: pl.DataFrame) -> tuple[pl.LazyFrame, _Minutes]:
+        """Per trade with `min_orders` taker orders or more in its burst window (no other can
+        qualify): those orders, and whether its median price (or that of its last
+        `confirm_window_s`) is above the baseline's range; and the baseline's minutes.
 
         Windows are (t − size, t] by timestamp, so every trade of one millisecond sees
-        the same window and nothing later than its own timestamp. The baseline is the
-        trailing window minus the burst window; its price is the mean of its orders'
-        first prices (`stable`, so a stream's tail and a whole file agree).
+        the same window and nothing later than its own timestamp. The baseline is read
+        from the last whole minute that ended by t − window_s (see `_minutes`). A median
+        at or above a level is the same as at least half of the trades at or above it, so
+        the medians are counts of trades above the range. Every count over a window is a
+        difference of running totals at the window's ends (found by binary search on the
+        clock): exact, and a fraction of the cost of rolling sums.
         """
         s = self.settings
-        window, baseline = f"{int(s.window_s * _US)}i", f"{int(s.baseline_h * 3600 * _US)}i"
-        baseline_seconds = s.baseline_h * 3600 - s.window_s
-
-        def rolling(column: str, size: str, how: str = "sum") -> pl.Expr:
-            return getattr(pl.col(column), f"rolling_{how}_by")("clock", window_size=size)
-
-        new_symbol = pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift(1)) for name in KEY)
-        frame = trades.lazy().with_columns(
-            # One monotone clock for all symbols: each symbol's µs timestamps shifted 2^52 µs
-            # (142 years) past the previous symbol's, so time windows never cross symbols and
-            # the rolling sums need no per-symbol partitioning (twice as fast as .over()).
-            clock=pl.col("ts").dt.epoch("us") + new_symbol.cum_sum().cast(pl.Int64) * _SYMBOL_SPACING_US,
-            first_ts=pl.when(new_symbol).then(pl.col("ts")).forward_fill(),
-            block_start=pl.when(new_symbol).then(pl.int_range(pl.len())).forward_fill(),
-            block_end=pl.when(new_symbol.shift(-1, fill_value=True))
-            .then(pl.int_range(1, pl.len() + 1))
-            .backward_fill(),
-            order=pl.col("first").cast(pl.Int32),
-            buy_order=(pl.col("first") & (pl.col("side") == "buy")).cast(pl.Int32),
-            order_price=pl.when(pl.col("first")).then(pl.col("price")).otherwise(0.0),
+        window_us, confirm_us = int(s.window_s * _US), int(s.confirm_window_s * _US)
+        timeline = _Clock.of(trades)
+        minutes = self._minutes(trades, timeline)
+        # The baseline minute of each trade (-1: none). One of an earlier symbol is none either:
+        # `same_symbol` is False there, so its figures are never read.
+        minute = np.searchsorted(minutes.ends, timeline.clock - max(window_us, confirm_us), side="right") - 1
+        same_symbol = minute >= 0
+        same_symbol[same_symbol] = (
+            minutes.ends[minute[same_symbol]] // _SYMBOL_SPACING_US
+            == timeline.clock[same_symbol] // _SYMBOL_SPACING_US
         )
-        frame = frame.with_columns(
-            orders_w=rolling("order", window),
-            buys_w=rolling("buy_order", window),
-            price_max_w=rolling("price", window, "max"),
-            orders_l=rolling("order", baseline),
-            price_sum_l=rolling("order_price", baseline),
-            price_sum_w=rolling("order_price", window),
+        # Above the range: above its top as known when the trade printed (by the same rule as a
+        # decision then, so within one window the top moves only where a minute ends, if at all).
+        level = minutes.range_high[minute] * (1 + s.min_price_rise)
+        above = _running(same_symbol & (timeline.price >= level))
+        rows = timeline.busy(window_us, s.min_orders)
+        upto = timeline.moment_end[rows]
+        burst_from = np.searchsorted(timeline.clock, timeline.clock[rows] - window_us, side="right")
+        confirm_from = np.searchsorted(timeline.clock, timeline.clock[rows] - confirm_us, side="right")
+        at, block_start = minute[rows], timeline.block_start[rows]
+        candidates = pl.DataFrame(
+            {
+                **{name: trades[name].gather(rows) for name in (*KEY, "ts")},
+                "first_ts": trades["ts"].gather(block_start),
+                "block_start": block_start,
+                "block_end": timeline.block_end[rows],
+                "minute": at,
+                "base_orders": minutes.base_orders[at],
+                "range_high": minutes.range_high[at],
+                "same_symbol": same_symbol[rows],
+                "orders_w": timeline.orders[upto] - timeline.orders[burst_from],
+                "above_w": above[upto] - above[burst_from],
+                "trades_w": upto - burst_from,
+                "orders_c": timeline.orders[upto] - timeline.orders[confirm_from],
+                "above_c": above[upto] - above[confirm_from],
+                "trades_c": upto - confirm_from,
+            }
         )
-        base_orders = pl.col("orders_l") - pl.col("orders_w")
-        return frame.with_columns(
-            base_orders=base_orders,
-            expected_w=base_orders * (s.window_s / baseline_seconds),
-            ref_price=stable((pl.col("price_sum_l") - pl.col("price_sum_w")) / base_orders),
+        return candidates.lazy().with_columns(
+            expected_w=pl.col("base_orders") * (s.window_s / (s.baseline_h * 3600)),
         ).with_columns(
             rate_ratio=pl.col("orders_w") / pl.col("expected_w"),
-            price_rise=pl.col("price_max_w") / pl.col("ref_price") - 1,
-            buy_share=pl.col("buys_w") / pl.col("orders_w"),
+            # The window whose median price confirms the rise: the whole burst window, else its end.
+            confirmed_s=pl.when(2 * pl.col("above_w") >= pl.col("trades_w"))
+            .then(pl.lit(s.window_s))
+            .when(
+                (pl.col("orders_c") >= s.confirm_min_orders) & (2 * pl.col("above_c") >= pl.col("trades_c"))
+            )
+            .then(pl.lit(s.confirm_window_s)),
+        ), minutes
+
+    def _minutes(self, trades: pl.DataFrame, timeline: _Clock) -> _Minutes:
+        """Per whole minute (by its end on the shared clock): orders and price range over the
+        `baseline_h` hours of minutes ending then, and each minute's median price.
+
+        Minutes are wall-clock minutes, so a stream's tail and a whole file agree. Prices
+        are weighted by time, not by trades: each minute with trades gives one value (its
+        median), so a past burst of hundreds of trades is one or two minutes of the range,
+        like a lone bad print, and neither stretches it. The clock is sorted, so are the
+        minutes: grouping them needs no hashing.
+        """
+        s = self.settings
+        baseline_us = int(s.baseline_h * 3600 * _US)
+        window = f"{baseline_us}i"
+        minute_end = timeline.clock - timeline.ts % _MINUTE_US + _MINUTE_US
+        minutes = (
+            pl.DataFrame({"minute_end": minute_end, "order": timeline.order, "price": trades["price"]})
+            .with_columns(pl.col("minute_end").set_sorted())
+            .group_by("minute_end", maintain_order=True)
+            .agg(orders=pl.col("order").sum(), price=pl.col("price").median())
+            .with_columns(
+                base_orders=pl.col("orders").rolling_sum_by("minute_end", window_size=window),
+                range_high=pl.col("price").rolling_quantile_by(
+                    "minute_end", quantile=s.range_quantile, window_size=window, interpolation="nearest"
+                ),
+            )
+        )
+        return _Minutes(
+            *(minutes[name].to_numpy() for name in ("minute_end", "price", "base_orders", "range_high")),
+            baseline_us=baseline_us,
         )
 
     def _with_state(self, features: pl.LazyFrame, known: pl.DataFrame) -> pl.LazyFrame:
@@ -204,7 +374,7 @@ class PumpOnsetDetector:
         )
 
     def _qualifying(self, features: pl.LazyFrame) -> pl.LazyFrame:
-        """Every undecided, warmed-up moment that meets the thresholds."""
+        """Every undecided, warmed-up moment with a baseline that meets the thresholds."""
         s = self.settings
         undecided = (
             pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until"))
@@ -214,16 +384,11 @@ class PumpOnsetDetector:
         return features.filter(
             undecided
             & (pl.col("ts") >= pl.col("first_ts") + timedelta(hours=s.warmup_h))
+            & pl.col("same_symbol")
             & (pl.col("base_orders") > 0)
+            & (pl.col("orders_w") >= s.min_orders)
             & (pl.col("rate_ratio") >= s.min_rate_ratio)
-            & (pl.col("buy_share") >= s.min_buy_share)
-            & (
-                ((pl.col("orders_w") >= s.min_orders) & (pl.col("price_rise") >= s.min_price_rise))
-                | (
-                    (pl.col("orders_w") >= s.big_move_orders)
-                    & (pl.col("price_rise") >= s.big_move_price_rise)
-                )
-            )
+            & pl.col("confirmed_s").is_not_null()
         )
 
     def _first_of_runs(self, hits: pl.DataFrame) -> pl.DataFrame:
@@ -240,11 +405,10 @@ class PumpOnsetDetector:
             "orders_w",
             "base_orders",
             "expected_w",
-            "ref_price",
-            "price_max_w",
+            "minute",
+            "range_high",
             "rate_ratio",
-            "price_rise",
-            "buy_share",
+            "confirmed_s",
         )
 
     def _alert(self, row: dict[str, Any], book: _Tape) -> Alert:
@@ -252,33 +416,39 @@ class PumpOnsetDetector:
         detected_us = _micros(row["ts"])
         block = slice(row["block_start"], row["block_end"])
         burst = book.span(block, detected_us - int(s.window_s * _US), detected_us)
-        fills = book.fills_per_order(burst)
-        buy_orders = book.buy[burst][book.first[burst]]
-        quote, buys = book.quote[burst], book.buy[burst]
-        crowd = row["orders_w"] >= s.min_orders and row["price_rise"] >= s.min_price_rise
+        confirming = book.span(block, detected_us - int(row["confirmed_s"] * _US), detected_us)
+        sides, fills = book.fills_per_order(burst)
+        quote, buys = book.quote[burst], book.side[burst] == 0
+        total_quote = math.fsum(quote)
+        median = _upper_median(book.price[confirming])
+        rise = median / row["range_high"] - 1
         evidence = {
-            "rule": "crowd" if crowd else "big_move",
             "window_s": s.window_s,
             "baseline_h": s.baseline_h,
             "orders": {"now": row["orders_w"], "baseline": round(row["expected_w"], 4)},
             "order_rate_ratio": round(row["rate_ratio"], 1),
-            "buy_share": {"now": round(row["buy_share"], 3), "threshold": s.min_buy_share},
+            "buy_share": {"now": round(float(np.mean(sides == 0)), 3)},
             "price": {
-                "now_max": row["price_max_w"],
-                "baseline_mean": row["ref_price"],
-                "rise": round(row["price_rise"], 4),
+                "now_median": median,
+                "now_max": float(book.price[burst].max()),
+                "median_over_s": row["confirmed_s"],
+                "baseline_median": row["ref_price"],
+                "baseline_high": row["range_high"],
+                "range_quantile": s.range_quantile,
+                "rise": round(rise, 4),
             },
             "trades": {"now": burst.stop - burst.start},
-            "rush_orders": {"now": int(((fills >= 2) & buy_orders).sum())},
-            "quote_volume": {"now": float(quote.sum()), "buy_share": _share(quote[buys].sum(), quote.sum())},
-            "baseline_orders_per_hour": round(
-                row["base_orders"] * 3600 / (s.baseline_h * 3600 - s.window_s), 2
-            ),
+            "rush_orders": {"now": int(((fills >= 2) & (sides == 0)).sum())},
+            "quote_volume": {
+                "now": total_quote,
+                "buy_share": _share(math.fsum(quote[buys]), total_quote),
+            },
+            "baseline_orders_per_hour": round(row["base_orders"] / s.baseline_h, 2),
         }
         score = excess_score(
             row["orders_w"] / s.min_orders,
             row["rate_ratio"] / s.min_rate_ratio,
-            row["price_rise"] / s.min_price_rise if s.min_price_rise > 0 else 2.0,
+            rise / s.min_price_rise if s.min_price_rise > 0 else 2.0,
         )
         return Alert.build(
             detector=self.name,
@@ -294,15 +464,19 @@ class PumpOnsetDetector:
         )
 
     def _dump_followup(self, book: _Tape, block: slice, detected_us: int, ref_price: float) -> dict[str, Any]:
-        """Did the price give back `dump_retrace` of the rise within the dump window?"""
+        """Did the price give back `dump_retrace` of the rise (peak over the baseline median) in the window?
+
+        "After the peak" starts at the peak's timestamp, so rows sharing it count whatever their order.
+        """
         s = self.settings
         horizon_us = detected_us + int(s.dump_window_min * 60 * _US)
         after = book.span(block, detected_us - 1, horizon_us)
         prices, times = book.price[after], book.ts[after]
         peak_index = int(np.argmax(prices))
         peak = float(prices[peak_index])
+        from_peak = int(np.searchsorted(times, times[peak_index], side="left"))
         dump_level = peak - s.dump_retrace * (peak - ref_price)
-        below = np.flatnonzero(prices[peak_index:] <= dump_level)
+        below = np.flatnonzero(prices[from_peak:] <= dump_level)
         result: dict[str, Any] = {
             "window_min": s.dump_window_min,
             "peak_price": peak,
@@ -313,14 +487,26 @@ class PumpOnsetDetector:
         if below.size:
             result.update(
                 status="confirmed",
-                confirmed_at=to_iso(_moment(int(times[peak_index + below[0]]))),
-                low_after_peak=float(prices[peak_index:].min()),
+                confirmed_at=to_iso(_moment(int(times[from_peak + below[0]]))),
+                low_after_peak=float(prices[from_peak:].min()),
             )
         elif book.ts[block.stop - 1] >= horizon_us:
-            result.update(status="not_confirmed", low_after_peak=float(prices[peak_index:].min()))
+            result.update(status="not_confirmed", low_after_peak=float(prices[from_peak:].min()))
         else:
             result.update(status="pending")
         return result
+
+
+def _running(values: np.ndarray) -> np.ndarray:
+    """Running totals with a leading zero: the sum of rows [a, b) is total[b] − total[a]."""
+    return np.concatenate(([0], np.cumsum(values, dtype=np.int64)))
+
+
+def _run_ends(starts: np.ndarray) -> np.ndarray:
+    """For each row, one past the last row of its run (`starts` flags each run's first row):
+    windows (t − size, t] take every trade of t, whatever their order."""
+    ends = np.append(np.flatnonzero(starts[1:]) + 1, len(starts))
+    return np.repeat(ends, np.diff(ends, prepend=0))
 
 
 def _blocks(trades: pl.DataFrame) -> dict[tuple[str, str], slice]:
@@ -331,6 +517,12 @@ def _blocks(trades: pl.DataFrame) -> dict[tuple[str, str], slice]:
         .agg(start=pl.col("row").min(), stop=pl.col("row").max() + 1)
     )
     return {(row[0], row[1]): slice(row[2], row[3]) for row in ranges.iter_rows()}
+
+
+def _upper_median(prices: np.ndarray) -> float:
+    """The middle price, the higher of the two middle ones for an even count: the median as the
+    detector tests it (at least half of the trades at or above it)."""
+    return float(np.sort(prices)[len(prices) // 2])
 
 
 def _micros(moment: datetime) -> int:

@@ -443,7 +443,7 @@ class SpoofingL2Detector(FinalAlerts):
             },
             "far_side_prints": [
                 {"at": to_iso(p["ts"]), "price": p["price"], "amount": p["amount"], "taker": p["taker"]}
-                for p in prints.iter_rows(named=True)
+                for p in prints.sort("ts", "price", "amount", "taker").iter_rows(named=True)
             ],
         }
 

@@ -1,34 +1,45 @@
 """Spoofing and layering from L3 order events: big orders that were never meant to trade.
 
-A spoofer rests one or more large orders at or near the touch on one side, trades on
-the other side while the fake pressure lasts (aggressively, or by having a resting
-order lifted), then pulls the large orders seconds later, unfilled or barely touched.
-Layering is the same with a stack of orders at several price levels at once. When the
-book turns against the bait, the spoofer pulls first and trades the other way a moment
-later (a "flip"): the same scheme, the execution just lands after the cancel.
+A spoofer rests one or more large orders near the touch on one side, trades on the other side
+while the fake pressure lasts (aggressively, or by having a resting order lifted), then pulls
+the large orders seconds later, unfilled or barely touched. Layering is the same with a stack
+of orders at several price levels at once. When the book turns against the bait, the spoofer
+pulls first and trades the other way a moment later (a "flip"): the same scheme, the execution
+just lands after the cancel.
 
-The detector follows each account's *large* orders (notional well above the symbol's
-typical order and above the size the account usually trades, both trailing), per side.
-Overlapping large orders of one account and side form an episode; the episode closes
-when the last of them is gone. An episode alerts when all its orders were cancelled
-within `max_life_s`, nearly unfilled, at least one sat near the touch (the book rebuilt
-from the L3 stream), and the account executed on the other side either while they rested
-(pulling them within `cancel_after_exec_s` of that execution) or within
-`exec_after_cancel_s` after the last was pulled. It is decided when the pattern is
-complete (`detected_at`: the last cancel, or the execution after it), so every fact it
-uses is known by then. Market makers' big quotes pass most of these tests by chance now
-and then; what they lack is the *pattern*: most of their large quick cancels have no
-opposite execution, so an episode must also come from an account whose recent large
-quick cancels are mostly tied to executions (`min_tied_share`).
+Each test says what the scheme is, measured on the symbol's and the account's own scale:
+- large: notional well above the symbol's typical order (trailing geometric mean); overlapping
+  large orders of one account and side form an episode, closed when the last of them is gone
+  (how it compares with what the account typically trades is evidence, not a gate);
+- bait: all pulled within `max_life_s`, nearly unfilled;
+- pressure: the episode's own amount is not dwarfed by what others display at better prices
+  (`max_depth_ahead`, in the book rebuilt from the L3 stream): a count of levels means nothing
+  in a book of many small orders;
+- tied: the account executes on the other side while the orders rest (and pulls them within
+  `cancel_after_exec_s` of it) or within `exec_after_cancel_s` after the last pull;
+- on purpose: how likely chance alone puts the account's opposite executions as close to its
+  pulls as they were (the share of its own recent time that lies that close to one of them),
+  over its recent large quick cancels (`max_chance`). A market maker trades both sides all day,
+  so its pulls sit next to executions by chance; a spoofer ties them on purpose. Untied large
+  cancels weaken the evidence; no share, count or cancel ratio vetoes it.
 
-Each order counts towards its episode for at most `max_life_s`, so the decision at a
-moment depends only on a bounded stretch of history and the stream decides like the batch.
-Only orders large at placement are followed past their placement, which keeps the cost
-near one pass over the events.
+Executions are read wherever the data has them: the order stream's `fill`s and the trades'
+buyer and seller accounts (`order_events` merges those in as `trade` rows), maker or taker;
+an account's fills and trade rows of one side at one instant are one execution. Where the
+order stream sends no fills, a resting order leaves the rebuilt book once the trades naming its
+account at its price add up to it, or once a trade prints through its price.
+
+An episode is decided when the pattern is complete (`detected_at`: the last cancel, or the
+execution after it), so every fact it uses is known by then. Each order counts for at most
+`max_life_s`, so a decision reads a bounded stretch of history and the stream decides like the
+batch. Rows tied in time are ordered by what they say, never by their position, so the same
+events in any row order give the same alerts. Only orders large at placement are followed
+past their placement, which keeps the cost near one pass over the events.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -38,13 +49,18 @@ import polars as pl
 from tapewatch.config import SpoofingL3Settings
 from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.scoring import excess_score, stable
-from tapewatch.records import Alert, to_iso
+from tapewatch.records import ORDER_SCHEMA, TRADE_SCHEMA, Alert, conform, to_iso
 
 KEY = ["venue", "symbol"]
 PARTY = [*KEY, "account", "side"]
 ORDER = [*KEY, "order_id"]
 OPPOSITE = {"buy": "sell", "sell": "buy"}
+EXECUTION = "trade"
+"""The action of an execution read from the trades: one row per named party of a trade."""
+ACTION_RANK = {"new": 0, "modify": 1, "fill": 2, EXECUTION: 3, "cancel": 4}
+"""One order's events within one instant, in the order they can happen (ties in time get a total order)."""
 _US = 1_000_000
+_PRICE_TOLERANCE = 1e-9
 
 
 class SpoofingL3Detector(FinalAlerts):
@@ -60,8 +76,8 @@ class SpoofingL3Detector(FinalAlerts):
     @property
     def lookback(self) -> timedelta:
         """An episode's own span and the wait for a late execution, its pattern window, and the baselines
-        at its first placement (the account's typical fill is read at its last fill, up to one baseline
-        earlier: twice)."""
+        at its first placement (the account's typical execution is read at its last one, up to one
+        baseline earlier: twice)."""
         s = self.settings
         longest = max(s.baseline_min * 2, s.book_window_min)
         return timedelta(
@@ -70,43 +86,50 @@ class SpoofingL3Detector(FinalAlerts):
         )
 
     def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
-        """Alerts for every symbol in an L3 frame sorted by venue, symbol, ts (see DetectorState)."""
+        """Alerts for every symbol in an L3 frame (`order_events`: order events and trade rows; see
+        DetectorState)."""
         if frame.is_empty():
             return []
-        events = frame.with_row_index("row")
-        fills = events.filter(pl.col("action") == "fill")
-        span = _span(events)
-        orders = with_episodes(self._large_orders(events, fills))
-        episodes = self._with_pattern(self._tied(self._episodes(orders, span), orders, fills))
-        hits = self._qualifying(episodes, state, span)
+        s = self.settings
+        events = _in_time_order(frame).with_row_index("row")
+        book = events.filter(pl.col("action") != EXECUTION)
+        executions = executions_of(events)
+        span = _span(events, state)
+        orders = with_episodes(self._large_orders(book, executions))
+        episodes = self._tied(self._episodes(orders, span), orders, executions)
+        episodes = self._with_pattern(self._with_surprise(episodes, executions))
+        hits = self._qualifying(episodes)
         if state is not None:
             seen = pl.concat([span.select(*KEY, ts="first_ts"), span.select(*KEY, ts="last_seen")])
             state.advance(KEY, seen, hits.select(*KEY, "ts").clear())
         if hits.is_empty():
             return []
-        members = _with_touch(orders.join(hits.select("episode"), on="episode"), events, self.settings)
+        members = orders.join(hits.select("episode"), on="episode")
+        members = _with_touch(_account_typical(members, executions, s.baseline_min), book, executions, s)
         hits = self._near_touch(hits, members)
-        executions = _executions(fills, hits)
+        evidence = _executions(executions, hits)
         alerts = [
-            self._alert(row, members.filter(pl.col("episode") == row["episode"]), executions)
+            self._alert(row, members.filter(pl.col("episode") == row["episode"]), evidence)
             for row in hits.iter_rows(named=True)
         ]
-        return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol))
+        return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol, alert.id))
 
-    def _large_orders(self, events: pl.DataFrame, fills: pl.DataFrame) -> pl.DataFrame:
-        """Resting orders big for the symbol, with their lifecycle and the account's typical fill, each
-        counted for at most `max_life_s`. Small orders are dropped before anything is joined."""
+    def _large_orders(self, book: pl.DataFrame, executions: pl.DataFrame) -> pl.DataFrame:
+        """Resting orders big for the symbol, with their lifecycle, each counted for at most `max_life_s`.
+        Small orders are dropped before anything is joined."""
         s = self.settings
-        placed = placements(events, s.baseline_min)
+        placed = placements(book, s.baseline_min)
         large = (pl.col("notional") >= s.min_layer_ratio * pl.col("book_typical")) & (
             pl.col("baseline_orders") >= s.min_baseline_orders
         )
-        orders = lifecycles(placed.filter(large), events).filter(~pl.col("taker"))
+        orders = lifecycles(placed.filter(large), book).filter(~pl.col("taker"))
+        orders = _pulled(orders, executions)
         expiry = pl.col("placed") + timedelta(seconds=s.max_life_s)
-        return _account_typical(orders, fills, s.baseline_min).with_columns(
+        orders = orders.with_columns(
             stop=pl.min_horizontal(pl.col("end").fill_null(expiry), expiry),
             expired=pl.col("end").is_null() | (pl.col("end") > expiry),
         )
+        return _with_traded(orders, executions)
 
     def _episodes(self, orders: pl.DataFrame, span: pl.DataFrame) -> pl.DataFrame:
         """One row per closed, spoof-shaped episode of `orders` (tagged by `with_episodes`).
@@ -127,11 +150,11 @@ class SpoofingL3Detector(FinalAlerts):
                 closed=pl.col("stop").max(),
                 orders=pl.len(),
                 levels=pl.col("price").n_unique(),
-                notional=pl.col("notional").sum(),
-                fill_ratio=pl.col("filled").sum() / pl.col("amount").sum(),
+                amount=stable(pl.col("amount").sum()),
+                notional=stable(pl.col("notional").sum()),
+                fill_ratio=stable(pl.col("filled").sum() / pl.col("amount").sum()),
                 longest_s=(pl.col("stop") - pl.col("placed")).max().dt.total_microseconds() / _US,
                 book_ratio=(pl.col("notional") / pl.col("book_typical")).max(),
-                account_ratio=(pl.col("notional") / pl.col("account_typical")).max(),
             )
             .join(span, on=KEY)
         )
@@ -140,10 +163,9 @@ class SpoofingL3Detector(FinalAlerts):
             & (pl.col("fill_ratio") <= s.max_fill_ratio)
             & (pl.col("closed") - pl.col("start") <= timedelta(seconds=s.max_episode_s))
             & (pl.col("book_ratio") >= s.min_book_ratio)
-            & (pl.col("account_ratio").is_null() | (pl.col("account_ratio") >= s.min_account_ratio))
         )
 
-    def _tied(self, episodes: pl.DataFrame, orders: pl.DataFrame, fills: pl.DataFrame) -> pl.DataFrame:
+    def _tied(self, episodes: pl.DataFrame, orders: pl.DataFrame, executions: pl.DataFrame) -> pl.DataFrame:
         """Whether the account executed on the other side while the episode rested (and pulled within
         `cancel_after_exec_s` of it) or right after the last cancel, and when that became known (`decided`).
 
@@ -151,7 +173,7 @@ class SpoofingL3Detector(FinalAlerts):
         """
         s = self.settings
         wait = timedelta(seconds=s.exec_after_cancel_s)
-        execs = fills.select(*KEY, "account", "ts", exec_side="side", exec_ts="ts").sort("ts")
+        execs = executions.select(*KEY, "account", "ts", exec_side="side", exec_ts="ts").sort("ts")
         joined = episodes.with_columns(exec_side=pl.col("side").replace_strict(OPPOSITE)).sort("closed")
         joined = _execution_near_close(joined, execs, "backward", None, "last_exec")
         joined = _execution_near_close(joined, execs, "forward", wait, "late_exec").with_columns(
@@ -185,43 +207,99 @@ class SpoofingL3Detector(FinalAlerts):
             )
         )
 
+    def _with_surprise(self, episodes: pl.DataFrame, executions: pl.DataFrame) -> pl.DataFrame:
+        """How unlikely chance put the account's opposite execution as close to the pull as it was.
+
+        If the account's pulls had nothing to do with its executions, a pull would land within g
+        of one of them as often as a random moment does: the share of its history (the
+        `baseline_min` before the episode, or the history so far) lying within g of one of its
+        opposite executions, one more assumed (an account never seen trading is not certain never
+        to), or the share over the last `recent_min` when that is larger (busy right now).
+        Measured as covered time, not as a rate, so an account trading in bursts is judged on how
+        much of its time it really spends trading. `surprise` is minus the log of that chance
+        (zero when untied); `floor_surprise` is what any episode would have scored tied at the
+        `timing_floor_s` (the most it could show).
+        """
+        s = self.settings
+        gap = pl.coalesce("exec_gap_s", "late_gap_s").clip(lower_bound=s.timing_floor_s)
+        party = ["episode", *KEY, "account", "exec_side", "start", "history"]
+        tied = episodes.filter("tied").select(*party, reach=2 * gap)
+        count, share, seconds = self._chance_near_executions(tied, executions)
+        surprise = tied.select(
+            "episode",
+            opposite_per_hour=stable(pl.Series(count * 3600 / seconds)),
+            surprise=stable(-pl.Series(np.minimum(1.0, share)).log()),
+        )
+        every = episodes.select(*party, reach=pl.lit(2 * s.timing_floor_s))
+        _, floor_share, _ = self._chance_near_executions(every, executions)
+        return (
+            episodes.join(surprise, on="episode", how="left")
+            .with_columns(pl.col("surprise").fill_null(0.0))
+            .with_columns(floor_surprise=stable(-pl.Series(np.minimum(1.0, floor_share)).log()))
+        )
+
+    def _chance_near_executions(
+        self, episodes: pl.DataFrame, executions: pl.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per episode (with its `reach`): the account's opposite executions over the baseline, the
+        share of its time within `reach` of one (see `_with_surprise`), and the seconds looked at."""
+        s = self.settings
+        reach = episodes["reach"].to_numpy()
+        count, covered, seconds = _time_near_executions(episodes, executions, s.baseline_min)
+        _, covered_now, seconds_now = _time_near_executions(episodes, executions, s.recent_min)
+        return count, np.maximum((covered + reach) / seconds, covered_now / seconds_now), seconds
+
     def _with_pattern(self, episodes: pl.DataFrame) -> pl.DataFrame:
-        """Per episode: how many of the account's spoof-shaped episodes known by its decision were tied."""
+        """Per episode: the account's spoof-shaped episodes known by its decision, how many were tied,
+        their summed surprise, and the least chance its pattern could have shown (`attainable`: every
+        one of them tied at the timing floor)."""
         window = f"{int(self.settings.pattern_min * 60 * _US)}i"
         party = [*KEY, "account"]
         clock = pl.col("decided").dt.epoch("us")
-        return episodes.sort(*party, "decided").with_columns(
+        episodes = episodes.sort(*party, "decided").with_columns(
             recent=_ones("decided").rolling_sum_by(clock, window).over(party),
             recent_tied=pl.col("tied").cast(pl.Int32).rolling_sum_by(clock, window).over(party),
+            recent_surprise=stable(pl.col("surprise").rolling_sum_by(clock, window).over(party)),
+            recent_floor=stable(pl.col("floor_surprise").rolling_sum_by(clock, window).over(party)),
         )
+        recent = episodes["recent"].to_numpy()
+        attainable = pattern_chance(recent, recent, episodes["recent_floor"].to_numpy())
+        return episodes.with_columns(attainable=pl.Series(attainable, dtype=pl.Float64)).drop("recent_floor")
 
-    def _qualifying(
-        self, episodes: pl.DataFrame, state: DetectorState | None, span: pl.DataFrame
-    ) -> pl.DataFrame:
-        """Undecided, warmed-up, tied episodes of accounts whose large quick cancels are mostly tied."""
+    def _qualifying(self, episodes: pl.DataFrame) -> pl.DataFrame:
+        """Undecided, warmed-up, tied episodes whose account's pattern chance alone hardly gives to any
+        of the accounts judged on the symbol over the pattern window (`accounts_judged`): every account
+        with a spoof-shaped episode there had the same chance to look tied, so the chance that one of
+        them does is up to that many times one account's (Bonferroni). A symbol with hundreds of traders
+        pulling large orders shows a one-in-a-hundred coincidence every hour; a spoofer's pattern is
+        rarer than that."""
         s = self.settings
-        known = state.frame(KEY, only=span) if state is not None else _no_state()
-        return (
-            episodes.with_columns(ts=pl.col("decided"))
-            .join(known, on=KEY, how="left")
-            .filter(
-                pl.col("tied")
-                & (pl.col("recent_tied") >= s.min_tied_share * pl.col("recent"))
-                & (
-                    pl.col("ts")
-                    >= pl.min_horizontal("first_ts", "history_start") + timedelta(minutes=s.warmup_min)
-                )
-                & (pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until")))
-            )
+        candidates = episodes.with_columns(ts=pl.col("decided")).filter(
+            pl.col("tied")
+            & (pl.col("ts") >= pl.col("history") + timedelta(minutes=s.warmup_min))
+            & (pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until")))
         )
+        candidates = _with_accounts_judged(candidates, episodes, s.pattern_min, s.max_chance)
+        chance = pattern_chance(
+            candidates["recent"].to_numpy(),
+            candidates["recent_tied"].to_numpy(),
+            candidates["recent_surprise"].to_numpy(),
+        )
+        judged = candidates["accounts_judged"].to_numpy()
+        return candidates.with_columns(
+            chance=pl.Series(np.minimum(1.0, chance * judged), dtype=pl.Float64)
+        ).filter(pl.col("chance") <= s.max_chance)
 
     def _near_touch(self, hits: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
-        """Episodes whose nearest order sat within `max_touch_levels` of the others' best price."""
-        nearest = members.group_by("episode").agg(levels_ahead=pl.col("levels_ahead").min())
+        """Episodes not dwarfed by what others display ahead of their nearest order (`max_depth_ahead`)."""
+        nearest = members.group_by("episode").agg(
+            levels_ahead=pl.col("levels_ahead").min(), depth_ahead=pl.col("depth_ahead").min()
+        )
         return (
             hits.join(nearest, on="episode")
-            .filter(pl.col("levels_ahead") <= self.settings.max_touch_levels)
-            .sort(*KEY, "ts", "account", "side")
+            .with_columns(ahead_ratio=stable(pl.col("depth_ahead") / pl.col("amount")))
+            .filter(pl.col("ahead_ratio") <= self.settings.max_depth_ahead)
+            .sort(*KEY, "ts", "account", "side", "start")
         )
 
     def _alert(self, row: dict[str, Any], members: pl.DataFrame, executions: dict[int, list]) -> Alert:
@@ -231,10 +309,13 @@ class SpoofingL3Detector(FinalAlerts):
             "account": row["account"],
             "side": row["side"],
             "levels": row["levels"],
-            "orders": [_order_evidence(order) for order in members.sort("placed").iter_rows(named=True)],
+            "orders": [
+                _order_evidence(order) for order in members.sort("placed", "order_id").iter_rows(named=True)
+            ],
             "notional": row["notional"],
             "fill_ratio": round(row["fill_ratio"], 4),
             "longest_life_s": round(row["longest_s"], 3),
+            "depth_ahead_ratio": round(row["ahead_ratio"], 4),
             "opposite_executions": executions.get(row["episode"], []),
             "cancel_after_execution_s": _rounded(row["exec_gap_s"]),
             "execution_after_cancel_s": _rounded(row["late_gap_s"]),
@@ -242,18 +323,18 @@ class SpoofingL3Detector(FinalAlerts):
                 "window_min": s.pattern_min,
                 "large_quick_cancels": row["recent"],
                 "with_opposite_execution": row["recent_tied"],
+                "accounts_judged": row["accounts_judged"],
+                "opposite_executions_per_hour": round(row["opposite_per_hour"], 2),
+                "chance": float(f"{row['chance']:.3g}"),
             },
             "confidence": "high",
-            "basis": "L3 order events with account ids",
+            "basis": "L3 order events and trades with account ids",
         }
-        if row["resting"]:
-            promptness = s.cancel_after_exec_s / max(row["exec_gap_s"], 1e-3)
-        else:
-            promptness = max(s.exec_after_cancel_s, 1e-3) / max(row["late_gap_s"], 1e-3)
         score = excess_score(
             row["book_ratio"] / s.min_book_ratio,
             s.max_life_s / max(row["longest_s"], 1e-3),
-            promptness,
+            1 + math.log10(s.max_chance / max(row["chance"], 1e-300)),
+            (1 + s.max_depth_ahead) / (1 + row["ahead_ratio"]),
             (1 - row["fill_ratio"]) / (1 - s.max_fill_ratio) if s.max_fill_ratio < 1 else 1.0,
         )
         return Alert.build(
@@ -266,7 +347,67 @@ class SpoofingL3Detector(FinalAlerts):
             detected_at=row["ts"],
             score=score,
             evidence=evidence,
+            part=f"{row['account']}|{row['side']}",  # two accounts may start an episode in one instant
         )
+
+
+def order_events(orders: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
+    """L3 order events with the executions the trades name merged in, sorted by venue, symbol, ts.
+
+    Many venues' L3 feeds show an execution only in the trades: a taker's order may never
+    appear, a maker's fill may not be sent. Each named buyer and seller of a trade on a symbol
+    of the order stream becomes an `EXECUTION` row (its account, its side, the trade's price and
+    amount, the trade id as order id). The batch engine and the stream of the `orders` kind both
+    feed the L3 detector this frame, so they decide on the same rows.
+    """
+    events = conform(orders, ORDER_SCHEMA)
+    prints = conform(trades, TRADE_SCHEMA).join(events.select(KEY).unique(), on=KEY, how="semi")
+    parties = [
+        prints.filter(pl.col(column).is_not_null()).select(
+            "ts",
+            *KEY,
+            "price",
+            "amount",
+            order_id=pl.col("trade_id").fill_null(""),
+            account=pl.col(column),
+            side=pl.lit(side),
+            action=pl.lit(EXECUTION),
+        )
+        for column, side in (("buyer", "buy"), ("seller", "sell"))
+    ]
+    merged = pl.concat([events, *(conform(rows, ORDER_SCHEMA) for rows in parties)])
+    return merged.sort(*KEY, "ts", maintain_order=True)
+
+
+def executions_of(events: pl.DataFrame) -> pl.DataFrame:
+    """Every execution of an account: its fills, and the trade rows naming it where it has no fill
+    on that side at that instant (both describe the same execution)."""
+    fills = events.filter(pl.col("action") == "fill")
+    named = events.filter(pl.col("action") == EXECUTION).join(
+        fills.select(*PARTY, "ts").unique(), on=[*PARTY, "ts"], how="anti"
+    )
+    return pl.concat([fills, named])
+
+
+def pattern_chance(cancels: np.ndarray, tied: np.ndarray, surprise: np.ndarray) -> np.ndarray:
+    """How likely chance alone gives `tied` of an account's `cancels` large quick cancels with at
+    least `surprise` (summed minus-log chances) between them.
+
+    Under chance each tied cancel's chance is uniform, so the sum of k minus-logs is Gamma(k, 1):
+    P = exp(-T)·Σ_{j<k} T^j/j! (Fisher's method). Any k of the n cancels could have been the tied
+    ones, hence the union bound C(n, k)·P: untied cancels weaken the evidence without vetoing it.
+    """
+    if tied.size == 0:
+        return np.zeros(0)
+    n, k = cancels.astype(np.int64), tied.astype(np.int64)
+    log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n.max() + 1)))])
+    log_choices = log_fact[n] - log_fact[k] - log_fact[n - k]
+    total = np.maximum(surprise, 1e-300)
+    j = np.arange(k.max())
+    terms = np.where(j < k[:, None], j * np.log(total)[:, None] - log_fact[j], -np.inf)
+    peak = terms.max(axis=1)
+    log_tail = -total + peak + np.log(np.exp(terms - peak[:, None]).sum(axis=1))
+    return np.minimum(1.0, np.exp(log_choices + log_tail))
 
 
 def with_episodes(orders: pl.DataFrame) -> pl.DataFrame:
@@ -275,13 +416,14 @@ def with_episodes(orders: pl.DataFrame) -> pl.DataFrame:
 
     In placement order, an order opens a new island when it starts at or after the latest
     stop of its party's earlier orders, so back-to-back orders are separate islands. An
-    island's id is the position of its first order in placement order. The rows come back
-    in their input order (only a sort on time, none on the party's strings: that dominated).
+    island's id is the position of its first order in placement order (ties in time by stop,
+    so the islands do not depend on the rows' order). The rows come back in their input order
+    (only a sort on time, none on the party's strings: that dominated).
     """
     reach = pl.col("stop").cum_max().shift(1).over(PARTY)
     return (
         orders.with_row_index("_input")
-        .sort("placed", maintain_order=True)
+        .sort("placed", "stop")
         .with_row_index("_at")
         .with_columns(_opens=reach.is_null() | (pl.col("placed") >= reach))
         .with_columns(episode=pl.when("_opens").then("_at").forward_fill().over(PARTY))
@@ -348,14 +490,108 @@ def lifecycles(orders: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _no_state() -> pl.DataFrame:
-    """A batch run: nothing decided before, history starts with the frame."""
-    return DetectorState().frame(KEY)
+def _pulled(orders: pl.DataFrame, executions: pl.DataFrame) -> pl.DataFrame:
+    """`cancelled` only for orders whose cancel took their pressure off the book. Two cancels do not:
+    - a replace: in the same instant the account placed another large order on the same side (a
+      requote moves the pressure, it does not withdraw it; the new order is judged on its own);
+    - self-trade prevention: the cancel shares the instant of the account's own opposite execution,
+      printed at or through the order's price (its sweep reached its own order, and the venue took that
+      order off instead of matching it)."""
+    at_cancel = orders.filter(pl.col("cancelled")).select("row", *PARTY, "price", ts="cancel")
+    replaced = at_cancel.join(orders.select(*PARTY, ts="placed"), on=[*PARTY, "ts"], how="semi")
+    sign = pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0)
+    swept = (
+        at_cancel.with_columns(sign=sign, side=pl.col("side").replace_strict(OPPOSITE))
+        .join(executions.select(*PARTY, "ts", exec_price="price"), on=[*PARTY, "ts"])
+        .filter((pl.col("exec_price") - pl.col("price")) * pl.col("sign") <= _PRICE_TOLERANCE * pl.col("price"))
+    )
+    kept = pl.concat([replaced.select("row"), swept.select("row")])["row"].implode()
+    return orders.with_columns(cancelled=pl.col("cancelled") & ~pl.col("row").is_in(kept))
 
 
-def _span(events: pl.DataFrame) -> pl.DataFrame:
-    """Each symbol's first event (for the warm-up) and newest (episodes closing later are not decided yet)."""
-    return events.group_by(KEY).agg(first_ts=pl.col("ts").min(), last_seen=pl.col("ts").max())
+def _with_accounts_judged(
+    candidates: pl.DataFrame, episodes: pl.DataFrame, pattern_min: float, max_chance: float
+) -> pl.DataFrame:
+    """Per candidate: how many accounts its chance is judged among (`accounts_judged`), those with a
+    spoof-shaped episode on its symbol decided within the `pattern_min` up to its decision that could
+    have looked as tied as they need to (Tarone's count: the least k such that at most k accounts could
+    reach `max_chance / k`; an account that cannot reach it, such as one trading both sides all day,
+    cannot raise a false alarm and does not dilute the others)."""
+    window = timedelta(minutes=pattern_min)
+    pairs = (
+        candidates.select("episode", *KEY, "ts")
+        .join(episodes.select(*KEY, "account", "decided", "attainable"), on=KEY)
+        .filter((pl.col("decided") <= pl.col("ts")) & (pl.col("decided") > pl.col("ts") - window))
+        .group_by("episode", "account")
+        .agg(pl.col("attainable").min())
+        .sort("episode", "attainable")
+    )
+    counts = pairs.group_by("episode", maintain_order=True).agg(
+        accounts_judged=pl.col("attainable").map_batches(
+            lambda best: pl.Series([_tarone_count(best.to_numpy(), max_chance)]), returns_scalar=True
+        )
+    )
+    return candidates.join(counts, on="episode", how="left").with_columns(
+        pl.col("accounts_judged").fill_null(1)
+    )
+
+
+def _tarone_count(attainable: np.ndarray, max_chance: float) -> int:
+    """The least k ≥ 1 with at most k of the (ascending) `attainable` chances at or below max_chance / k."""
+    k = np.arange(1, attainable.size + 1)
+    reachable = np.searchsorted(attainable, max_chance / k, side="right")
+    return int(k[reachable <= k][0]) if attainable.size else 1
+
+
+def _in_time_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows in time order within each symbol, as the engines hand them over (sorted here only
+    when they are not: the book is rebuilt with as-of joins that need it)."""
+    late = frame.select((pl.col("ts").diff().over(KEY) < timedelta(0)).any()).item()
+    return frame.sort("ts") if late else frame
+
+
+def _span(events: pl.DataFrame, state: DetectorState | None) -> pl.DataFrame:
+    """Each symbol's first and newest row (episodes closing later are not decided yet), where its
+    history began (the stream's state knows rows older than the frame) and what was decided before."""
+    span = events.group_by(KEY).agg(first_ts=pl.col("ts").min(), last_seen=pl.col("ts").max())
+    known = (state or DetectorState()).frame(KEY, only=span).select(*KEY, "history_start", "decided_until")
+    return (
+        span.join(known, on=KEY, how="left")
+        .with_columns(history=pl.min_horizontal("first_ts", "history_start"))
+        .drop("history_start")
+    )
+
+
+def _time_near_executions(
+    tied: pl.DataFrame, executions: pl.DataFrame, minutes: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per tied episode, over the `minutes` before its start (or its symbol's history so far): the
+    account's opposite executions, the seconds lying within `reach` after one of them (each adds its
+    `reach`, less where it overlaps the one before), and the seconds looked at. One searchsorted over
+    every account's executions, no join of episodes with whole histories."""
+    tied = tied.with_columns(
+        since=pl.max_horizontal(pl.col("start") - timedelta(minutes=minutes), "history")
+    )
+    party = [*KEY, "account", "exec_side"]
+    stamps = executions.select(*KEY, "account", "ts", exec_side="side")
+    groups = pl.concat([stamps.select(party), tied.select(party)]).unique().with_row_index("group")
+    base, span = _time_range(stamps["ts"], tied["since"], tied["start"])
+    clock = stamps.join(groups, on=party).select(_clock("ts", base, span))
+    clock = np.sort(clock.to_series().to_numpy())
+    bounds = tied.join(groups, on=party, how="left", maintain_order="left").select(
+        lo=_clock("since", base, span), hi=_clock("start", base, span)
+    )
+    lo = np.searchsorted(clock, bounds["lo"].to_numpy(), side="left")
+    hi = np.searchsorted(clock, bounds["hi"].to_numpy(), side="left")
+    counts = hi - lo
+    owner = np.repeat(np.arange(tied.height), counts)
+    index = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    reach = tied["reach"].to_numpy()[owner]
+    step = np.diff(clock, prepend=clock[:1])[index] / _US
+    step = np.where(index == lo[owner], reach, step)
+    covered = np.bincount(owner, weights=np.minimum(step, reach), minlength=tied.height)
+    seconds = (tied["start"] - tied["since"]).dt.total_microseconds().to_numpy() / _US
+    return counts, covered, np.maximum(seconds, 1.0)
 
 
 def _execution_near_close(
@@ -390,12 +626,32 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _account_typical(orders: pl.DataFrame, fills: pl.DataFrame, baseline_min: float) -> pl.DataFrame:
-    """The geometric-mean notional the account traded (its fills) over the baseline before each placement."""
+def _with_traded(orders: pl.DataFrame, executions: pl.DataFrame) -> pl.DataFrame:
+    """`filled` also counts trades naming the order's account on its side at its price while it rested:
+    where the order stream sends no fills, the trades are all that say a resting order traded."""
+    named = executions.filter(pl.col("action") == EXECUTION).select(
+        *PARTY, "price", traded_at="ts", traded="amount"
+    )
+    traded = (
+        orders.select("row", *PARTY, "price", "placed", "stop")
+        .join(named, on=[*PARTY, "price"])
+        .filter(pl.col("traded_at").is_between("placed", "stop"))
+        .group_by("row")
+        .agg(stable(pl.col("traded").sum()))
+    )
+    return (
+        orders.join(traded, on="row", how="left")
+        .with_columns(filled=pl.max_horizontal("filled", pl.col("traded").fill_null(0.0)))
+        .drop("traded")
+    )
+
+
+def _account_typical(orders: pl.DataFrame, executions: pl.DataFrame, baseline_min: float) -> pl.DataFrame:
+    """The geometric-mean notional the account executed over the baseline before each placement."""
     window = f"{int(baseline_min * 60 * _US)}i"
     party = [*KEY, "account"]
     typical = (
-        fills.sort(*party, "ts")
+        executions.sort(*party, "ts")
         .with_columns(
             account_typical=stable(
                 (pl.col("price") * pl.col("amount"))
@@ -423,19 +679,24 @@ def _account_typical(orders: pl.DataFrame, fills: pl.DataFrame, baseline_min: fl
     )
 
 
-def _with_touch(members: pl.DataFrame, events: pl.DataFrame, settings: SpoofingL3Settings) -> pl.DataFrame:
-    """Each member's place in the book others had built at its placement: price levels ahead and distance.
+def _with_touch(
+    members: pl.DataFrame, book: pl.DataFrame, prints: pl.DataFrame, settings: SpoofingL3Settings
+) -> pl.DataFrame:
+    """Each member's place in the book others had built at its placement: price levels and amount
+    ahead of it, and its distance from the touch.
 
     The book is rebuilt from the events of the member's side in the `book_window_min` before
     its placement: every new/modify prices a resting segment until the order's next
-    new/modify/cancel or its complete fill. Only that stretch is read, so the stream
-    rebuilds the same book and the batch reads a sliver of the tape.
+    new/modify/cancel or its complete fill (in fills, or in the trades naming its account at its
+    price), or until an execution printed through its price.
+    Only that stretch is read, so the stream rebuilds the same book and the batch reads a sliver
+    of the tape.
     """
     side_key = [*KEY, "side"]
     window = timedelta(minutes=settings.book_window_min)
     moments = members.select(*side_key, moment=pl.col("placed")).unique().sort("moment")
     recent = (
-        events.join(moments.select(KEY).unique(), on=KEY, how="semi")
+        book.join(moments.select(KEY).unique(), on=KEY, how="semi")
         .join_asof(
             moments,
             left_on="ts",
@@ -447,20 +708,23 @@ def _with_touch(members: pl.DataFrame, events: pl.DataFrame, settings: SpoofingL
         )
         .filter(pl.col("moment").is_not_null())
     )
-    near = _resting_at_placement(members.with_row_index("member"), _segments(recent), window)
+    numbered = members.with_row_index("member")
+    near = _resting_at_placement(numbered, _traded_away(_segments(recent), prints), window)
+    near = near.filter(~_traded_through(near, prints.join(moments.select(KEY).unique(), on=KEY, how="semi")))
     sign = pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0)
     better = (pl.col("other_price") - pl.col("price")) * sign > 0
     touch = near.group_by("member").agg(
         levels_ahead=pl.col("other_price").filter(better).n_unique(),
+        depth_ahead=stable(pl.col("other_amount").filter(better).sum()),
         touch=pl.when(pl.first("side") == "buy")
         .then(pl.col("other_price").max())
         .otherwise(pl.col("other_price").min()),
     )
     distance = ((pl.col("touch") - pl.col("price")) * sign / pl.col("touch")).clip(lower_bound=0.0)
     return (
-        members.with_row_index("member")
-        .join(touch, on="member", how="left")
-        .with_columns(pl.col("levels_ahead").fill_null(0), touch_distance=distance)
+        numbered.join(touch, on="member", how="left")
+        .with_columns(pl.col("levels_ahead").fill_null(0), pl.col("depth_ahead").fill_null(0.0))
+        .with_columns(touch_distance=distance)
         .drop("member")
     )
 
@@ -471,10 +735,10 @@ def _resting_at_placement(members: pl.DataFrame, segments: pl.DataFrame, window:
     side_key = [*KEY, "side"]
     groups = pl.concat([segments.select(side_key), members.select(side_key)]).unique().sort(side_key)
     groups = groups.with_row_index("group")
-    offset = pl.col("group").cast(pl.Int64) * (1 << 52)
-    seg = segments.join(groups, on=side_key).with_columns(clock=offset + pl.col("start").dt.epoch("us"))
+    base, span = _time_range(segments["start"], members["placed"], members["placed"] - window)
+    seg = segments.join(groups, on=side_key).with_columns(clock=_clock("start", base, span))
     seg = seg.sort("clock").with_row_index("segment")
-    mem = members.join(groups, on=side_key).with_columns(clock=offset + pl.col("placed").dt.epoch("us"))
+    mem = members.join(groups, on=side_key).with_columns(clock=_clock("placed", base, span))
     clock = seg["clock"].to_numpy()
     window_us = int(window / timedelta(microseconds=1))
     lo = np.searchsorted(clock, mem["clock"].to_numpy() - window_us, side="left")
@@ -486,9 +750,17 @@ def _resting_at_placement(members: pl.DataFrame, segments: pl.DataFrame, window:
         {"member": owner, "segment": index}, schema={"member": pl.UInt32, "segment": pl.UInt32}
     )
     return (
-        pairs.join(mem.select("member", "account", "placed", "price", "side"), on="member")
+        pairs.join(mem.select("member", *side_key, "account", "placed", "price"), on="member")
         .join(
-            seg.select("segment", other_account="account", other_price="price", seg_end="end"), on="segment"
+            seg.select(
+                "segment",
+                other_account="account",
+                other_price="price",
+                other_amount="amount",
+                other_start="start",
+                seg_end="end",
+            ),
+            on="segment",
         )
         .filter(
             (pl.col("other_account") != pl.col("account"))
@@ -498,14 +770,18 @@ def _resting_at_placement(members: pl.DataFrame, segments: pl.DataFrame, window:
 
 
 def _segments(events: pl.DataFrame) -> pl.DataFrame:
-    """Resting price segments: each new/modify until the order's next new/modify/cancel or complete fill."""
-    priced = events.filter(pl.col("action") != "fill").sort(*ORDER, "ts", "row")
+    """Resting price segments: each new/modify until the order's next new/modify/cancel or complete fill.
+
+    One order's events within one instant are taken in the order they can happen (`ACTION_RANK`).
+    """
+    rank = pl.col("action").replace_strict(ACTION_RANK, default=len(ACTION_RANK))
+    priced = events.filter(pl.col("action") != "fill").sort(*ORDER, "ts", rank, "price", "amount")
     nxt = pl.col("ts").shift(-1).over(ORDER)
     full = (
         events.filter(pl.col("action").is_in(["new", "fill"]))
         .group_by(ORDER)
         .agg(
-            size=pl.col("amount").filter(pl.col("action") == "new").first(),
+            size=pl.col("amount").filter(pl.col("action") == "new").min(),
             filled=pl.col("amount").filter(pl.col("action") == "fill").sum(),
             done=pl.col("ts").filter(pl.col("action") == "fill").max(),
         )
@@ -517,26 +793,126 @@ def _segments(events: pl.DataFrame) -> pl.DataFrame:
         .filter(pl.col("action") != "cancel")
         .join(full, on=ORDER, how="left")
         .select(
-            *KEY, "side", "account", "price", start=pl.col("ts"), end=pl.col("end").fill_null(pl.col("done"))
+            *KEY,
+            "side",
+            "account",
+            "price",
+            "amount",
+            start=pl.col("ts"),
+            end=pl.col("end").fill_null(pl.col("done")),
         )
     )
 
 
-def _executions(fills: pl.DataFrame, hits: pl.DataFrame) -> dict[int, list[dict[str, Any]]]:
-    """Per hit episode: the account's opposite-side fills from its first placement to its decision."""
-    own = fills.join(
+def _traded_away(segments: pl.DataFrame, executions: pl.DataFrame) -> pl.DataFrame:
+    """Segments ended at the trade that completes them, counting the trades naming the order's account
+    on its side at its price from its start: where the order stream sends no fills, the trades are all
+    that say an order left the book. (Several orders of one account at one price each count all of
+    its trades there: they leave early rather than linger.)"""
+    group = [*KEY, "account", "side", "price"]
+    totals = (
+        executions.filter(pl.col("action") == EXECUTION)
+        .group_by(*group, "ts")
+        .agg(pl.col("amount").sum())
+        .sort("ts")
+        .with_columns(total=pl.col("amount").cum_sum().over(group))
+        .drop("amount")
+    )
+    before = (
+        segments.with_columns(_before=pl.col("start") - timedelta(microseconds=1))
+        .sort("_before")
+        .join_asof(totals, left_on="_before", right_on="ts", by=group, check_sortedness=False)
+        .with_columns(_target=pl.col("total").fill_null(0.0) + pl.col("amount") * (1 - 1e-9))
+        .drop("_before", "ts", "total")
+    )
+    done = before.sort("_target").join_asof(
+        totals.sort("total"),
+        left_on="_target",
+        right_on="total",
+        by=group,
+        strategy="forward",
+        check_sortedness=False,
+    )
+    return done.with_columns(end=pl.min_horizontal("end", "ts")).drop("_target", "ts", "total")
+
+
+def _traded_through(pairs: pl.DataFrame, prints: pl.DataFrame) -> pl.Series:
+    """Whether an execution printed through a resting segment's price between its start and the
+    member's placement: no bid rests above a print (no ask below one), so it was taken or pulled
+    by then, even when the order stream never said so."""
+    side_key = [*KEY, "side"]
+    signed = pl.concat(
+        [
+            prints.select(*KEY, "ts", side=pl.lit(side), value=pl.col("price") * sign)
+            for side, sign in (("buy", 1.0), ("sell", -1.0))
+        ]
+    )
+    groups = pl.concat([signed.select(side_key), pairs.select(side_key)]).unique().sort(side_key)
+    groups = groups.with_row_index("group")
+    base, span = _time_range(signed["ts"], pairs["other_start"], pairs["placed"])
+    ordered = signed.join(groups, on=side_key).with_columns(clock=_clock("ts", base, span))
+    ordered = ordered.sort("clock", "value")
+    asked = pairs.join(groups, on=side_key, how="left", maintain_order="left").select(
+        first=_clock("other_start", base, span),
+        last=_clock("placed", base, span),
+        value=pl.when(pl.col("side") == "buy").then(pl.col("other_price")).otherwise(-pl.col("other_price")),
+    )
+    clock = ordered["clock"].to_numpy()
+    lo = np.searchsorted(clock, asked["first"].to_numpy(), side="right")
+    hi = np.searchsorted(clock, asked["last"].to_numpy(), side="right")
+    lowest = _range_min(ordered["value"].to_numpy(), lo, hi)
+    value = asked["value"].to_numpy()
+    return pl.Series(lowest < value - _PRICE_TOLERANCE * np.abs(value))
+
+
+def _time_range(*moments: pl.Series) -> tuple[int, int]:
+    """The earliest of `moments` (µs) and how many µs they span: the width of one group's clock."""
+    stamps = pl.concat([series.dt.epoch("us").rename("us") for series in moments]).drop_nulls()
+    if stamps.is_empty():
+        return 0, 1
+    return int(stamps.min()), int(stamps.max()) - int(stamps.min()) + 1
+
+
+def _clock(column: str, base: int, span: int) -> pl.Expr:
+    """Time in µs since `base`, offset by the row's `group` times `span`: one int64 that sorts rows
+    by group, then by time (a searchsorted over it finds a group's stretch of time at once)."""
+    return pl.col("group").cast(pl.Int64) * span + (pl.col(column).dt.epoch("us") - base)
+
+
+def _range_min(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """min(values[lo:hi]) for each pair of bounds (+inf when empty), from a sparse table of minima."""
+    out = np.full(lo.size, np.inf)
+    size = hi - lo
+    if values.size == 0 or not (size > 0).any():
+        return out
+    levels = [values]
+    while (2 << (len(levels) - 1)) <= size.max():
+        half = 1 << (len(levels) - 1)
+        levels.append(np.minimum(levels[-1][:-half], levels[-1][half:]))
+    order = np.floor(np.log2(np.maximum(size, 1))).astype(np.int64)
+    for level in np.unique(order[size > 0]):
+        pick = (size > 0) & (order == level)
+        width = 1 << int(level)
+        out[pick] = np.minimum(levels[level][lo[pick]], levels[level][hi[pick] - width])
+    return out
+
+
+def _executions(executions: pl.DataFrame, hits: pl.DataFrame) -> dict[int, list[dict[str, Any]]]:
+    """Per hit episode: the account's opposite-side executions from its first placement to its decision."""
+    own = executions.join(
         hits.select(*KEY, "account", "episode", "start", "ts", side=pl.col("exec_side")),
         on=[*KEY, "account", "side"],
         suffix="_hit",
     ).filter(pl.col("ts").is_between(pl.col("start"), pl.col("ts_hit")))
     out: dict[int, list[dict[str, Any]]] = {}
-    for fill in own.sort("episode", "ts", "row").iter_rows(named=True):
-        out.setdefault(fill["episode"], []).append(
+    for execution in own.sort("episode", "ts", "action", "order_id", "price", "amount").iter_rows(named=True):
+        out.setdefault(execution["episode"], []).append(
             {
-                "order_id": fill["order_id"],
-                "price": fill["price"],
-                "amount": fill["amount"],
-                "ts": to_iso(fill["ts"]),
+                "source": execution["action"],
+                "id": execution["order_id"],
+                "price": execution["price"],
+                "amount": execution["amount"],
+                "ts": to_iso(execution["ts"]),
             }
         )
     return out
@@ -553,6 +929,7 @@ def _order_evidence(order: dict[str, Any]) -> dict[str, Any]:
         "vs_book_typical": round(order["notional"] / order["book_typical"], 2),
         "vs_account_typical": round(order["notional"] / typical, 2) if typical else None,
         "levels_ahead": order["levels_ahead"],
+        "depth_ahead": order["depth_ahead"],
         "touch": order["touch"],
         "touch_distance_pct": None
         if order["touch_distance"] is None

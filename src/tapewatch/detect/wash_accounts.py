@@ -3,34 +3,58 @@
 Where a venue names both sides of each trade (`buyer`, `seller`), wash trading shows
 directly. Two schemes, after Victor & Weintraud (2021):
 
-- **self-trade**: one account on both sides of a trade, repeatedly;
+- **self-trade**: one account on both sides of a trade. It transfers nothing, so it is wash
+  trading per se; what must be told apart is a busy account whose own orders now and then
+  meet by accident. So self-trades are measured on the account's own scale: were its buys
+  and sells in the window matched at random against the symbol's trades there, it would
+  self-trade about λ = buys × sells / trades times (its self-trades left out of all three).
+  At least `min_self_trades` self-trades whose Poisson chance is at most `max_self_chance`
+  alert, whatever else the account does — judged over the window and over each burst within
+  it (`_Tape.self_trade_chance`): a washer with plenty of honest trading on the side still
+  stands far above its λ, a busy algorithm's occasional self-match does not.
 - **round trip**: a ring of 2…`max_group` colluding accounts passing the same asset round
-  (A→B→A, A→B→C→A, …): each link trades repeatedly, the group's trades are a real share of
-  the symbol's volume, and yet every member's position from the group's trades nets out —
-  bought and sold within `net_tolerance` of its gross volume — over the trailing window.
+  (A→B→A, A→B→C→A, …): each link trades repeatedly and yet every member's position from the
+  group's trades nets out — bought and sold within `net_tolerance` of its gross volume —
+  over the trailing window.
 
 That last condition is the mark, and it must hold repeatedly: the window before the
 moment splits into at least `min_round_trips` short laps (a few transfers per member) that
 each leave every member even. A market maker and a busy trader trade with each other both
 ways all day and their positions do cross zero now and then, but only after long, uneven
-runs of trades; a ring comes back to even after every lap.
+runs of trades; a ring comes back to even after every lap. A pair trading back and forth in
+common sizes comes back to even by chance far more often than three or more accounts pass
+one quantity round, so a pair needs `min_pair_round_trips` laps.
+
+The group's share of the symbol's volume and its members' counterparty counts never veto an
+alert: a small ring in a busy symbol, or one with a market maker in it, is still a ring. The
+share only scales the score (`volume_share_scale`), as does the share of the group's
+transfers that its laps hold (a ring's trades together are its laps); the counterparty count
+only bounds which rings of 3+ are looked for (at most one hub per ring, see
+`wash_accounts_graph`), so the search stays bounded. The score rises with how far the
+evidence is past each threshold: the chance of the self-trades, or how tightly and how many
+laps a ring came back to even.
 
 Candidate groups come from the directed trade graph (`wash_accounts_graph`); the check at
 each of a group's trades reads only the trades in the window `(ts − window, ts]`, so the
-decision is causal and a stream's tail decides it exactly as a whole file does. One alert
-per ongoing scheme: a group re-arms only after `cooldown_min` without a qualifying trade.
-`detected_at` is the trade where the evidence first crossed the thresholds; the follow-up
-gathers everything the group traded from the alert's start until `followup_h` later.
+decision is causal and a stream's tail decides it exactly as a whole file does. Rows are first
+put in one total order (venue, symbol, ts, then trade id, buyer, seller, price, amount), so
+the same trades in any row order give the same alerts. One alert per ongoing scheme: a group
+re-arms only after `cooldown_min` without a qualifying trade. `detected_at` is the trade where
+the evidence first crossed the thresholds; the follow-up gathers everything the group traded
+from the alert's start until `followup_h` later. Every setting has an upper (or lower) bound
+at which the cost stays bounded: a million trades at the loosest allowed values take seconds.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import polars as pl
+from scipy import special
 
 from tapewatch.config import WASH_MAX_GROUP, WashAccountsSettings
 from tapewatch.detect import wash_accounts_graph as graph
@@ -42,10 +66,18 @@ KEY = ["venue", "symbol"]
 GROUP_KEY = [*KEY, "group"]
 _CELLS = 1 << 18
 """Padded window rows per batch of moments (see `_Sets._batches`): bounds the look-backs' memory."""
+TIE_ORDER = ["trade_id", "buyer", "seller", "price", "amount"]
+"""After venue, symbol and ts: the order that makes the rows of one instant a total order."""
+LAP_SHARE_SCALE = 0.5
+"""Score only: the share of a group's transfers in the window that its laps hold, at which that share
+neither raises nor lowers the score."""
+CHANCE_FLOOR = 1e-12
+"""Self-trade chances below this count as this in the score: beyond it the count is as sure as it gets,
+and one extreme figure should not carry the score alone."""
 
 
 class WashAccountsDetector:
-    """Self-trades and netting round trips among 2–5 accounts, from trades with account ids."""
+    """Self-trades beyond chance and netting round trips among 2–6 accounts, from trades with account ids."""
 
     name = "wash_accounts"
     typology = "wash_trading"
@@ -162,8 +194,9 @@ class WashAccountsDetector:
         """Every undecided instant at which a member set meets the thresholds over its window, one row per
         group and moment, with the first cycle order (alphabetically) whose every link is strong enough.
 
-        Window sums screen all moments at once; the survivors are checked against the whole tape
-        (volume share, a self-trader's other trading), then for strong links and laps, in batches.
+        Window sums screen all moments at once; a self-trader's survivors are then weighed against its
+        own flow on the whole tape (chance of its self-trades), a ring's checked for strong links and
+        laps, in batches.
         """
         s = self.settings
         moments = sets.moments(self._screened(sets))
@@ -173,17 +206,14 @@ class WashAccountsDetector:
         alone = moments["size"].to_numpy() == 1
         at = moments["at"].to_numpy()
         moments = moments.with_columns(
-            symbol_volume_w=pl.Series(tape.volumes(sets.row[at]), dtype=pl.Float64),
-            own_trades_w=tape.own_trades(sets.row[at], alone, sets.buyer_id[at]),
-        ).with_columns(self_share=pl.col("transfers_w") / pl.col("own_trades_w"))
-        moments = moments.filter(
-            (pl.col("volume_w") / pl.col("symbol_volume_w") >= s.min_volume_share)
-            & ((pl.col("size") > 1) | (pl.col("self_share") >= s.min_self_share))
-        )
+            symbol_volume_w=pl.Series(tape.volumes(sets.row[at]), dtype=pl.Float64)
+        ).hstack(tape.self_trade_chance(sets.row[at], alone, sets.buyer_id[at]))
+        chance = moments["self_chance"].fill_null(1.0).to_numpy()
         at, size = moments["at"].to_numpy(), moments["size"].to_numpy()
         ring = sets.strongest_order(at, s.min_edge_trades, s.min_self_trades)
-        laps = sets.laps(at, np.full(at.size, s.min_round_trips), s.net_tolerance, s.max_lap_legs)
-        passed = (ring >= 0) & ((size == 1) | (laps >= s.min_round_trips))
+        need = np.where(size == 2, s.min_pair_round_trips, s.min_round_trips)
+        laps, _ = sets.laps(at, np.where(size == 1, 0, need), s.net_tolerance, s.max_lap_legs)
+        passed = (ring >= 0) & np.where(size == 1, chance <= s.max_self_chance, laps >= need)
         return (
             moments.filter(pl.Series(passed))
             .with_columns(ring=sets.rings.gather(ring[passed]))
@@ -224,18 +254,18 @@ class WashAccountsDetector:
         """The alerts at the triggers, from each group's trades in the window that decided it."""
         at = triggers["at"].to_numpy()
         lo, hi = sets.window_start[at], sets.end[at]
-        laps = sets.laps(at, hi - lo, self.settings.net_tolerance, self.settings.max_lap_legs)
+        laps, covered = sets.laps(at, hi - lo, self.settings.net_tolerance, self.settings.max_lap_legs)
         _, rows = _ranges(lo, hi)
         trades = _Trades.of(sets.trades(rows))  # only the triggers' windows, laid end to end
         ends = np.cumsum(hi - lo)
         return [
-            self._alert(row, trades.cut(last - (upto - first), last), int(lap))
-            for row, first, upto, last, lap in zip(
-                triggers.iter_rows(named=True), lo, hi, ends, laps, strict=True
+            self._alert(row, trades.cut(last - (upto - first), last), int(lap), int(held))
+            for row, first, upto, last, lap, held in zip(
+                triggers.iter_rows(named=True), lo, hi, ends, laps, covered, strict=True
             )
         ]
 
-    def _alert(self, row: dict[str, Any], trades: _Trades, laps: int) -> Alert:
+    def _alert(self, row: dict[str, Any], trades: _Trades, laps: int, in_laps: int) -> Alert:
         """The alert at a trigger: evidence from the group's trades in the window that decided it."""
         s = self.settings
         members = sorted(row["accounts"])
@@ -252,7 +282,7 @@ class WashAccountsDetector:
             "round_trips": laps if len(members) > 1 else trades.height,
             "volume": volume,
             "symbol_volume": row["symbol_volume_w"],
-            "volume_share": round(volume / row["symbol_volume_w"], 4),
+            "volume_share": round(volume / row["symbol_volume_w"], 6),
             "max_net_ratio": round(_max_net_ratio(positions), 6),
             "positions": positions,
             "first_trade": to_iso(trades.ts[0]),
@@ -260,16 +290,17 @@ class WashAccountsDetector:
             **_trade_ids(trades, s.max_trade_ids),
         }
         if scheme == "round_trip":
-            evidence["ring"] = row["ring"].split(",")
-            evidence["net_tolerance"] = s.net_tolerance
+            evidence.update(
+                ring=row["ring"].split(","), net_tolerance=s.net_tolerance, transfers_in_laps=in_laps
+            )
+            strength = self._ring_strength(evidence["max_net_ratio"], laps, len(members))
+            # A ring's trades together are its laps; a busy pair that happened to come even has a long tail.
+            extent = _clipped(in_laps / max(evidence["transfers"], 1) / LAP_SHARE_SCALE)
         else:
-            evidence["self_share"] = round(row["self_share"], 4)
-        floor = s.net_tolerance / 8 if s.net_tolerance > 0 else 1e-6
-        score = excess_score(
-            max(s.net_tolerance, floor) / max(evidence["max_net_ratio"], floor),
-            evidence["volume_share"] / s.min_volume_share if s.min_volume_share > 0 else 2.0,
-            evidence["transfers"] / (s.min_self_trades if scheme == "self_trade" else s.min_trades),
-        )
+            evidence.update(self._self_trade_evidence(row))
+            strength = math.log10(max(row["self_chance"], CHANCE_FLOOR)) / math.log10(s.max_self_chance)
+            extent = evidence["transfers"] / s.min_self_trades
+        score = excess_score(strength, _clipped(evidence["volume_share"] / s.volume_share_scale), extent)
         alert = Alert.build(
             detector=self.name,
             typology=self.typology,
@@ -285,6 +316,33 @@ class WashAccountsDetector:
         return alert.model_copy(
             update={"id": alert_id(self.name, row["venue"], f"{row['symbol']}|{row['group']}", alert.start)}
         )
+
+    def _ring_strength(self, max_net_ratio: float, laps: int, size: int) -> float:
+        """How far a ring is beyond its thresholds: how tightly it nets out, times how many laps it made."""
+        s = self.settings
+        floor = s.net_tolerance / 8 if s.net_tolerance > 0 else 1e-6
+        netting = max(s.net_tolerance, floor) / max(max_net_ratio, floor)
+        required = s.min_pair_round_trips if size == 2 else s.min_round_trips
+        return math.sqrt(netting * laps / required)
+
+    @staticmethod
+    def _self_trade_evidence(row: dict[str, Any]) -> dict[str, Any]:
+        """What makes a self-trader's count stand out: its own flow over the window, the burst that is least
+        likely by chance, and that chance."""
+        return {
+            "self_trades": row["transfers_w"],
+            "own_buys": row["own_buys_w"],
+            "own_sells": row["own_sells_w"],
+            "symbol_trades": row["symbol_trades_w"],
+            "chance_self_trades": round(row["chance_self_trades_w"], 6),
+            "burst": {
+                "from": to_iso(row["span_start"]),
+                "self_trades": row["span_self_trades"],
+                "symbol_trades": row["span_trades"],
+                "chance_self_trades": round(row["span_chance_self_trades"], 6),
+            },
+            "chance": float(f"{row['self_chance']:.4g}"),
+        }
 
     def _with_followups(
         self, alerts: list[Alert], transfers: pl.DataFrame, newest: dict[tuple[str, str], datetime]
@@ -392,7 +450,7 @@ class _Sets:
         cells = among["cell"] if among.height else pl.Series([0])
         self.first_bucket = int(cells.min()) - 1
         self.buckets = int(cells.max()) - self.first_bucket + 1
-        self._orders(orders.join(sets, on=["sym", "set"]).select("set_id", "bucket", graph.MEMBERS))
+        self._orders(orders.join(sets, on=["sym", "set"]).select("set_id", "bucket", graph.MEMBERS, "until"))
         self.among = among
         self.set_id, self.source = self._rows(among, sets)
         self.ts, self.cell, self.row, self.amount, self.new, self.buyer_id, seller_id = (
@@ -418,6 +476,7 @@ class _Sets:
         )
         self.rings = orders["ring"]
         self.order_key = self._key(orders["set_id"].to_numpy(), orders["bucket"].to_numpy())
+        self.until = orders["until"].to_numpy()  # the same for every order of one set and bucket
         cycle = _padded(orders[graph.MEMBERS])
         position = np.argmax(
             self.members[orders["set_id"].to_numpy()][:, None, :] == cycle[:, :, None], axis=2
@@ -479,9 +538,14 @@ class _Sets:
         return self.among[self.source[rows]]
 
     def instants(self) -> np.ndarray:
-        """The last row of each instant in the second cell of a bucket the set is proposed for."""
+        """The last row of each instant in the second cell of a bucket the set is proposed for, before
+        the proposal's `until` (see `wash_accounts_graph`)."""
         last = self.end == np.arange(self.end.size) + 1
-        proposed = np.isin(self._key(self.set_id, self.cell - 1), self.order_key)
+        key = self._key(self.set_id, self.cell - 1)
+        at = np.minimum(np.searchsorted(self.order_key, key), max(self.order_key.size - 1, 0))
+        proposed = (
+            (self.order_key[at] == key) & (self.ts < self.until[at]) if self.order_key.size else key < 0
+        )
         return np.flatnonzero(last & proposed)
 
     def transfers(self, at: np.ndarray) -> np.ndarray:
@@ -613,16 +677,20 @@ class _Sets:
             counts[batch] = _Windows(self, at[batch]).link_counts()
         return counts
 
-    def laps(self, at: np.ndarray, enough: np.ndarray, tolerance: float, max_legs: int) -> np.ndarray:
-        """Laps completed in each moment's window (see `_Windows.laps`), counted up to `enough`; 0 for a
-        lone account."""
+    def laps(
+        self, at: np.ndarray, enough: np.ndarray, tolerance: float, max_legs: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Laps completed in each moment's window (see `_Windows.laps`), counted up to `enough`, and the
+        transfers they hold; 0 for a lone account."""
         sizes = self.size[self.set_id[at]]
-        laps = np.zeros(at.size, np.int64)
+        laps, covered = np.zeros(at.size, np.int64), np.zeros(at.size, np.int64)
         for batch in self._batches(at, sizes):
             size = int(sizes[batch[0]])
             if size > 1:
-                laps[batch] = _Windows(self, at[batch]).laps(size, enough[batch], tolerance, max_legs)
-        return laps
+                laps[batch], covered[batch] = _Windows(self, at[batch]).laps(
+                    size, enough[batch], tolerance, max_legs
+                )
+        return laps, covered
 
     def _batches(self, at: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
         """Moments by group size and window length within a factor of two, in chunks of at most `_CELLS`
@@ -659,10 +727,12 @@ class _Windows:
         key = moment * _Sets.LINKS + self.seller * WASH_MAX_GROUP + self.buyer
         return np.bincount(key[self.new], minlength=self.length.size * _Sets.LINKS).reshape(-1, _Sets.LINKS)
 
-    def laps(self, size: int, enough: np.ndarray, tolerance: float, max_legs: int) -> np.ndarray:
+    def laps(
+        self, size: int, enough: np.ndarray, tolerance: float, max_legs: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Consecutive short stretches, counted back from the moment, in each of which every member traded
         and came back to even (within `tolerance` of its gross) in at most `max_legs` transfers per member;
-        counting stops at `enough`.
+        counting stops at `enough`. With them, the transfers the laps hold.
 
         A ring passes the asset once round per lap — a handful of transfers that leave everyone even.
         A market maker and a busy trader also come back to even now and then, but only by chance
@@ -694,7 +764,7 @@ class _Windows:
             laps += found
             end = np.where(found, width - 1 - np.argmax(even[:, ::-1], axis=1), end)
             active = found & (laps < enough)
-        return laps
+        return laps, transfers[moment, self.length] - transfers[moment, end]
 
 
 def _ranges(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -757,6 +827,9 @@ class _Tape:
         )
         self.amount = frame["amount"].to_numpy()
         self.buyer, self.seller = (frame[name].fill_null(-1).to_numpy() for name in ("buyer_id", "seller_id"))
+        self.times = frame["ts"]
+        ts = self.times.dt.epoch("us").to_numpy()
+        self.instant = np.cumsum((np.diff(ts, prepend=ts[:1] - 1) != 0) | (np.diff(sym, prepend=-1) != 0))
 
     def _windows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The window (ts − W, ts] of the trade at each tape row, as row bounds in its symbol's tape."""
@@ -770,42 +843,106 @@ class _Tape:
         """The symbol's traded volume in each row's window (`np.sum`'s own reduction, without its wrapper)."""
         return [float(np.add.reduce(self.amount[lo:hi])) for lo, hi in zip(*self._windows(rows), strict=True)]
 
-    def own_trades(self, rows: np.ndarray, alone: np.ndarray, accounts: np.ndarray) -> pl.Series:
-        """For one-account groups, how many trades that account took part in during the window (null for
-        larger groups).
+    def self_trade_chance(self, rows: np.ndarray, alone: np.ndarray, accounts: np.ndarray) -> pl.DataFrame:
+        """For one-account groups (nulls for larger ones): how unlikely the account's self-trades in the
+        window are by chance, judged on its own flow.
 
-        A busy trader now and then hits its own resting order by accident; a self-trading
-        washer's self-trades are most of what it does.
+        Were the account's buys and sells against others matched at random against the symbol's
+        trades, it would self-trade λ = buys × sells / trades times in the window (its self-trades
+        left out of all three; counts, not sizes: how often it meets itself depends on how often
+        it trades). A burst is judged on its own span: from each self-trade in the window (an
+        anchor) to the moment, the m self-trades there against λ scaled to the symbol's trades in
+        that span (the anchor's own included), P(at least m − 1 more after the anchor); the least
+        likely span counts, times the number of anchors tried. So a dozen self-trades in minutes
+        stands out even for a busy account, while a busy algorithm's occasional self-match does not.
+        A one-account group's moment is one of its self-trades, so every such moment has an anchor.
         """
-        counts = np.zeros(rows.size, np.int64)
         lone = np.flatnonzero(alone)
+        account = accounts[lone]
         lo, hi = self._windows(rows[lone])
-        where = self._appearances(accounts[lone])
-        key = accounts[lone] * self.amount.size
-        counts[lone] = np.searchsorted(where, key + hi) - np.searchsorted(where, key + lo)
-        return pl.Series(counts, dtype=pl.Int64).scatter(np.flatnonzero(~alone), None)
+        key = account * self.amount.size
+        own_buys, own_sells, own_self = (
+            np.searchsorted(where, key + hi) - np.searchsorted(where, key + lo)
+            for where in (self._appearances(account, kind) for kind in ("buys", "sells", "self_rows"))
+        )
+        trades = hi - lo - own_self
+        mean = own_buys * own_sells / np.maximum(trades, 1)  # λ over the window
+        columns = {
+            **self._least_likely_burst(account, lo, hi, mean / np.maximum(trades, 1)),
+            "own_buys_w": own_buys,
+            "own_sells_w": own_sells,
+            "symbol_trades_w": trades,
+            "chance_self_trades_w": mean,
+        }
+        others = np.flatnonzero(~alone)
+        spread = {name: _spread(values, lone, rows.size) for name, values in columns.items()}
+        frame = pl.DataFrame(
+            {name: pl.Series(values).scatter(others, None) for name, values in spread.items()}
+        )
+        return frame.with_columns(
+            span_start=self.times.gather(spread.pop("span_start_row")).scatter(others, None)
+        ).drop("span_start_row")
 
-    def _appearances(self, accounts: np.ndarray) -> np.ndarray:
-        """The trades these accounts took part in (once per trade, whichever side), sorted as one key
-        account · rows + row: an account's trades in a range of rows are a range of keys."""
+    def _least_likely_burst(
+        self, account: np.ndarray, lo: np.ndarray, hi: np.ndarray, rate: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Per account and window [lo, hi): of the spans from each of its self-trades (an anchor) to the
+        window's end, the one whose self-trades are least likely by chance — at `rate` self-trades per
+        symbol trade — with that chance times the anchors tried."""
+        key = account * self.amount.size
+        selfs, self_rows = (
+            self._appearances(account, "self_transfers"),
+            self._appearances(account, "self_rows"),
+        )
+        first, last = np.searchsorted(selfs, key + lo), np.searchsorted(selfs, key + hi)
+        owner, anchor = _ranges(first, last)
+        start = selfs[anchor] - key[owner]  # each anchor's tape row
+        own = np.searchsorted(self_rows, key[owner] + hi[owner]) - np.searchsorted(
+            self_rows, key[owner] + start
+        )
+        span_trades = hi[owner] - start - own
+        expected = rate[owner] * (span_trades + 1)  # + the anchor's own trade
+        count = last[owner] - anchor
+        chance = _poisson_at_least(count - 1, expected)
+        best = _argmin_per_owner(chance, owner, account.size)
+        return {
+            "self_chance": np.minimum(chance[best] * (last - first), 1.0),
+            "span_self_trades": count[best],
+            "span_trades": span_trades[best],
+            "span_chance_self_trades": expected[best],
+            "span_start_row": start[best],
+        }
+
+    def _appearances(self, accounts: np.ndarray, kind: str) -> np.ndarray:
+        """The trades of one kind of these accounts, sorted as one key account · rows + row: an account's
+        trades in a range of rows are a range of keys. Kinds: its buys and its sells against others, its
+        self-trade rows, and its self-trades counted once per instant (one order meeting several of
+        its own resting ones is one self-trade)."""
         wanted = np.zeros(int(max(self.buyer.max(initial=-1), self.seller.max(initial=-1))) + 2, bool)
         wanted[accounts] = True  # index -1 (no account) stays unwanted: the last slot is never an account
-        row = np.arange(self.amount.size)
-        bought = wanted[self.buyer]
-        sold = wanted[self.seller] & (self.seller != self.buyer)
-        return np.sort(
-            np.concatenate(
-                [self.buyer[bought] * row.size + row[bought], self.seller[sold] * row.size + row[sold]]
-            )
-        )
+        selfish = self.buyer == self.seller
+        side = self.seller if kind == "sells" else self.buyer
+        chosen = wanted[side] & (selfish if kind.startswith("self") else ~selfish)
+        row = np.flatnonzero(chosen)
+        keys = np.sort(side[row] * self.amount.size + row)
+        if kind == "self_transfers":
+            account, row = np.divmod(keys, self.amount.size)
+            keys = keys[graph.changes(account, self.instant[row])]
+        return keys
+
+
+def _argmin_per_owner(values: np.ndarray, owner: np.ndarray, owners: int) -> np.ndarray:
+    """For each owner (elements grouped by owner, in order), the position of its smallest value (the
+    first, on ties); every owner must have at least one element."""
+    order = np.lexsort((np.arange(values.size), values, owner))
+    return order[np.searchsorted(owner[order], np.arange(owners))]
 
 
 def _encoded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
     """The frame with its row numbers, its symbols numbered in order and each account as an integer that
     sorts as its name, with the names in that order: the graph work then runs on integers."""
-    frame = frame.with_columns(
-        row=pl.int_range(pl.len(), dtype=pl.Int64), sym=pl.struct(*KEY).rle_id().cast(pl.Int64)
-    )
+    frame = _in_total_order(frame.with_columns(sym=pl.struct(*KEY).rle_id().cast(pl.Int64)))
+    frame = frame.with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
     if frame.is_empty() or "buyer" not in frame.columns or "seller" not in frame.columns:
         return frame, pl.Series(dtype=pl.String)
     categories = pl.Categories.random()
@@ -814,6 +951,60 @@ def _encoded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
     rank = names.rank("ordinal").cast(pl.Int64) - 1
     ids = {f"{side}_id": rank.gather(codes[side].to_physical()) for side in ("buyer", "seller")}
     return frame.with_columns(**ids), names.sort()
+
+
+def _in_total_order(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame (sorted by venue, symbol, ts) with the rows of each instant in `TIE_ORDER`.
+
+    Which prints of one instant count as one transfer, the order of trade ids in evidence and
+    the rounding of sums all follow row order; this order makes them a function of the trades
+    alone. Only the rows that share their instant with another are sorted, and only when they
+    are out of order: a tape already in this order costs one pass.
+    """
+    ties = [name for name in TIE_ORDER if name in frame.columns]
+    instant = frame.select("sym", ts=pl.col("ts").dt.epoch("us"))
+    sym, ts = (instant[name].to_numpy() for name in ("sym", "ts"))
+    same = np.flatnonzero((sym[1:] == sym[:-1]) & (ts[1:] == ts[:-1])) + 1  # rows tied with the one before
+    if not same.size:
+        return frame
+    pairs = frame.select(ties)[np.stack([same - 1, same], axis=1).ravel()]  # each with the one before
+    if pairs.select(_not_before_previous(ties).gather_every(2, offset=1).all()).item():
+        return frame
+    positions = np.union1d(same - 1, same)
+    group = frame.select("sym", "ts", *ties)[positions].with_columns(position=pl.Series(positions))
+    ordered = group.sort("sym", "ts", *ties, nulls_last=True, maintain_order=True)["position"].to_numpy()
+    order = np.arange(frame.height)
+    order[positions] = ordered
+    return frame[order]
+
+
+def _clipped(ratio: float) -> float:
+    """A score factor that may raise or lower the score, by at most about one threshold step either way."""
+    return min(max(ratio, 0.25), 2.0)
+
+
+def _not_before_previous(keys: list[str]) -> pl.Expr:
+    """Whether each row comes at or after the previous one in the order of `keys` (nulls last)."""
+    after = pl.lit(True)
+    for key in reversed(keys):
+        previous, current = pl.col(key).shift(1), pl.col(key)
+        later = (previous < current).fill_null(False) | (previous.is_not_null() & current.is_null())
+        after = later | (previous.eq_missing(current) & after)
+    return after
+
+
+def _poisson_at_least(count: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """P(X ≥ count) for X Poisson with this mean (1 for no count; else 0 where the mean is 0: no own flow,
+    no chance)."""
+    positive = np.where(mean > 0, special.pdtrc(count - 1, np.where(mean > 0, mean, 1.0)), 0.0)
+    return np.where(count <= 0, 1.0, positive)
+
+
+def _spread(values: np.ndarray, where: np.ndarray, size: int) -> np.ndarray:
+    """`values` placed at positions `where` of an array of `size` (zeros elsewhere)."""
+    out = np.zeros(size, values.dtype)
+    out[where] = values
+    return out
 
 
 def _newest(transfers: pl.DataFrame) -> dict[tuple[str, str], datetime]:

@@ -17,11 +17,20 @@ the window alone.
 - self-trades: accounts with ≥ min_self_trades trades with themselves in the bucket;
 - pairs: two accounts with ≥ min_edge_trades transfers each way (the two-account round trip);
 - rings of 3…max_group accounts: directed cycles whose every link has ≥ min_edge_trades
-  transfers, among accounts that traded with at most `max_ring_counterparties` others in the
-  bucket's first cell. A market maker or a busy trader meets dozens of counterparties an
-  hour; through such hubs the number of cycles explodes (thousands per symbol-day) while
-  hardly any can net out, so hubs are left out of rings of three or more (their
-  two-account round trips are still checked). Colluding accounts deal mostly with each other.
+  transfers, through at most one *hub*: an account that traded with more than
+  `max_ring_counterparties` others in the bucket's first cell. A market maker or a busy
+  trader meets dozens of counterparties an hour; through two or more such hubs the number of
+  cycles multiplies (r→MM1→r′→MM2→r for every pair of their regular clients: thousands per
+  symbol-day) while hardly any can net out. Through one hub the cycles are bounded by the hub's
+  links times the few strong links of the non-hubs, so a market maker colluding in a ring is
+  still found, and two-account round trips are checked whatever the counts. This bound is a
+  cost device, not a judgement: the check decides on netting laps alone. Where the first cell
+  has no trades (the symbol's first hour of data, or after an hour without trades) nothing is
+  known of anyone beforehand, so hubs are judged as the second cell goes: an account becomes a
+  hub at its first trade with its (max_ring_counterparties + 1)-th counterparty there, and a
+  ring is checked only at moments before the second of its members does (`until`) — what a
+  stream reading up to each moment would propose. A cycle whose links are not all strong
+  (min_edge_trades transfers) before that time could never pass, and is not walked.
 
 Almost every pair of accounts that trade both ways is a proposal, yet hardly any ever nets
 out, and proposing and checking them all costs far more than everything else. So
@@ -41,6 +50,8 @@ import polars as pl
 
 BUCKET = ["sym", "bucket"]
 MEMBERS = "members"
+ALWAYS, NEVER = -(2**62), 2**62
+"""Times (µs) before and after every trade: a hub from the bucket's start, an account never a hub."""
 LOOSE_NET = 1e-6
 """The screen's netting test is looser than the check's by this much of the gross volume: its
 window sums come from prefix sums, whose rounding differs from the check's rolling sums."""
@@ -68,7 +79,7 @@ def transfers_by_bucket(per_cell: pl.DataFrame) -> pl.DataFrame:
 def self_trade_groups(edges: pl.DataFrame, min_self_trades: int) -> pl.DataFrame:
     """One-account groups: an account trading with itself often enough in the bucket."""
     return edges.filter((pl.col("seller") == pl.col("buyer")) & (pl.col("n") >= min_self_trades)).select(
-        *BUCKET, pl.concat_list("seller").alias(MEMBERS)
+        *BUCKET, pl.concat_list("seller").alias(MEMBERS), until=pl.lit(NEVER, dtype=pl.Int64)
     )
 
 
@@ -79,43 +90,112 @@ def pair_groups(edges: pl.DataFrame, min_edge_trades: int) -> pl.DataFrame:
     return (
         strong.join(back, on=[*BUCKET, "seller", "buyer"], how="semi")
         .filter(pl.col("seller") < pl.col("buyer"))
-        .select(*BUCKET, pl.concat_list("seller", "buyer").alias(MEMBERS))
+        .select(
+            *BUCKET, pl.concat_list("seller", "buyer").alias(MEMBERS), until=pl.lit(NEVER, dtype=pl.Int64)
+        )
     )
 
 
 def ring_groups(links: pl.DataFrame, max_group: int) -> pl.DataFrame:
-    """Groups of 3…max_group accounts in a directed cycle of strong links between non-hubs
-    (`PairIndex.ring_links`)."""
+    """Groups of 3…max_group accounts in a directed cycle of strong links through at most one hub
+    (`PairIndex.ring_links`), each with the time until which it may be checked."""
     if max_group < 3:
-        return _groups([], [], [])
-    links = _on_cycles(links)
-    syms, buckets, cycles = [], [], []
-    for sym, bucket, sellers, buyers in links.group_by(BUCKET).agg("seller", "buyer").iter_rows():
-        found = simple_cycles(list(zip(sellers, buyers, strict=True)), max_group, min_length=3)
+        return _groups([], [], [], [])
+    links = _on_cycles(_through_one_hub(links))
+    hubs = (
+        pl.concat(
+            [
+                links.select(*BUCKET, account="seller", since="seller_hub_at"),
+                links.select(*BUCKET, account="buyer", since="buyer_hub_at"),
+            ]
+        )
+        .filter(pl.col("since") < NEVER)
+        .unique()
+    )
+    per_bucket = (
+        links.group_by(BUCKET)
+        .agg("seller", "buyer", "strong_at")
+        .join(hubs.group_by(BUCKET).agg("account", "since"), on=BUCKET, how="left")
+    )
+    syms, buckets, cycles, untils = [], [], [], []
+    for sym, bucket, sellers, buyers, strong, hub, since in per_bucket.iter_rows():
+        found = simple_cycles(
+            list(zip(sellers, buyers, strong, strict=True)),
+            max_group,
+            min_length=3,
+            hub_at=dict(zip(hub or (), since or (), strict=True)),
+        )
         syms += [sym] * len(found)
         buckets += [bucket] * len(found)
-        cycles += found
-    return _groups(syms, buckets, cycles)
+        cycles += [cycle for cycle, _ in found]
+        untils += [until for _, until in found]
+    return _groups(syms, buckets, cycles, untils)
 
 
 def simple_cycles(
-    links: list[tuple[int, int]], max_length: int, min_length: int = 2
-) -> list[tuple[int, ...]]:
-    """Every directed simple cycle of min_length…max_length accounts, each once, starting at its smallest account."""
-    following: dict[int, list[int]] = {}
-    for seller, buyer in links:
-        following.setdefault(seller, []).append(buyer)
+    links: list[tuple[int, int, int]],
+    max_length: int,
+    min_length: int = 2,
+    hub_at: dict[int, int] | None = None,
+) -> list[tuple[tuple[int, ...], int]]:
+    """Every directed simple cycle of min_length…max_length accounts (links: seller, buyer, the time the
+    link becomes strong) that has at most one hub at some time when all its links are strong: each
+    once, starting at its smallest account, with the time its second member becomes a hub (`until`;
+    NEVER if at most one ever does). `hub_at`: when each hub becomes one (ALWAYS: from the start).
+
+    A walk stops as soon as its links are strong only once two of its accounts are hubs: with hubs
+    from the start that is as soon as it meets a second hub, so the walks stay among non-hubs' few
+    links.
+    """
+    hub_at = hub_at or {}
+    following: dict[int, list[tuple[int, int]]] = {}
+    for seller, buyer, strong in links:
+        following.setdefault(seller, []).append((buyer, strong))
     cycles = []
     for start in sorted(following):
-        stack = [(start, (start,))]
+        stack = [(start, (start,), ALWAYS, *_two_earliest(NEVER, NEVER, hub_at.get(start, NEVER)))]
         while stack:
-            node, path = stack.pop()
-            for nxt in following.get(node, ()):
-                if nxt == start and len(path) >= min_length:
-                    cycles.append(path)
-                elif nxt > start and nxt not in path and len(path) < max_length:
-                    stack.append((nxt, (*path, nxt)))
+            node, path, strong, first, second = stack.pop()
+            for nxt, link in following.get(node, ()):
+                ready = max(strong, link)
+                if nxt == start:
+                    if len(path) >= min_length and ready < second:
+                        cycles.append((path, second))
+                    continue
+                if nxt < start or nxt in path or len(path) >= max_length:
+                    continue
+                earliest = _two_earliest(first, second, hub_at.get(nxt, NEVER))
+                if ready < earliest[1]:
+                    stack.append((nxt, (*path, nxt), ready, *earliest))
     return sorted(cycles)
+
+
+def _two_earliest(first: int, second: int, time: int) -> tuple[int, int]:
+    """The two earliest of first ≤ second and time."""
+    return (time, first) if time < first else (first, min(second, time))
+
+
+def _through_one_hub(links: pl.DataFrame) -> pl.DataFrame:
+    """The links that can lie on a cycle of 3+ with at most one hub from the bucket's start: between
+    others, or between such a hub and another account that has a link to (from) a third one to go on
+    (to come from). Most of a market maker's links are to clients who deal with nobody else, and go."""
+    links = links.with_columns(
+        seller_hub=pl.col("seller_hub_at") == ALWAYS, buyer_hub=pl.col("buyer_hub_at") == ALWAYS
+    )
+    inner = links.filter(~pl.col("seller_hub") & ~pl.col("buyer_hub"))
+    onward = inner.select(*BUCKET, buyer="seller").unique()  # a non-hub that sells on to a non-hub
+    backward = inner.select(*BUCKET, seller="buyer").unique()  # a non-hub that buys from a non-hub
+    return pl.concat(
+        [
+            inner,
+            links.filter(pl.col("seller_hub") & ~pl.col("buyer_hub")).join(
+                onward, on=[*BUCKET, "buyer"], how="semi"
+            ),
+            links.filter(~pl.col("seller_hub") & pl.col("buyer_hub")).join(
+                backward, on=[*BUCKET, "seller"], how="semi"
+            ),
+        ]
+    ).drop("seller_hub", "buyer_hub")
 
 
 def _on_cycles(links: pl.DataFrame) -> pl.DataFrame:
@@ -132,7 +212,9 @@ def _on_cycles(links: pl.DataFrame) -> pl.DataFrame:
             return links
 
 
-def _groups(syms: list[int], buckets: list[int], cycles: list[tuple[int, ...]]) -> pl.DataFrame:
+def _groups(
+    syms: list[int], buckets: list[int], cycles: list[tuple[int, ...]], untils: list[int]
+) -> pl.DataFrame:
     """Groups as a frame; the member lists built from one flat array, not a Python list per group."""
     lengths = np.fromiter(map(len, cycles), np.int64, len(cycles))
     flat = np.fromiter(itertools.chain.from_iterable(cycles), np.int64, int(lengths.sum()))
@@ -143,7 +225,7 @@ def _groups(syms: list[int], buckets: list[int], cycles: list[tuple[int, ...]]) 
     )
     return pl.DataFrame(
         {"sym": pl.Series(syms, dtype=pl.Int64), "bucket": pl.Series(buckets, dtype=pl.Int64)}
-    ).with_columns(members[MEMBERS].cast(pl.List(pl.Int64)))
+    ).with_columns(members[MEMBERS].cast(pl.List(pl.Int64)), until=pl.Series(untils, dtype=pl.Int64))
 
 
 class PairIndex:
@@ -177,7 +259,7 @@ class PairIndex:
         self.ts, self.cell, self.block = (tape[name].to_numpy() for name in ("ts_us", "cell", "block"))
         self.new, self.amount, self.up = (tape[name].to_numpy() for name in ("new", "amount", "up"))
         self.lone = self.low == self.high
-        self.segment_start = _changes(self.sym, self.low, self.high)
+        self.segment_start = changes(self.sym, self.low, self.high)
         self.segment = np.cumsum(self.segment_start) - 1
         self.starts = np.flatnonzero(self.segment_start)
         self.window_start = self._window_starts()
@@ -223,11 +305,14 @@ class PairIndex:
         chosen = self.lone & (transfers >= min_self)
         chosen[pair[np.abs(bought - sold) <= (tolerance + LOOSE_NET) * (bought + sold)]] = True
         chosen = self.segment[chosen]  # in order
-        return chosen[_changes(chosen)]
+        return chosen[changes(chosen)]
 
     def ring_links(self, min_edge: int, max_counterparties: int) -> pl.DataFrame:
-        """Links (sym, bucket, seller, buyer) between two accounts, neither a hub in the bucket's first
-        cell, with ≥ min_edge transfers in the bucket and as many in one window ending in it.
+        """Links (sym, bucket, seller, buyer) between two accounts with ≥ min_edge transfers in the bucket
+        and as many in one window ending in it; with when each account is a hub (ALWAYS: in the bucket's
+        first cell; NEVER: not; a time: where that cell has no trades, as the second cell goes) and
+        when the link is strong (ALWAYS, or where the first cell has no trades the time of its
+        min_edge-th transfer).
 
         The last condition is not the proposal's but prunes only rings the check rejects: at a
         moment of the bucket's second cell every link needs min_edge transfers in the window,
@@ -236,7 +321,10 @@ class PairIndex:
         run, end = self._runs()
         pair = ~self.lone[run]
         run, end = run[pair], end[pair]
-        hub = _Hubs(self.block[run], self.low[run], self.high[run], self.accounts, max_counterparties)
+        hub = _Hubs(
+            self.block[run], self.low[run], self.high[run], self.ts[run], self.accounts, max_counterparties
+        )
+        hub.time_from(np.flatnonzero(~self._after_trades()))
         linking = self._linking(min_edge)[self.segment[run]]
         run, end = run[linking], end[linking]
         segment, cell, block = self.segment[run], self.cell[run], self.block[run]
@@ -269,8 +357,14 @@ class PairIndex:
                 (first, cell - 1, cell_before, count, strong),
             ):
                 usable = np.flatnonzero(keep & (n >= min_edge) & windowed)  # the hub look-ups only for these
-                at = bucket_block[usable]
-                usable = usable[~hub.any(at, seller[usable]) & ~hub.any(at, buyer[usable])]
+                before, during = bucket_block[usable], block[usable]
+                seller_at = hub.since(before, during, seller[usable])
+                buyer_at = hub.since(before, during, buyer[usable])
+                apart = (seller_at > ALWAYS) | (buyer_at > ALWAYS)  # two hubs from the start: on no ring
+                usable, seller_at, buyer_at = usable[apart], seller_at[apart], buyer_at[apart]
+                strong_at = np.full(usable.size, ALWAYS)
+                fresh = np.flatnonzero(bucket_block[usable] < 0)  # hubs and strength as the second cell goes
+                strong_at[fresh] = self._nth(moved, run[usable[fresh]], min_edge)
                 links.append(
                     pl.DataFrame(
                         {
@@ -278,10 +372,29 @@ class PairIndex:
                             "bucket": bucket[usable],
                             "seller": seller[usable],
                             "buyer": buyer[usable],
+                            "seller_hub_at": seller_at,
+                            "buyer_hub_at": buyer_at,
+                            "strong_at": strong_at,
                         }
                     )
                 )
         return pl.concat(links)
+
+    def _nth(self, flags: np.ndarray, start: np.ndarray, n: int) -> np.ndarray:
+        """The time of the n-th flagged row from each start row (which must have one)."""
+        if not start.size:
+            return np.zeros(0, np.int64)
+        total = np.concatenate([[0], np.cumsum(flags)])
+        return self.ts[np.searchsorted(total, total[start] + n) - 1]
+
+    def _after_trades(self) -> np.ndarray:
+        """Whether each (symbol, cell) block follows a cell of the same symbol with trades."""
+        earlier = np.maximum(np.arange(self.block_sym.size) - 1, 0)
+        return (
+            (np.arange(self.block_sym.size) > 0)
+            & (self.block_sym[earlier] == self.block_sym)
+            & (self.block_cell[earlier] == self.block_cell - 1)
+        )
 
     def _runs(self) -> tuple[np.ndarray, np.ndarray]:
         """Each segment's rows in one grid cell (a run), as row ranges [start, end)."""
@@ -296,27 +409,63 @@ class PairIndex:
 
 
 class _Hubs:
-    """Accounts with more than `max_counterparties` distinct others in a (symbol, cell) block.
+    """Accounts with more than `max_counterparties` distinct others in a (symbol, cell) block, and when
+    they got there: their first trade with the (max_counterparties + 1)-th.
 
-    Each run is one distinct pair in one block, so an account's counterparties there are its runs.
+    Each run is one distinct pair in one block, its first row the pair's first trade there, so an
+    account's counterparties in a block are its runs.
     """
 
     def __init__(
-        self, block: np.ndarray, low: np.ndarray, high: np.ndarray, accounts: int, max_counterparties: int
+        self,
+        block: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        first: np.ndarray,
+        accounts: int,
+        max_counterparties: int,
     ) -> None:
-        self.accounts = accounts
-        keys, counts = np.unique(
-            np.concatenate([block * accounts + low, block * accounts + high]), return_counts=True
-        )
-        self.keys = keys[counts > max_counterparties]
+        self.accounts, self.max_counterparties = accounts, max_counterparties
+        self.block = np.concatenate([block, block])
+        self.key = self.block * accounts + np.concatenate([low, high])
+        self.first = np.concatenate([first, first])
+        keys, counts = np.unique(self.key, return_counts=True)
+        self.hubs = keys[counts > max_counterparties]
+        self.timed_keys, self.times = np.zeros(0, np.int64), np.zeros(0, np.int64)
 
-    def any(self, block: np.ndarray, account: np.ndarray) -> np.ndarray:
-        """Whether each account is a hub in its block (-1: a cell without trades, where none is)."""
-        if not self.keys.size:
-            return np.zeros(block.size, bool)
-        key = block * self.accounts + account
-        at = np.minimum(np.searchsorted(self.keys, key), self.keys.size - 1)
-        return (block >= 0) & (self.keys[at] == key)
+    def time_from(self, blocks: np.ndarray) -> None:
+        """Learn when accounts become hubs in these blocks (those after a cell without trades): the one
+        sort of this runs over their few rows only."""
+        rows = np.flatnonzero(np.isin(self.block, blocks))
+        order = rows[np.lexsort((self.first[rows], self.key[rows]))]
+        keys, times = self.key[order], self.first[order]
+        starts = np.flatnonzero(changes(keys))
+        rank = np.arange(keys.size) - np.repeat(starts, np.diff(np.append(starts, keys.size)))
+        self.timed_keys, self.times = (
+            keys[rank == self.max_counterparties],
+            times[rank == self.max_counterparties],
+        )
+
+    def since(self, before: np.ndarray, during: np.ndarray, account: np.ndarray) -> np.ndarray:
+        """When each account is a hub for a bucket: ALWAYS if it is one in the first cell's block
+        (`before`), NEVER if not; where that cell has no trades (-1), the time it becomes one in the
+        second's (`during`), or NEVER."""
+        known = before >= 0
+        out = np.where(_among(self.hubs, before * self.accounts + account), ALWAYS, NEVER)
+        fresh = np.flatnonzero(~known)
+        if fresh.size and self.timed_keys.size:
+            wanted = during[fresh] * self.accounts + account[fresh]
+            at = np.minimum(np.searchsorted(self.timed_keys, wanted), self.timed_keys.size - 1)
+            out[fresh] = np.where(_among(self.timed_keys, wanted), self.times[at], NEVER)
+        return out
+
+
+def _among(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each key is in `sorted_keys`."""
+    if not sorted_keys.size:
+        return np.zeros(keys.size, bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return sorted_keys[at] == keys
 
 
 def window_clock(ts: np.ndarray, segment_start: np.ndarray, window_us: int) -> np.ndarray:
@@ -345,7 +494,7 @@ def _pair_order(sym: np.ndarray, low: np.ndarray, high: np.ndarray, accounts: in
     return np.lexsort((high, low, sym))
 
 
-def _changes(*columns: np.ndarray) -> np.ndarray:
+def changes(*columns: np.ndarray) -> np.ndarray:
     """Whether each row starts a new run of equal values in all columns."""
     changed = np.zeros(columns[0].size, bool)
     changed[:1] = True

@@ -100,6 +100,8 @@ class Tape:
     ts_us: np.ndarray
     price: np.ndarray
     amount: np.ndarray
+    sell: np.ndarray
+    """True where the taker sold: the order in which one instant's fills swept the book."""
     count: int
 
     @classmethod
@@ -119,6 +121,7 @@ class Tape:
             ts_us=frame["ts"].dt.epoch("us").to_numpy()[rows],
             price=frame["price"].to_numpy()[rows],
             amount=frame["amount"].to_numpy()[rows],
+            sell=(frame["side"] == "sell").fill_null(False).to_numpy()[rows],
             count=count,
         )
 
@@ -172,13 +175,23 @@ def bucket_moves(tape: Tape, bucket_us: int) -> tuple[np.ndarray, np.ndarray, np
     if starts.size == 0:
         return np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=bool)
     volume = np.add.reduceat(tape.notional, starts)
-    close = tape.price[np.append(starts[1:], bucket.size) - 1]
+    close = closing_prices(tape, starts)
     series = tape.series[starts]
     follows = np.zeros(starts.size, dtype=bool)
     follows[1:] = series[1:] == series[:-1]
     moved = np.zeros(starts.size, dtype=bool)
     moved[1:] = close[1:] != close[:-1]
     return tape.window[starts][follows], volume[follows], moved[follows]
+
+
+def closing_prices(tape: Tape, starts: np.ndarray) -> np.ndarray:
+    """Each bucket's last price (buckets are the runs of rows from `starts`), the fills of its last
+    instant taken in sweep order (up for buys, down for sells, as `engine.bars.sweep_order`), so the
+    row order of simultaneous trades cannot change it."""
+    lengths = np.diff(np.append(starts, tape.ts_us.size))
+    last_instant = np.repeat(tape.ts_us[starts + lengths - 1], lengths)
+    sweep = np.where(tape.sell, -tape.price, tape.price)  # prices are positive: abs() undoes the sign
+    return np.abs(np.maximum.reduceat(np.where(tape.ts_us == last_instant, sweep, -np.inf), starts))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from tapewatch.detect.base import Detector
+from tapewatch.detect.spoofing_l3 import EXECUTION
 from tapewatch.records import (
     BOOK_EVENT_SCHEMA,
     BOOK_EVENTS,
@@ -70,7 +71,7 @@ ORDERS = RecordKind(
     | _not_positive("price")
     | _negative("amount")
     | _not_in("side", TRADE_SIDES)
-    | _not_in("action", ORDER_ACTIONS),
+    | _not_in("action", (*ORDER_ACTIONS, EXECUTION)),
     "malformed: missing timestamp/symbol/order_id, non-positive price, negative amount, "
     "or unknown side/action",
 )

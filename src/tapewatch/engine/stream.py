@@ -32,6 +32,7 @@ import polars as pl
 
 from tapewatch.config import StreamSettings
 from tapewatch.detect.base import Detector, DetectorState
+from tapewatch.detect.calibration import calibrate
 from tapewatch.engine.bars import trades_to_bars
 from tapewatch.engine.kinds import TRADES, RecordKind
 from tapewatch.records import Alert, conform, to_iso
@@ -345,6 +346,7 @@ class StreamEngine:
         return work.filter(work["ts"].dt.epoch("us") > keep_from)
 
     def _emit(self, detector: Detector, alert: Alert, ready: pl.DataFrame) -> Emitted:
+        alert = calibrate(alert)
         arrived = ready.filter(
             (pl.col("venue") == alert.venue)
             & (pl.col("symbol") == alert.symbol)
@@ -382,7 +384,8 @@ class StreamEngine:
                 {"venue": [a.venue for a in alerts], "symbol": [a.symbol for a in alerts]}
             ).unique()
             frame = self._tail.join(keys, on=KEY, how="semi").sort(ORDER, maintain_order=True)
-            done += [Emitted(alert, update=True) for alert in detector.refresh_followups(alerts, frame)]
+            refreshed = detector.refresh_followups(alerts, frame)
+            done += [Emitted(calibrate(alert), update=True) for alert in refreshed]
         return done
 
     def _trim(self) -> None:

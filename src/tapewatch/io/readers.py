@@ -283,26 +283,42 @@ def _row_hashes(frame: pl.DataFrame, columns: list[str]) -> pl.Series:
     return frame.select(pl.struct(columns).hash()).to_series()
 
 
-def _drop_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
-    """Exact-duplicate rows removed, first occurrences kept in place.
+def _drop_duplicates(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """Exact-duplicate rows removed from a frame sorted by `keys`, first copies kept in place.
 
-    A 64-bit row hash finds duplicates at a fraction of the cost of
-    `unique(maintain_order=True)`; every dropped row is then matched column by
-    column against the kept rows with its hash, so a collision can never lose a
-    trade (should one happen, the exact method runs instead). Columns that are
-    null throughout (e.g. buyer/seller) cannot tell rows apart and are skipped.
+    Copies share their keys, so only rows with a neighbour of the same keys (a third of
+    real trades: sweeps print several trades in one millisecond) can be copies, and only
+    they are compared (`_later_copies`).
+    """
+    shared = pl.all_horizontal(pl.col(key).eq_missing(pl.col(key).shift(1)) for key in keys) & (
+        pl.int_range(pl.len()) > 0
+    )
+    tied = frame.select(shared | shared.shift(-1, fill_value=False)).to_series()
+    positions = tied.arg_true()
+    copies = _later_copies(frame[positions])
+    if not copies.any():
+        return frame
+    return frame.filter(~tied.scatter(positions, copies))  # the copies among the tied rows, nothing else
+
+
+def _later_copies(frame: pl.DataFrame) -> pl.Series:
+    """True on each row identical to an earlier row.
+
+    A 64-bit row hash finds them at a fraction of the cost of comparing whole rows;
+    every flagged row is then matched column by column against the first rows with its
+    hash, so a collision can never lose a trade (should one happen, the exact method
+    runs instead). Columns that are null throughout (e.g. buyer/seller) cannot tell
+    rows apart and are skipped.
     """
     columns = [name for name in frame.columns if frame[name].null_count() < frame.height] or frame.columns
     hashes = _row_hashes(frame, columns)
     first = hashes.is_first_distinct()
     if first.all():
-        return frame
-    kept = frame.filter(first)
-    dropped = frame.filter(~first)
-    originals = kept.filter(hashes.filter(first).is_in(hashes.filter(~first).implode()))
-    if dropped.join(originals, on=columns, how="anti", nulls_equal=True).height:
-        return frame.unique(maintain_order=True)
-    return kept
+        return ~first
+    originals = frame.filter(first & hashes.is_in(hashes.filter(~first).implode()))
+    if frame.filter(~first).join(originals, on=columns, how="anti", nulls_equal=True).height:
+        return ~frame.select(pl.struct(frame.columns).is_first_distinct()).to_series()
+    return ~first
 
 
 def _numbered_repeats(frame: pl.DataFrame) -> pl.DataFrame:
@@ -321,8 +337,9 @@ def _deduplicated(frames: list[pl.DataFrame], kind: Kind) -> tuple[pl.DataFrame,
         return empty_frame(SCHEMAS[kind]), 0
     if kind in REPEATS_ARE_EVENTS:
         frames = [_numbered_repeats(frame) for frame in frames]
-    combined = pl.concat(frames, how="vertical", rechunk=True)
-    unique = _drop_duplicates(combined).sort(SORT_KEYS[kind], maintain_order=True)
+    keys = SORT_KEYS[kind]
+    combined = pl.concat(frames, how="vertical", rechunk=True).sort(keys, maintain_order=True)
+    unique = _drop_duplicates(combined, keys)
     return unique.drop(REPEAT, strict=False), combined.height - unique.height
 
 

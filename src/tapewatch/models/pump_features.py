@@ -35,6 +35,7 @@ import polars as pl
 from tapewatch.config import PumpFeatureSettings
 from tapewatch.detect.pump_onset import KEY, order_starts
 from tapewatch.detect.scoring import stable
+from tapewatch.engine.bars import sweep_order
 
 _US = 1_000_000
 
@@ -104,14 +105,12 @@ def _chunk_values(trades: pl.DataFrame, settings: PumpFeatureSettings) -> pl.Laz
     """Per chunk: counts, volumes, buy share, prices, and the price before it (the previous chunk's last,
     when that chunk began within the shortest window — older is not "the previous chunk" any more)."""
     chunk_us = int(settings.chunk_s * _US)
-    order = order_starts()
     buy = pl.col("side") == "buy"
     per_trade = trades.lazy().with_columns(
         chunk_us=pl.col("ts").dt.epoch("us") // chunk_us * chunk_us,
-        first=order,
-        order_id=order.cum_sum(),
+        first=order_starts(),
+        fills=pl.len().over(*KEY, "ts", "side"),  # one taker order's fills, in whatever row order
     )
-    per_trade = per_trade.with_columns(fills=pl.len().over("order_id"))
     chunks = (
         per_trade.group_by(*KEY, "chunk_us", maintain_order=True)
         .agg(
@@ -124,7 +123,7 @@ def _chunk_values(trades: pl.DataFrame, settings: PumpFeatureSettings) -> pl.Laz
             volume_quote=(pl.col("price") * pl.col("amount")).sum(),
             price_max=pl.col("price").max(),
             price_min=pl.col("price").min(),
-            price_last=pl.col("price").last(),
+            price_last=pl.col("price").sort_by("ts", sweep_order()).last(),
         )
         .sort(*KEY, "chunk_us")
     )
