@@ -91,8 +91,13 @@ def grade_pumps(directory: Path) -> dict[str, Graded]:
         schema_overrides={"detected_at": TIME},
     ).with_columns(key=normalised_symbol())
     # Each file is one symbol around one event; its alerts belong to the half of the event it surrounds.
-    nearest = alerts.sort("detected_at").join_asof(
-        events.sort("event_time"), left_on="detected_at", right_on="event_time", by="key", strategy="nearest"
+    nearest = alerts.sort("key", "detected_at").join_asof(
+        events.sort("key", "event_time"),
+        left_on="detected_at",
+        right_on="event_time",
+        by="key",
+        strategy="nearest",
+        check_sortedness=False,  # sorted within each symbol, which is what the join needs
     )
     window = pl.col("detected_at").is_between(
         pl.col("event_time") - DEFAULT_BEFORE, pl.col("event_time") + DEFAULT_AFTER

@@ -96,8 +96,19 @@ def background(tape: Tape, until: float = SPOOF_AT + 60) -> None:
     tape.rows.sort(key=lambda row: row["ts"])
 
 
-def spoof(tape: Tape, t: float, account: str, prices: list[float], execute: bool = True, fill: bool = False):
-    """Big bids at `prices`, a sell by the same account hitting a background bid, then the bids pulled."""
+def spoof(
+    tape: Tape,
+    t: float,
+    account: str,
+    prices: list[float],
+    execute: bool = True,
+    fill: bool = False,
+    pull_after: float = 7.0,
+    replace_with: float | None = None,
+):
+    """Big bids at `prices`, a sell by the same account hitting a background bid 5 s in, then the bids
+    pulled `pull_after` s in (each replaced, in the same instant, by a bid of `replace_with` one tick
+    lower when given: a requote)."""
     ids = [f"{account}-spoof-{t}-{i}" for i in range(len(prices))]
     for i, (order_id, price) in enumerate(zip(ids, prices, strict=True)):
         tape.add(t + 0.2 * i, order_id, account, "buy", price, 200.0, "new")
@@ -105,12 +116,26 @@ def spoof(tape: Tape, t: float, account: str, prices: list[float], execute: bool
         tape.add(t + 3, ids[0], account, "buy", prices[0], 200.0, "fill")
     execution = None
     if execute:
-        tape.add(t + 4, "bgbid", "bg9", "buy", 99.99, 10.0, "new")
-        execution = tape.trade(t + 5, account, "sell", "bgbid", "bg9", 99.99, 10.0)
+        tape.add(t + 4, f"bgbid-{t}", "bg9", "buy", 99.99, 10.0, "new")
+        execution = tape.trade(t + 5, account, "sell", f"bgbid-{t}", "bg9", 99.99, 10.0)
     for i, order_id in enumerate(ids):
         if not fill or i:
-            tape.add(t + 7 + 0.1 * i, order_id, account, "buy", prices[i], 200.0, "cancel")
+            pulled = t + pull_after + 0.1 * i
+            tape.add(pulled, order_id, account, "buy", prices[i], 200.0, "cancel")
+            if replace_with is not None:
+                tape.add(pulled, f"{order_id}-requote", account, "buy", prices[i] - 0.01, replace_with, "new")
+    tape.rows.sort(key=lambda row: row["ts"])
     return ids, execution
+
+
+def crowd(tape: Tape, accounts: int, until: float = SPOOF_AT) -> None:
+    """`accounts` honest accounts that each rest one big bid for 5 s in the 10 minutes before `until`
+    and pull it, untied to any execution of theirs: spoof-shaped orders a busy symbol shows every hour."""
+    for k in range(accounts):
+        t = until - 600 + k * 600 / accounts
+        tape.add(t, f"crowd-{k}", f"crowd{k}", "buy", 99.99, 200.0, "new")
+        tape.add(t + 5, f"crowd-{k}", f"crowd{k}", "buy", 99.99, 200.0, "cancel")
+    tape.rows.sort(key=lambda row: row["ts"])
 
 
 def flip(tape: Tape, t: float, account: str, price: float, gap: float) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from spoof_tapes import (
     Tape,
     at,
     background,
+    crowd,
     deep_book,
     flip,
     market_maker,
@@ -78,6 +79,70 @@ def test_big_order_without_opposite_execution_is_quiet():
 def test_big_order_that_fills_is_quiet():
     assert run_l3(spoof_tape(fill=True)) == []
     assert run_l3(spoof_tape(fill=False))
+
+
+def test_a_cancel_by_self_trade_prevention_in_the_account_s_own_sweep_is_quiet():
+    """A bid the venue cancels in the instant the account's own sell printed at its price was taken off
+    by self-trade prevention, not pulled; the same instant with the sell printed above the bid, or the
+    bid pulled 2 s after the sell, is a pull."""
+    assert run_l3(spoof_tape(pull_after=5.0)) == []
+    assert run_l3(spoof_tape(pull_after=7.0))
+    tape = Tape()
+    background(tape)
+    spoof(tape, SPOOF_AT, "spf", [99.98], pull_after=5.0)
+    (alert,) = run_l3(tape)
+    assert alert.evidence["cancel_after_execution_s"] == 0.0
+
+
+def test_a_marketable_order_cancelled_at_once_is_a_taker_where_a_resting_one_is_bait():
+    """A big buy priced through the ask that takes what is there and has its rest cancelled in the same
+    instant (immediate-or-cancel) never rested; the same big bid resting 3 s at the touch and pulled
+    2 s before the account sells is bait."""
+    def tape_with(crossing: bool) -> Tape:
+        tape = Tape()
+        background(tape)
+        tape.add(SPOOF_AT - 1, "bgask", "bg8", "sell", 100.01, 10.0, "new")
+        price, life = (100.02, 0.0) if crossing else (99.99, 3.0)
+        tape.add(SPOOF_AT, "big", "spf", "buy", price, 200.0, "new")
+        if crossing:
+            tape.add(SPOOF_AT, "bgask", "bg8", "sell", 100.01, 10.0, "fill")
+            tape.add(SPOOF_AT, "big", "spf", "buy", 100.01, 10.0, "fill")
+        tape.add(SPOOF_AT + life, "big", "spf", "buy", price, 200.0, "cancel")
+        tape.add(SPOOF_AT + 4, "bgbid", "bg9", "buy", 99.99, 10.0, "new")
+        tape.trade(SPOOF_AT + 5, "spf", "sell", "bgbid", "bg9", 99.99, 10.0)
+        tape.rows.sort(key=lambda row: row["ts"])
+        return tape
+
+    assert run_l3(tape_with(crossing=True)) == []
+    (alert,) = run_l3(tape_with(crossing=False))
+    assert alert.evidence["execution_after_cancel_s"] == 2.0
+
+
+def test_a_requote_moves_the_pressure_where_a_pull_withdraws_it():
+    """A big bid cancelled in the instant the account places another big bid (a requote) took no
+    pressure off the book; replaced by a bid of the usual size, it did."""
+    assert run_l3(spoof_tape(replace_with=200.0)) == []
+    (alert,) = run_l3(spoof_tape(replace_with=10.0))
+    assert alert.evidence["account"] == "spf"
+
+
+def test_one_tie_among_many_accounts_pulling_big_orders_is_chance_several_are_not():
+    """One tie of a never-trading account is rare for one account, not for one of the dozen accounts
+    pulling big orders on the symbol that hour; the same account tying three times is rare for any."""
+    def tape_with(accounts: int, spoofs: int) -> Tape:
+        tape = Tape()
+        background(tape, until=SPOOF_AT + 120)
+        crowd(tape, accounts)
+        for k in range(spoofs):
+            spoof(tape, SPOOF_AT + 30 * k, "spf", [99.99])
+        return tape
+
+    (alone,) = run_l3(tape_with(accounts=0, spoofs=1))
+    assert alone.evidence["account_pattern"]["accounts_judged"] == 1
+    assert run_l3(tape_with(accounts=12, spoofs=1)) == []
+    alerts = run_l3(tape_with(accounts=12, spoofs=3))
+    assert alerts and {alert.evidence["account"] for alert in alerts} == {"spf"}
+    assert alerts[-1].evidence["account_pattern"]["accounts_judged"] > 1
 
 
 def test_spoofer_seen_only_in_the_trades_fires_beside_a_market_maker_that_does_not():

@@ -256,11 +256,14 @@ class SpoofingL3Settings(_Section):
         0.01,
         gt=0,
         le=1,
-        description="how likely chance alone gives the account's pattern, at most: its pulls landing as "
-        "close to its opposite executions as they did (a pull is that close by chance as often as the "
-        "account's own recent time is), over its recent large quick cancels (untied ones lower the "
-        "evidence, none vetoes it). A market maker trading both sides all day ties its pulls to executions "
-        "by chance; a spoofer ties them on purpose",
+        description="how likely chance alone gives the account's pattern to any of the symbol's accounts "
+        "judged that hour, at most: its pulls landing as close to its opposite executions as they did (a "
+        "pull is that close by chance as often as the account's own recent time is), over its recent large "
+        "quick cancels (untied ones lower the evidence, none vetoes it), times the accounts with spoof-shaped "
+        "episodes on the symbol over `pattern_min` that could have reached this bound (Bonferroni with "
+        "Tarone's count). A market maker trading both sides all day ties its pulls to executions by chance, "
+        "and among a hundred traders pulling big orders one ties a pull by chance every hour; a spoofer "
+        "ties them on purpose",
     )
 
 

@@ -67,7 +67,11 @@ class CalibrationTable:
 
 def fit_table(detector: str, raw: Sequence[float], real: Sequence[bool], fitted_on: str) -> CalibrationTable:
     """Isotonic regression of `real` on `raw`: the precision of alerts at each score, never decreasing
-    with the score. A handful of alerts gives a coarse table; the counts travel with it."""
+    with the score. A handful of alerts gives a coarse table; the counts travel with it.
+
+    No finite sample proves certainty: probabilities stay within Laplace's rule of succession
+    for the number of alerts fitted, 1/(n + 2) … (n + 1)/(n + 2), so 107 alerts that were all
+    real give 0.991, not 1."""
     from sklearn.isotonic import IsotonicRegression
 
     scores = np.asarray(raw, dtype=float)
@@ -77,7 +81,8 @@ def fit_table(detector: str, raw: Sequence[float], real: Sequence[bool], fitted_
     model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
     model.fit(scores, truth)
     knots_x = np.asarray(model.X_thresholds_, dtype=float)
-    knots_y = np.asarray(model.y_thresholds_, dtype=float)
+    bound = 1.0 / (scores.size + 2)
+    knots_y = np.clip(np.asarray(model.y_thresholds_, dtype=float), bound, 1.0 - bound)
     return CalibrationTable(
         detector=detector,
         raw=tuple(round(float(x), 6) for x in knots_x),

@@ -11,7 +11,12 @@ Each test says what the scheme is, measured on the symbol's and the account's ow
 - large: notional well above the symbol's typical order (trailing geometric mean); overlapping
   large orders of one account and side form an episode, closed when the last of them is gone
   (how it compares with what the account typically trades is evidence, not a gate);
-- bait: all pulled within `max_life_s`, nearly unfilled;
+- bait: all pulled within `max_life_s`, nearly unfilled. A cancel in the instant the account
+  places another large order on the same side is a requote (the pressure moved, it was not
+  withdrawn), and a cancel in the instant the account's own opposite execution printed at or
+  through the order's price is the venue's self-trade prevention: neither is a pull. An order
+  filled in full or cancelled in the instant it arrived (a market or immediate-or-cancel order)
+  never rested and showed nobody any pressure;
 - pressure: the episode's own amount is not dwarfed by what others display at better prices
   (`max_depth_ahead`, in the book rebuilt from the L3 stream): a count of levels means nothing
   in a book of many small orders;
@@ -21,7 +26,11 @@ Each test says what the scheme is, measured on the symbol's and the account's ow
   pulls as they were (the share of its own recent time that lies that close to one of them),
   over its recent large quick cancels (`max_chance`). A market maker trades both sides all day,
   so its pulls sit next to executions by chance; a spoofer ties them on purpose. Untied large
-  cancels weaken the evidence; no share, count or cancel ratio vetoes it.
+  cancels weaken the evidence; no share, count or cancel ratio vetoes it. Every account pulling
+  large orders on the symbol is judged so, and among a hundred of them one ties a pull by chance
+  every hour: the chance is multiplied by the number of accounts judged over the pattern window
+  that could have reached `max_chance` (Bonferroni with Tarone's count, so accounts that cannot
+  look tied, such as market makers trading all day, do not dilute the others).
 
 Executions are read wherever the data has them: the order stream's `fill`s and the trades'
 buyer and seller accounts (`order_events` merges those in as `trade` rows), maker or taker;
@@ -41,7 +50,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -138,10 +147,11 @@ class SpoofingL3Detector(FinalAlerts):
         are dropped before the (costlier) aggregation.
         """
         s = self.settings
-        pulled = (pl.col("cancelled") & ~pl.col("expired")).all().over("episode")
-        big = (pl.col("notional") >= s.min_book_ratio * pl.col("book_typical")).any().over("episode")
+        pulled = (pl.col("cancelled") & ~pl.col("expired")).all()
+        big = (pl.col("notional") >= s.min_book_ratio * pl.col("book_typical")).any()
+        shaped = orders.group_by("episode").agg(shaped=pulled & big).filter("shaped")["episode"]
         episodes = (
-            orders.filter(pulled & big)
+            orders.filter(pl.col("episode").is_in(shaped.implode()))
             .group_by("episode")
             .agg(
                 pl.col(*PARTY).first(),
@@ -173,7 +183,11 @@ class SpoofingL3Detector(FinalAlerts):
         """
         s = self.settings
         wait = timedelta(seconds=s.exec_after_cancel_s)
-        execs = executions.select(*KEY, "account", "ts", exec_side="side", exec_ts="ts").sort("ts")
+        execs = (  # only the episodes' accounts: the as-of joins below match on the account anyway
+            executions.filter(pl.col("account").is_in(episodes["account"].unique().implode()))
+            .select(*KEY, "account", "ts", exec_side="side", exec_ts="ts")
+            .sort("ts")
+        )
         joined = episodes.with_columns(exec_side=pl.col("side").replace_strict(OPPOSITE)).sort("closed")
         joined = _execution_near_close(joined, execs, "backward", None, "last_exec")
         joined = _execution_near_close(joined, execs, "forward", wait, "late_exec").with_columns(
@@ -224,14 +238,16 @@ class SpoofingL3Detector(FinalAlerts):
         gap = pl.coalesce("exec_gap_s", "late_gap_s").clip(lower_bound=s.timing_floor_s)
         party = ["episode", *KEY, "account", "exec_side", "start", "history"]
         tied = episodes.filter("tied").select(*party, reach=2 * gap)
-        count, share, seconds = self._chance_near_executions(tied, executions)
+        longest = max(s.baseline_min, s.recent_min)
+        clock = _execution_clock(executions, episodes.select(*party), longest)
+        count, share, seconds = self._chance_near_executions(tied, clock)
         surprise = tied.select(
             "episode",
             opposite_per_hour=stable(pl.Series(count * 3600 / seconds)),
             surprise=stable(-pl.Series(np.minimum(1.0, share)).log()),
         )
         every = episodes.select(*party, reach=pl.lit(2 * s.timing_floor_s))
-        _, floor_share, _ = self._chance_near_executions(every, executions)
+        _, floor_share, _ = self._chance_near_executions(every, clock)
         return (
             episodes.join(surprise, on="episode", how="left")
             .with_columns(pl.col("surprise").fill_null(0.0))
@@ -239,14 +255,14 @@ class SpoofingL3Detector(FinalAlerts):
         )
 
     def _chance_near_executions(
-        self, episodes: pl.DataFrame, executions: pl.DataFrame
+        self, episodes: pl.DataFrame, clock: _ExecutionClock
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per episode (with its `reach`): the account's opposite executions over the baseline, the
         share of its time within `reach` of one (see `_with_surprise`), and the seconds looked at."""
         s = self.settings
         reach = episodes["reach"].to_numpy()
-        count, covered, seconds = _time_near_executions(episodes, executions, s.baseline_min)
-        _, covered_now, seconds_now = _time_near_executions(episodes, executions, s.recent_min)
+        count, covered, seconds = _time_near_executions(episodes, clock, s.baseline_min)
+        _, covered_now, seconds_now = _time_near_executions(episodes, clock, s.recent_min)
         return count, np.maximum((covered + reach) / seconds, covered_now / seconds_now), seconds
 
     def _with_pattern(self, episodes: pl.DataFrame) -> pl.DataFrame:
@@ -384,7 +400,7 @@ def executions_of(events: pl.DataFrame) -> pl.DataFrame:
     on that side at that instant (both describe the same execution)."""
     fills = events.filter(pl.col("action") == "fill")
     named = events.filter(pl.col("action") == EXECUTION).join(
-        fills.select(*PARTY, "ts").unique(), on=[*PARTY, "ts"], how="anti"
+        fills.select(*PARTY, "ts"), on=[*PARTY, "ts"], how="anti"
     )
     return pl.concat([fills, named])
 
@@ -420,15 +436,15 @@ def with_episodes(orders: pl.DataFrame) -> pl.DataFrame:
     so the islands do not depend on the rows' order). The rows come back in their input order
     (only a sort on time, none on the party's strings: that dominated).
     """
-    reach = pl.col("stop").cum_max().shift(1).over(PARTY)
-    return (
+    reach = pl.col("stop").cum_max().shift(1)
+    opens = reach.is_null() | (pl.col("placed") >= reach)
+    return (  # one window over the party's strings, not two
         orders.with_row_index("_input")
         .sort("placed", "stop")
         .with_row_index("_at")
-        .with_columns(_opens=reach.is_null() | (pl.col("placed") >= reach))
-        .with_columns(episode=pl.when("_opens").then("_at").forward_fill().over(PARTY))
+        .with_columns(episode=pl.when(opens).then("_at").forward_fill().over(PARTY))
         .sort("_input")
-        .drop("_input", "_at", "_opens")
+        .drop("_input", "_at")
     )
 
 
@@ -463,7 +479,9 @@ def lifecycles(orders: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
 
     Later events find their order through a hash of the order id, checked against the full
     key afterwards (a join on three strings over every event was the costliest step). An
-    order filled in the very microsecond it arrived (a taker) never rested and is marked `taker`.
+    order filled in full or cancelled in the very microsecond it arrived (a taker: a market or
+    immediate-or-cancel order, its unfilled rest cancelled at once) never rested, showed nobody any
+    pressure, and is marked `taker`.
     """
     link = pl.col("order_id").hash()
     later = events.filter(pl.col("action") != "new").select(*ORDER, "ts", "action", "amount", link=link)
@@ -471,12 +489,22 @@ def lifecycles(orders: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
         orders.select(*ORDER, "placed", "row", link=link), on="link", suffix="_order"
     ).filter(pl.all_horizontal([pl.col(name) == pl.col(f"{name}_order") for name in ORDER]))
     is_fill = pl.col("action") == "fill"
-    ends = matched.group_by("row").agg(
-        cancel=pl.col("ts").filter(pl.col("action") == "cancel").min(),
-        filled=pl.col("amount").filter(is_fill).sum(),
-        last_fill=pl.col("ts").filter(is_fill).max(),
-        arrival_fill=pl.col("amount").filter(is_fill & (pl.col("ts") == pl.col("placed"))).sum(),
-        modifies=(pl.col("action") == "modify").sum(),
+    ends = (  # plain aggregations of masked columns: a filter inside an aggregation runs group by group
+        matched.select(
+            "row",
+            cancel=pl.when(pl.col("action") == "cancel").then("ts"),
+            filled=pl.when(is_fill).then("amount"),
+            last_fill=pl.when(is_fill).then("ts"),
+            arrival_fill=pl.when(is_fill & (pl.col("ts") == pl.col("placed"))).then("amount"),
+            modifies=pl.col("action") == "modify",
+        )
+        .group_by("row")
+        .agg(
+            pl.col("cancel").min(),
+            pl.col("filled", "arrival_fill").sum(),
+            pl.col("last_fill").max(),
+            pl.col("modifies").sum(),
+        )
     )
     full = pl.col("filled") >= pl.col("amount") * (1 - 1e-9)
     return (
@@ -485,7 +513,8 @@ def lifecycles(orders: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
         .with_columns(
             end=pl.col("cancel").fill_null(pl.when(full).then(pl.col("last_fill"))),
             cancelled=pl.col("cancel").is_not_null(),
-            taker=pl.col("arrival_fill") >= pl.col("amount") * (1 - 1e-9),
+            taker=(pl.col("arrival_fill") >= pl.col("amount") * (1 - 1e-9))
+            | (pl.col("cancel") == pl.col("placed")).fill_null(False),
         )
     )
 
@@ -498,15 +527,27 @@ def _pulled(orders: pl.DataFrame, executions: pl.DataFrame) -> pl.DataFrame:
       printed at or through the order's price (its sweep reached its own order, and the venue took that
       order off instead of matching it)."""
     at_cancel = orders.filter(pl.col("cancelled")).select("row", *PARTY, "price", ts="cancel")
-    replaced = at_cancel.join(orders.select(*PARTY, ts="placed"), on=[*PARTY, "ts"], how="semi")
+    placed = orders.select(*PARTY, "row", ts="placed")
+    replaced = _at_shared_instants(at_cancel, placed).join(placed, on=[*PARTY, "ts"]).filter(
+        pl.col("row") != pl.col("row_right")
+    )
     sign = pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0)
+    through = (pl.col("exec_price") - pl.col("price")) * pl.col("sign") <= _PRICE_TOLERANCE * pl.col("price")
+    executed = executions.select(*PARTY, "ts", exec_price="price")
     swept = (
-        at_cancel.with_columns(sign=sign, side=pl.col("side").replace_strict(OPPOSITE))
-        .join(executions.select(*PARTY, "ts", exec_price="price"), on=[*PARTY, "ts"])
-        .filter((pl.col("exec_price") - pl.col("price")) * pl.col("sign") <= _PRICE_TOLERANCE * pl.col("price"))
+        _at_shared_instants(at_cancel, executed)
+        .with_columns(sign=sign, side=pl.col("side").replace_strict(OPPOSITE))
+        .join(_at_shared_instants(executed, at_cancel), on=[*PARTY, "ts"])
+        .filter(through)
     )
     kept = pl.concat([replaced.select("row"), swept.select("row")])["row"].implode()
     return orders.with_columns(cancelled=pl.col("cancelled") & ~pl.col("row").is_in(kept))
+
+
+def _at_shared_instants(rows: pl.DataFrame, others: pl.DataFrame) -> pl.DataFrame:
+    """The `rows` at an instant (`ts`) some of `others` share: a cheap cut on the time alone before a
+    join on the accounts' strings and the time."""
+    return rows.filter(pl.col("ts").is_in(others["ts"].implode()))
 
 
 def _with_accounts_judged(
@@ -516,31 +557,62 @@ def _with_accounts_judged(
     spoof-shaped episode on its symbol decided within the `pattern_min` up to its decision that could
     have looked as tied as they need to (Tarone's count: the least k such that at most k accounts could
     reach `max_chance / k`; an account that cannot reach it, such as one trading both sides all day,
-    cannot raise a false alarm and does not dilute the others)."""
+    cannot raise a false alarm and does not dilute the others).
+
+    Each candidate reads only its window of the symbol's episodes (one searchsorted, no join of
+    every candidate with every episode of its symbol: that dominated the detector)."""
     window = timedelta(minutes=pattern_min)
-    pairs = (
-        candidates.select("episode", *KEY, "ts")
-        .join(episodes.select(*KEY, "account", "decided", "attainable"), on=KEY)
-        .filter((pl.col("decided") <= pl.col("ts")) & (pl.col("decided") > pl.col("ts") - window))
-        .group_by("episode", "account")
+    decided = _episodes_in_window(candidates, episodes, window)
+    best = (
+        decided.group_by("candidate", "account")
         .agg(pl.col("attainable").min())
-        .sort("episode", "attainable")
+        .sort("candidate", "attainable")
     )
-    counts = pairs.group_by("episode", maintain_order=True).agg(
-        accounts_judged=pl.col("attainable").map_batches(
-            lambda best: pl.Series([_tarone_count(best.to_numpy(), max_chance)]), returns_scalar=True
-        )
+    rank = pl.int_range(1, pl.len() + 1).over("candidate")
+    # With the chances ascending, at most k of them reach max_chance / k when k is all of them or
+    # the (k + 1)-th does not reach it.
+    fits = (pl.col("k") == pl.len().over("candidate")) | (
+        pl.col("attainable").shift(-1).over("candidate") > max_chance / pl.col("k")
     )
-    return candidates.join(counts, on="episode", how="left").with_columns(
-        pl.col("accounts_judged").fill_null(1)
+    counts = (
+        best.with_columns(k=rank)
+        .filter(fits)
+        .group_by("candidate")
+        .agg(accounts_judged=pl.col("k").min())
+    )
+    return (
+        candidates.with_row_index("candidate")
+        .join(counts, on="candidate", how="left")
+        .with_columns(pl.col("accounts_judged").fill_null(1))
+        .drop("candidate")
     )
 
 
-def _tarone_count(attainable: np.ndarray, max_chance: float) -> int:
-    """The least k ≥ 1 with at most k of the (ascending) `attainable` chances at or below max_chance / k."""
-    k = np.arange(1, attainable.size + 1)
-    reachable = np.searchsorted(attainable, max_chance / k, side="right")
-    return int(k[reachable <= k][0]) if attainable.size else 1
+def _episodes_in_window(candidates: pl.DataFrame, episodes: pl.DataFrame, window: timedelta) -> pl.DataFrame:
+    """Pairs of a candidate (by row number) and an episode on its symbol decided in the `window` up to
+    the candidate's `ts`, with the episode's account and `attainable`."""
+    groups = pl.concat([episodes.select(KEY), candidates.select(KEY)]).unique().with_row_index("group")
+    base, span = _time_range(episodes["decided"], candidates["ts"], candidates["ts"] - window)
+    decided = (
+        episodes.select(*KEY, "account", "decided", "attainable")
+        .join(groups, on=KEY)
+        .with_columns(clock=_clock("decided", base, span))
+        .sort("clock")
+    )
+    asked = candidates.join(groups, on=KEY, how="left", maintain_order="left").select(
+        _clock("ts", base, span)
+    )
+    clock = decided["clock"].to_numpy()
+    window_us = int(window / timedelta(microseconds=1))
+    at = asked.to_series().to_numpy()
+    lo = np.searchsorted(clock, at - window_us, side="right")
+    hi = np.searchsorted(clock, at, side="right")
+    counts = hi - lo
+    owner = np.repeat(np.arange(candidates.height), counts)
+    index = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    return decided.select("account", "attainable")[index].with_columns(
+        candidate=pl.Series(owner, dtype=pl.UInt32)
+    )
 
 
 def _in_time_order(frame: pl.DataFrame) -> pl.DataFrame:
@@ -562,8 +634,31 @@ def _span(events: pl.DataFrame, state: DetectorState | None) -> pl.DataFrame:
     )
 
 
+class _ExecutionClock(NamedTuple):
+    """Every account's executions per side as one sorted int64 clock (see `_clock`), built once for all
+    the chance tests of a frame: joining the executions with their groups was the costly part."""
+
+    groups: pl.DataFrame
+    """(venue, symbol, account, exec_side) -> group, covering every episode's party."""
+    base: int
+    span: int
+    clock: np.ndarray
+
+
+def _execution_clock(executions: pl.DataFrame, episodes: pl.DataFrame, minutes: float) -> _ExecutionClock:
+    """The clock of `executions`, wide enough for every episode's `start` and the `minutes` before it
+    (or its `history`)."""
+    party = [*KEY, "account", "exec_side"]
+    stamps = executions.select(*KEY, "account", "ts", exec_side="side")
+    groups = pl.concat([stamps.select(party), episodes.select(party)]).unique().with_row_index("group")
+    earliest = episodes["start"] - timedelta(minutes=minutes)
+    base, span = _time_range(stamps["ts"], earliest, episodes["start"], episodes["history"])
+    clock = stamps.join(groups, on=party).select(_clock("ts", base, span))
+    return _ExecutionClock(groups, base, span, np.sort(clock.to_series().to_numpy()))
+
+
 def _time_near_executions(
-    tied: pl.DataFrame, executions: pl.DataFrame, minutes: float
+    tied: pl.DataFrame, executions: _ExecutionClock, minutes: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per tied episode, over the `minutes` before its start (or its symbol's history so far): the
     account's opposite executions, the seconds lying within `reach` after one of them (each adds its
@@ -573,12 +668,8 @@ def _time_near_executions(
         since=pl.max_horizontal(pl.col("start") - timedelta(minutes=minutes), "history")
     )
     party = [*KEY, "account", "exec_side"]
-    stamps = executions.select(*KEY, "account", "ts", exec_side="side")
-    groups = pl.concat([stamps.select(party), tied.select(party)]).unique().with_row_index("group")
-    base, span = _time_range(stamps["ts"], tied["since"], tied["start"])
-    clock = stamps.join(groups, on=party).select(_clock("ts", base, span))
-    clock = np.sort(clock.to_series().to_numpy())
-    bounds = tied.join(groups, on=party, how="left", maintain_order="left").select(
+    base, span, clock = executions.base, executions.span, executions.clock
+    bounds = tied.join(executions.groups, on=party, how="left", maintain_order="left").select(
         lo=_clock("since", base, span), hi=_clock("start", base, span)
     )
     lo = np.searchsorted(clock, bounds["lo"].to_numpy(), side="left")
@@ -647,11 +738,13 @@ def _with_traded(orders: pl.DataFrame, executions: pl.DataFrame) -> pl.DataFrame
 
 
 def _account_typical(orders: pl.DataFrame, executions: pl.DataFrame, baseline_min: float) -> pl.DataFrame:
-    """The geometric-mean notional the account executed over the baseline before each placement."""
+    """The geometric-mean notional the account executed over the baseline before each placement
+    (only the orders' accounts are read: sorting every account's executions was the costly part)."""
     window = f"{int(baseline_min * 60 * _US)}i"
     party = [*KEY, "account"]
     typical = (
-        executions.sort(*party, "ts")
+        executions.filter(pl.col("account").is_in(orders["account"].unique().implode()))
+        .sort(*party, "ts")
         .with_columns(
             account_typical=stable(
                 (pl.col("price") * pl.col("amount"))
@@ -695,22 +788,21 @@ def _with_touch(
     side_key = [*KEY, "side"]
     window = timedelta(minutes=settings.book_window_min)
     moments = members.select(*side_key, moment=pl.col("placed")).unique().sort("moment")
-    recent = (
-        book.join(moments.select(KEY).unique(), on=KEY, how="semi")
-        .join_asof(
-            moments,
-            left_on="ts",
-            right_on="moment",
-            by=side_key,
-            strategy="forward",
-            tolerance=window,
-            check_sortedness=False,
-        )
-        .filter(pl.col("moment").is_not_null())
-    )
+    recent = _shortly_before(book, moments["moment"], window).join_asof(
+        moments,
+        left_on="ts",
+        right_on="moment",
+        by=side_key,
+        strategy="forward",
+        tolerance=window,
+        check_sortedness=False,
+    ).filter(pl.col("moment").is_not_null())
     numbered = members.with_row_index("member")
     near = _resting_at_placement(numbered, _traded_away(_segments(recent), prints), window)
-    near = near.filter(~_traded_through(near, prints.join(moments.select(KEY).unique(), on=KEY, how="semi")))
+    recent_prints = _shortly_before(prints, moments["moment"], window).join(
+        moments.select(KEY).unique(), on=KEY, how="semi"
+    )
+    near = near.filter(~_traded_through(near, recent_prints))
     sign = pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0)
     better = (pl.col("other_price") - pl.col("price")) * sign > 0
     touch = near.group_by("member").agg(
@@ -727,6 +819,19 @@ def _with_touch(
         .with_columns(touch_distance=distance)
         .drop("member")
     )
+
+
+def _shortly_before(events: pl.DataFrame, moments: pl.Series, window: timedelta) -> pl.DataFrame:
+    """The events within `window` before one of the (sorted) `moments` of any symbol: one searchsorted
+    over their times cuts the tape to the slivers the book is rebuilt from before anything is joined
+    on the symbol's strings."""
+    at = moments.dt.epoch("us").to_numpy()
+    if at.size == 0:
+        return events.clear()
+    ts = events["ts"].dt.epoch("us").to_numpy()
+    following = at[np.minimum(np.searchsorted(at, ts, side="left"), at.size - 1)]
+    reach = window // timedelta(microseconds=1)
+    return events.filter(pl.Series((following >= ts) & (following - ts <= reach)))
 
 
 def _resting_at_placement(members: pl.DataFrame, segments: pl.DataFrame, window: timedelta) -> pl.DataFrame:
