@@ -95,8 +95,10 @@ Grades = dict[Key, GradedEpisodes]
 
 
 def detect_family_market(market: SimulatedMarket, names: tuple[str, ...] = DETECTORS) -> list[Alert]:
-    """The named detectors at default settings through the batch engine, as `tapewatch detect` runs
-    them on trades + L3 order events + the L2 book those events imply."""
+    """The named detectors at default settings through the batch engine on trades + L3 order events,
+    as `tapewatch detect` runs them, and on the L2 book those events imply — rebuilt here, with the
+    fills a feed without fill rows leaves out inferred from the trades (`with_maker_fills`), which
+    `tapewatch detect` does not do: a real public L2 feed shows the book after executions."""
     detectors = build_detectors(Settings(), list(names))
     book = book_events(l2_from_l3(with_maker_fills(market.orders, market.trades)), market.trades)
     return run_batch(detectors, market.trades, empty_frame(BAR_SCHEMA), orders=market.orders, book=book)

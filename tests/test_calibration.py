@@ -68,6 +68,7 @@ def test_a_detector_without_a_table_keeps_its_raw_score_and_is_at_most_medium():
 
 def test_shipped_tables_name_registered_detectors_and_are_monotone():
     tables = load_tables()
+    assert set(tables) == {"pump_onset", "wash_accounts", "spoofing_l3", "spoofing_l2"}
     assert set(tables) <= set(DETECTORS)
     for table in tables.values():
         assert list(table.raw) == sorted(table.raw)

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from tapewatch.config import StreamSettings, WashAccountsSettings
-from tapewatch.detect import wash_accounts_graph as graph
+from tapewatch.detect import wash_accounts, wash_accounts_graph as graph
 from tapewatch.detect.base import DetectorState
 from tapewatch.detect.wash_accounts import WashAccountsDetector
 from tapewatch.engine.batch import run_batch
@@ -383,6 +383,29 @@ def test_the_stream_in_random_chunks_gives_the_batch_alerts():
     assert sorted(final) == sorted(alert.id for alert in batch)
     for alert in batch:
         assert final[alert.id].model_dump(exclude={"timing"}) == alert.model_dump(exclude={"timing"})
+
+
+def test_a_tape_cut_into_parts_of_whole_symbols_gives_the_alerts_of_one_pass(monkeypatch):
+    market = simulate_market(
+        SimulationConfig(seed=3, symbols=3, hours=12, wash_groups_per_symbol_day=6, pumps_per_symbol_day=0)
+    )
+    trades = market.trades.select(list(TRADE_SCHEMA))
+    whole = WashAccountsDetector().detect(trades)
+    assert len({alert.symbol for alert in whole}) == 3
+    monkeypatch.setattr(wash_accounts, "PART_ROWS", 1)  # one symbol per part
+    assert len(wash_accounts._symbol_parts(trades)) == 3
+    parts = WashAccountsDetector().detect(trades)
+    assert [a.model_dump() for a in parts] == [a.model_dump() for a in whole]
+    state_whole, state_parts = DetectorState(), DetectorState()
+    half = trades["ts"].min() + timedelta(hours=6)
+    monkeypatch.setattr(wash_accounts, "PART_ROWS", 1 << 20)
+    first = WashAccountsDetector().detect(trades.filter(pl.col("ts") <= half), state_whole)
+    first += WashAccountsDetector().detect(trades, state_whole)
+    monkeypatch.setattr(wash_accounts, "PART_ROWS", 1)
+    second = WashAccountsDetector().detect(trades.filter(pl.col("ts") <= half), state_parts)
+    second += WashAccountsDetector().detect(trades, state_parts)
+    assert first and [a.id for a in second] == [a.id for a in first]
+    assert state_parts.decided_until == state_whole.decided_until
 
 
 def test_state_carries_the_cooldown_across_calls():

@@ -101,9 +101,10 @@ def write_tables(tables: Iterable[CalibrationTable], path: Path = TABLES_PATH) -
 
 @cache
 def load_tables(path: Path = TABLES_PATH) -> dict[str, CalibrationTable]:
-    """The shipped tables by detector name (none when the file is absent)."""
+    """The shipped tables by detector name. The file ships inside the package: without it every score
+    would silently stay raw, so its absence is an installation error, said as such."""
     if not path.exists():
-        return {}
+        raise FileNotFoundError(f"calibration tables '{path}' missing: reinstall tapewatch")
     data = json.loads(path.read_text())
     return {
         name: CalibrationTable(

@@ -47,6 +47,7 @@ at which the cost stays bounded: a million trades at the loosest allowed values 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,6 +67,8 @@ KEY = ["venue", "symbol"]
 GROUP_KEY = [*KEY, "group"]
 _CELLS = 1 << 18
 """Padded window rows per batch of moments (see `_Sets._batches`): bounds the look-backs' memory."""
+PART_ROWS = 1 << 20
+"""Rows per pass of `detect` (whole symbols; a larger symbol alone): see `_symbol_parts`."""
 TIE_ORDER = ["trade_id", "buyer", "seller", "price", "amount"]
 """After venue, symbol and ts: the order that makes the rows of one instant a total order."""
 LAP_SHARE_SCALE = 0.5
@@ -106,12 +109,17 @@ class WashAccountsDetector:
 
     def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
         """Alerts for every symbol in a trades frame sorted by venue, symbol, ts (see DetectorState)."""
+        if not _names_accounts(frame):  # a public tape: skip the encoding (a quarter of the read's cost)
+            return _nothing_found(frame, state)
+        alerts = [alert for part in _symbol_parts(frame) for alert in self._detect_part(part, state)]
+        return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol, alert.evidence["group"]))
+
+    def _detect_part(self, frame: pl.DataFrame, state: DetectorState | None) -> list[Alert]:
+        """`detect` on whole symbols (see `_symbol_parts`), unsorted."""
         frame, names = _encoded(frame)
         transfers = self._transfers(frame)
         if transfers.is_empty():
-            if state is not None and not frame.is_empty():
-                state.advance(KEY, frame.select(*KEY, "ts"), frame.select(*KEY, "ts").clear())
-            return []
+            return _nothing_found(frame, state)
         groups, among = self._groups(transfers)
         sets = _Sets(groups, among, names, self._window_us)
         moments = self._qualifying(sets, frame, state)
@@ -124,8 +132,7 @@ class WashAccountsDetector:
         if triggers.is_empty():
             return []
         alerts = self._alerts(triggers, sets)
-        alerts = self._with_followups(alerts, among, _newest(transfers))
-        return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol, alert.evidence["group"]))
+        return self._with_followups(alerts, among, _newest(transfers))
 
     def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
         """Recompute each alert's follow-up from `frame` (its symbol's trades up to now)."""
@@ -142,9 +149,7 @@ class WashAccountsDetector:
         """
         if "buyer_id" not in frame.columns:
             return pl.DataFrame(schema={"venue": pl.String, "symbol": pl.String})
-        known = frame.filter(
-            pl.col("buyer_id").is_not_null() & pl.col("seller_id").is_not_null() & (pl.col("amount") > 0)
-        )
+        known = frame.filter(_names_both("buyer_id", "seller_id"))
         return known.select(
             *KEY,
             "ts",
@@ -172,9 +177,9 @@ class WashAccountsDetector:
         screened = index.may_qualify(s.min_self_trades, s.min_edge_trades, s.min_trades, s.net_tolerance)
         edges = graph.transfers_by_bucket(
             graph.transfers_by_cell(
-                transfers[index.rows(screened)].select(
-                    "sym", "cell", "new", seller="seller_id", buyer="buyer_id"
-                )
+                transfers.select("sym", "cell", "new", seller="seller_id", buyer="buyer_id")[
+                    index.rows(screened)
+                ]
             )
         )
         groups = pl.concat(
@@ -822,13 +827,14 @@ class _Tape:
     def __init__(self, frame: pl.DataFrame, window_us: int) -> None:
         self.window_us = window_us
         sym = frame["sym"].to_numpy()
-        self.clock = graph.window_clock(
-            frame["ts"].dt.epoch("us").to_numpy(), np.diff(sym, prepend=-1) != 0, window_us
-        )
-        self.amount = frame["amount"].to_numpy()
-        self.buyer, self.seller = (frame[name].fill_null(-1).to_numpy() for name in ("buyer_id", "seller_id"))
         self.times = frame["ts"]
         ts = self.times.dt.epoch("us").to_numpy()
+        self.clock = graph.window_clock(ts, np.diff(sym, prepend=-1) != 0, window_us)
+        self.amount = frame["amount"].to_numpy()
+        self.buyer, self.seller = (frame[name].fill_null(-1).to_numpy() for name in ("buyer_id", "seller_id"))
+        self.selfish = self.buyer == self.seller
+        # Account ids and one slot past them, for -1 (no account): the last slot is never an account.
+        self.slots = int(max(self.buyer.max(initial=-1), self.seller.max(initial=-1))) + 2
         self.instant = np.cumsum((np.diff(ts, prepend=ts[:1] - 1) != 0) | (np.diff(sym, prepend=-1) != 0))
 
     def _windows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -861,14 +867,15 @@ class _Tape:
         account = accounts[lone]
         lo, hi = self._windows(rows[lone])
         key = account * self.amount.size
+        self_rows = self._appearances(account, "self_rows")
         own_buys, own_sells, own_self = (
             np.searchsorted(where, key + hi) - np.searchsorted(where, key + lo)
-            for where in (self._appearances(account, kind) for kind in ("buys", "sells", "self_rows"))
+            for where in (self._appearances(account, "buys"), self._appearances(account, "sells"), self_rows)
         )
         trades = hi - lo - own_self
         mean = own_buys * own_sells / np.maximum(trades, 1)  # λ over the window
         columns = {
-            **self._least_likely_burst(account, lo, hi, mean / np.maximum(trades, 1)),
+            **self._least_likely_burst(account, lo, hi, mean / np.maximum(trades, 1), self_rows),
             "own_buys_w": own_buys,
             "own_sells_w": own_sells,
             "symbol_trades_w": trades,
@@ -884,16 +891,14 @@ class _Tape:
         ).drop("span_start_row")
 
     def _least_likely_burst(
-        self, account: np.ndarray, lo: np.ndarray, hi: np.ndarray, rate: np.ndarray
+        self, account: np.ndarray, lo: np.ndarray, hi: np.ndarray, rate: np.ndarray, self_rows: np.ndarray
     ) -> dict[str, np.ndarray]:
         """Per account and window [lo, hi): of the spans from each of its self-trades (an anchor) to the
         window's end, the one whose self-trades are least likely by chance — at `rate` self-trades per
-        symbol trade — with that chance times the anchors tried."""
+        symbol trade — with that chance times the anchors tried. `self_rows`: the accounts' self-trade
+        rows (see `_appearances`)."""
         key = account * self.amount.size
-        selfs, self_rows = (
-            self._appearances(account, "self_transfers"),
-            self._appearances(account, "self_rows"),
-        )
+        selfs = self._once_per_instant(self_rows)
         first, last = np.searchsorted(selfs, key + lo), np.searchsorted(selfs, key + hi)
         owner, anchor = _ranges(first, last)
         start = selfs[anchor] - key[owner]  # each anchor's tape row
@@ -915,20 +920,20 @@ class _Tape:
 
     def _appearances(self, accounts: np.ndarray, kind: str) -> np.ndarray:
         """The trades of one kind of these accounts, sorted as one key account · rows + row: an account's
-        trades in a range of rows are a range of keys. Kinds: its buys and its sells against others, its
-        self-trade rows, and its self-trades counted once per instant (one order meeting several of
-        its own resting ones is one self-trade)."""
-        wanted = np.zeros(int(max(self.buyer.max(initial=-1), self.seller.max(initial=-1))) + 2, bool)
-        wanted[accounts] = True  # index -1 (no account) stays unwanted: the last slot is never an account
-        selfish = self.buyer == self.seller
+        trades in a range of rows are a range of keys. Kinds: its buys and its sells against others, and
+        its self-trade rows."""
+        wanted = np.zeros(self.slots, bool)
+        wanted[accounts] = True  # index -1 (no account) stays unwanted
         side = self.seller if kind == "sells" else self.buyer
-        chosen = wanted[side] & (selfish if kind.startswith("self") else ~selfish)
+        chosen = wanted[side] & (self.selfish if kind.startswith("self") else ~self.selfish)
         row = np.flatnonzero(chosen)
-        keys = np.sort(side[row] * self.amount.size + row)
-        if kind == "self_transfers":
-            account, row = np.divmod(keys, self.amount.size)
-            keys = keys[graph.changes(account, self.instant[row])]
-        return keys
+        return np.sort(side[row] * self.amount.size + row)
+
+    def _once_per_instant(self, self_rows: np.ndarray) -> np.ndarray:
+        """Self-trade rows (keys as `_appearances` gives them) counted once per instant: one order meeting
+        several of its own resting ones is one self-trade."""
+        account, row = np.divmod(self_rows, self.amount.size)
+        return self_rows[graph.changes(account, self.instant[row])]
 
 
 def _argmin_per_owner(values: np.ndarray, owner: np.ndarray, owners: int) -> np.ndarray:
@@ -936,6 +941,48 @@ def _argmin_per_owner(values: np.ndarray, owner: np.ndarray, owners: int) -> np.
     first, on ties); every owner must have at least one element."""
     order = np.lexsort((np.arange(values.size), values, owner))
     return order[np.searchsorted(owner[order], np.arange(owners))]
+
+
+def _symbol_parts(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    """The frame cut, between symbols, into runs of whole symbols of at most `PART_ROWS` rows (or one
+    larger symbol).
+
+    Every symbol is decided alone — its groups, windows, cooldowns and follow-ups never read
+    another's rows — so the parts give the alerts the whole frame does. But a long tape's
+    working arrays would run to hundreds of megabytes, which the allocator maps afresh for
+    each temporary: faulting their pages in cost about as much as the work itself. Parts keep
+    them small enough to be reused. A symbol split into several runs (an unsorted frame) is
+    left whole: one part.
+    """
+    sym = frame.select(pl.struct(*KEY).rle_id())
+    starts = np.flatnonzero(graph.changes(sym.to_series().to_numpy()))
+    if starts.size < 2 or not frame.select(KEY)[starts].is_unique().all():
+        return [frame]
+    bounds = [0]
+    for start, end in zip(starts[1:], np.append(starts[2:], frame.height), strict=True):
+        if end - bounds[-1] > PART_ROWS:
+            bounds.append(int(start))
+    bounds.append(frame.height)
+    return [frame.slice(first, last - first) for first, last in itertools.pairwise(bounds)]
+
+
+def _nothing_found(frame: pl.DataFrame, state: DetectorState | None) -> list[Alert]:
+    """No transfer to check: every row is decided, nothing qualified."""
+    if state is not None and not frame.is_empty():
+        state.advance(KEY, frame.select(*KEY, "ts"), frame.select(*KEY, "ts").clear())
+    return []
+
+
+def _names_accounts(frame: pl.DataFrame) -> bool:
+    """Whether any trade names both accounts (with an amount): the only rows `_transfers` keeps."""
+    if "buyer" not in frame.columns or "seller" not in frame.columns:
+        return False
+    return bool(frame.select(_names_both("buyer", "seller").any()).item())
+
+
+def _names_both(buyer: str, seller: str) -> pl.Expr:
+    """A trade naming both its accounts, with an amount: what a transfer between accounts is."""
+    return pl.col(buyer).is_not_null() & pl.col(seller).is_not_null() & (pl.col("amount") > 0)
 
 
 def _encoded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
@@ -965,7 +1012,7 @@ def _in_total_order(frame: pl.DataFrame) -> pl.DataFrame:
     instant = frame.select("sym", ts=pl.col("ts").dt.epoch("us"))
     sym, ts = (instant[name].to_numpy() for name in ("sym", "ts"))
     same = np.flatnonzero((sym[1:] == sym[:-1]) & (ts[1:] == ts[:-1])) + 1  # rows tied with the one before
-    if not same.size:
+    if not same.size or _after_previous_by(frame[ties[0]] if ties else None, same):
         return frame
     pairs = frame.select(ties)[np.stack([same - 1, same], axis=1).ravel()]  # each with the one before
     if pairs.select(_not_before_previous(ties).gather_every(2, offset=1).all()).item():
@@ -976,6 +1023,15 @@ def _in_total_order(frame: pl.DataFrame) -> pl.DataFrame:
     order = np.arange(frame.height)
     order[positions] = ordered
     return frame[order]
+
+
+def _after_previous_by(key: pl.Series | None, rows: np.ndarray) -> bool:
+    """Whether each of these rows is strictly after the one before it by the first tie key alone: then
+    they are in order whatever the other keys say, and the other keys (strings mostly) need no look.
+    Most tapes number their trades in order, so this one column usually settles it."""
+    if key is None:
+        return False
+    return bool((key.gather(rows - 1) < key.gather(rows)).fill_null(False).all())
 
 
 def _clipped(ratio: float) -> float:
@@ -1078,8 +1134,15 @@ class _Trades:
         )
 
     def cut(self, first: int, last: int) -> _Trades:
-        arrays = (getattr(self, name)[first:last] for name in self.__dataclass_fields__ if name != "amounts")
-        return _Trades(*arrays, self.amounts.slice(first, last - first))  # slice(): a fraction of [:]'s cost
+        return _Trades(
+            self.amount[first:last],
+            self.buyer[first:last],
+            self.seller[first:last],
+            self.new[first:last],
+            self.ts[first:last],
+            self.trade_id[first:last],
+            self.amounts.slice(first, last - first),  # slice(): a fraction of [:]'s cost
+        )
 
     @property
     def height(self) -> int:

@@ -274,8 +274,10 @@ class PairIndex:
 
     def windowed(self, values: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Sum of `values` over the window of each row (of the given ones), from prefix sums."""
-        rows = np.arange(self.ts.size) if rows is None else rows
-        return run_sums(values, self.window_start[rows], rows + 1)
+        total = prefix_sums(values)
+        if rows is None:  # every row: its window's end is the next prefix, a slice rather than a gather
+            return total[1:] - total[self.window_start]
+        return total[rows + 1] - total[self.window_start[rows]]
 
     def segments(self) -> pl.DataFrame:
         """Each segment's symbol and account pair, numbered."""
@@ -289,7 +291,9 @@ class PairIndex:
         ends = np.append(self.starts[1:], self.ts.size)
         lengths = ends[segments] - self.starts[segments]
         first = np.repeat(self.starts[segments] - (np.cumsum(lengths) - lengths), lengths)
-        return np.sort(self.order[first + np.arange(lengths.sum())])
+        chosen = np.zeros(self.ts.size, bool)  # marked, not sorted: back in tape order in one pass
+        chosen[self.order[first + np.arange(lengths.sum())]] = True
+        return np.flatnonzero(chosen)
 
     def may_qualify(self, min_self: int, min_edge: int, min_trades: int, tolerance: float) -> np.ndarray:
         """Segments whose own window sums pass the check at some row, a self-trader's or a pair's.
@@ -343,7 +347,8 @@ class PairIndex:
             (low, high, self.new & self.up, self.up_w),
             (high, low, self.new & ~self.up, self.down_w),
         ):
-            count = run_sums(moved, run, end)
+            moved_total = prefix_sums(moved)  # read again for each bucket's strength below
+            count = moved_total[end] - moved_total[run]
             strong = run_sums(window >= min_edge, run, end) > 0
             # Bucket j = this run's cell (with the next cell's run), or the cell before, if it has no run.
             for keep, bucket, bucket_block, n, windowed in (
@@ -364,7 +369,7 @@ class PairIndex:
                 usable, seller_at, buyer_at = usable[apart], seller_at[apart], buyer_at[apart]
                 strong_at = np.full(usable.size, ALWAYS)
                 fresh = np.flatnonzero(bucket_block[usable] < 0)  # hubs and strength as the second cell goes
-                strong_at[fresh] = self._nth(moved, run[usable[fresh]], min_edge)
+                strong_at[fresh] = self._nth(moved_total, run[usable[fresh]], min_edge)
                 links.append(
                     pl.DataFrame(
                         {
@@ -380,11 +385,11 @@ class PairIndex:
                 )
         return pl.concat(links)
 
-    def _nth(self, flags: np.ndarray, start: np.ndarray, n: int) -> np.ndarray:
-        """The time of the n-th flagged row from each start row (which must have one)."""
+    def _nth(self, total: np.ndarray, start: np.ndarray, n: int) -> np.ndarray:
+        """The time of the n-th flagged row from each start row (which must have one), from the flags'
+        `prefix_sums`."""
         if not start.size:
             return np.zeros(0, np.int64)
-        total = np.concatenate([[0], np.cumsum(flags)])
         return self.ts[np.searchsorted(total, total[start] + n) - 1]
 
     def _after_trades(self) -> np.ndarray:
@@ -480,9 +485,14 @@ def window_clock(ts: np.ndarray, segment_start: np.ndarray, window_us: int) -> n
     return np.cumsum(gap)
 
 
+def prefix_sums(values: np.ndarray) -> np.ndarray:
+    """Sums of `values` before each row, and of all: a range's sum is a difference of two."""
+    return np.concatenate([[0], np.cumsum(values)])
+
+
 def run_sums(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Sums of `values` over the row ranges [start, end), from prefix sums."""
-    total = np.concatenate([[0], np.cumsum(values)])
+    total = prefix_sums(values)
     return total[end] - total[start]
 
 
