@@ -37,8 +37,8 @@ DETECTORS: dict[str, Callable[[Settings], Detector]] = {
 OPT_IN = frozenset({KampsKleinbergDetector.name, IsolationForestDetector.name, ForecastResidualDetector.name})
 """Detectors that run only when named (`--detector`). The model detectors fit models on every refit, a
 few thousand bars a second against the rule detectors' millions; Kamps & Kleinberg's candle rule is kept
-for comparison: on the dev files 23 % of its alerts are pumps, and it raised 0.11 false alarms per
-symbol-day there (14 alerts away from every pump)."""
+for comparison: on the dev files 23 % of its alerts fall within minutes of a pump, and it raised 0.11
+alerts per symbol-day more than 30 minutes from every pump (14 alerts)."""
 CANDLE_INPUT = frozenset({AmplitudeAnomalyDetector.name, VolumeAnomalyDetector.name, PriceAnomalyDetector.name})
 """Default only when the input holds candles (OHLCV files, stock bars), where nothing finer exists. On
 trades they run when named: trade-level detectors see more, and on hourly candles built from small-coin
