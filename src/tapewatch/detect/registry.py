@@ -39,7 +39,9 @@ OPT_IN = frozenset({KampsKleinbergDetector.name, IsolationForestDetector.name, F
 few thousand bars a second against the rule detectors' millions; Kamps & Kleinberg's candle rule is kept
 for comparison: on the dev files 23 % of its alerts fall within minutes of a pump, and it raised 0.11
 alerts per symbol-day more than 30 minutes from every pump (14 alerts)."""
-CANDLE_INPUT = frozenset({AmplitudeAnomalyDetector.name, VolumeAnomalyDetector.name, PriceAnomalyDetector.name})
+CANDLE_INPUT = frozenset(
+    {AmplitudeAnomalyDetector.name, VolumeAnomalyDetector.name, PriceAnomalyDetector.name}
+)
 """Default only when the input holds candles (OHLCV files, stock bars), where nothing finer exists. On
 trades they run when named: trade-level detectors see more, and on hourly candles built from small-coin
 trades these anomaly rules raised 0.54 alerts per symbol-day away from every pump (66 in 123
