@@ -1,5 +1,6 @@
 """Shared bits of the benchmarks: where the real data lives, how to time a call, the issue-11 targets,
-and the pump rule's threshold grid that pump_events.py and pump_model.py choose from forward in time."""
+the pump rule's threshold grid that pump_events.py and pump_model.py choose from forward in time, and
+when each pump's buying burst starts."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import polars as pl
 from pydantic import ValidationError
 
@@ -18,11 +21,14 @@ from tapewatch.batch_job import detect_files
 from tapewatch.config import PumpOnsetSettings, Settings
 from tapewatch.detect.pump_onset import PumpOnsetDetector
 from tapewatch.evaluation import (
+    DEFAULT_AFTER,
+    DEFAULT_BEFORE,
     DetectorScore,
     HeldOutPart,
     alerts_to_frame,
     best_choice,
     load_labels,
+    normalised_symbol,
     scaled_count,
 )
 
@@ -199,6 +205,59 @@ def changed(settings: PumpOnsetSettings, defaults: PumpOnsetSettings) -> str:
         if getattr(settings, name) != getattr(defaults, name)
     ]
     return ", ".join(diff) or "the shipped defaults"
+
+
+BURST_WINDOW_S = 1.0
+BURST_MIN_ORDERS = 8
+BURST_RATE_RATIO = 100.0
+BURST_BASELINE_H = 3.0
+"""The burst start of a pump, a measurement on the tape alone (no detector setting or alert): the first
+taker order, from the announcement − 2 min on, that opens a BURST_WINDOW_S window [t, t + 1 s) holding
+≥ BURST_MIN_ORDERS distinct taker orders and ≥ BURST_RATE_RATIO × the symbol's order rate over the
+BURST_BASELINE_H hours before the announcement − 2 min. It looks forward from t (it dates the crowd,
+it decides nothing), so the delay after the announcement splits into the pump's own start and the
+detector's lag after it."""
+
+
+def burst_starts(trades: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Per event (symbol, event_time): `burst_s`, the burst start in seconds after the announcement
+    minute (null when no window qualifies within the catch window), and `burst_need`, the orders the
+    window needed."""
+    rows = []
+    for symbol, announced in events.select("symbol", "event_time").iter_rows():
+        rows.append({"symbol": symbol, "event_time": announced, **_burst_start(trades, symbol, announced)})
+    schema = {"symbol": pl.String, "event_time": events.schema["event_time"]}
+    return pl.DataFrame(rows, schema=schema | {"burst_s": pl.Float64, "burst_need": pl.Float64})
+
+
+def _burst_start(trades: pl.DataFrame, symbol: str, announced: datetime) -> dict[str, float | None]:
+    """`burst_starts` for one event, from the symbol's taker orders (distinct ts and side)."""
+    opens = announced - DEFAULT_BEFORE
+    orders = (
+        trades.filter(
+            (normalised_symbol() == _normalised(symbol))
+            & pl.col("ts").is_between(opens - timedelta(hours=BURST_BASELINE_H), announced + DEFAULT_AFTER)
+        )
+        .unique(["ts", "side"])
+        .get_column("ts")
+        .sort()
+    )
+    baseline_per_s = orders.filter(orders < opens).len() / (BURST_BASELINE_H * 3600)
+    need = max(BURST_MIN_ORDERS, BURST_RATE_RATIO * baseline_per_s * BURST_WINDOW_S)
+    micros = orders.dt.epoch("us").to_numpy()
+    first = int(np.searchsorted(micros, _micros(opens)))
+    ends = np.searchsorted(micros, micros[first:] + int(BURST_WINDOW_S * 1e6), side="left")
+    qualifying = np.flatnonzero(ends - np.arange(first, len(micros)) >= need)
+    start = (micros[first + qualifying[0]] - _micros(announced)) / 1e6 if qualifying.size else None
+    return {"burst_s": start, "burst_need": need}
+
+
+def _normalised(symbol: str) -> str:
+    return pl.select(pl.lit(symbol).alias("symbol")).select(normalised_symbol()).item()
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
 
 
 def _with(defaults: PumpOnsetSettings, update: dict[str, float]) -> PumpOnsetSettings | None:

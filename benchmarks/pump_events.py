@@ -20,6 +20,10 @@ PUMP_EVENTS_DIR holds `<COIN>_<time>.csv.gz` trade files and `events.csv` (defau
   alarm is a pump_and_dump alert more than 30 min from every pump on its symbol, per
   symbol-day of the part's trading outside those margins. "all default detectors"
   adds every other default detector's pump_and_dump alerts (e.g. kamps_kleinberg).
+- Per held-out pump: its burst start (`burst_starts` in _common.py: the first 1-s window
+  with ≥ 8 taker orders and ≥ 100× the symbol's 3-h order rate, measured on the tape, not
+  by the detector) and the rule's delay after the announcement minute and after the burst
+  start, so the delay splits into the pump's own start and the rule's lag.
 - The shipped defaults on the same test parts, and each threshold moved one step
   (ONSET_STEPS: × or ÷ 1.5, a quantile ± 0.05) from them: is the default on a plateau?
   The defaults were set by people who had seen all 31 events, so their figures are
@@ -37,8 +41,13 @@ import time
 
 import polars as pl
 from _common import (
+    BURST_BASELINE_H,
+    BURST_MIN_ORDERS,
+    BURST_RATE_RATIO,
+    BURST_WINDOW_S,
     ONSET_GRID,
     PumpData,
+    burst_starts,
     changed,
     choose_onset,
     data_dir,
@@ -54,7 +63,14 @@ from rich.table import Table
 
 from tapewatch.config import PumpOnsetSettings, Settings
 from tapewatch.detect.pump_onset import PumpOnsetDetector
-from tapewatch.evaluation import ALL_DETECTORS, DetectorScore, HeldOutPart, Span, forward_folds
+from tapewatch.evaluation import (
+    ALL_DETECTORS,
+    DetectorScore,
+    HeldOutPart,
+    Span,
+    evaluate_alerts,
+    forward_folds,
+)
 from tapewatch.report.summary import wide_console
 
 FIRST_TEST = 15
@@ -111,7 +127,39 @@ def _chosen_forward(
     scores = _scores(pooled, pl.concat(held_out), data)
     _add_rows(table, f"pooled ({pooled.events.height} pumps)", pooled, scores)
     console.print(table)
+    _print_burst_lags(console, data, pooled, pl.concat(held_out))
     return pooled, scores
+
+
+def _print_burst_lags(console: Console, data: PumpData, part: HeldOutPart, alerts: pl.DataFrame) -> None:
+    """Per held-out pump: when its buying burst starts (`burst_starts`) and when the rule, chosen forward,
+    fires, after the announcement minute and after the burst start: the pump's part and the rule's."""
+    caught = evaluate_alerts(alerts, part.events, detectors=[RULE]).detail.filter(pl.col("detector") == RULE)
+    rows = burst_starts(data.trades, part.events).join(caught, on=["symbol", "event_time"], how="left")
+    rows = rows.with_columns(lag_s=pl.col("delay_s") - pl.col("burst_s"))
+    table = Table(
+        title=f"Burst start (first {BURST_WINDOW_S:g}-s window with ≥ {BURST_MIN_ORDERS} taker orders and "
+        f"≥ {BURST_RATE_RATIO:g}× the {BURST_BASELINE_H:g}-h order rate) and pump_onset's delay, held out"
+    )
+    for heading in ("pump", "announced", "orders needed", "burst start", "detected", "after burst start"):
+        table.add_column(heading, justify="left" if heading in ("pump", "announced") else "right")
+    for row in rows.iter_rows(named=True):
+        table.add_row(
+            row["symbol"],
+            f"{row['event_time']:%Y-%m-%d %H:%M}",
+            f"{row['burst_need']:.1f}",
+            seconds(row["burst_s"]),
+            seconds(row["delay_s"]),
+            seconds(row["lag_s"]),
+        )
+    console.print(table)
+    console.print(
+        "seconds after the announcement minute, median / p90: "
+        + "; ".join(
+            f"{label} {seconds(rows[name].median())} / {seconds(rows[name].quantile(0.9, 'linear'))}"
+            for label, name in (("burst start", "burst_s"), ("detected", "delay_s"), ("after burst", "lag_s"))
+        )
+    )
 
 
 def _scores(part: HeldOutPart, rule_alerts: pl.DataFrame, data: PumpData) -> dict[str, DetectorScore]:

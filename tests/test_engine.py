@@ -1,8 +1,10 @@
+import re
 from datetime import timedelta
 
 import pytest
 from conftest import START, burst, market, quiet_trades
 
+from tapewatch.cli import DETECTOR_HELP
 from tapewatch.config import Settings
 from tapewatch.detect.registry import CANDLE_INPUT, DETECTORS, OPT_IN, build_detectors
 from tapewatch.engine.bars import trades_to_bars
@@ -48,6 +50,14 @@ def test_opt_in_detectors_run_only_when_named():
     assert not OPT_IN & {d.name for d in build_detectors(Settings())}
     assert not OPT_IN & {d.name for d in build_detectors(Settings(), candles=True)}
     assert [d.name for d in build_detectors(Settings(), sorted(OPT_IN))] == sorted(OPT_IN)
+
+
+def test_the_cli_help_names_every_opt_in_detector_and_no_default_one():
+    named = set(
+        re.findall(r"[a-z]+(?:_[a-z0-9]+)+", DETECTOR_HELP.split("Default: all but the opt-in ones")[1])
+    )
+    assert OPT_IN <= named
+    assert not named & {d.name for d in build_detectors(Settings(), candles=True)}
 
 
 def test_candle_anomaly_rules_are_default_only_on_candle_input():

@@ -121,16 +121,10 @@ def test_stream_with_state_equals_batch(trained, dataset):
     state, streamed = DetectorState(), []
     cuts = sorted(trades["ts"].sample(20, seed=1).to_list()) + [trades["ts"].max()]
     for cut in cuts:
-        known = state.frame(["venue", "symbol"]).select("venue", "symbol", "decided_until")
-        tail = (
-            trades.filter(pl.col("ts") <= cut)
-            .join(known, on=["venue", "symbol"], how="left", maintain_order="left")
-            .filter(
-                pl.col("decided_until").is_null()
-                | (pl.col("ts") > pl.col("decided_until") - detector.lookback)
-            )
-            .drop("decided_until")
-        )
+        # The engine's tail: what is undecided, and a lookback of decided rows before it for context.
+        context = {key: until - detector.lookback for key, until in state.decided_until.items()}
+        arrived = trades.filter(pl.col("ts") <= cut)
+        tail = DetectorState(decided_until=context).undecided(arrived, ["venue", "symbol"])
         streamed += detector.detect(tail, state)
     assert decided(sorted(streamed, key=lambda a: (a.detected_at, a.symbol))) == decided(batch)
 

@@ -6,6 +6,7 @@ from conftest import START, burst, market, quiet_trades
 
 from tapewatch.config import PumpOnsetSettings
 from tapewatch.detect.pump_onset import PumpOnsetDetector, taker_orders
+from tapewatch.errors import InputError
 from tapewatch.records import TRADE_SCHEMA, conform
 
 PUMP_AT = START + timedelta(hours=4)
@@ -172,24 +173,34 @@ def test_a_bad_print_in_the_first_second_neither_hides_nor_makes_a_pump():
     assert PumpOnsetDetector().detect(market(crowd_without_move, bad_print(print_at))) == []
 
 
-def jump_after_flat_crowd(orders: int) -> pl.DataFrame:
-    """A crowd of 300 orders at the old price for 10 s, then `orders` single-fill buys at +30 % in 0.3 s
-    after a 0.6-s pause: the burst window's median stays flat, only its last half second has moved."""
-    jump_at = PUMP_AT + timedelta(seconds=10.6)
+def jump_after_flat_crowd(orders: int, *, pause_s: float = 0.6, crowd_s: float = 10.0) -> pl.DataFrame:
+    """A crowd of 300 orders at the old price for `crowd_s`, then `orders` single-fill buys at +30 % in 0.3 s
+    after a `pause_s` pause: the burst window's median stays flat, only its end has moved."""
+    jump_at = PUMP_AT + timedelta(seconds=crowd_s + pause_s)
     jump = burst(jump_at, orders=orders, seconds=0.3, price=1.3e-5, rise=0.0, fills_per_order=1)
-    return market(quiet_trades(), real_pump(rise=0.0), jump)
+    return market(quiet_trades(), burst(PUMP_AT, orders=300, seconds=crowd_s, rise=0.0), jump)
 
 
-def test_the_last_half_second_confirms_a_rise_only_with_enough_orders():
-    """The price may be confirmed by the window's last confirm_window_s alone, when it holds
-    confirm_min_orders orders: a crowd's first move is seen without waiting for the window's median."""
+def test_the_latest_orders_confirm_a_rise_only_when_enough_and_recent():
+    """The price may be confirmed by the trades of the window's latest confirm_min_orders orders alone,
+    when they lie in its last confirm_window_s: a crowd's first move is seen without waiting for the
+    window's median."""
     [alert] = PumpOnsetDetector().detect(jump_after_flat_crowd(orders=12))
-    assert alert.evidence["price"]["median_over_s"] == 0.5
+    assert 0 < alert.evidence["price"]["median_over_s"] <= 0.3  # the jump's orders only
     assert alert.evidence["price"]["rise"] >= 0.05
     assert PUMP_AT + timedelta(seconds=10.6) < alert.detected_at <= PUMP_AT + timedelta(seconds=10.9)
     assert PumpOnsetDetector().detect(jump_after_flat_crowd(orders=5)) == []
-    without = PumpOnsetSettings(confirm_min_orders=13)
-    assert PumpOnsetDetector(without).detect(jump_after_flat_crowd(orders=12)) == []
+    # 13 orders reach back past the pause, beyond the last 0.5 s.
+    assert PumpOnsetDetector(PumpOnsetSettings(confirm_min_orders=13)).detect(jump_after_flat_crowd(12)) == []
+
+
+def test_a_fast_crowds_unmoved_first_orders_do_not_hold_back_the_confirmation():
+    """30 orders a second at the old price, then 10 at +30 % with no pause: most trades of the last half
+    second are unmoved, the latest 8 orders have moved, and they confirm the rise as the jump prints."""
+    trades = jump_after_flat_crowd(orders=10, pause_s=0.0, crowd_s=2.0)
+    [alert] = PumpOnsetDetector().detect(trades)
+    assert alert.detected_at <= PUMP_AT + timedelta(seconds=2.3)
+    assert alert.evidence["price"]["median_over_s"] < 0.5
 
 
 def test_a_lone_bad_print_in_a_quiet_tape_is_not_a_pump():
@@ -212,3 +223,42 @@ def test_follow_up_reads_only_its_own_symbol():
     alerts = PumpOnsetDetector().detect(trades)
     assert [alert.symbol for alert in alerts] == ["AAA/BTC"]
     assert alerts[0].followup["dump"]["status"] == "pending"
+
+
+def test_symbols_beyond_two_thousand_and_far_apart_times_keep_the_clock_in_order():
+    """The symbols share one clock laid end to end: a pump on the 2,100th symbol is caught as when
+    alone, and a symbol with trades centuries away neither breaks the clock nor hides it."""
+    pumped = market(quiet_trades(hours=5, per_minute=6), real_pump())
+    one_trade = pumped.head(1)
+    others = pl.concat(
+        [one_trade.with_columns(symbol=pl.lit(f"A{number:04d}/BTC")) for number in range(2100)]
+        + [
+            one_trade.with_columns(
+                symbol=pl.lit("A9999/BTC"), ts=pl.lit(datetime(1194, 12, 13), pl.Datetime("us", "UTC"))
+            )
+        ]
+    )
+    last = pumped.with_columns(symbol=pl.lit("ZZZ/BTC"))
+    alone = PumpOnsetDetector().detect(last)
+    crowded = PumpOnsetDetector().detect(pl.concat([others, last]).sort("venue", "symbol", "ts"))
+    assert len(alone) == 1
+    assert [(a.symbol, a.detected_at, a.score) for a in crowded] == [
+        (a.symbol, a.detected_at, a.score) for a in alone
+    ]
+
+
+def test_timestamps_too_far_apart_for_any_clock_are_a_clear_error():
+    trades = quiet_trades(hours=1, per_minute=6).head(2)
+    far = pl.concat(
+        [
+            trades.with_columns(
+                symbol=pl.lit(f"S{number}"),
+                ts=pl.Series([datetime(1, 1, 2), datetime(9999, 1, 1)])
+                .dt.replace_time_zone("UTC")
+                .cast(pl.Datetime("us", "UTC")),
+            )
+            for number in range(40)
+        ]
+    )
+    with pytest.raises(InputError, match="ts: trades from 0001-01-02.* to 9999-01-01"):
+        PumpOnsetDetector().detect(far.sort("venue", "symbol", "ts"))

@@ -58,7 +58,7 @@ def test_spoof_with_opposite_execution_fires_with_evidence():
     assert alert.evidence["cancel_after_execution_s"] == pytest.approx(2.0)
     pattern = alert.evidence["account_pattern"]
     assert (pattern["large_quick_cancels"], pattern["with_opposite_execution"]) == (1, 1)
-    assert pattern["opposite_executions_per_hour"] == 0.0
+    assert pattern["executions_per_hour"] == 0.0
     # sold 2 s before the pull; never seen trading (one execution assumed) in its 20 minutes of history
     assert pattern["chance"] == pytest.approx(2 * 2.0 / 1200, rel=1e-2)
     assert alert.evidence["confidence"] == "high"
@@ -98,6 +98,7 @@ def test_a_marketable_order_cancelled_at_once_is_a_taker_where_a_resting_one_is_
     """A big buy priced through the ask that takes what is there and has its rest cancelled in the same
     instant (immediate-or-cancel) never rested; the same big bid resting 3 s at the touch and pulled
     2 s before the account sells is bait."""
+
     def tape_with(crossing: bool) -> Tape:
         tape = Tape()
         background(tape)
@@ -129,6 +130,7 @@ def test_a_requote_moves_the_pressure_where_a_pull_withdraws_it():
 def test_one_tie_among_many_accounts_pulling_big_orders_is_chance_several_are_not():
     """One tie of a never-trading account is rare for one account, not for one of the dozen accounts
     pulling big orders on the symbol that hour; the same account tying three times is rare for any."""
+
     def tape_with(accounts: int, spoofs: int) -> Tape:
         tape = Tape()
         background(tape, until=SPOOF_AT + 120)
@@ -191,21 +193,25 @@ def test_a_fill_and_the_trade_of_one_execution_count_once():
     assert [e["source"] for e in alert.evidence["opposite_executions"]] == ["fill"]
 
 
-def test_a_trader_on_both_sides_all_day_is_quiet_where_a_rare_trader_fires():
-    """The same tie (sold 2 s before pulling a big bid) is chance for an account that sells every
-    half minute, and purpose for one that does not trade otherwise."""
+@pytest.mark.parametrize("busy_side", ["sell", "buy"])
+def test_a_trader_on_both_sides_all_day_is_quiet_where_a_rare_trader_fires(busy_side: str):
+    """The same tie (sold 2 s before pulling a big bid) is chance for an account that trades every
+    half minute, whichever side (a trader re-prices after every fill, on the bait's side too), and
+    purpose for one that does not trade otherwise."""
+
     def tape_with(busy: bool) -> Tape:
         tape = Tape()
         background(tape)
         if busy:
             for k, t in enumerate(range(0, int(SPOOF_AT + 60), 30)):
-                tape.print_trade(t, f"bg{k % 10}", "spf", "sell", 99.99, 10.0)
+                buyer, seller = ("spf", f"bg{k % 10}") if busy_side == "buy" else (f"bg{k % 10}", "spf")
+                tape.print_trade(t, buyer, seller, busy_side, 99.99 if busy_side == "sell" else 100.01, 10.0)
         spoof_by_trades(tape, SPOOF_AT, "spf")
         return tape
 
     assert run_l3(tape_with(busy=True)) == []
     (alert,) = run_l3(tape_with(busy=False))
-    assert alert.evidence["account_pattern"]["opposite_executions_per_hour"] == 0.0
+    assert alert.evidence["account_pattern"]["executions_per_hour"] == 0.0
 
 
 def test_spoof_five_ticks_deep_in_a_book_of_many_small_orders_fires_one_behind_a_wall_does_not():

@@ -6,7 +6,9 @@ import polars as pl
 import pytest
 from spoof_tapes import layering_market, spoof_market
 
+from tapewatch.config import Settings
 from tapewatch.detect.pump_onset import PumpOnsetDetector
+from tapewatch.detect.registry import build_detectors
 from tapewatch.detect.spoofing_l2 import SpoofingL2Detector, book_events, l2_from_l3
 from tapewatch.detect.spoofing_l3 import SpoofingL3Detector
 from tapewatch.engine.batch import run_batch
@@ -15,7 +17,7 @@ from tapewatch.engine.stream import StreamEngine
 from tapewatch.errors import InputError
 from tapewatch.records import BAR_SCHEMA, empty_frame
 from tapewatch.sources.simulator import write_market
-from tapewatch.stream_job import replay_rows
+from tapewatch.stream_job import open_stream, replay_rows
 
 
 def streamed(detector, kind: RecordKind, rows: pl.DataFrame, chunks: int = 37) -> list:
@@ -64,11 +66,43 @@ def test_malformed_order_events_are_set_aside_with_their_reason():
 
 def test_replay_picks_the_kind_the_files_hold_and_asks_when_ambiguous(tmp_path):
     paths = write_market(spoof_market(), tmp_path / "sim")
+    defaults = build_detectors(Settings())
     with pytest.raises(InputError, match="--kind trades or --kind orders"):
-        replay_rows([str(paths["trades"]), str(paths["orders"])], "auto", None, "auto")
-    rows, kind = replay_rows([str(paths["orders"])], "auto", None, "auto")
+        replay_rows([str(paths["trades"]), str(paths["orders"])], "auto", None, "auto", defaults)
+    rows, kind = replay_rows([str(paths["orders"])], "auto", None, "auto", defaults)
     assert kind is ORDERS and rows.height == spoof_market().orders.height
-    rows, kind = replay_rows([str(paths["trades"]), str(paths["orders"])], "auto", None, "trades")
+    rows, kind = replay_rows([str(paths["trades"]), str(paths["orders"])], "auto", None, "trades", defaults)
     assert kind.name == "trades" and rows.height == spoof_market().trades.height
     with pytest.raises(InputError, match="--kind 'bars'"):
-        replay_rows([str(paths["orders"])], "auto", None, "bars")
+        replay_rows([str(paths["orders"])], "auto", None, "bars", defaults)
+
+
+def test_replay_of_book_files_takes_the_book_only_when_a_chosen_detector_reads_it(tmp_path):
+    """spoofing_l2 is opt-in: by default a replay of book and trade files streams the trades (pump_onset
+    reads them) rather than a book no detector reads; named, the L2 detector gets the book."""
+    market = spoof_market()
+    paths = write_market(market, tmp_path / "sim")
+    book = tmp_path / "book.parquet"
+    l2_from_l3(market.orders).write_parquet(book)
+    files = [str(paths["trades"]), str(book)]
+    rows, kind = replay_rows(files, "auto", None, "auto", build_detectors(Settings()))
+    assert kind.name == "trades" and rows.height == market.trades.height
+    rows, kind = replay_rows(files, "auto", None, "auto", build_detectors(Settings(), ["spoofing_l2"]))
+    assert kind is BOOK and rows.height > market.trades.height
+
+
+def test_a_stream_no_chosen_detector_can_read_is_a_clear_error(tmp_path):
+    market = spoof_market()
+    book = tmp_path / "book.parquet"
+    l2_from_l3(market.orders).write_parquet(book)
+    with pytest.raises(InputError, match=r"reads book events; name one that does with --detector \(spoofing_l2 reads"):
+        open_stream(Settings(), replay=[str(book)], kind="book", use_store=False, output=tmp_path / "a.jsonl")
+    job = open_stream(
+        Settings(),
+        replay=[str(book)],
+        kind="book",
+        use_store=False,
+        output=tmp_path / "a.jsonl",
+        detectors=["spoofing_l2"],
+    )
+    assert [detector.name for detector in job.engine.detectors] == ["spoofing_l2"]

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
 from rich.progress import Progress
 
 from tapewatch.config import Settings
+from tapewatch.detect.base import Detector
 from tapewatch.detect.registry import build_detectors, check_detector_names
 from tapewatch.detect.spoofing_l2 import book_events
 from tapewatch.engine.batch import run_batch
@@ -74,7 +76,7 @@ def detect_files(
         read.bars,
         on_detector=lambda _: _advance(progress, detecting),
         orders=read.orders if read.orders.height else None,
-        book=book_events(read.book, read.trades) if read.book.height else None,
+        book=book_events(read.book, read.trades) if _reads_book(chosen, read.book) else None,
     )
     written = None
     if read.rejected.height and dead_letter is not None:
@@ -92,3 +94,8 @@ def detect_files(
 def _advance(progress: Progress | None, task: int | None) -> None:
     if progress is not None and task is not None:
         progress.advance(task)
+
+
+def _reads_book(detectors: list[Detector], book: pl.DataFrame) -> bool:
+    """Whether to build book events: the L2 detector is opt-in, and rebuilding the book costs."""
+    return book.height > 0 and any(detector.needs == "book" for detector in detectors)

@@ -29,6 +29,14 @@ from tapewatch.cli_options import ConfigOption
 from tapewatch.errors import InputError, TapewatchError
 from tapewatch.report.summary import wide_console
 
+DETECTOR_HELP = (
+    "Run only these detectors (repeatable). Default: all but the opt-in ones (kamps_kleinberg, "
+    "isolation_forest, forecast_residual, wash_public, spoofing_l2); the candle anomaly rules only when "
+    "the input holds candles."
+)
+"""Written out rather than read from the registry, which would import every detector at start-up; a test
+keeps it in step with `registry.OPT_IN`."""
+
 app = typer.Typer(
     name="tapewatch",
     help="Market-manipulation surveillance: pump-and-dumps, wash trading, spoofing, anomalies.",
@@ -111,13 +119,7 @@ def detect(
     dead_letter: Annotated[
         Path | None, typer.Option(help="Where rejected rows go (default: next to the output).")
     ] = None,
-    detector: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Run only these detectors (repeatable). Default: all but the opt-in ones (kamps_kleinberg, "
-            "isolation_forest, forecast_residual); the candle anomaly rules only when the input holds candles."
-        ),
-    ] = None,
+    detector: Annotated[list[str] | None, typer.Option(help=DETECTOR_HELP)] = None,
     model: Annotated[
         Path | None,
         typer.Option(
@@ -318,6 +320,7 @@ def stream(
     dead_letter: Annotated[
         Path | None, typer.Option(help="Where set-aside trades go (JSON lines; default: not written).")
     ] = None,
+    detector: Annotated[list[str] | None, typer.Option(help=DETECTOR_HELP)] = None,
     config: ConfigOption = None,
 ) -> None:
     """Run the detectors live on a stream of trades (or order events, or book updates); alerts as JSON
@@ -349,6 +352,7 @@ def stream(
         lake=lake,
         notify=notify,
         kind=kind,
+        detectors=detector,
     )
     report = job.run()
     report_stream(err, job, report, dead_letter)

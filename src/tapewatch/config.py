@@ -53,11 +53,15 @@ class PumpOnsetSettings(_Section):
     confirm_window_s: float = Field(
         0.5,
         gt=0,
-        description="the rise may also be confirmed by the median of only the last N seconds of the burst "
-        "window (shorter than window_s: a crowd lifts the price before the whole window's median follows)",
+        description="the rise may also be confirmed by the median of only the trades of the burst's latest "
+        "confirm_min_orders orders when they lie within the last N seconds, at most window_s (a crowd lifts "
+        "the price before the whole window's median follows)",
     )
     confirm_min_orders: int = Field(
-        8, ge=1, description="distinct taker orders the confirmation window needs, so a few prints never do"
+        8,
+        ge=1,
+        description="the burst's latest distinct taker orders whose trades confirm the rise, so a few "
+        "prints never do",
     )
     min_rate_ratio: float = Field(
         100.0, gt=0, description="burst order rate / the symbol's order rate over the baseline"
@@ -248,22 +252,23 @@ class SpoofingL3Settings(_Section):
     recent_min: float = Field(
         10.0,
         gt=0,
-        description="the share of the account's time near its opposite executions is also measured over "
+        description="the share of the account's time near its executions is also measured over "
         "this recent stretch, and the larger share counts: an account busy right now (a pump, a burst) "
         "sits next to its executions by chance more often than its last hour shows",
     )
     max_chance: float = Field(
-        0.01,
+        0.02,
         gt=0,
         le=1,
         description="how likely chance alone gives the account's pattern to any of the symbol's accounts "
         "judged that hour, at most: its pulls landing as close to its opposite executions as they did (a "
-        "pull is that close by chance as often as the account's own recent time is), over its recent large "
-        "quick cancels (untied ones lower the evidence, none vetoes it), times the accounts with spoof-shaped "
-        "episodes on the symbol over `pattern_min` that could have reached this bound (Bonferroni with "
-        "Tarone's count). A market maker trading both sides all day ties its pulls to executions by chance, "
-        "and among a hundred traders pulling big orders one ties a pull by chance every hour; a spoofer "
-        "ties them on purpose",
+        "pull is that close by chance as often as the account's own recent time is to one of its "
+        "executions, on either side: an account trading both ways re-prices after every fill), over its "
+        "recent large quick cancels (untied ones lower the evidence, none vetoes it), times the accounts "
+        "with spoof-shaped episodes on the symbol over `pattern_min` that could have reached this bound "
+        "(Bonferroni with Tarone's count). A market maker trading both sides all day ties its pulls to "
+        "executions by chance, and among a hundred traders pulling big orders one ties a pull by chance "
+        "every hour; a spoofer ties them on purpose",
     )
 
 

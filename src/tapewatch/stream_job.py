@@ -16,6 +16,7 @@ import polars as pl
 from rich.console import Console
 
 from tapewatch.config import ExchangeSettings, Settings
+from tapewatch.detect.base import Detector
 from tapewatch.detect.registry import build_detectors
 from tapewatch.detect.spoofing_l2 import book_events
 from tapewatch.detect.spoofing_l3 import order_events
@@ -179,6 +180,7 @@ def open_stream(
     lake: str | None = None,
     notify: bool = False,
     kind: str = "auto",
+    detectors: Sequence[str] | None = None,
 ) -> StreamJob:
     """Build the stream `tapewatch stream` runs; exactly one source: --replay or --exchange.
 
@@ -191,10 +193,14 @@ def open_stream(
         raise InputError(
             "--notify: needs the store (cooldowns look up earlier alerts there); drop --no-store"
         )
-    rows, record_kind = replay_rows(replay, fmt, venue, kind) if replay else (None, TRADES)
-    engine = StreamEngine(
-        build_detectors(settings), settings.stream, check_clock=bool(exchange), kind=record_kind
-    )
+    chosen = build_detectors(settings, detectors)
+    rows, record_kind = replay_rows(replay, fmt, venue, kind, chosen) if replay else (None, TRADES)
+    engine = StreamEngine(chosen, settings.stream, check_clock=bool(exchange), kind=record_kind)
+    if not engine.detectors:
+        raise InputError(
+            f"stream: none of the chosen detectors ({', '.join(d.name for d in chosen)}) reads "
+            f"{record_kind.noun}s; name one that does with --detector (spoofing_l2 reads book updates)"
+        )
     writer = AlertLineWriter(output)
     job = StreamJob(engine=engine, sinks=[lambda items: writer.write(item.alert for item in items)])
     job.closers.append(writer.close)
@@ -231,25 +237,27 @@ def open_stream(
 
 
 def replay_rows(
-    inputs: Sequence[str], fmt: str, venue: str | None, kind: str
+    inputs: Sequence[str], fmt: str, venue: str | None, kind: str, detectors: Sequence[Detector]
 ) -> tuple[pl.DataFrame, RecordKind]:
     """The rows a replay streams, and their kind: one stream carries one kind.
 
     `auto` takes L2 book updates (with the files' trades merged in, which the L2
-    detector needs) when there are any, else L3 order events (with the files' trades that
-    name buyers and sellers merged in, as the batch engine merges them), else trades; files
-    holding both trades and order events need `--kind` to say which to replay.
+    detector needs) when there are any and one of `detectors` reads them, else L3 order
+    events (with the files' trades that name buyers and sellers merged in, as the batch
+    engine merges them), else trades; files holding both trades and order events need
+    `--kind` to say which to replay.
     """
     if kind not in (AUTO, *KINDS):
         raise InputError(f"--kind '{kind}': unknown; expected one of {AUTO}, {', '.join(KINDS)}")
     read = read_inputs(inputs, fmt=fmt, venue=venue, kinds=RECORD_KINDS)
     if kind == AUTO:
-        if read.orders.height and read.trades.height and not read.book.height:
+        reads_book = read.book.height > 0 and any(BOOK.serves(detector) for detector in detectors)
+        if read.orders.height and read.trades.height and not reads_book:
             raise InputError(
                 "--replay: the files hold trades and L3 order events; one stream carries one kind: "
                 "add --kind trades or --kind orders"
             )
-        kind = "book" if read.book.height else "orders" if read.orders.height else "trades"
+        kind = "book" if reads_book else "orders" if read.orders.height else "trades"
     if kind == "book":
         return book_events(read.book, read.trades), BOOK
     return (order_events(read.orders, read.trades), ORDERS) if kind == "orders" else (read.trades, TRADES)

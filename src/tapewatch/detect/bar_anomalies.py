@@ -80,9 +80,7 @@ class BarAnomalyDetector(CandleDetector):
         if frame.is_empty():
             return []
         features = self.features()
-        flagged = self.scored(frame.lazy())
-        if state is not None:
-            flagged = state.undecided(flagged, KEY, only=frame)
+        flagged = (state or DetectorState()).undecided(self.scored(frame.lazy()), KEY)
         flagged = flagged.filter(pl.col("excess") >= 1).collect()
         if state is not None:
             state.advance(KEY, frame.select(*KEY, "ts"), flagged.select(*KEY, "ts"))

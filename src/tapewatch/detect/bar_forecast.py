@@ -31,7 +31,6 @@ from tapewatch.detect.bar_forecasters import (
     FitCache,
     Forecaster,
     ForecasterSettings,
-    decided_mask,
     finite_rows,
     group_bounds,
     lag_columns,
@@ -40,6 +39,7 @@ from tapewatch.detect.bar_forecasters import (
     period_us,
     robust_z,
     segments,
+    undecided_mask,
 )
 from tapewatch.detect.base import CandleDetector, DetectorState
 from tapewatch.detect.scoring import excess_score
@@ -87,7 +87,7 @@ class ForecastResidualDetector(CandleDetector):
         s = self.settings
         featured = lag_features(frame, s.forecaster)
         features, targets, usable = _model_rows(featured, s.forecaster)
-        todo = decided_mask(frame, state)
+        todo = undecided_mask(frame, state)
         needed = _with_calibration_rows(featured, todo, s.calibration_bars)
         predicted = np.full_like(targets, np.nan)
         keys = featured.select(KEY).unique(maintain_order=True).rows()

@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from tapewatch.config import ForecasterSettings
+from tapewatch.detect.base import DetectorState
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
 
@@ -162,13 +163,12 @@ def segments(
                 yield Segment(group, int(refit_at), train, rows)
 
 
-def decided_mask(frame: pl.DataFrame, state: Any) -> np.ndarray:
-    """Rows still to decide: all in a batch, those after the state's `decided_until` in a stream."""
-    if state is None:
-        return np.ones(frame.height, dtype=bool)
-    decided = state.frame(KEY, only=frame).select(*KEY, "decided_until")
-    until = frame.select(KEY).join(decided, on=KEY, how="left", maintain_order="left")["decided_until"]
-    return (until.is_null() | (frame["ts"] > until)).to_numpy()
+def undecided_mask(frame: pl.DataFrame, state: DetectorState | None) -> np.ndarray:
+    """The rows still to decide (see `DetectorState.undecided`) as a mask: the fits work on arrays."""
+    rows = (state or DetectorState()).undecided(frame.select(*KEY, "ts").with_row_index("row"), KEY)
+    mask = np.zeros(frame.height, dtype=bool)
+    mask[rows["row"].to_numpy()] = True
+    return mask
 
 
 @dataclass

@@ -37,9 +37,9 @@ from tapewatch.detect.bar_forecasters import (
     FitCache,
     Segment,
     bar_features,
-    decided_mask,
     finite_rows,
     segments,
+    undecided_mask,
 )
 from tapewatch.detect.base import CandleDetector, DetectorState
 from tapewatch.detect.scoring import excess_score
@@ -83,7 +83,7 @@ class IsolationForestDetector(CandleDetector):
         values, usable = finite_rows(featured, BAR_FEATURES)
         columns = {name: np.full(frame.height, np.nan) for name in SCORE_COLUMNS}
         z = np.full_like(values, np.nan)
-        todo = decided_mask(frame, state)
+        todo = undecided_mask(frame, state)
         keys = featured.select(KEY).unique(maintain_order=True).rows()
         for pool, fit_segments in self._pools(featured, todo, usable, keys):
             fit = self._fit(pool, fit_segments, values, keys, state is not None)

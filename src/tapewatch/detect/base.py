@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import polars as pl
 
@@ -21,6 +21,10 @@ from tapewatch.records import TIME, Alert
 InputKind = Literal["trades", "bars", "orders", "book"]
 """trades, candles, L3 order events, or L2 updates merged with trades (BOOK_EVENT_SCHEMA)."""
 Key = tuple[str, ...]
+
+
+Rows = TypeVar("Rows", pl.DataFrame, pl.LazyFrame)
+"""An eager or lazy frame: the state's filters give back what they were given."""
 
 
 @dataclass
@@ -33,38 +37,100 @@ class DetectorState:
     history began (`history_start`, for warm-ups) and its last qualifying moment
     (`last_hit`, for cooldowns that chain across batches). Keys are the
     detector's grouping columns (venue, symbol[, interval]).
+
+    The filters below are the bookkeeping every detector needs; a batch call
+    runs them on an empty state (`state or DetectorState()`): nothing decided
+    before, no older history, no earlier hit, so batch and stream share one
+    code path. Each filter takes `at`, the column (or expression, of TIME
+    dtype) holding the moment a row is decided, where that is not `ts`: a
+    chunk's close, a window's end.
     """
 
     decided_until: dict[Key, datetime] = field(default_factory=dict)
     history_start: dict[Key, datetime] = field(default_factory=dict)
     last_hit: dict[Key, datetime] = field(default_factory=dict)
 
-    def frame(self, key: list[str], only: pl.DataFrame | None = None) -> pl.DataFrame:
-        """The state as a frame to join on the key columns; `only` limits it to the keys in that frame."""
-        known = set(self.decided_until) | set(self.history_start) | set(self.last_hit)
-        if only is not None:
-            known &= set(only.select(key).unique().iter_rows())
-        keys = sorted(known)
-        columns: dict[str, list] = {name: [k[i] for k in keys] for i, name in enumerate(key)}
-        columns["decided_until"] = [self.decided_until.get(k) for k in keys]
-        columns["history_start"] = [self.history_start.get(k) for k in keys]
-        columns["last_hit"] = [self.last_hit.get(k) for k in keys]
-        schema = {name: pl.String() for name in key} | {
-            "decided_until": TIME,
-            "history_start": TIME,
-            "last_hit": TIME,
-        }
-        return pl.DataFrame(columns, schema=schema)
+    def undecided(self, rows: Rows, key: list[str], at: str | pl.Expr = "ts") -> Rows:
+        """The rows whose moment `at` is after their key's `decided_until`: what this call has left to decide.
 
-    def undecided(self, rows: pl.LazyFrame, key: list[str], only: pl.DataFrame) -> pl.LazyFrame:
-        """The rows whose `ts` is after their key's `decided_until`: what this call has left to decide
-        (`only`: the frame of the call, to limit the state to its keys)."""
-        decided = self.frame(key, only=only).select(*key, "decided_until")
+        A stream's tail repeats rows an earlier call decided (they are context for
+        the new ones); deciding them again would raise their alerts twice.
+        """
+        moment = _column(at)
+        joined = _with_known(rows, self.decided_until, key, "_decided_until")
+        if joined is None:
+            return rows
+        after = pl.col("_decided_until").is_null() | (moment > pl.col("_decided_until"))
+        return joined.filter(after).drop("_decided_until")
+
+    def history_starts(self, seen: pl.DataFrame | pl.LazyFrame, key: list[str]) -> pl.DataFrame:
+        """Where each key's history began (`history_start`): its first `ts` in `seen` (this call's rows,
+        or any frame holding each key's first one), or earlier where the state saw older rows."""
+        first = seen.lazy().group_by(key).agg(history_start=pl.col("ts").min()).collect()
+        known = _with_known(first, self.history_start, key, "_known")
+        if known is None:
+            return first
+        return known.select(*key, history_start=pl.min_horizontal("history_start", "_known"))
+
+    def warmed_up(
+        self,
+        rows: Rows,
+        key: list[str],
+        warmup: timedelta,
+        seen: pl.DataFrame | pl.LazyFrame,
+        at: str | pl.Expr = "ts",
+    ) -> Rows:
+        """The rows at least `warmup` after their key's history began (see `history_starts`).
+
+        A baseline read over less history than it needs is noise. A stream's tail
+        starts later than the data, so the start must come from the state for the
+        stream to wait exactly as long as the batch.
+        """
+        starts = self.history_starts(seen, key).rename({"history_start": "_history_start"})
         return (
-            rows.join(decided.lazy(), on=key, how="left")
-            .filter(pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until")))
-            .drop("decided_until")
+            rows.join(_like(starts, rows), on=key, how="left", maintain_order="left")
+            .filter(_column(at) >= pl.col("_history_start") + warmup)
+            .drop("_history_start")
         )
+
+    def cooled_down(self, hits: Rows, key: list[str], cooldown: timedelta, at: str | pl.Expr = "ts") -> Rows:
+        """The hits more than `cooldown` after their key's previous hit, in this call or (`last_hit`)
+        an earlier one: the first moment of each run of qualifying moments.
+
+        A pump or a wash group qualifies at many moments in a row; it is one fact
+        for an analyst, and the key re-arms only after a quiet spell of `cooldown`
+        with no qualifying moment. The chain runs over every hit, not only the
+        alerts, so advance the state with all of them.
+        """
+        moment = _column(at)
+        hits = hits.sort(*key, moment, maintain_order=True)
+        previous = moment.shift(1).over(key)
+        joined = _with_known(hits, self.last_hit, key, "_last_hit")
+        if joined is not None:
+            hits, previous = joined, previous.fill_null(pl.col("_last_hit"))
+        gap = moment - previous
+        kept = hits.filter(gap.is_null() | (gap > cooldown))
+        return kept if joined is None else kept.drop("_last_hit")
+
+    def spaced(self, hits: pl.DataFrame, key: list[str], window: timedelta, at: str = "ts") -> pl.DataFrame:
+        """The hits at least `window` after their key's last alert, in this call or (`last_hit`) an earlier
+        one: one alert per window of a run.
+
+        For patterns that repeat without a quiet spell (a spoofer's cycles, every few
+        minutes for hours): a cooldown chained over every hit would keep that run to
+        one alert however long it lasts; this reports it again each window. The chain
+        runs over the alerts only, so advance the state with them. Greedy, so a loop
+        (hits are few). Among hits at one moment the first in `hits` wins.
+        """
+        hits = hits.sort(*key, at, maintain_order=True)
+        last = dict(self.last_hit)
+        keep: list[bool] = []
+        for *name, moment in hits.select(*key, at).iter_rows():
+            previous = last.get(tuple(name))
+            keep.append(previous is None or moment - previous >= window)
+            if keep[-1]:
+                last[tuple(name)] = moment
+        return hits.filter(pl.Series(keep, dtype=pl.Boolean))
 
     def advance(self, key: list[str], seen: pl.DataFrame, hits: pl.DataFrame) -> None:
         """Record that every row of `seen` is decided, and the latest qualifying moment in `hits`."""
@@ -74,6 +140,25 @@ class DetectorState:
             self.decided_until[name] = max(last, self.decided_until.get(name, last))
         for row in hits.group_by(key).agg(pl.col("ts").max()).iter_rows():
             self.last_hit[tuple(row[: len(key)])] = row[-1]
+
+
+def _column(at: str | pl.Expr) -> pl.Expr:
+    return pl.col(at) if isinstance(at, str) else at
+
+
+def _like(frame: pl.DataFrame, rows: Rows) -> Rows:
+    """`frame`, lazy when `rows` is (a join needs both of one kind)."""
+    return frame.lazy() if isinstance(rows, pl.LazyFrame) else frame
+
+
+def _with_known(rows: Rows, known: dict[Key, datetime], key: list[str], name: str) -> Rows | None:
+    """`rows` with the state's moment for their key (string columns) as column `name` (null for a key it
+    does not hold), in the rows' order; None when the state holds no key at all (nothing to join)."""
+    if not known:
+        return None
+    schema = {column: pl.String() for column in key} | {name: TIME}
+    table = pl.DataFrame([(*k, moment) for k, moment in known.items()], schema=schema, orient="row")
+    return rows.join(_like(table, rows), on=key, how="left", maintain_order="left")
 
 
 @runtime_checkable

@@ -60,9 +60,7 @@ class KampsKleinbergDetector(CandleDetector):
             )
             .with_columns(first_of_run=pl.col("hit") & ~pl.col("hit").shift(1, fill_value=False).over(KEY))
         )
-        if state is not None:
-            flagged = state.undecided(flagged, KEY, only=frame)
-        flagged = flagged.filter(pl.col("first_of_run")).collect()
+        flagged = (state or DetectorState()).undecided(flagged, KEY).filter(pl.col("first_of_run")).collect()
         if state is not None:
             state.advance(KEY, frame.select(*KEY, "ts"), flagged.select(*KEY, "ts"))
         return [self._alert(row) for row in flagged.iter_rows(named=True)]

@@ -53,7 +53,7 @@ class PumpModelDetector(FinalAlerts):
         """Alerts for every symbol in a trades frame sorted by venue, symbol, ts (see DetectorState)."""
         if frame.is_empty():
             return []
-        known = state.frame(KEY, only=frame) if state is not None else None
+        known = state or DetectorState()
         chunks = self._undecided(chunk_features(frame, self.model.features), frame, known)
         chunks = chunks.with_columns(
             probability=pl.Series(self.model.probabilities(chunks), dtype=pl.Float64)
@@ -61,7 +61,7 @@ class PumpModelDetector(FinalAlerts):
         hits = chunks.filter(pl.col("probability") >= self.model.threshold).with_columns(
             ts=pl.col("closed_at")
         )
-        triggers = self._first_of_runs(hits, known)
+        triggers = known.cooled_down(hits, KEY, timedelta(minutes=self.settings.cooldown_min))
         if state is not None:
             state.advance(KEY, frame.select(*KEY, "ts"), hits.select(*KEY, "ts"))
         if triggers.is_empty():
@@ -72,28 +72,11 @@ class PumpModelDetector(FinalAlerts):
         ]
         return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol))
 
-    def _undecided(
-        self, chunks: pl.DataFrame, frame: pl.DataFrame, known: pl.DataFrame | None
-    ) -> pl.DataFrame:
-        """Complete chunks not decided before (closed by a new trade), past the symbol's warm-up."""
-        starts = frame.group_by(KEY).agg(history_start=pl.col("ts").min())
-        chunks = chunks.filter(pl.col("closed_at").is_not_null())
-        undecided = pl.lit(True)
-        if known is not None:
-            chunks = chunks.join(known.select(*KEY, "decided_until", "last_hit"), on=KEY, how="left")
-            starts = starts.join(known.select(*KEY, "history_start"), on=KEY, how="left", suffix="_known")
-            starts = starts.select(*KEY, pl.min_horizontal("history_start", "history_start_known"))
-            undecided = pl.col("decided_until").is_null() | (pl.col("closed_at") > pl.col("decided_until"))
-        warm = pl.col("start") >= pl.col("history_start") + timedelta(hours=self.settings.warmup_h)
-        return chunks.join(starts, on=KEY, how="left").filter(undecided & warm)
-
-    def _first_of_runs(self, hits: pl.DataFrame, known: pl.DataFrame | None) -> pl.DataFrame:
-        """The cooldown: a hit alerts only if the symbol's previous hit is over `cooldown_min` ago."""
-        previous = pl.col("ts").shift(1).over(KEY)
-        if known is not None:
-            previous = previous.fill_null(pl.col("last_hit"))
-        gap = pl.col("ts") - previous
-        return hits.filter(gap.is_null() | (gap > timedelta(minutes=self.settings.cooldown_min)))
+    def _undecided(self, chunks: pl.DataFrame, frame: pl.DataFrame, known: DetectorState) -> pl.DataFrame:
+        """Complete chunks (closed by a new trade) not decided before, starting past the symbol's warm-up."""
+        complete = chunks.filter(pl.col("closed_at").is_not_null())
+        undecided = known.undecided(complete, KEY, at="closed_at")
+        return known.warmed_up(undecided, KEY, timedelta(hours=self.settings.warmup_h), frame, at="start")
 
     def _alert(self, row: dict[str, Any], contributions: np.ndarray) -> Alert:
         window = window_label(self.model.features.windows_h[0])

@@ -19,11 +19,13 @@ quantiles of its trade prices, and the burst price is a median — at least half
 the burst's trades are above the top of the range by min_price_rise — so one bad
 print (a trade far outside the market) neither lifts the baseline and hides a pump
 nor makes a move by itself: a price the following prints do not confirm is not a
-move. The burst price is the median of the whole window or of only its last
-`confirm_window_s` when they hold `confirm_min_orders` orders or more: a crowd
-lifts the price in its first second, and a median over all `window_s` waits for
-the trades before the crowd to leave the window (on three of the 16 later dev
-pumps, held out when the setting was chosen, that wait was 2–9 s). The direction
+move. The burst price is the median of the whole window or of only the trades of its
+latest `confirm_min_orders` taker orders when they lie within the last
+`confirm_window_s`: a crowd lifts the price in its first second, and a median over
+all `window_s` waits for the trades before the crowd to leave the window (on three
+of the 16 later dev pumps, held out when the setting was chosen, that wait was
+2–9 s); a median over all of the last `confirm_window_s` still waits for the trades
+of a fast crowd's first, unmoved orders. The direction
 comes from the price, not the taker side: in the first seconds of real pumps the
 pumpers' limit bids are often hit by sellers, so a taker-buy share is only evidence.
 
@@ -50,12 +52,13 @@ import polars as pl
 from tapewatch.config import PumpOnsetSettings
 from tapewatch.detect.base import DetectorState
 from tapewatch.detect.scoring import excess_score
+from tapewatch.errors import InputError
 from tapewatch.records import Alert, to_iso
 
 KEY = ["venue", "symbol"]
 _US = 1_000_000
-_SYMBOL_SPACING_US = 1 << 52
 _MINUTE_US = 60 * _US
+_CLOCK_LIMIT_US = 1 << 62  # the shared clock's reach: int64 with room for window arithmetic
 _SIDE_CODES = 4  # buy, sell, unknown: room for each in an order key
 
 
@@ -95,12 +98,31 @@ def _first_of_each_order(moment: np.ndarray, side: np.ndarray) -> np.ndarray:
     return first
 
 
+def _symbol_offsets(first_ts: np.ndarray, last_ts: np.ndarray, gap_us: int) -> np.ndarray:
+    """Per symbol, what to add to its µs timestamps to lay it on the shared clock (see `_Clock`): its
+    first whole minute lands `gap_us` (rounded up to whole minutes) past the previous symbol's last
+    minute. Raises InputError when the symbols' spans do not fit the clock (timestamps thousands of
+    years apart: a wrong unit, most likely)."""
+    first = first_ts - first_ts % _MINUTE_US
+    gap = -(-gap_us // _MINUTE_US) * _MINUTE_US
+    room = (last_ts - first) // _MINUTE_US * _MINUTE_US + _MINUTE_US + gap
+    if sum(int(value) for value in room) >= _CLOCK_LIMIT_US:
+        raise InputError(
+            f"ts: trades from {_iso_us(int(first_ts.min()))} to {_iso_us(int(last_ts.max()))}; expected "
+            "timestamps a few centuries apart at most (are some in seconds or nanoseconds?)"
+        )
+    laid = np.concatenate([[0], np.cumsum(room[:-1])]).astype(np.int64)
+    return laid - first
+
+
+def _iso_us(micros: int) -> str:
+    return to_iso(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros))
+
+
 def taker_orders(trades: pl.DataFrame) -> pl.DataFrame:
     """One row per taker order with its number of fills (for inspection and tests)."""
     return (
-        trades.group_by(*KEY, "ts", "side")
-        .agg(fills=pl.len())
-        .sort(*KEY, "ts", pl.col("side").fill_null(""))
+        trades.group_by(*KEY, "ts", "side").agg(fills=pl.len()).sort(*KEY, "ts", pl.col("side").fill_null(""))
     )
 
 
@@ -166,22 +188,27 @@ class _Minutes:
 class _Clock:
     """All trades on one monotone clock, as arrays: what the burst and baseline windows count.
 
-    The clock shifts each symbol's µs timestamps 2^52 µs (142 years) past the previous symbol's,
-    so time windows never cross symbols and need no per-symbol partitioning.
+    The clock lays the symbols end to end: each symbol's µs timestamps, counted from its first
+    whole minute, start `gap_us` (the longest window read) past the end of the previous
+    symbol's, so time windows never cross symbols and need no per-symbol partitioning. Laid
+    by each symbol's own span, not a fixed spacing, it stays monotone for any number of
+    symbols and any timestamps, and minutes stay wall-clock minutes.
     """
 
     ts: np.ndarray  # µs since epoch
     clock: np.ndarray
+    starts: np.ndarray  # each symbol's first clock value: a clock value's symbol (see `symbol_of`)
     price: np.ndarray
     order: np.ndarray  # 1 on one trade of each taker order (see order_starts)
     orders: np.ndarray  # running total of `order`, with a leading zero
+    order_clock: np.ndarray  # the clock of each taker order's first trade
     moment_end: np.ndarray  # one past the last row with the row's symbol and timestamp
     block_start: np.ndarray  # the row's symbol's row range
     block_end: np.ndarray
 
     @classmethod
-    def of(cls, trades: pl.DataFrame) -> _Clock:
-        """From trades sorted by venue, symbol, ts."""
+    def of(cls, trades: pl.DataFrame, gap_us: int) -> _Clock:
+        """From trades sorted by venue, symbol, ts; `gap_us` at least the longest window read."""
         new_symbol = (
             trades.select(pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift(1)) for name in KEY))
             .to_series()
@@ -189,33 +216,47 @@ class _Clock:
         )
         ts = trades["ts"].dt.epoch("us").to_numpy()
         symbol = np.cumsum(new_symbol) - 1
-        clock = ts + symbol * _SYMBOL_SPACING_US
+        starts = np.flatnonzero(new_symbol)
+        ends = np.append(starts[1:], len(ts))
+        clock = ts + _symbol_offsets(ts[starts], ts[ends - 1], gap_us)[symbol]
         new_moment = np.ones(len(clock), dtype=bool)
         new_moment[1:] = clock[1:] != clock[:-1]
         side = trades.select(_side_code()).to_series().to_numpy()
         order = _first_of_each_order(np.cumsum(new_moment), side)
-        starts = np.flatnonzero(new_symbol)
-        ends = np.append(starts[1:], len(clock))
         return cls(
             ts=ts,
             clock=clock,
+            starts=clock[starts],
             price=trades["price"].to_numpy(),
             order=order.astype(np.int32),
             orders=_running(order),
+            order_clock=clock[order],
             moment_end=_run_ends(new_moment),
             block_start=starts[symbol],
             block_end=ends[symbol],
         )
 
+    def symbol_of(self, clock: np.ndarray) -> np.ndarray:
+        """The symbol (its number in row order) each clock value falls in."""
+        return np.searchsorted(self.starts, clock, side="right") - 1
+
     def busy(self, window_us: int, min_orders: int) -> np.ndarray:
         """The rows with at least `min_orders` taker orders in the window (t − window, t]: those where
         the `min_orders`-th latest order up to t is later than t − window."""
         upto = self.orders[self.moment_end]
-        order_clock = self.clock[self.order.astype(bool)]
         enough = upto >= min_orders
         rows = np.flatnonzero(enough)
-        recent = order_clock[upto[rows] - min_orders]
+        recent = self.order_clock[upto[rows] - min_orders]
         return rows[recent > self.clock[rows] - window_us]
+
+    def latest_orders_from(self, rows: np.ndarray, count: int, window_us: int) -> np.ndarray:
+        """Per row: the first row of the moment of the `count`-th latest taker order up to it, when that
+        moment is in the window (t − window, t]; else one past the row's moment (no trades). From the
+        order's moment, not its flagged row, so the trades taken do not depend on tie order."""
+        upto = self.orders[self.moment_end[rows]]
+        since = self.order_clock[np.maximum(upto - count, 0)]
+        inside = (upto >= count) & (since > self.clock[rows] - window_us)
+        return np.where(inside, np.searchsorted(self.clock, since, side="left"), self.moment_end[rows])
 
 
 class PumpOnsetDetector:
@@ -232,7 +273,7 @@ class PumpOnsetDetector:
     def lookback(self) -> timedelta:
         """The burst and baseline windows, plus two minutes so the baseline's oldest minute is whole."""
         s = self.settings
-        return timedelta(hours=s.baseline_h, seconds=max(s.window_s, s.confirm_window_s), minutes=2)
+        return timedelta(hours=s.baseline_h, seconds=s.window_s, minutes=2)
 
     def followup_horizon(self) -> timedelta:
         """The dump is watched for this long after detection."""
@@ -243,10 +284,9 @@ class PumpOnsetDetector:
         if frame.is_empty():
             return []
         features, minutes = self._features(frame)
-        if state is not None:
-            features = self._with_state(features, state.frame(KEY, only=frame))
-        hits = self._qualifying(features).collect()
-        triggers = self._first_of_runs(hits)
+        known = state or DetectorState()
+        hits = self._qualifying(features, known).collect()
+        triggers = self._first_of_runs(hits, known)
         if state is not None:
             state.advance(KEY, frame.select(*KEY, "ts"), hits)
         if triggers.is_empty():
@@ -273,8 +313,8 @@ class PumpOnsetDetector:
 
     def _features(self, trades: pl.DataFrame) -> tuple[pl.LazyFrame, _Minutes]:
         """Per trade with `min_orders` taker orders or more in its burst window (no other can
-        qualify): those orders, and whether its median price (or that of its last
-        `confirm_window_s`) is above the baseline's range; and the baseline's minutes.
+        qualify): those orders, and whether its median price (or that of the trades of its latest
+        `confirm_min_orders` orders) is above the baseline's range; and the baseline's minutes.
 
         Windows are (t − size, t] by timestamp, so every trade of one millisecond sees
         the same window and nothing later than its own timestamp. The baseline is read
@@ -285,17 +325,17 @@ class PumpOnsetDetector:
         clock): exact, and a fraction of the cost of rolling sums.
         """
         s = self.settings
-        window_us, confirm_us = int(s.window_s * _US), int(s.confirm_window_s * _US)
-        timeline = _Clock.of(trades)
+        window_us = int(s.window_s * _US)
+        confirm_us = int(min(s.confirm_window_s, s.window_s) * _US)
+        timeline = _Clock.of(trades, gap_us=int(s.baseline_h * 3600 * _US) + window_us + _MINUTE_US)
         minutes = self._minutes(trades, timeline)
         # The baseline minute of each trade (-1: none). One of an earlier symbol is none either:
         # `same_symbol` is False there, so its figures are never read.
-        minute = np.searchsorted(minutes.ends, timeline.clock - max(window_us, confirm_us), side="right") - 1
+        minute = np.searchsorted(minutes.ends, timeline.clock - window_us, side="right") - 1
         same_symbol = minute >= 0
-        same_symbol[same_symbol] = (
-            minutes.ends[minute[same_symbol]] // _SYMBOL_SPACING_US
-            == timeline.clock[same_symbol] // _SYMBOL_SPACING_US
-        )
+        same_symbol[same_symbol] = timeline.symbol_of(
+            minutes.ends[minute[same_symbol]]
+        ) == timeline.symbol_of(timeline.clock[same_symbol])
         # Above the range: above its top as known when the trade printed (by the same rule as a
         # decision then, so within one window the top moves only where a minute ends, if at all).
         level = minutes.range_high[minute] * (1 + s.min_price_rise)
@@ -303,7 +343,7 @@ class PumpOnsetDetector:
         rows = timeline.busy(window_us, s.min_orders)
         upto = timeline.moment_end[rows]
         burst_from = np.searchsorted(timeline.clock, timeline.clock[rows] - window_us, side="right")
-        confirm_from = np.searchsorted(timeline.clock, timeline.clock[rows] - confirm_us, side="right")
+        confirm_from = timeline.latest_orders_from(rows, s.confirm_min_orders, confirm_us)
         at, block_start = minute[rows], timeline.block_start[rows]
         candidates = pl.DataFrame(
             {
@@ -315,6 +355,8 @@ class PumpOnsetDetector:
                 "base_orders": minutes.base_orders[at],
                 "range_high": minutes.range_high[at],
                 "same_symbol": same_symbol[rows],
+                "burst_from": burst_from,
+                "confirm_from": confirm_from,
                 "orders_w": timeline.orders[upto] - timeline.orders[burst_from],
                 "above_w": above[upto] - above[burst_from],
                 "trades_w": upto - burst_from,
@@ -327,13 +369,14 @@ class PumpOnsetDetector:
             expected_w=pl.col("base_orders") * (s.window_s / (s.baseline_h * 3600)),
         ).with_columns(
             rate_ratio=pl.col("orders_w") / pl.col("expected_w"),
-            # The window whose median price confirms the rise: the whole burst window, else its end.
-            confirmed_s=pl.when(2 * pl.col("above_w") >= pl.col("trades_w"))
-            .then(pl.lit(s.window_s))
+            # The first row of the trades whose median price confirms the rise: the whole burst
+            # window's, else those of its latest confirm_min_orders orders.
+            confirmed_from=pl.when(2 * pl.col("above_w") >= pl.col("trades_w"))
+            .then(pl.col("burst_from"))
             .when(
                 (pl.col("orders_c") >= s.confirm_min_orders) & (2 * pl.col("above_c") >= pl.col("trades_c"))
             )
-            .then(pl.lit(s.confirm_window_s)),
+            .then(pl.col("confirm_from")),
         ), minutes
 
     def _minutes(self, trades: pl.DataFrame, timeline: _Clock) -> _Minutes:
@@ -367,37 +410,22 @@ class PumpOnsetDetector:
             baseline_us=baseline_us,
         )
 
-    def _with_state(self, features: pl.LazyFrame, known: pl.DataFrame) -> pl.LazyFrame:
-        """Join what earlier batches knew: history start (warm-up), decided rows, last hit (cooldown)."""
-        return features.join(known.lazy(), on=KEY, how="left").with_columns(
-            first_ts=pl.min_horizontal("first_ts", "history_start")
-        )
-
-    def _qualifying(self, features: pl.LazyFrame) -> pl.LazyFrame:
+    def _qualifying(self, features: pl.LazyFrame, known: DetectorState) -> pl.LazyFrame:
         """Every undecided, warmed-up moment with a baseline that meets the thresholds."""
         s = self.settings
-        undecided = (
-            pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until"))
-            if "decided_until" in features.collect_schema()
-            else True
-        )
-        return features.filter(
-            undecided
-            & (pl.col("ts") >= pl.col("first_ts") + timedelta(hours=s.warmup_h))
-            & pl.col("same_symbol")
+        first = features.select(*KEY, ts="first_ts")  # each symbol's first trade in this call
+        fresh = known.warmed_up(known.undecided(features, KEY), KEY, timedelta(hours=s.warmup_h), first)
+        return fresh.filter(
+            pl.col("same_symbol")
             & (pl.col("base_orders") > 0)
             & (pl.col("orders_w") >= s.min_orders)
             & (pl.col("rate_ratio") >= s.min_rate_ratio)
-            & pl.col("confirmed_s").is_not_null()
+            & pl.col("confirmed_from").is_not_null()
         )
 
-    def _first_of_runs(self, hits: pl.DataFrame) -> pl.DataFrame:
+    def _first_of_runs(self, hits: pl.DataFrame, known: DetectorState) -> pl.DataFrame:
         """The cooldown: a qualifying moment alerts only if the previous one is over `cooldown_min` ago."""
-        previous = pl.col("ts").shift(1).over(KEY)
-        if "last_hit" in hits.columns:
-            previous = previous.fill_null(pl.col("last_hit"))
-        gap = pl.col("ts") - previous
-        return hits.filter(gap.is_null() | (gap > timedelta(minutes=self.settings.cooldown_min))).select(
+        return known.cooled_down(hits, KEY, timedelta(minutes=self.settings.cooldown_min)).select(
             *KEY,
             "ts",
             "block_start",
@@ -408,7 +436,7 @@ class PumpOnsetDetector:
             "minute",
             "range_high",
             "rate_ratio",
-            "confirmed_s",
+            "confirmed_from",
         )
 
     def _alert(self, row: dict[str, Any], book: _Tape) -> Alert:
@@ -416,7 +444,7 @@ class PumpOnsetDetector:
         detected_us = _micros(row["ts"])
         block = slice(row["block_start"], row["block_end"])
         burst = book.span(block, detected_us - int(s.window_s * _US), detected_us)
-        confirming = book.span(block, detected_us - int(row["confirmed_s"] * _US), detected_us)
+        confirming = slice(row["confirmed_from"], burst.stop)
         sides, fills = book.fills_per_order(burst)
         quote, buys = book.quote[burst], book.side[burst] == 0
         total_quote = math.fsum(quote)
@@ -431,7 +459,7 @@ class PumpOnsetDetector:
             "price": {
                 "now_median": median,
                 "now_max": float(book.price[burst].max()),
-                "median_over_s": row["confirmed_s"],
+                "median_over_s": (detected_us - int(book.ts[confirming.start])) / _US,
                 "baseline_median": row["ref_price"],
                 "baseline_high": row["range_high"],
                 "range_quantile": s.range_quantile,

@@ -224,8 +224,10 @@ class SpoofingL2Detector(FinalAlerts):
         additions = _with_cycles(self._additions(book), timedelta(seconds=s.mirror_pad_s))
         tied = self._tied(additions, far)
         cycles = self._leaning(_cycles(tied, book, additions))
-        known = state.frame(KEY, only=book) if state is not None else DetectorState().frame(KEY)
-        fired = self._fired(self._repeated(cycles, book, known), known)
+        known = state or DetectorState()
+        # One alert per repeat window: a hit within the window of the last alert is the same spoofing run.
+        run = timedelta(minutes=s.repeat_window_min)
+        fired = known.spaced(self._repeated(cycles, book, known), KEY, run)
         if state is not None:
             state.advance(KEY, book.select(*KEY, "ts"), fired.select(*KEY, "ts"))
         alerts = [self._alert(row, cycles, tied, far) for row in fired.iter_rows(named=True)]
@@ -331,44 +333,24 @@ class SpoofingL2Detector(FinalAlerts):
             & (pl.col("fall") >= s.min_swing)
         )
 
-    def _repeated(self, cycles: pl.DataFrame, book: pl.DataFrame, known: pl.DataFrame) -> pl.DataFrame:
+    def _repeated(self, cycles: pl.DataFrame, book: pl.DataFrame, known: DetectorState) -> pl.DataFrame:
         """Qualifying cycles with at least `min_repeats` pulled additions on their side within the
-        repeat window up to them, decided now (after warm-up, not decided by an earlier call)."""
+        repeat window up to them, decided now (by the book's newest row, after warm-up, not decided by
+        an earlier call)."""
         s = self.settings
         window = f"{int(s.repeat_window_min * 60 * _US)}i"
-        history = book.group_by(KEY).agg(first_ts=pl.col("ts").min(), last_seen=pl.col("ts").max())
-        return (
+        span = book.group_by(KEY).agg(ts=pl.col("ts").min(), last_seen=pl.col("ts").max())  # ts: the first
+        hits = (
             cycles.sort(*SIDE, "closed", "cycle")
             .with_columns(
                 repeats=pl.col("additions").rolling_sum_by(pl.col("closed").dt.epoch("us"), window).over(SIDE)
             )
             .rename({"closed": "ts"})
-            .join(history, on=KEY)
-            .join(known, on=KEY, how="left")
-            .filter(
-                (pl.col("repeats") >= s.min_repeats)
-                & (pl.col("ts") <= pl.col("last_seen"))
-                & (
-                    pl.col("ts")
-                    >= pl.min_horizontal("first_ts", "history_start") + timedelta(minutes=s.warmup_min)
-                )
-                & (pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until")))
-            )
-            .sort(*KEY, "ts", "side")
+            .join(span.select(*KEY, "last_seen"), on=KEY)
+            .filter((pl.col("repeats") >= s.min_repeats) & (pl.col("ts") <= pl.col("last_seen")))
         )
-
-    def _fired(self, hits: pl.DataFrame, known: pl.DataFrame) -> pl.DataFrame:
-        """One alert per symbol and repeat window: a hit within the window of the last alert (in this call
-        or, from the state, an earlier one) belongs to the same spoofing run."""
-        window = timedelta(minutes=self.settings.repeat_window_min)
-        last = {tuple(row[:2]): row[2] for row in known.select(*KEY, "last_hit").iter_rows()}
-        keep = []
-        for row in hits.select(*KEY, "ts").iter_rows():
-            previous = last.get(tuple(row[:2]))
-            keep.append(previous is None or row[2] - previous >= window)
-            if keep[-1]:
-                last[tuple(row[:2])] = row[2]
-        return hits.filter(pl.Series(keep, dtype=pl.Boolean))
+        hits = known.warmed_up(known.undecided(hits, KEY), KEY, timedelta(minutes=s.warmup_min), span)
+        return hits.sort(*KEY, "ts", "side")
 
     def _alert(
         self, row: dict[str, Any], cycles: pl.DataFrame, additions: pl.DataFrame, far: pl.DataFrame

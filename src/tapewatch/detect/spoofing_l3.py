@@ -22,10 +22,11 @@ Each test says what the scheme is, measured on the symbol's and the account's ow
   in a book of many small orders;
 - tied: the account executes on the other side while the orders rest (and pulls them within
   `cancel_after_exec_s` of it) or within `exec_after_cancel_s` after the last pull;
-- on purpose: how likely chance alone puts the account's opposite executions as close to its
-  pulls as they were (the share of its own recent time that lies that close to one of them),
-  over its recent large quick cancels (`max_chance`). A market maker trades both sides all day,
-  so its pulls sit next to executions by chance; a spoofer ties them on purpose. Untied large
+- on purpose: how likely chance alone puts the account's opposite executions (the tie) as close
+  to its pulls as they were (the share of its own recent time that lies that close to one of its
+  executions, on either side), over its recent large quick cancels (`max_chance`). A market maker
+  trades both sides all day and re-prices after every fill, so its pulls sit next to executions
+  by chance; a spoofer's bait side does not trade, and it ties its pulls on purpose. Untied large
   cancels weaken the evidence; no share, count or cancel ratio vetoes it. Every account pulling
   large orders on the symbol is judged so, and among a hundred of them one ties a pull by chance
   every hour: the chance is multiplied by the number of accounts judged over the pattern window
@@ -103,11 +104,12 @@ class SpoofingL3Detector(FinalAlerts):
         events = _in_time_order(frame).with_row_index("row")
         book = events.filter(pl.col("action") != EXECUTION)
         executions = executions_of(events)
-        span = _span(events, state)
+        known = state or DetectorState()
+        span = _span(events, known)
         orders = with_episodes(self._large_orders(book, executions))
         episodes = self._tied(self._episodes(orders, span), orders, executions)
         episodes = self._with_pattern(self._with_surprise(episodes, executions))
-        hits = self._qualifying(episodes)
+        hits = self._qualifying(episodes, span, known)
         if state is not None:
             seen = pl.concat([span.select(*KEY, ts="first_ts"), span.select(*KEY, ts="last_seen")])
             state.advance(KEY, seen, hits.select(*KEY, "ts").clear())
@@ -222,13 +224,14 @@ class SpoofingL3Detector(FinalAlerts):
         )
 
     def _with_surprise(self, episodes: pl.DataFrame, executions: pl.DataFrame) -> pl.DataFrame:
-        """How unlikely chance put the account's opposite execution as close to the pull as it was.
+        """How unlikely chance put the account's opposite execution (the tie) as close to the pull as it was.
 
         If the account's pulls had nothing to do with its executions, a pull would land within g
         of one of them as often as a random moment does: the share of its history (the
         `baseline_min` before the episode, or the history so far) lying within g of one of its
-        opposite executions, one more assumed (an account never seen trading is not certain never
-        to), or the share over the last `recent_min` when that is larger (busy right now).
+        executions on either side (see `_execution_clock`), one more assumed (an account never seen
+        trading is not certain never to), or the share over the last `recent_min` when that is
+        larger (busy right now).
         Measured as covered time, not as a rate, so an account trading in bursts is judged on how
         much of its time it really spends trading. `surprise` is minus the log of that chance
         (zero when untied); `floor_surprise` is what any episode would have scored tied at the
@@ -236,14 +239,14 @@ class SpoofingL3Detector(FinalAlerts):
         """
         s = self.settings
         gap = pl.coalesce("exec_gap_s", "late_gap_s").clip(lower_bound=s.timing_floor_s)
-        party = ["episode", *KEY, "account", "exec_side", "start", "history"]
+        party = ["episode", *KEY, "account", "start", "history"]
         tied = episodes.filter("tied").select(*party, reach=2 * gap)
         longest = max(s.baseline_min, s.recent_min)
         clock = _execution_clock(executions, episodes.select(*party), longest)
         count, share, seconds = self._chance_near_executions(tied, clock)
         surprise = tied.select(
             "episode",
-            opposite_per_hour=stable(pl.Series(count * 3600 / seconds)),
+            executions_per_hour=stable(pl.Series(count * 3600 / seconds)),
             surprise=stable(-pl.Series(np.minimum(1.0, share)).log()),
         )
         every = episodes.select(*party, reach=pl.lit(2 * s.timing_floor_s))
@@ -257,7 +260,7 @@ class SpoofingL3Detector(FinalAlerts):
     def _chance_near_executions(
         self, episodes: pl.DataFrame, clock: _ExecutionClock
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per episode (with its `reach`): the account's opposite executions over the baseline, the
+        """Per episode (with its `reach`): the account's executions over the baseline, the
         share of its time within `reach` of one (see `_with_surprise`), and the seconds looked at."""
         s = self.settings
         reach = episodes["reach"].to_numpy()
@@ -282,7 +285,7 @@ class SpoofingL3Detector(FinalAlerts):
         attainable = pattern_chance(recent, recent, episodes["recent_floor"].to_numpy())
         return episodes.with_columns(attainable=pl.Series(attainable, dtype=pl.Float64)).drop("recent_floor")
 
-    def _qualifying(self, episodes: pl.DataFrame) -> pl.DataFrame:
+    def _qualifying(self, episodes: pl.DataFrame, span: pl.DataFrame, known: DetectorState) -> pl.DataFrame:
         """Undecided, warmed-up, tied episodes whose account's pattern chance alone hardly gives to any
         of the accounts judged on the symbol over the pattern window (`accounts_judged`): every account
         with a spoof-shaped episode there had the same chance to look tied, so the chance that one of
@@ -290,11 +293,9 @@ class SpoofingL3Detector(FinalAlerts):
         pulling large orders shows a one-in-a-hundred coincidence every hour; a spoofer's pattern is
         rarer than that."""
         s = self.settings
-        candidates = episodes.with_columns(ts=pl.col("decided")).filter(
-            pl.col("tied")
-            & (pl.col("ts") >= pl.col("history") + timedelta(minutes=s.warmup_min))
-            & (pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until")))
-        )
+        tied = known.undecided(episodes.with_columns(ts=pl.col("decided")).filter("tied"), KEY)
+        first = span.select(*KEY, ts="first_ts")
+        candidates = known.warmed_up(tied, KEY, timedelta(minutes=s.warmup_min), first)
         candidates = _with_accounts_judged(candidates, episodes, s.pattern_min, s.max_chance)
         chance = pattern_chance(
             candidates["recent"].to_numpy(),
@@ -340,7 +341,7 @@ class SpoofingL3Detector(FinalAlerts):
                 "large_quick_cancels": row["recent"],
                 "with_opposite_execution": row["recent_tied"],
                 "accounts_judged": row["accounts_judged"],
-                "opposite_executions_per_hour": round(row["opposite_per_hour"], 2),
+                "executions_per_hour": round(row["executions_per_hour"], 2),
                 "chance": float(f"{row['chance']:.3g}"),
             },
             "confidence": "high",
@@ -528,8 +529,10 @@ def _pulled(orders: pl.DataFrame, executions: pl.DataFrame) -> pl.DataFrame:
       order off instead of matching it)."""
     at_cancel = orders.filter(pl.col("cancelled")).select("row", *PARTY, "price", ts="cancel")
     placed = orders.select(*PARTY, "row", ts="placed")
-    replaced = _at_shared_instants(at_cancel, placed).join(placed, on=[*PARTY, "ts"]).filter(
-        pl.col("row") != pl.col("row_right")
+    replaced = (
+        _at_shared_instants(at_cancel, placed)
+        .join(placed, on=[*PARTY, "ts"])
+        .filter(pl.col("row") != pl.col("row_right"))
     )
     sign = pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0)
     through = (pl.col("exec_price") - pl.col("price")) * pl.col("sign") <= _PRICE_TOLERANCE * pl.col("price")
@@ -575,10 +578,7 @@ def _with_accounts_judged(
         pl.col("attainable").shift(-1).over("candidate") > max_chance / pl.col("k")
     )
     counts = (
-        best.with_columns(k=rank)
-        .filter(fits)
-        .group_by("candidate")
-        .agg(accounts_judged=pl.col("k").min())
+        best.with_columns(k=rank).filter(fits).group_by("candidate").agg(accounts_judged=pl.col("k").min())
     )
     return (
         candidates.with_row_index("candidate")
@@ -622,34 +622,36 @@ def _in_time_order(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort("ts") if late else frame
 
 
-def _span(events: pl.DataFrame, state: DetectorState | None) -> pl.DataFrame:
-    """Each symbol's first and newest row (episodes closing later are not decided yet), where its
-    history began (the stream's state knows rows older than the frame) and what was decided before."""
+def _span(events: pl.DataFrame, known: DetectorState) -> pl.DataFrame:
+    """Each symbol's first and newest row (episodes closing later are not decided yet) and where its
+    history began (the stream's state knows rows older than the frame)."""
     span = events.group_by(KEY).agg(first_ts=pl.col("ts").min(), last_seen=pl.col("ts").max())
-    known = (state or DetectorState()).frame(KEY, only=span).select(*KEY, "history_start", "decided_until")
-    return (
-        span.join(known, on=KEY, how="left")
-        .with_columns(history=pl.min_horizontal("first_ts", "history_start"))
-        .drop("history_start")
-    )
+    starts = known.history_starts(span.select(*KEY, ts="first_ts"), KEY)
+    return span.join(starts.rename({"history_start": "history"}), on=KEY)
 
 
 class _ExecutionClock(NamedTuple):
-    """Every account's executions per side as one sorted int64 clock (see `_clock`), built once for all
+    """Every account's executions (either side) as one sorted int64 clock (see `_clock`), built once for all
     the chance tests of a frame: joining the executions with their groups was the costly part."""
 
     groups: pl.DataFrame
-    """(venue, symbol, account, exec_side) -> group, covering every episode's party."""
+    """(venue, symbol, account) -> group, covering every episode's account."""
     base: int
     span: int
     clock: np.ndarray
 
 
 def _execution_clock(executions: pl.DataFrame, episodes: pl.DataFrame, minutes: float) -> _ExecutionClock:
-    """The clock of `executions`, wide enough for every episode's `start` and the `minutes` before it
-    (or its `history`)."""
-    party = [*KEY, "account", "exec_side"]
-    stamps = executions.select(*KEY, "account", "ts", exec_side="side")
+    """The clock of the accounts' execution instants, on either side, wide enough for every episode's
+    `start` and the `minutes` before it (or its `history`).
+
+    Either side, because an account that trades both ways (a market maker, an active trader)
+    re-prices its quotes after every fill, whichever side it was on: a pull right after an
+    opposite fill is what it does all day, and its fills on the spoof's side say so as much as
+    those on the other. A spoofer's bait side does not trade: its chance is as the opposite side
+    alone gives it. Instants, not fills: one order sweeping several levels is one execution."""
+    party = [*KEY, "account"]
+    stamps = executions.select(*KEY, "account", "ts").unique()
     groups = pl.concat([stamps.select(party), episodes.select(party)]).unique().with_row_index("group")
     earliest = episodes["start"] - timedelta(minutes=minutes)
     base, span = _time_range(stamps["ts"], earliest, episodes["start"], episodes["history"])
@@ -661,13 +663,12 @@ def _time_near_executions(
     tied: pl.DataFrame, executions: _ExecutionClock, minutes: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per tied episode, over the `minutes` before its start (or its symbol's history so far): the
-    account's opposite executions, the seconds lying within `reach` after one of them (each adds its
-    `reach`, less where it overlaps the one before), and the seconds looked at. One searchsorted over
-    every account's executions, no join of episodes with whole histories."""
-    tied = tied.with_columns(
-        since=pl.max_horizontal(pl.col("start") - timedelta(minutes=minutes), "history")
-    )
-    party = [*KEY, "account", "exec_side"]
+    account's execution instants (either side: see `_execution_clock`), the seconds
+    lying within `reach` after one of them (each adds its `reach`, less where it overlaps the one
+    before), and the seconds looked at. One searchsorted over every account's executions, no join
+    of episodes with whole histories."""
+    tied = tied.with_columns(since=pl.max_horizontal(pl.col("start") - timedelta(minutes=minutes), "history"))
+    party = [*KEY, "account"]
     base, span, clock = executions.base, executions.span, executions.clock
     bounds = tied.join(executions.groups, on=party, how="left", maintain_order="left").select(
         lo=_clock("since", base, span), hi=_clock("start", base, span)
@@ -788,15 +789,19 @@ def _with_touch(
     side_key = [*KEY, "side"]
     window = timedelta(minutes=settings.book_window_min)
     moments = members.select(*side_key, moment=pl.col("placed")).unique().sort("moment")
-    recent = _shortly_before(book, moments["moment"], window).join_asof(
-        moments,
-        left_on="ts",
-        right_on="moment",
-        by=side_key,
-        strategy="forward",
-        tolerance=window,
-        check_sortedness=False,
-    ).filter(pl.col("moment").is_not_null())
+    recent = (
+        _shortly_before(book, moments["moment"], window)
+        .join_asof(
+            moments,
+            left_on="ts",
+            right_on="moment",
+            by=side_key,
+            strategy="forward",
+            tolerance=window,
+            check_sortedness=False,
+        )
+        .filter(pl.col("moment").is_not_null())
+    )
     numbered = members.with_row_index("member")
     near = _resting_at_placement(numbered, _traded_away(_segments(recent), prints), window)
     recent_prints = _shortly_before(prints, moments["moment"], window).join(

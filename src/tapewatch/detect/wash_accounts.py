@@ -167,7 +167,7 @@ class WashAccountsDetector:
                 pl.col(name).ne_missing(pl.col(name).shift(1))
                 for name in ("sym", "ts", "buyer_id", "seller_id")
             ),
-        )
+        ).rechunk()  # a parallel filter leaves a chunk per thread: every later gather would pay for them
 
     def _groups(self, transfers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Candidate groups per bucket (see wash_accounts_graph), each in its cycle order, and the transfers
@@ -205,8 +205,7 @@ class WashAccountsDetector:
         """
         s = self.settings
         moments = sets.moments(self._screened(sets))
-        if state is not None:
-            moments = _undecided(moments, state)
+        moments = (state or DetectorState()).undecided(moments, KEY)
         tape = _Tape(frame, self._window_us)
         alone = moments["size"].to_numpy() == 1
         at = moments["at"].to_numpy()
@@ -235,23 +234,11 @@ class WashAccountsDetector:
         return at[sets.nets_out(at, s.net_tolerance)]
 
     def _first_of_runs(self, moments: pl.DataFrame, state: DetectorState | None) -> pl.DataFrame:
-        """The cooldown: a group's qualifying trade alerts only if its previous one is over `cooldown_min` ago."""
-        earlier = pl.col("ts").shift(1).over(GROUP_KEY)
-        if state is not None and state.last_hit:
-            known = pl.DataFrame(
-                [(*key, moment) for key, moment in state.last_hit.items()],
-                schema={
-                    "venue": pl.String,
-                    "symbol": pl.String,
-                    "group": pl.String,
-                    "last_hit": moments["ts"].dtype,
-                },
-                orient="row",
-            )
-            moments = moments.join(known, on=GROUP_KEY, how="left")
-            earlier = earlier.fill_null(pl.col("last_hit"))
-        gap = pl.col("ts") - earlier
-        return moments.filter(gap.is_null() | (gap > timedelta(minutes=self.settings.cooldown_min)))
+        """The cooldown: a group's qualifying trade alerts only if its previous one is over `cooldown_min` ago
+        (kept per group, a finer key than the rows decided per symbol)."""
+        return (state or DetectorState()).cooled_down(
+            moments, GROUP_KEY, timedelta(minutes=self.settings.cooldown_min)
+        )
 
     # -- alerts -----------------------------------------------------------------------------------
 
@@ -376,7 +363,9 @@ class WashAccountsDetector:
             },
         )
         scheme = (
-            transfers.join(spans, on=[*KEY, "seller", "buyer"])
+            # The members' sells only, first: one string column to match instead of four on every transfer.
+            transfers.filter(pl.col("seller").is_in(spans["seller"].unique().implode()))
+            .join(spans, on=[*KEY, "seller", "buyer"], maintain_order="left")
             .filter(pl.col("ts").is_between("from", "until"))
             .sort("alert", "ts_us", maintain_order=True)
             if transfers.height
@@ -495,8 +484,9 @@ class _Sets:
         """The transfers between two members of each set (a lone account's with itself) in the cells of its
         buckets, by set and tape order: each one's set and position in `among`.
 
-        The join is on two integer keys, (low, high) and (symbol, cell), rather than on four columns,
-        and carries only the positions: it is the largest the detector makes.
+        The join is on one integer key, (low, high) and (symbol, cell) together (two where that would not
+        fit in 63 bits), rather than on four columns, and carries only the positions: it is the largest
+        the detector makes.
         """
         buckets = pl.DataFrame(
             {
@@ -504,25 +494,28 @@ class _Sets:
                 "bucket": self.order_key % self.buckets + self.first_bucket,
             }
         )
-        pairs = (
-            buckets.select("set_id", cell=pl.concat_list("bucket", pl.col("bucket") + 1))
-            .explode("cell", empty_as_null=True)
-            .unique()
-            .join(sets, on="set_id")
-            .select("set_id", "sym", "cell", low="set", high="set", size=pl.col("set").list.len())
+        cells = pl.concat(
+            [buckets.select("set_id", cell="bucket"), buckets.select("set_id", cell=pl.col("bucket") + 1)]
+        ).unique()
+        member_pairs = (  # per set, not per set and cell: a set has many cells
+            sets.select("set_id", "sym", low="set", high="set", size=pl.col("set").list.len())
             .explode("low", empty_as_null=True)
             .explode("high", empty_as_null=True)
             .filter((pl.col("low") < pl.col("high")) | (pl.col("size") == 1))
         )
+        pairs = cells.join(member_pairs, on="set_id")
         accounts = int(self.members.max(initial=0)) + 1
         places = self.buckets + 1
+        spread = (max(int(among["sym"].max() or 0), int(sets["sym"].max() or 0)) + 1) * places
+        one_key = accounts * accounts * spread < 2**63  # then (pair, place) as one integer: a faster join
+        on = ["key"] if one_key else ["pair", "place"]
 
         def keyed(frame: pl.DataFrame, low: pl.Expr, high: pl.Expr) -> pl.DataFrame:
-            return frame.select(
-                pl.all(),
-                pair=low * accounts + high,
-                place=pl.col("sym") * places + pl.col("cell") - self.first_bucket,
-            )
+            pair = low * accounts + high
+            place = pl.col("sym") * places + pl.col("cell") - self.first_bucket
+            if one_key:
+                return frame.select(pl.all(), key=pair * spread + place)
+            return frame.select(pl.all(), pair=pair, place=place)
 
         joined = keyed(
             among.select("sym", "cell").with_row_index("source"),
@@ -530,13 +523,13 @@ class _Sets:
             pl.max_horizontal(among["seller_id"], among["buyer_id"]),
         ).join(
             keyed(pairs.select("set_id", "sym", "cell"), pairs["low"], pairs["high"]).select(
-                pl.col("set_id").cast(pl.Int64), "pair", "place"
+                pl.col("set_id").cast(pl.Int64), *on
             ),
-            on=["pair", "place"],
+            on=on,
         )
-        set_id, source = joined["set_id"].to_numpy(), joined["source"].to_numpy().astype(np.int64)
-        order = np.argsort(set_id * among.height + source)
-        return set_id[order], source[order]
+        source = joined["source"].cast(pl.Int64)
+        key = (joined["set_id"] * among.height + source).sort().to_numpy()  # distinct: polars' sort is faster
+        return key // among.height, key % among.height
 
     def trades(self, rows: np.ndarray) -> pl.DataFrame:
         """The transfers at these set rows, with every column."""
@@ -802,21 +795,6 @@ def _named(ids: np.ndarray, names: pl.Series) -> pl.Series:
     )
 
 
-def _undecided(checked: pl.DataFrame, state: DetectorState) -> pl.DataFrame:
-    if not state.decided_until:
-        return checked
-    decided = pl.DataFrame(
-        [(*key, moment) for key, moment in state.decided_until.items()],
-        schema={"venue": pl.String, "symbol": pl.String, "decided_until": checked["ts"].dtype},
-        orient="row",
-    )
-    return (
-        checked.join(decided, on=KEY, how="left")
-        .filter(pl.col("decided_until").is_null() | (pl.col("ts") > pl.col("decided_until")))
-        .drop("decided_until")
-    )
-
-
 class _Tape:
     """The whole tape (accounts known or not) as arrays, for the few window look-ups per moment.
 
@@ -995,9 +973,11 @@ def _encoded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
     categories = pl.Categories.random()
     codes = frame.select(pl.col("buyer", "seller").cast(pl.Categorical(categories)))
     names = categories.to_series()
-    rank = names.rank("ordinal").cast(pl.Int64) - 1
-    ids = {f"{side}_id": rank.gather(codes[side].to_physical()) for side in ("buyer", "seller")}
-    return frame.with_columns(**ids), names.sort()
+    order = names.arg_sort().to_numpy()  # distinct names: one sort gives their order and each one's rank
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    ids = {f"{side}_id": pl.Series(rank).gather(codes[side].to_physical()) for side in ("buyer", "seller")}
+    return frame.with_columns(**ids), names.gather(order)
 
 
 def _in_total_order(frame: pl.DataFrame) -> pl.DataFrame:
@@ -1067,8 +1047,14 @@ def _newest(transfers: pl.DataFrame) -> dict[tuple[str, str], datetime]:
     """Each symbol's latest transfer: where its follow-ups stand."""
     if transfers.is_empty():
         return {}
-    latest = transfers.group_by("sym").agg(pl.col(*KEY).first(), pl.col("ts").max())
-    return {(venue, symbol): ts for venue, symbol, ts in latest.select(*KEY, "ts").iter_rows()}
+    ts = transfers["ts_us"].to_numpy()
+    starts = np.flatnonzero(graph.changes(transfers["sym"].to_numpy()))
+    # A few symbols per frame: a loop over them, not a group-by over every row.
+    rows = [first + int(np.argmax(ts[first:end])) for first, end in zip(starts, [*starts[1:], ts.size])]
+    newest: dict[tuple[str, str], datetime] = {}
+    for venue, symbol, moment in transfers.select(*KEY, "ts")[rows].iter_rows():
+        newest[venue, symbol] = max(moment, newest.get((venue, symbol), moment))
+    return newest
 
 
 def _member_segments(groups: pl.DataFrame, segments: pl.DataFrame) -> np.ndarray:

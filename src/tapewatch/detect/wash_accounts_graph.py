@@ -251,8 +251,8 @@ class PairIndex:
             block=pl.struct("sym", "cell").rle_id().cast(pl.Int64),
         )
         self.accounts = int(tape["high"].max()) + 1
-        first_of_block = tape.filter(pl.col("block").is_first_distinct())
-        self.block_sym, self.block_cell = first_of_block["sym"].to_numpy(), first_of_block["cell"].to_numpy()
+        first_of_block = np.flatnonzero(changes(tape["block"].to_numpy()))  # blocks are runs: ids in order
+        self.block_sym, self.block_cell = (tape[name].to_numpy()[first_of_block] for name in ("sym", "cell"))
         self.order = _pair_order(*(tape[name].to_numpy() for name in ("sym", "low", "high")), self.accounts)
         tape = tape[self.order]
         self.sym, self.low, self.high = (tape[name].to_numpy() for name in ("sym", "low", "high"))
@@ -434,8 +434,10 @@ class _Hubs:
         self.block = np.concatenate([block, block])
         self.key = self.block * accounts + np.concatenate([low, high])
         self.first = np.concatenate([first, first])
-        keys, counts = np.unique(self.key, return_counts=True)
-        self.hubs = keys[counts > max_counterparties]
+        keys = pl.Series(self.key).sort().to_numpy()  # polars sorts integers several times faster
+        starts = np.flatnonzero(changes(keys))
+        counts = np.diff(np.append(starts, keys.size))
+        self.hubs = keys[starts[counts > max_counterparties]]
         self.timed_keys, self.times = np.zeros(0, np.int64), np.zeros(0, np.int64)
 
     def time_from(self, blocks: np.ndarray) -> None:
@@ -487,7 +489,9 @@ def window_clock(ts: np.ndarray, segment_start: np.ndarray, window_us: int) -> n
 
 def prefix_sums(values: np.ndarray) -> np.ndarray:
     """Sums of `values` before each row, and of all: a range's sum is a difference of two."""
-    return np.concatenate([[0], np.cumsum(values)])
+    total = np.zeros(values.size + 1, np.cumsum(values[:0]).dtype)  # cumsum's type: int for flags
+    np.cumsum(values, out=total[1:])  # in place: no second copy of a tape-long array
+    return total
 
 
 def run_sums(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -497,10 +501,16 @@ def run_sums(values: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarr
 
 
 def _pair_order(sym: np.ndarray, low: np.ndarray, high: np.ndarray, accounts: int) -> np.ndarray:
-    """The stable order by (symbol, low, high): by one integer key where it fits in 63 bits, as one
-    argsort takes a fraction of a three-key sort's time."""
-    if (int(sym.max(initial=0)) + 1) * accounts * accounts < 2**63:
-        return np.argsort((sym * accounts + low) * accounts + high, kind="stable")
+    """The stable order by (symbol, low, high): where the key with the row number appended fits in 63
+    bits, by sorting those distinct integers (polars sorts them several times faster than numpy
+    argsorts), else by one integer key, else by three."""
+    rows = sym.size
+    pairs = (int(sym.max(initial=0)) + 1) * accounts * accounts
+    key = (sym * accounts + low) * accounts + high if pairs < 2**63 else None
+    if key is not None and pairs * max(rows, 1) < 2**63:
+        return pl.Series(key * rows + np.arange(rows)).sort().to_numpy() % rows
+    if key is not None:
+        return np.argsort(key, kind="stable")
     return np.lexsort((high, low, sym))
 
 

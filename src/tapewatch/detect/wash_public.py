@@ -358,13 +358,8 @@ class WashPublicDetector(FinalAlerts):
             .with_columns(closed_by=pl.col("first").shift(-1).over(KEY), end_us=pl.col("window") + window_us)
             .filter(pl.col("closed_by").is_not_null() & (pl.col("trades") >= self.settings.min_trades))
         )
-        if state is not None:
-            decided = state.frame(KEY, only=frame).select(*KEY, "decided_until")
-            windows = windows.join(decided.lazy(), on=KEY, how="left").filter(
-                pl.col("decided_until").is_null()
-                | (pl.col("decided_until").dt.epoch("us") < pl.col("end_us"))
-            )
-        return windows.collect()
+        end = pl.from_epoch("end_us", time_unit="us").dt.replace_time_zone("UTC")
+        return (state or DetectorState()).undecided(windows, KEY, at=end).collect()
 
     def _alert(self, row: dict[str, Any], checks: list[Check]) -> Alert:
         s = self.settings

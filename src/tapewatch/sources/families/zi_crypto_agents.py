@@ -42,7 +42,7 @@ def market_maker(market: Market, rng: np.random.Generator, account: int, target_
     own: list[int] = []
     while True:
         kept = _refresh(market, rng, own)
-        half = max(1, int(round(width * spec.spread_ticks)))
+        half = max(1, round(width * spec.spread_ticks))
         gap = max(1, spec.spread_ticks // 3)
         mid = market.mid()
         bid, ask = market.touch()

@@ -67,7 +67,7 @@ def draw_spec(rng: np.random.Generator, index: int, hours: float) -> SymbolSpec:
         tick = 1e-9 if rng.random() < 0.5 else 1e-8
         price = tick / rel_tick
         notional = BTC_NOTIONAL
-    price_ticks = max(int(round(price / tick)), 100)
+    price_ticks = max(round(price / tick), 100)
     typical_base = notional / (price_ticks * tick)
     lot = float(10.0 ** np.floor(np.log10(typical_base / 3000.0)))
     spread_rel = float(np.exp(rng.uniform(np.log(0.003), np.log(0.03))))
@@ -77,7 +77,7 @@ def draw_spec(rng: np.random.Generator, index: int, hours: float) -> SymbolSpec:
         tick=tick,
         lot=lot,
         price_ticks=price_ticks,
-        typical_lots=int(round(typical_base / lot)),
+        typical_lots=round(typical_base / lot),
         spread_ticks=int(np.clip(round(spread_rel * price_ticks), 3, 60)),
         market_per_s=trades_per_day / 2.2 / DAY_S,
         limit_per_market=float(rng.uniform(4.0, 7.0)),
