@@ -118,7 +118,7 @@ def test_a_flat_series_does_not_turn_a_tick_into_an_anomaly_but_a_real_move_is_o
         "price_anomaly": [],
     }
     moved = starts(detect_all(flat_series(101.0, 100.0)))
-    assert moved == dict.fromkeys(("amplitude_anomaly", "volume_anomaly", "price_anomaly"), [("AAA", AT)])
+    assert moved == {name: [("AAA", AT)] for name in ("amplitude_anomaly", "volume_anomaly", "price_anomaly")}
 
 
 def test_a_huge_body_is_an_amplitude_and_a_price_anomaly_with_evidence():

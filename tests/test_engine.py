@@ -6,9 +6,11 @@ from conftest import START, burst, market, quiet_trades
 
 from tapewatch.cli import DETECTOR_HELP
 from tapewatch.config import Settings
+from tapewatch.detect.base import FinalAlerts, as_bar_detector
 from tapewatch.detect.registry import CANDLE_INPUT, DETECTORS, OPT_IN, build_detectors
 from tapewatch.engine.bars import trades_to_bars
 from tapewatch.engine.batch import run_batch
+from tapewatch.engine.stream import StreamEngine
 from tapewatch.errors import InputError
 from tapewatch.records import BAR_SCHEMA, empty_frame
 
@@ -49,7 +51,8 @@ def test_bars_given_as_input_feed_bar_detectors_and_duplicate_alerts_collapse():
 def test_opt_in_detectors_run_only_when_named():
     assert not OPT_IN & {d.name for d in build_detectors(Settings())}
     assert not OPT_IN & {d.name for d in build_detectors(Settings(), candles=True)}
-    assert [d.name for d in build_detectors(Settings(), sorted(OPT_IN))] == sorted(OPT_IN)
+    without_a_model = sorted(OPT_IN - {"pump_model"})  # it needs a model file: tests/test_pump_model.py
+    assert [d.name for d in build_detectors(Settings(), without_a_model)] == without_a_model
 
 
 def test_the_cli_help_names_every_opt_in_detector_and_no_default_one():
@@ -76,3 +79,25 @@ def test_conform_keeps_an_empty_frame_empty():
     from tapewatch.records import TRADE_SCHEMA, conform
 
     assert conform(pl.DataFrame(), TRADE_SCHEMA).shape == (0, len(TRADE_SCHEMA))
+
+
+class _BarsWithoutASize(FinalAlerts):
+    """A detector that says it reads candles but not which: a programming error, not a default of 1h."""
+
+    name = "bars_without_a_size"
+    typology = "test"
+    needs = "bars"
+    lookback = timedelta(hours=1)
+
+    def detect(self, frame, state=None):
+        return []
+
+
+def test_both_engines_refuse_a_bar_detector_that_does_not_say_its_candles():
+    trades = market(quiet_trades(hours=2, per_minute=1))
+    kamps = build_detectors(Settings(), ["kamps_kleinberg"])[0]
+    assert as_bar_detector(kamps) is kamps and as_bar_detector(build_detectors(Settings())[0]) is None
+    with pytest.raises(TypeError, match="bars_without_a_size: needs bars but has no `interval`"):
+        run_batch([_BarsWithoutASize()], trades, empty_frame(BAR_SCHEMA))
+    with pytest.raises(TypeError, match="bars_without_a_size"):
+        StreamEngine([_BarsWithoutASize()])

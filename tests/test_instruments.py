@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 import pytest
-from test_store import postgres_url  # noqa: F401  (session fixture: a fresh PostgreSQL schema)
+from test_store import BACKENDS, postgres_url  # noqa: F401  (session fixture: a fresh PostgreSQL schema)
 
 from tapewatch.store.alerts import open_engine
 from tapewatch.store.instruments import Instrument, InstrumentStore
@@ -11,7 +11,7 @@ from tapewatch.store.instruments import Instrument, InstrumentStore
 T1, T2, T3 = (datetime(2024, 1, day, tzinfo=UTC) for day in (1, 2, 3))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def instruments(request, tmp_path):
     url = tmp_path / "t.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     engine = open_engine(url)

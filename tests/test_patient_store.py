@@ -14,6 +14,8 @@ from tapewatch.store.alerts import open_store
 from tapewatch.store.models import AlertRow
 from tapewatch.store.patient import PatientStore
 
+pytestmark = pytest.mark.postgres
+
 
 class Clock:
     def __init__(self) -> None:

@@ -232,3 +232,108 @@ def test_train_pump_and_detect_with_the_model_from_the_command_line(dataset, tmp
     assert from_model and all(0 <= line["evidence"]["probability"] <= 1 for line in from_model)
     missing = runner.invoke(app, ["detect", str(folder), "--model", str(tmp_path / "nope.model")])
     assert missing.exit_code == 2 and "nope.model" in missing.output
+
+
+def test_the_registry_runs_pump_model_by_name_and_the_stream_gives_the_batch_alerts(
+    trained, dataset, tmp_path
+):
+    from tapewatch.config import Settings, StreamSettings
+    from tapewatch.detect.registry import build_detectors, default_detector_names
+    from tapewatch.engine.batch import run_batch
+    from tapewatch.engine.stream import StreamEngine
+    from tapewatch.records import BAR_SCHEMA, empty_frame
+
+    trades, _ = dataset
+    settings = Settings(pump_model={"model": save_pump_model(*trained, tmp_path / "pump.model")})
+    assert "pump_model" not in default_detector_names() + default_detector_names(candles=True)
+    batch = run_batch(build_detectors(settings, ["pump_model"]), trades, empty_frame(BAR_SCHEMA))
+    assert len(batch) == EVENTS and {alert.detector for alert in batch} == {"pump_model"}
+    engine = StreamEngine(build_detectors(settings, ["pump_model"]), StreamSettings(hold_ms=10**9))
+    streamed = {}
+    for index, chunk in enumerate(trades.iter_slices(997)):
+        engine.push(chunk, arrived_at=float(index))
+        streamed |= {item.alert.id: item.alert for item in engine.step(now=float(index))}
+    streamed |= {item.alert.id: item.alert for item in engine.finish()}
+    assert [alert.model_dump(exclude={"timing"}) for alert in streamed.values()] == [
+        alert.model_dump(exclude={"timing"}) for alert in batch
+    ]
+
+
+def test_pump_model_without_a_model_file_is_a_one_line_error_naming_the_setting(tmp_path, monkeypatch):
+    from tapewatch.config import Settings, load_settings
+    from tapewatch.detect.registry import build_detectors, check_detector_names
+
+    with pytest.raises(InputError, match=r"set \[pump_model\] model") as error:
+        build_detectors(Settings(), ["pump_model"])
+    assert "\n" not in str(error.value)
+    with pytest.raises(InputError, match=r"set \[pump_model\] model"):
+        check_detector_names(["pump_onset", "pump_model"], Settings())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAPEWATCH_PUMP_MODEL__MODEL", str(tmp_path / "nope.model"))
+    with pytest.raises(InputError, match=r"\[pump_model\] model '.*nope.model': no such file"):
+        build_detectors(load_settings(), ["pump_model"])
+
+
+def test_stream_runs_pump_model_named_with_the_model_from_the_config(trained, dataset, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from tapewatch.cli import app
+
+    folder, _ = write_inputs(dataset, tmp_path)
+    model = save_pump_model(*trained, tmp_path / "pump.model")
+    config = tmp_path / "tapewatch.toml"
+    config.write_text(f'[pump_model]\nmodel = "{model}"\n')
+    runner = CliRunner()
+    batch, streamed = tmp_path / "batch.jsonl", tmp_path / "stream.jsonl"
+    detected = runner.invoke(
+        app, ["detect", str(folder), "--detector", "pump_model", "-o", str(batch)] + ["--config", str(config)]
+    )
+    assert detected.exit_code == 0, detected.output
+    replayed = runner.invoke(
+        app,
+        ["stream", "--replay", str(folder / "trades.csv"), "--speed", "max", "--detector", "pump_model"]
+        + ["-o", str(streamed), "--no-store", "--config", str(config)],
+    )
+    assert replayed.exit_code == 0, replayed.output
+    by_id = [
+        {alert["id"]: alert | {"timing": None} for alert in map(json.loads, path.read_text().splitlines())}
+        for path in (batch, streamed)
+    ]
+    assert len(by_id[0]) == EVENTS and by_id[0] == by_id[1]
+    no_model = tmp_path / "empty.toml"
+    no_model.write_text("")
+    unset = runner.invoke(
+        app,
+        ["stream", "--replay", str(folder / "trades.csv"), "--detector", "pump_model", "--no-store"]
+        + ["--config", str(no_model)],
+    )
+    assert unset.exit_code == 2 and "[pump_model] model" in unset.output
+
+
+def test_the_api_runs_pump_model_by_name_when_the_settings_name_a_model(trained, dataset, tmp_path):
+    from api.harness import api_settings, database, running_api
+    from api.test_api_detect import as_rows
+
+    from tapewatch.config import PumpModelSettings
+    from tapewatch.detect.registry import build_detectors
+    from tapewatch.engine.batch import run_batch
+    from tapewatch.records import BAR_SCHEMA, empty_frame
+
+    trades, _ = dataset
+    model = save_pump_model(*trained, tmp_path / "pump.model")
+    settings = api_settings(max_body_bytes=10**8).model_copy(
+        update={"pump_model": PumpModelSettings(model=model)}
+    )
+    expected = run_batch(build_detectors(settings, ["pump_model"]), trades, empty_frame(BAR_SCHEMA))
+    body = {"trades": as_rows(trades), "detectors": ["pump_model"]}
+    with database("sqlite", tmp_path) as url, running_api(url, tmp_path, settings) as api:
+        response = api.post("/api/v1/detect", body, role="viewer")
+        assert response.status_code == 200, response.text[:300]
+        assert [a["id"] for a in response.json()["alerts"]] == [a.id for a in expected]
+        assert len(expected) == EVENTS
+    (tmp_path / "no_model").mkdir()
+    with database("sqlite", tmp_path / "no_model") as url, running_api(url, tmp_path / "no_model") as api:
+        response = api.post("/api/v1/detect", body, role="viewer")
+        assert response.status_code == 422 and "[pump_model] model" in response.text

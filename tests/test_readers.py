@@ -363,7 +363,7 @@ def test_bad_trade_rows_become_dead_letters_with_reasons(tmp_path: Path) -> None
         "unknown side 'xyz' (expected buy/sell)": 1,
     }
     assert result.rejected["row"].to_list() == [2, 3, 4, 5, 6, 7, 8, 9]
-    assert result.rejected["file"].unique().to_list() == [str(path)]
+    assert result.rejected["source"].unique().to_list() == [str(path)]
     unparsable = result.rejected.filter(pl.col("reason") == "unparsable timestamp")
     assert json.loads(unparsable["record"][0])["timestamp"] == "yesterday"  # the raw row, verbatim
 
@@ -383,10 +383,12 @@ def test_text_in_a_numeric_column_is_kept_verbatim(tmp_path: Path) -> None:
     assert result.trades["price"].to_list() == [1.0]
 
 
-def test_every_failed_check_is_named(tmp_path: Path) -> None:
-    path = write(tmp_path / "t.csv", ccxt_rows(("bad", "up", -1, 1)))
+def test_a_row_failing_several_checks_gets_the_first_one(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", ccxt_rows(("bad", "up", -1, 1), (T0, "up", -1, 1), (T0, "up", 1, 1)))
     assert reasons(read_inputs([path])) == {
-        "unparsable timestamp; price is not a positive number; unknown side 'up' (expected buy/sell)": 1
+        "unparsable timestamp": 1,
+        "price is not a positive number": 1,
+        "unknown side 'up' (expected buy/sell)": 1,
     }
 
 
@@ -425,7 +427,7 @@ def test_write_dead_letters_is_json_lines_with_nested_record(tmp_path: Path) -> 
     assert [line["row"] for line in lines] == [1, 2]
     assert lines[0]["reason"] == "price is not a positive number"
     assert lines[0]["record"]["price"] == -1.0 and lines[0]["record"]["symbol"] == "APPC/BTC"
-    assert lines[0]["file"] == str(tmp_path / "b.csv")
+    assert lines[0]["source"] == str(tmp_path / "b.csv")
 
 
 # --- duplicates and order ----------------------------------------------------------------------

@@ -169,7 +169,7 @@ def test_every_bad_order_row_is_rejected_with_its_reason(tmp_path: Path) -> None
         "price is not a positive number": 2,
         "amount is not a non-negative number": 1,
         "amount is 0 on a 'new' event (only a cancel may have 0)": 1,
-        "missing side; missing action": 1,
+        "missing side": 1,
         "unparsable timestamp": 1,
     }
     assert result.rejected["row"].to_list() == list(range(3, 12))  # 1-based data rows, none lost

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
-from test_store import make_alert, postgres_schema
+from test_store import BACKENDS, make_alert, postgres_schema
 
 from tapewatch.config import RiskSettings
 from tapewatch.risk.evidence import risk_table, symbol_risk
@@ -133,7 +133,7 @@ def database(kind: str, tmp_path) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", BACKENDS)
 def test_scores_come_from_the_store_and_the_table_ranks_them(kind, tmp_path):
     with database(kind, tmp_path) as url, open_store(url) as store:
         at = make_alert(0).detected_at + timedelta(hours=1)

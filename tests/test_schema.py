@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from test_store import postgres_schema
+from test_store import BACKENDS, postgres_schema
 
 from tapewatch.store.alerts import open_engine
 from tapewatch.store.models import metadata
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_migrated_database_matches_the_models(backend, tmp_path):
     def differences(url: str) -> list:
         engine = open_engine(url)

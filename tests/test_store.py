@@ -29,6 +29,8 @@ from tapewatch.store.models import AlertRow
 
 PG_URL = os.environ.get("TAPEWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+"""Parameters for tests run on both stores; the PostgreSQL case is marked, so `-m "not postgres"` works."""
 
 
 @contextlib.contextmanager
@@ -65,7 +67,7 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertStore]:
     if request.param == "sqlite":
         with open_store(tmp_path / "alerts.db") as opened:

@@ -60,7 +60,7 @@ def test_malformed_order_events_are_set_aside_with_their_reason():
     engine = StreamEngine([SpoofingL3Detector()], kind=ORDERS)
     engine.push(pl.concat([rows, broken]))
     engine.finish()
-    assert engine.stats.set_aside[ORDERS.malformed_reason] == 2
+    assert engine.stats.set_aside["unknown action 'teleport' (expected new/cancel/fill/modify/trade)"] == 2
     assert engine.stats.trades_processed == rows.height
 
 
@@ -69,9 +69,11 @@ def test_replay_picks_the_kind_the_files_hold_and_asks_when_ambiguous(tmp_path):
     defaults = build_detectors(Settings())
     with pytest.raises(InputError, match="--kind trades or --kind orders"):
         replay_rows([str(paths["trades"]), str(paths["orders"])], "auto", None, "auto", defaults)
-    rows, kind = replay_rows([str(paths["orders"])], "auto", None, "auto", defaults)
-    assert kind is ORDERS and rows.height == spoof_market().orders.height
-    rows, kind = replay_rows([str(paths["trades"]), str(paths["orders"])], "auto", None, "trades", defaults)
+    rows, kind, rejected = replay_rows([str(paths["orders"])], "auto", None, "auto", defaults)
+    assert kind is ORDERS and rows.height == spoof_market().orders.height and rejected.is_empty()
+    rows, kind, _ = replay_rows(
+        [str(paths["trades"]), str(paths["orders"])], "auto", None, "trades", defaults
+    )
     assert kind.name == "trades" and rows.height == spoof_market().trades.height
     with pytest.raises(InputError, match="--kind 'bars'"):
         replay_rows([str(paths["orders"])], "auto", None, "bars", defaults)
@@ -85,9 +87,9 @@ def test_replay_of_book_files_takes_the_book_only_when_a_chosen_detector_reads_i
     book = tmp_path / "book.parquet"
     l2_from_l3(market.orders).write_parquet(book)
     files = [str(paths["trades"]), str(book)]
-    rows, kind = replay_rows(files, "auto", None, "auto", build_detectors(Settings()))
+    rows, kind, _ = replay_rows(files, "auto", None, "auto", build_detectors(Settings()))
     assert kind.name == "trades" and rows.height == market.trades.height
-    rows, kind = replay_rows(files, "auto", None, "auto", build_detectors(Settings(), ["spoofing_l2"]))
+    rows, kind, _ = replay_rows(files, "auto", None, "auto", build_detectors(Settings(), ["spoofing_l2"]))
     assert kind is BOOK and rows.height > market.trades.height
 
 

@@ -15,7 +15,8 @@ import polars as pl
 import pytest
 
 from tapewatch.config import StreamSettings, WashAccountsSettings
-from tapewatch.detect import wash_accounts, wash_accounts_graph as graph
+from tapewatch.detect import wash_accounts
+from tapewatch.detect import wash_accounts_graph as graph
 from tapewatch.detect.base import DetectorState
 from tapewatch.detect.wash_accounts import WashAccountsDetector
 from tapewatch.engine.batch import run_batch

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
-from test_store import make_alert, postgres_schema
+from test_store import BACKENDS, make_alert, postgres_schema
 
 from tapewatch.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from tapewatch.service import auth
@@ -20,7 +20,7 @@ ANALYST = Actor("ana", "analyst")
 VIEWER = Actor("vic", "viewer")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[AlertStore]:
     if request.param == "sqlite":
         with open_store(tmp_path / "t.db") as opened:
@@ -164,7 +164,7 @@ def test_users_passwords_and_roles(store, engine):
     assert [u.name for u in auth.list_users(engine)] == ["ana", "bob", "root", "vic"]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_database_from_before_migrations_is_upgraded_keeping_its_alerts(backend, tmp_path):
     from alembic import command
     from sqlalchemy import create_engine, inspect

@@ -13,9 +13,11 @@ from rich.progress import Progress
 
 from tapewatch.config import Settings
 from tapewatch.detect.base import Detector
-from tapewatch.detect.registry import build_detectors, check_detector_names
+from tapewatch.detect.pump_model import PumpModelDetector
+from tapewatch.detect.registry import build_detectors, check_detector_names, default_detector_names
 from tapewatch.detect.spoofing_l2 import book_events
 from tapewatch.engine.batch import run_batch
+from tapewatch.engine.kinds import BOOK
 from tapewatch.io.readers import RECORD_KINDS, ReadResult, expand_inputs, read_inputs, write_dead_letters
 from tapewatch.records import Alert
 
@@ -51,24 +53,21 @@ def detect_files(
 ) -> DetectRun:
     """Run detection over files; rejected rows are written to `dead_letter` only when there are some.
 
-    `model` is a trained pump model file: its detector runs beside the chosen ones.
+    `model` is a trained pump model file: it becomes `[pump_model] model`, and its detector runs beside
+    the chosen ones.
     """
     started = time.perf_counter()
-    check_detector_names(detectors or [])
-    pump_model = None
     if model is not None:
-        from tapewatch.models.pump_model import load_pump_model
-
-        pump_model = load_pump_model(model)[0]
+        settings = settings.model_copy(
+            update={"pump_model": settings.pump_model.model_copy(update={"model": model})}
+        )
+    check_detector_names(_with_model(list(detectors or []), model), settings)
     reading = progress.add_task("reading", total=len(expand_inputs(inputs))) if progress else None
     read = read_inputs(
         inputs, fmt=fmt, venue=venue, on_file=lambda _: _advance(progress, reading), kinds=RECORD_KINDS
     )
-    chosen = build_detectors(settings, detectors, candles=read.bars.height > 0)
-    if pump_model is not None:
-        from tapewatch.detect.pump_model import PumpModelDetector
-
-        chosen.append(PumpModelDetector(pump_model, settings.pump_model))
+    names = list(detectors or default_detector_names(candles=read.bars.height > 0))
+    chosen = build_detectors(settings, _with_model(names, model))
     detecting = progress.add_task("detecting", total=len(chosen)) if progress else None
     alerts = run_batch(
         chosen,
@@ -96,6 +95,13 @@ def _advance(progress: Progress | None, task: int | None) -> None:
         progress.advance(task)
 
 
+def _with_model(names: list[str], model: Path | None) -> list[str]:
+    """The detector names, with the pump model's when a model file is given and it is not named yet."""
+    if model is None or PumpModelDetector.name in names:
+        return names
+    return [*names, PumpModelDetector.name]
+
+
 def _reads_book(detectors: list[Detector], book: pl.DataFrame) -> bool:
     """Whether to build book events: the L2 detector is opt-in, and rebuilding the book costs."""
-    return book.height > 0 and any(detector.needs == "book" for detector in detectors)
+    return book.height > 0 and any(BOOK.serves(detector) for detector in detectors)

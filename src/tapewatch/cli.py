@@ -31,8 +31,9 @@ from tapewatch.report.summary import wide_console
 
 DETECTOR_HELP = (
     "Run only these detectors (repeatable). Default: all but the opt-in ones (kamps_kleinberg, "
-    "isolation_forest, forecast_residual, wash_public, spoofing_l2); the candle anomaly rules only when "
-    "the input holds candles."
+    "isolation_forest, forecast_residual, wash_public, spoofing_l2, and pump_model, which needs a model "
+    "file: [pump_model] model, or detect's --model); the candle anomaly rules only when the input holds "
+    "candles."
 )
 """Written out rather than read from the registry, which would import every detector at start-up; a test
 keeps it in step with `registry.OPT_IN`."""
@@ -318,7 +319,8 @@ def stream(
         typer.Option("--notify", help="Send each new alert through the notification rules (see notify)."),
     ] = False,
     dead_letter: Annotated[
-        Path | None, typer.Option(help="Where set-aside trades go (JSON lines; default: not written).")
+        Path | None,
+        typer.Option(help="Where refused and set-aside rows go (JSON lines; default: not written)."),
     ] = None,
     detector: Annotated[list[str] | None, typer.Option(help=DETECTOR_HELP)] = None,
     config: ConfigOption = None,

@@ -473,6 +473,11 @@ class PumpTrainSettings(_Section):
 class PumpModelSettings(_Section):
     """The classifier detector's own knobs; the features and threshold come with the model file."""
 
+    model: Path | None = Field(
+        None,
+        description="the trained model file (`tapewatch train pump`) the pump_model detector loads; "
+        "pump_model runs only when named and this is set (`detect --model PATH` sets it)",
+    )
     warmup_h: float = Field(1.0, ge=0, description="no decision until a symbol has this much history")
     cooldown_min: float = Field(
         30.0, ge=0, description="re-arm only after this long without a chunk at or above the threshold"

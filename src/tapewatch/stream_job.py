@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +25,7 @@ from tapewatch.engine.kinds import BOOK, KINDS, ORDERS, TRADES, RecordKind
 from tapewatch.engine.stream import Emitted, StreamEngine
 from tapewatch.errors import InputError
 from tapewatch.io.alerts import AlertLineWriter
+from tapewatch.io.deadletter import empty_rejected, letter, letters_frame, write_dead_letters
 from tapewatch.io.lake import Lake, open_lake
 from tapewatch.io.readers import RECORD_KINDS, read_inputs
 from tapewatch.sources.replay import parse_speed
@@ -147,6 +148,13 @@ class StreamJob:
     closers: list[Callable[[], object]] = field(default_factory=list)
     description: str = ""
     interrupted: bool = False
+    rejected: pl.DataFrame = field(default_factory=empty_rejected)
+    """Rows the replayed files refused (`io.deadletter` columns), as `detect` refuses them."""
+
+    def dead_letters(self) -> pl.DataFrame:
+        """The files' refused rows, then the rows the engine set aside (source `stream`), in one format."""
+        set_aside = (letter("stream", entry["reason"], entry["record"]) for entry in self.engine.set_aside)
+        return pl.concat([self.rejected, letters_frame(set_aside)])
 
     def run(self) -> StreamReport:
         """Run until the input ends or Ctrl-C; the report covers what ran, and sinks are closed either way."""
@@ -194,7 +202,9 @@ def open_stream(
             "--notify: needs the store (cooldowns look up earlier alerts there); drop --no-store"
         )
     chosen = build_detectors(settings, detectors)
-    rows, record_kind = replay_rows(replay, fmt, venue, kind, chosen) if replay else (None, TRADES)
+    rows, record_kind, rejected = (
+        replay_rows(replay, fmt, venue, kind, chosen) if replay else (None, TRADES, empty_rejected())
+    )
     engine = StreamEngine(chosen, settings.stream, check_clock=bool(exchange), kind=record_kind)
     if not engine.detectors:
         raise InputError(
@@ -202,7 +212,8 @@ def open_stream(
             f"{record_kind.noun}s; name one that does with --detector (spoofing_l2 reads book updates)"
         )
     writer = AlertLineWriter(output)
-    job = StreamJob(engine=engine, sinks=[lambda items: writer.write(item.alert for item in items)])
+    sinks: list[Sink] = [lambda items: writer.write(item.alert for item in items)]
+    job = StreamJob(engine=engine, sinks=sinks, rejected=rejected)
     job.closers.append(writer.close)
     if use_store:
         store = open_store(db or settings.store.db or default_db_path())
@@ -238,8 +249,8 @@ def open_stream(
 
 def replay_rows(
     inputs: Sequence[str], fmt: str, venue: str | None, kind: str, detectors: Sequence[Detector]
-) -> tuple[pl.DataFrame, RecordKind]:
-    """The rows a replay streams, and their kind: one stream carries one kind.
+) -> tuple[pl.DataFrame, RecordKind, pl.DataFrame]:
+    """The rows a replay streams, their kind (one stream carries one kind) and the files' refused rows.
 
     `auto` takes L2 book updates (with the files' trades merged in, which the L2
     detector needs) when there are any and one of `detectors` reads them, else L3 order
@@ -259,8 +270,10 @@ def replay_rows(
             )
         kind = "book" if reads_book else "orders" if read.orders.height else "trades"
     if kind == "book":
-        return book_events(read.book, read.trades), BOOK
-    return (order_events(read.orders, read.trades), ORDERS) if kind == "orders" else (read.trades, TRADES)
+        return book_events(read.book, read.trades), BOOK, read.rejected
+    if kind == "orders":
+        return order_events(read.orders, read.trades), ORDERS, read.rejected
+    return read.trades, TRADES, read.rejected
 
 
 async def _exchange_history(
@@ -315,11 +328,9 @@ def report_stream(console: Console, job: StreamJob, report: StreamReport, dead_l
             f"{len(job.store.waiting)} not saved (they are in the JSON-lines output)",
             highlight=False,
         )
-    for reason, count in stats.set_aside.most_common():
+    set_aside = Counter(job.rejected["reason"].to_list()) + stats.set_aside
+    for reason, count in set_aside.most_common():
         console.print(f"set aside {count:,}: {reason}", highlight=False)
-    if dead_letter is not None and job.engine.set_aside:
-        dead_letter.parent.mkdir(parents=True, exist_ok=True)
-        with dead_letter.open("w", encoding="utf-8") as handle:
-            for entry in job.engine.set_aside:
-                handle.write(json.dumps(entry, default=str) + "\n")
-        console.print(f"set-aside {job.engine.kind.noun}s written to {dead_letter}", highlight=False)
+    if dead_letter is not None and set_aside:
+        write_dead_letters(job.dead_letters(), dead_letter)
+        console.print(f"set-aside rows written to {dead_letter}", highlight=False)

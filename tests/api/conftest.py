@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_store import BACKENDS
 
 from .harness import Api, database, running_api
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
     """The app on SQLite, then on PostgreSQL."""
     with database(request.param, tmp_path) as url, running_api(url, tmp_path) as running:

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from test_store import make_alert, postgres_schema
+from test_store import BACKENDS, make_alert, postgres_schema
 
 from tapewatch.api import create_app
 from tapewatch.service.actors import SYSTEM
@@ -95,7 +95,7 @@ def seed(url: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {keys['admin']}"}
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", BACKENDS)
 def test_no_operation_answers_a_server_error(kind: str, tmp_path: Path) -> None:
     with contextlib.ExitStack() as stack:
         databases = Databases(kind, tmp_path, stack)

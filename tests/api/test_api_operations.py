@@ -74,6 +74,7 @@ def test_bodies_over_the_limit_are_413_whether_declared_or_streamed(tmp_path: Pa
         assert small.status_code == 422 and "at least one row" in small.json()["detail"]
 
 
+@pytest.mark.postgres
 def test_a_database_outage_is_503_and_the_api_recovers_when_it_returns() -> None:
     with postgres_schema() as direct:
         target = make_url(direct)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from notify.endpoints import webhook_server
 from notify.helpers import add_rule
 from test_stream import busy_market
@@ -28,6 +29,7 @@ def write_config(settings: Settings, path: Path) -> Path:
     return path
 
 
+@pytest.mark.nats
 def test_publish_and_status_print_one_line_summaries(tmp_path):
     trades = busy_market()
     data = tmp_path / "trades.parquet"
@@ -73,6 +75,7 @@ def stop(process: subprocess.Popen) -> tuple[str, str]:
     return out, errors
 
 
+@pytest.mark.nats
 def test_stream_bus_workers_and_sink_started_from_the_cli_give_detects_alerts(tmp_path):
     trades = busy_market()
     data = tmp_path / "trades.parquet"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_stream import busy_market
 
 from bus import bus_harness as harness
@@ -17,6 +18,8 @@ from tapewatch.bus.status import read_status
 from tapewatch.bus.subjects import BusNames
 from tapewatch.config import StreamSettings
 from tapewatch.store.alerts import open_store
+
+pytestmark = pytest.mark.nats
 
 WORKER = Path(__file__).with_name("worker_process.py")
 

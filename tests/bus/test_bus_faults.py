@@ -7,6 +7,7 @@ import logging
 import sqlite3
 
 import polars as pl
+import pytest
 from sqlalchemy import create_engine
 from test_stream import busy_market
 
@@ -24,6 +25,8 @@ from tapewatch.engine.stream import Emitted
 from tapewatch.records import BAR_SCHEMA, empty_frame
 from tapewatch.store.alerts import AlertStore, open_store
 from tapewatch.store.models import metadata
+
+pytestmark = pytest.mark.nats
 
 
 def test_malformed_messages_are_set_aside_and_the_worker_goes_on(tmp_path):

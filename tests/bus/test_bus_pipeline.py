@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import polars as pl
+import pytest
 from test_stream import busy_market
 
 from bus import bus_harness as harness
 from tapewatch.bus.publish import publish_frame
 from tapewatch.config import StreamSettings
 from tapewatch.store.alerts import open_store
+
+pytestmark = pytest.mark.nats
 
 
 def test_publish_one_worker_sink_equals_detect_and_republishing_changes_nothing(tmp_path):

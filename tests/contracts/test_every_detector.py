@@ -1,4 +1,4 @@
-"""Contracts every detector keeps, checked on every registered one (and a trained pump model).
+"""Contracts every detector keeps, checked on every registered one (the pump model on one trained here).
 
 An analyst can trust an alert only if it does not depend on how the data reached the detector:
 1. the streaming engine, fed micro-batches of any size, raises exactly the batch engine's alerts;
@@ -21,15 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 from pydantic import BaseModel
 
-from tapewatch.config import PumpModelSettings, PumpTrainSettings, Settings, StreamSettings
+from tapewatch.config import PumpTrainSettings, Settings, StreamSettings
 from tapewatch.detect.base import Detector
-from tapewatch.detect.pump_model import PumpModelDetector
 from tapewatch.detect.registry import DETECTORS
 from tapewatch.detect.spoofing_l2 import book_events, l2_from_l3
 from tapewatch.detect.spoofing_l3 import order_events
@@ -37,7 +37,7 @@ from tapewatch.engine.batch import run_batch
 from tapewatch.engine.kinds import KINDS
 from tapewatch.engine.stream import StreamEngine
 from tapewatch.models.pump_model import LABEL_SCHEMA as PUMP_LABEL_SCHEMA
-from tapewatch.models.pump_model import PumpModel, train_pump_model
+from tapewatch.models.pump_model import save_pump_model, train_pump_model
 from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA, Alert, empty_frame
 from tapewatch.sources.simulator import SimulatedMarket, SimulationConfig, simulate_market
 
@@ -117,19 +117,16 @@ def order_market() -> SimulatedMarket:
 def with_bot(trades: pl.DataFrame, every: int = 3, size: float = 5_000.0) -> pl.DataFrame:
     """A volume bot: a second after every `every`-th trade, a print of one fixed size at that
     trade's price (volume that never moves the price, as fabricated volume does)."""
-    bot = (
-        trades.filter(pl.int_range(pl.len()).over("venue", "symbol") % every == 0)
-        .select(
-            pl.col("ts") + timedelta(seconds=1),
-            "venue",
-            "symbol",
-            "price",
-            amount=pl.lit(size),
-            side=pl.lit("buy"),
-            trade_id=pl.lit("bot-") + pl.col("trade_id"),
-            buyer=pl.lit("bot"),
-            seller=pl.lit("bot"),
-        )
+    bot = trades.filter(pl.int_range(pl.len()).over("venue", "symbol") % every == 0).select(
+        pl.col("ts") + timedelta(seconds=1),
+        "venue",
+        "symbol",
+        "price",
+        amount=pl.lit(size),
+        side=pl.lit("buy"),
+        trade_id=pl.lit("bot-") + pl.col("trade_id"),
+        buyer=pl.lit("bot"),
+        seller=pl.lit("bot"),
     )
     return pl.concat([trades.select(bot.columns), bot]).sort(SORT, maintain_order=True)
 
@@ -153,14 +150,14 @@ def market_rows(trade_market: SimulatedMarket, order_market: SimulatedMarket) ->
 
 
 @pytest.fixture(scope="session")
-def pump_model(trade_market: SimulatedMarket) -> PumpModel:
-    """A small pump classifier trained on the trade market's own labelled pumps."""
+def pump_model_file(trade_market: SimulatedMarket, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small pump classifier trained on the trade market's own labelled pumps, saved for the registry."""
     pumps = trade_market.labels.filter(pl.col("typology") == "pump_and_dump")
     labels = pumps.select("symbol", announced_at="event_time", onset=pl.lit(None)).cast(
         PUMP_LABEL_SCHEMA  # type: ignore[arg-type]
     )
-    model, _ = train_pump_model(trade_market.trades, labels, 5.0, PumpTrainSettings(min_data_in_leaf=3))
-    return model
+    model, card = train_pump_model(trade_market.trades, labels, 5.0, PumpTrainSettings(min_data_in_leaf=3))
+    return save_pump_model(model, card, tmp_path_factory.mktemp("pump") / "pump.model")
 
 
 # -- a detector under contract --------------------------------------------------------------------
@@ -222,11 +219,12 @@ def contract_case(name: str) -> Case:
     return CASES[name]
 
 
-def registered(name: str) -> tuple[BaseModel, Callable[[BaseModel], Detector]]:
-    """A registry detector's section at its case's values, and how the registry builds it from one."""
+def registered(name: str, files: dict[str, Any]) -> tuple[BaseModel, Callable[[BaseModel], Detector]]:
+    """A registry detector's section at its case's values (and `files`, the model a model detector
+    loads), and how the registry builds it from one."""
     defaults = Settings()
     section = getattr(defaults, name).model_validate(
-        getattr(defaults, name).model_dump() | contract_case(name).settings
+        getattr(defaults, name).model_dump() | contract_case(name).settings | files
     )
     return section, lambda chosen: DETECTORS[name](defaults.model_copy(update={name: chosen}))
 
@@ -237,20 +235,16 @@ def subjects() -> dict[str, Subject]:
     return {}
 
 
-@pytest.fixture(params=[*DETECTORS, PUMP_MODEL])
+@pytest.fixture(params=list(DETECTORS))
 def subject(
     request: pytest.FixtureRequest, subjects: dict[str, Subject], market_rows: dict[str, pl.DataFrame]
 ) -> Subject:
-    """Every registered detector (opt-in ones included), and the pump model trained in this session."""
+    """Every registered detector (opt-in ones included; the pump model on one trained in this session)."""
     name = request.param
     if name not in subjects:
         rows = market_rows[contract_case(name).rows]
-        if name == PUMP_MODEL:
-            model = request.getfixturevalue("pump_model")
-            section = PumpModelSettings(**CASES[name].settings)
-            subjects[name] = Subject(name, section, lambda chosen: PumpModelDetector(model, chosen), rows)
-        else:
-            subjects[name] = Subject(name, *registered(name), rows)
+        files = {"model": request.getfixturevalue("pump_model_file")} if name == PUMP_MODEL else {}
+        subjects[name] = Subject(name, *registered(name, files), rows)
     return subjects[name]
 
 

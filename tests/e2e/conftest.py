@@ -91,7 +91,9 @@ def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> 
 
 class _NoPlaywright(pytest.Module):
     def collect(self) -> Iterator[pytest.Item]:
-        yield _FailsForPlaywright.from_parent(self, name="browser_tests")
+        item = _FailsForPlaywright.from_parent(self, name="browser_tests")
+        item.add_marker(pytest.mark.chromium)  # selected and deselected with the tests it stands for
+        yield item
 
 
 class _FailsForPlaywright(pytest.Item):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, expect
 from test_store import make_alert
 
@@ -21,6 +22,8 @@ from e2e.console_harness import (
     store_alerts,
     stored_alert,
 )
+
+pytestmark = pytest.mark.chromium
 
 NewPage = Callable[[], Page]
 

@@ -136,8 +136,8 @@ def test_a_trade_the_normaliser_refuses_is_set_aside_with_its_reason(tmp_path):
         )
     result = report.symbols["BTC/USDT"]
     assert result.written == 2
-    assert [r["reason"] for r in result.rejected] == ["amount missing or not positive: 0.0"]
-    assert result.rejected[0]["raw"]["a"] == 2  # the exchange's own record, for the dead letters
+    assert [r["reason"] for r in result.rejected] == ["amount is not a positive number"]
+    assert result.rejected[0]["record"]["a"] == 2  # the exchange's own record, for the dead letters
     assert result.rejected[0]["source"] == "binance:rest"
 
 

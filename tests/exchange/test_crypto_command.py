@@ -126,7 +126,7 @@ def test_live_rejections_go_to_the_dead_letter_file(tmp_path, config, server):
     )
     assert result.exit_code == 0, result.output
     assert "1 message(s) set aside" in result.output
-    assert '"raw": "{not json"' in dead.read_text()
+    assert '"record":"{not json"' in dead.read_text()
 
 
 def test_live_for_ends_the_run_on_its_own(tmp_path, config):

@@ -146,10 +146,10 @@ def test_malformed_frames_are_counted_set_aside_and_the_stream_goes_on():
 
         reasons = [row["reason"] for row in live.rejected()]
         assert reasons[0].startswith("not JSON")
-        assert live.rejected()[0]["raw"].startswith('{"stream"')
+        assert live.rejected()[0]["record"].startswith('{"stream"')
         assert "price" in reasons[1]
         assert reasons[2] == "unknown symbol 'DOGE/USDT'"
-        assert live.rejected()[2]["raw"]["s"] == "DOGEUSDT"  # the frame as the exchange sent it
+        assert live.rejected()[2]["record"]["s"] == "DOGEUSDT"  # the frame as the exchange sent it
         assert {row["source"] for row in live.rejected()} == {"binance:ws"}
         assert source.stats["malformed"] == 3
         assert source.stats["trades"] == 2
@@ -263,4 +263,4 @@ def test_rejections_are_json_serialisable_for_dead_letters():
 
     with FakeBinance(["BTC/USDT"]) as server:
         rejected = run(scenario(server))
-    assert json.loads(json.dumps(rejected))[0]["raw"] == "{oops"
+    assert json.loads(json.dumps(rejected))[0]["record"] == "{oops"

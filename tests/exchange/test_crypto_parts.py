@@ -88,15 +88,17 @@ def test_book_changes_are_the_levels_that_moved():
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ({"symbol": None}, "no symbol"),
+        ({"symbol": None}, "missing symbol"),
         ({"symbol": "Z/Z"}, "unknown symbol 'Z/Z'"),
-        ({"timestamp": None}, "timestamp missing or invalid: None"),
-        ({"price": "abc"}, "price missing or not positive: 'abc'"),
-        ({"price": math.nan}, "price missing or not positive: nan"),
-        ({"amount": -1.0}, "amount missing or not positive: -1.0"),
+        ({"timestamp": None}, "missing timestamp"),
+        ({"timestamp": "soon"}, "unparsable timestamp"),
+        ({"price": "abc"}, "price is not a positive number"),
+        ({"price": math.nan}, "price is not a positive number"),
+        ({"amount": -1.0}, "amount is not a positive number"),
+        ({"side": "long"}, "unknown side 'long' (expected buy/sell)"),
     ],
 )
-def test_trades_are_refused_with_a_reason(change, reason):
+def test_trades_are_refused_with_the_reason_files_give(change, reason):
     trade = {
         "symbol": "A/B",
         "timestamp": 1_700_000_000_000,
@@ -107,7 +109,7 @@ def test_trades_are_refused_with_a_reason(change, reason):
     }
     checked = normalise_trades([{**trade, **change, "info": {"raw": True}}], source="x:ws", symbols={"A/B"})
     assert checked.rows == []
-    assert checked.rejected == [{"source": "x:ws", "reason": reason, "raw": {"raw": True}}]
+    assert checked.rejected == [{"source": "x:ws", "row": None, "reason": reason, "record": {"raw": True}}]
 
 
 def test_a_good_trade_becomes_a_row_in_microseconds_with_a_string_id():
@@ -116,7 +118,7 @@ def test_a_good_trade_becomes_a_row_in_microseconds_with_a_string_id():
         "timestamp": 1_700_000_000_123,
         "price": "1.5",
         "amount": 2,
-        "side": "SELL?",
+        "side": " SELL",
         "id": 42,
     }
     (row,) = normalise_trades([trade], source="x:rest").rows
@@ -124,6 +126,6 @@ def test_a_good_trade_becomes_a_row_in_microseconds_with_a_string_id():
         1_700_000_000_123_000,
         1.5,
         2.0,
-        None,
+        "sell",
         "42",
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from test_store import postgres_schema
+from test_store import BACKENDS, postgres_schema
 
 from tapewatch.config import NotifySettings
 from tapewatch.store.alerts import AlertStore, open_engine
@@ -15,7 +15,7 @@ from tapewatch.store.alerts import AlertStore, open_engine
 from .endpoints import Mailbox, WebhookServer, smtp_server, webhook_server
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A fresh, migrated database: a SQLite file, or a new schema on the PostgreSQL server."""
     if request.param == "sqlite":

@@ -1,11 +1,13 @@
 """POST /detect: run the batch detectors on trades and/or bars sent in the request.
 
 Rows follow the record layouts (`records.TRADE_SCHEMA`, `records.BAR_SCHEMA`)
-and the file readers' rules: a time is ISO-8601 (naive = UTC) or an epoch
-number whose magnitude tells ms from µs from ns (as `io.timeparse` decides),
-prices are positive and finite, amounts positive, volumes not negative, a bar's
-high not below its low. A bad row is a 422 naming the row and the field; nothing
-is skipped silently, since the caller is there to fix it.
+and the rules every source applies: a time is ISO-8601 (naive = UTC) or an epoch
+number whose magnitude tells ms from µs from ns (as `io.timeparse` decides); what
+makes a typed row unusable (prices and amounts not positive and finite, an unknown
+side, a negative volume, a high below the low) is `tapewatch.validity`'s rule of its
+kind, so a row is refused with the words a file's dead letter gives. A bad row is a
+422 naming the row and the reason; nothing is skipped silently, since the caller is
+there to fix it.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from tapewatch.config import Settings
 from tapewatch.detect.registry import DETECTORS, build_detectors
 from tapewatch.durations import parse_duration
 from tapewatch.engine.batch import run_batch
-from tapewatch.errors import TapewatchError
+from tapewatch.errors import InputError, TapewatchError
 from tapewatch.io.timeparse import NS_FROM, US_FROM
 from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA, Alert, conform, empty_frame
+from tapewatch.validity import first_reason, problems
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_ROWS = 1_000_000
@@ -74,8 +77,8 @@ RowTime = Annotated[
         }
     ),
 ]
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Volume = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Number = Annotated[float, Field(allow_inf_nan=True)]
+"""A JSON number; whether it is usable (positive, finite) is the validity rule's to say."""
 Interval = Annotated[
     str, Field(min_length=1, max_length=16, examples=["1m", "1h"]), AfterValidator(_interval)
 ]
@@ -91,9 +94,9 @@ class TradeRow(BaseModel):
     ts: RowTime
     venue: Name | None = None
     symbol: Name
-    price: Price
-    amount: Price
-    side: Literal["buy", "sell"] | None = None
+    price: Number
+    amount: Number
+    side: Annotated[str | None, Field(max_length=16, examples=["buy", "sell"])] = None
     trade_id: OptionalText = None
     buyer: OptionalText = None
     seller: OptionalText = None
@@ -108,19 +111,13 @@ class BarRow(BaseModel):
     venue: Name | None = None
     symbol: Name
     interval: Interval | None = None
-    open: Price
-    high: Price
-    low: Price
-    close: Price
-    volume: Volume
-    quote_volume: Volume | None = None
-    trades: Annotated[int, Field(ge=0, le=2**62)] | None = None
-
-    @model_validator(mode="after")
-    def _high_not_below_low(self) -> BarRow:
-        if self.high < self.low:
-            raise ValueError(f"high {self.high} is below low {self.low}")
-        return self
+    open: Number
+    high: Number
+    low: Number
+    close: Number
+    volume: Number
+    quote_volume: Number | None = None
+    trades: Annotated[int, Field(le=2**62)] | None = None
 
 
 class DetectRequest(BaseModel):
@@ -154,7 +151,10 @@ class DetectResult(BaseModel):
 
 
 def frames(request: DetectRequest) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The request's rows as trade and bar frames in the engine's order (venue, symbol, ts)."""
+    """The request's rows as trade and bar frames in the engine's order (venue, symbol, ts).
+
+    Raises InputError (422) naming the first refused rows and their reasons.
+    """
     trades = _frame(
         [row.model_dump() | {"venue": row.venue or request.venue} for row in request.trades], TRADE_SCHEMA
     )
@@ -166,14 +166,34 @@ def frames(request: DetectRequest) -> tuple[pl.DataFrame, pl.DataFrame]:
         ],
         BAR_SCHEMA,
     )
-    return trades, bars
+    refused = [*_refused("trades", trades), *_refused("bars", bars)]
+    if refused:
+        more = f" (and {len(refused) - SHOWN} more)" if len(refused) > SHOWN else ""
+        raise InputError("; ".join(refused[:SHOWN]) + more)
+    return _sorted(trades), _sorted(bars)
+
+
+SHOWN = 3
+"""Refused rows named in a 422 before the rest are counted."""
+
+
+def _refused(kind: str, frame: pl.DataFrame) -> list[str]:
+    """`body: trades[i]: reason` for each row of `frame` (request order) the kind's rule refuses."""
+    reasons = frame.select(first_reason(problems(kind, frame.columns))).with_row_index("i")
+    return [f"body: {kind}[{i}]: {why}" for i, why in reasons.drop_nulls("reason").iter_rows()]
 
 
 def _frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The rows in the record schema, in request order."""
     if not rows:
         return empty_frame(schema)
     columns = {name: [row.get(name) for row in rows] for name in schema}
-    frame = conform(pl.DataFrame(columns, schema=schema), schema)
+    return conform(pl.DataFrame(columns, schema=schema), schema)
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    """The engine's order: venue, symbol (interval for bars), ts."""
+    schema = frame.schema
     keys = ["venue", "symbol", "interval", "ts"] if "interval" in schema else ["venue", "symbol", "ts"]
     return frame.sort(keys, maintain_order=True)
 

@@ -244,7 +244,23 @@ class CandleDetector(FinalAlerts):
         )
 
 
+@runtime_checkable
 class BarDetector(Detector, Protocol):
-    """A detector on candles also says which candle size to build when the input is trades."""
+    """A detector on candles (`needs` "bars") also says which candles to build when the input is trades:
+    their size, and how many a decision reads (the stream keeps that many per symbol)."""
 
     interval: str
+    lookback_bars: int
+
+
+def as_bar_detector(detector: Detector) -> BarDetector | None:
+    """The detector as a `BarDetector` when it reads candles, None when it reads rows as they come.
+
+    The one place the engines ask how a detector is fed. A detector that needs bars but does not
+    say its candle size is a programming error, never a guessed default.
+    """
+    if detector.needs != "bars":
+        return None
+    if not isinstance(detector, BarDetector):
+        raise TypeError(f"{detector.name}: needs bars but has no `interval` and `lookback_bars`")
+    return detector

@@ -16,7 +16,8 @@ threshold, the chunk's numbers and the features that pushed the probability most
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -24,9 +25,12 @@ import polars as pl
 from tapewatch.config import PumpModelSettings
 from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.pump_onset import KEY
+from tapewatch.errors import InputError
 from tapewatch.models.pump_features import chunk_features, feature_lookback_us, window_label
-from tapewatch.models.pump_model import PumpModel
 from tapewatch.records import Alert
+
+if TYPE_CHECKING:  # LightGBM loads only when a model does
+    from tapewatch.models.pump_model import PumpModel
 
 _CHUNK_NUMBERS = ("trades", "orders", "rush_orders", "volume_quote", "buy_share", "price_max_delta")
 
@@ -41,6 +45,13 @@ class PumpModelDetector(FinalAlerts):
     def __init__(self, model: PumpModel, settings: PumpModelSettings | None = None) -> None:
         self.model = model
         self.settings = settings or PumpModelSettings()
+
+    @classmethod
+    def from_settings(cls, settings: PumpModelSettings) -> PumpModelDetector:
+        """The detector on the model file the settings name (how the registry builds it)."""
+        from tapewatch.models.pump_model import load_pump_model
+
+        return cls(load_pump_model(model_path(settings))[0], settings)
 
     @property
     def lookback(self) -> timedelta:
@@ -114,6 +125,21 @@ class PumpModelDetector(FinalAlerts):
             }
             for i in order
         ]
+
+
+def model_path(settings: PumpModelSettings) -> Path:
+    """The model file the settings name; a one-line InputError naming the setting when there is none.
+
+    Never a default or a download: the model is the user's, trained on their labels.
+    """
+    if settings.model is None:
+        raise InputError(
+            'pump_model: no model file: set [pump_model] model = "PATH" in the config, '
+            "TAPEWATCH_PUMP_MODEL__MODEL, or `detect --model PATH` (train one with `tapewatch train pump`)"
+        )
+    if not settings.model.is_file():
+        raise InputError(f"[pump_model] model '{settings.model}': no such file")
+    return settings.model
 
 
 def _rounded(value: float | None) -> float | None:

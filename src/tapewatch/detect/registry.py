@@ -14,6 +14,7 @@ from tapewatch.detect.bar_forecast import ForecastResidualDetector
 from tapewatch.detect.bar_isolation import IsolationForestDetector
 from tapewatch.detect.base import Detector
 from tapewatch.detect.kamps_kleinberg import KampsKleinbergDetector
+from tapewatch.detect.pump_model import PumpModelDetector, model_path
 from tapewatch.detect.pump_onset import PumpOnsetDetector
 from tapewatch.detect.spoofing_l2 import SpoofingL2Detector
 from tapewatch.detect.spoofing_l3 import SpoofingL3Detector
@@ -33,9 +34,11 @@ DETECTORS: dict[str, Callable[[Settings], Detector]] = {
     PriceAnomalyDetector.name: lambda settings: PriceAnomalyDetector(settings.price_anomaly),
     IsolationForestDetector.name: lambda settings: IsolationForestDetector(settings.isolation_forest),
     ForecastResidualDetector.name: lambda settings: ForecastResidualDetector(settings.forecast_residual),
+    PumpModelDetector.name: lambda settings: PumpModelDetector.from_settings(settings.pump_model),
 }
 OPT_IN = frozenset(
     {
+        PumpModelDetector.name,
         KampsKleinbergDetector.name,
         IsolationForestDetector.name,
         ForecastResidualDetector.name,
@@ -43,7 +46,8 @@ OPT_IN = frozenset(
         SpoofingL2Detector.name,
     }
 )
-"""Detectors that run only when named (`--detector`). The model detectors fit models on every refit, a
+"""Detectors that run only when named (`--detector`). `pump_model` needs the user's trained model file
+(`[pump_model] model`), so it can never be a default. The other model detectors fit models on every refit, a
 few thousand bars a second against the rule detectors' millions; Kamps & Kleinberg's candle rule is kept
 for comparison: on the dev files 23 % of its alerts fall within minutes of a pump, and it raised 0.11
 alerts per symbol-day more than 30 minutes from every pump (14 alerts). The public-data wash and
@@ -65,11 +69,14 @@ def default_detector_names(*, candles: bool = False) -> list[str]:
     return [name for name in DETECTORS if name not in OPT_IN and (candles or name not in CANDLE_INPUT)]
 
 
-def check_detector_names(names: Sequence[str]) -> None:
-    """A one-line error for the first name that is not a detector."""
+def check_detector_names(names: Sequence[str], settings: Settings | None = None) -> None:
+    """A one-line error for the first name that is not a detector, or (given the settings) for a model
+    detector whose model file is not set or absent: checked before a long read, not after it."""
     unknown = [name for name in names if name not in DETECTORS]
     if unknown:
         raise InputError(f"--detector '{unknown[0]}': unknown; expected one of {', '.join(DETECTORS)}")
+    if settings is not None and PumpModelDetector.name in names:
+        model_path(settings.pump_model)
 
 
 def build_detectors(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import polars as pl
 
-from tapewatch.detect.base import Detector
+from tapewatch.detect.base import Detector, as_bar_detector
 from tapewatch.detect.calibration import calibrate_all
 from tapewatch.detect.spoofing_l3 import order_events
 from tapewatch.engine.bars import trades_to_bars
@@ -32,23 +33,10 @@ def run_batch(
     Alerts are ordered by `detected_at` (then symbol) and unique by id, so a run is
     reproducible line for line; their scores are calibrated (`tapewatch.detect.calibration`).
     """
-    built: dict[str, pl.DataFrame] = {}
+    inputs = _Inputs(trades, bars, orders, book)
     alerts: dict[str, Alert] = {}
     for detector in detectors:
-        if detector.needs == "trades":
-            frames = [trades]
-        elif detector.needs == "orders":
-            if orders is not None and "orders" not in built:
-                built["orders"] = order_events(orders, trades)
-            frames = [] if orders is None else [built["orders"]]
-        elif detector.needs == "book":
-            frames = [] if book is None else [book]
-        else:
-            interval = getattr(detector, "interval", "1h")
-            if interval not in built and not trades.is_empty():
-                built[interval] = trades_to_bars(trades, interval)
-            frames = [bars, built.get(interval, bars.clear())]
-        for frame in frames:
+        for frame in inputs.read_by(detector):
             if frame.is_empty():
                 continue
             for alert in detector.detect(frame):
@@ -58,3 +46,35 @@ def run_batch(
     return sorted(
         calibrate_all(alerts.values()), key=lambda alert: (alert.detected_at, alert.symbol, alert.detector)
     )
+
+
+@dataclass
+class _Inputs:
+    """The frames of one run, and those built from them once for every detector that reads them."""
+
+    trades: pl.DataFrame
+    bars: pl.DataFrame
+    orders: pl.DataFrame | None
+    book: pl.DataFrame | None
+    built: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    def read_by(self, detector: Detector) -> list[pl.DataFrame]:
+        """The frames `detector` reads: the given candles and candles of its size built from the trades
+        (bar detectors), else the rows of its kind (none when that input is absent)."""
+        bar = as_bar_detector(detector)
+        if bar is not None and self.trades.is_empty():
+            return [self.bars]
+        if bar is not None:
+            return [self.bars, self._built(bar.interval, lambda: trades_to_bars(self.trades, bar.interval))]
+        if detector.needs == "orders":
+            orders = self.orders
+            return (
+                [] if orders is None else [self._built("orders", lambda: order_events(orders, self.trades))]
+            )
+        rows = {"trades": self.trades, "book": self.book}[detector.needs]
+        return [] if rows is None else [rows]
+
+    def _built(self, name: str, build: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+        if name not in self.built:
+            self.built[name] = build()
+        return self.built[name]

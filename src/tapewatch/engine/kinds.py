@@ -2,7 +2,7 @@
 
 The streaming engine is the same machine for every kind (hold back the newest
 millisecond, set aside late and malformed rows, keep a tail per symbol); only
-the columns and the malformed test differ, so they live here, one entry per kind.
+the columns and the validity rule (`tapewatch.validity`) differ, so they live here, one entry per kind.
 """
 
 from __future__ import annotations
@@ -13,73 +13,46 @@ import polars as pl
 
 from tapewatch.detect.base import Detector
 from tapewatch.detect.spoofing_l3 import EXECUTION
-from tapewatch.records import (
-    BOOK_EVENT_SCHEMA,
-    BOOK_EVENTS,
-    ORDER_ACTIONS,
-    ORDER_SCHEMA,
-    TRADE_SCHEMA,
-    TRADE_SIDES,
-)
+from tapewatch.records import BOOK_EVENT_SCHEMA, ORDER_SCHEMA, TRADE_SCHEMA
+from tapewatch.validity import Problems, book_event_problems, first_reason, order_problems, trade_problems
+
+MALFORMED = "malformed"
+"""The placeholder reason a malformed row carries until `RecordKind.explain` names its problem."""
 
 
 @dataclass(frozen=True)
 class RecordKind:
-    """A kind of input rows a stream can carry: its columns and its malformed-row test."""
+    """A kind of input rows a stream can carry: its columns and the validity rule of its rows."""
 
     name: str
     noun: str
     """One row, in the words of set-aside reasons ("trade", "order event", …)."""
     schema: dict[str, pl.DataType]
-    malformed: pl.Expr
-    """True where a row cannot be decided (never null)."""
-    malformed_reason: str
+    problems: Problems
+    """The kind's checks (`tapewatch.validity`), the same files and every other source apply."""
+    malformed_reason: str = MALFORMED
+
+    @property
+    def malformed(self) -> pl.Expr:
+        """True where a row cannot be decided (never null); cheap, so every row can be tested."""
+        return pl.any_horizontal(is_bad for is_bad, _ in self.problems)
+
+    def explain(self, rows: pl.DataFrame, column: str) -> pl.DataFrame:
+        """Replace the `MALFORMED` placeholder in `column` by each row's first failed check.
+
+        Called on the set-aside rows only: wording every row's reason would cost the
+        hot path several times what the yes/no test does.
+        """
+        named = pl.when(pl.col(column) == MALFORMED).then(first_reason(self.problems))
+        return rows.with_columns(named.otherwise(pl.col(column)).alias(column))
 
     def serves(self, detector: Detector) -> bool:
         """Whether a stream of this kind feeds `detector` (bar detectors get candles built from trades)."""
         return detector.needs == self.name or (self.name == "trades" and detector.needs == "bars")
 
 
-def _missing(*names: str) -> pl.Expr:
-    return pl.any_horizontal(pl.col(name).is_null() for name in names)
-
-
-def _not_positive(name: str) -> pl.Expr:
-    return ~(pl.col(name) > 0).fill_null(False)
-
-
-def _negative(name: str) -> pl.Expr:
-    return ~(pl.col(name) >= 0).fill_null(False)
-
-
-def _not_in(name: str, allowed: tuple[str, ...]) -> pl.Expr:
-    return ~pl.col(name).is_in(list(allowed)).fill_null(False)
-
-
-TRADES = RecordKind(
-    "trades",
-    "trade",
-    TRADE_SCHEMA,
-    _missing("ts", "symbol") | _not_positive("price") | _not_positive("amount"),
-    "malformed: missing timestamp/symbol or non-positive price/amount",
-)
-ORDERS = RecordKind(
-    "orders",
-    "order event",
-    ORDER_SCHEMA,
-    _missing("ts", "symbol", "order_id")
-    | _not_positive("price")
-    | _negative("amount")
-    | _not_in("side", TRADE_SIDES)
-    | _not_in("action", (*ORDER_ACTIONS, EXECUTION)),
-    "malformed: missing timestamp/symbol/order_id, non-positive price, negative amount, "
-    "or unknown side/action",
-)
-BOOK = RecordKind(
-    "book",
-    "book event",
-    BOOK_EVENT_SCHEMA,
-    _missing("ts", "symbol") | _not_positive("price") | _negative("amount") | _not_in("event", BOOK_EVENTS),
-    "malformed: missing timestamp/symbol, non-positive price, negative amount or unknown event",
-)
+TRADES = RecordKind("trades", "trade", TRADE_SCHEMA, trade_problems(TRADE_SCHEMA))
+ORDERS = RecordKind("orders", "order event", ORDER_SCHEMA, order_problems(ORDER_SCHEMA, EXECUTION))
+"""Order events with the executions merged in from the trades (`detect.spoofing_l3.order_events`)."""
+BOOK = RecordKind("book", "book event", BOOK_EVENT_SCHEMA, book_event_problems(BOOK_EVENT_SCHEMA))
 KINDS = {kind.name: kind for kind in (TRADES, ORDERS, BOOK)}

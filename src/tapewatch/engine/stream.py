@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from tapewatch.config import StreamSettings
-from tapewatch.detect.base import Detector, DetectorState
+from tapewatch.detect.base import Detector, DetectorState, as_bar_detector
 from tapewatch.detect.calibration import calibrate
 from tapewatch.engine.bars import trades_to_bars
 from tapewatch.engine.kinds import TRADES, RecordKind
@@ -135,13 +135,11 @@ class StreamEngine:
         self.set_aside: list[dict[str, Any]] = []
         self._states = {detector.name: DetectorState() for detector in self.detectors}
         self._candles = {
-            detector.name: _Candles(
-                getattr(detector, "interval", "1h"), getattr(detector, "lookback_bars", 13) + 1
-            )
-            for detector in self.detectors
-            if detector.needs == "bars"
+            bar.name: _Candles(bar.interval, bar.lookback_bars + 1)
+            for bar in map(as_bar_detector, self.detectors)
+            if bar is not None
         }
-        row_lookbacks = [d.lookback for d in self.detectors if d.needs == kind.name]
+        row_lookbacks = [d.lookback for d in self.detectors if d.name not in self._candles]
         self._lookback = max(row_lookbacks, default=timedelta(0))
         self._pending: list[pl.DataFrame] = []
         self._held = _empty(self.kind)
@@ -272,6 +270,7 @@ class StreamEngine:
         frame = frame.with_columns(_reason=reason)
         bad = frame.filter(pl.col("_reason").is_not_null())
         if bad.height:
+            bad = self.kind.explain(bad, "_reason")
             self.stats.set_aside.update(bad["_reason"].to_list())
             self.set_aside.extend(
                 {"reason": row["_reason"], "record": {k: row[k] for k in columns}}
@@ -322,15 +321,15 @@ class StreamEngine:
             context = self._tail.filter(pl.col(KID).is_in(ready[KID].unique().implode()))
             work = pl.concat([context, new_rows]).sort(ORDER, maintain_order=True)
         for detector in self.detectors:
-            if detector.needs == self.kind.name:
-                if work is None:
-                    continue
-                alerts = detector.detect(self._within(work, detector.lookback), self._states[detector.name])
-            else:
+            if detector.name in self._candles:
                 candles = self._candles[detector.name].add(new_rows, close_all=flush)
                 if candles is None:
                     continue
                 alerts = detector.detect(candles, self._states[detector.name])
+            else:
+                if work is None:
+                    continue
+                alerts = detector.detect(self._within(work, detector.lookback), self._states[detector.name])
             emitted += [self._emit(detector, alert, ready) for alert in alerts]
         return emitted
 

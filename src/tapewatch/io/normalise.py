@@ -1,8 +1,9 @@
 """Raw columns of each file format → the record columns of its kind, plus the checks a record must pass.
 
 One converter per format; each says only how that format names and encodes
-things. What makes a row bad is decided once per record kind (`PROBLEMS`), so
-every format rejects the same things with the same words.
+things. What makes a row bad is decided once per record kind in `tapewatch.validity`
+(`PROBLEMS` here), so every format, and every other way rows arrive, rejects the same
+things with the same words.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tapewatch.io import depth
 from tapewatch.io.formats import EXPECTED, BinanceName, Source, data_stem, unify_symbol
 from tapewatch.io.timeparse import infer_interval, parse_times
 from tapewatch.records import BOOK_SIDES, ORDER_ACTIONS, TRADE_SIDES
+from tapewatch.validity import RULES, TS_GIVEN, WHY, Problems
 
 Kind = Literal["trades", "bars", "orders", "book"]
 RECORD_KINDS: tuple[Kind, ...] = ("trades", "bars", "orders", "book")
@@ -28,11 +30,6 @@ NOUNS: dict[Kind, str] = {
     "book": "L2 book updates (side bid/ask)",
 }
 """Each kind in the words of an error about a file holding it."""
-
-TS_GIVEN = "_ts_given"
-"""Helper column: the row had a timestamp value (so a null `ts` means unparsable, not missing)."""
-WHY = "_why"
-"""Helper column: a format-specific reason (e.g. a bad Binance `is_buyer_maker`), null when fine."""
 
 UNKNOWN_VENUE = "unknown"
 FLOAT = pl.Float64()
@@ -382,102 +379,6 @@ CONVERTERS: dict[str, Callable[[pl.DataFrame, FileContext], Converted]] = {
 }
 
 
-def _positive(name: str) -> pl.Expr:
-    """True only for a finite number above zero (NaN sorts above +inf in Polars, so `< inf` drops it)."""
-    value = pl.col(name)
-    return ((value > 0) & (value < float("inf"))).fill_null(False)
-
-
-def _not_negative(name: str) -> pl.Expr:
-    """True only for a finite number at or above zero."""
-    value = pl.col(name)
-    return ((value >= 0) & (value < float("inf"))).fill_null(False)
-
-
-def _common_problems() -> list[tuple[pl.Expr, pl.Expr]]:
-    """What trades and bars both need: a timestamp (missing and unparsable told apart) and a symbol."""
-    no_ts = pl.col("ts").is_null()
-    return [
-        (no_ts & ~pl.col(TS_GIVEN), pl.lit("missing timestamp")),
-        (no_ts & pl.col(TS_GIVEN), pl.lit("unparsable timestamp")),
-        (pl.col("symbol").is_null() | (pl.col("symbol") == ""), pl.lit("missing symbol")),
-    ]
-
-
-def _one_of(name: str, allowed: tuple[str, ...], *, required: bool = True) -> list[tuple[pl.Expr, pl.Expr]]:
-    """A word column must hold one of `allowed`; null is a missing value unless not `required`."""
-    value = pl.col(name)
-    problems = [
-        (
-            value.is_not_null() & ~value.is_in(allowed),
-            pl.format(f"unknown {name} '{{}}' (expected {'/'.join(allowed)})", value),
-        )
-    ]
-    if required:
-        problems.append((value.is_null(), pl.lit(f"missing {name}")))
-    return problems
-
-
-def trade_problems(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
-    """(is bad, reason) pairs a trade row must pass; each condition is never null."""
-    problems = [
-        *_common_problems(),
-        (~_positive("price"), pl.lit("price is not a positive number")),
-        (~_positive("amount"), pl.lit("amount is not a positive number")),
-        *_one_of("side", TRADE_SIDES, required=False),
-    ]
-    if WHY in columns:
-        problems.append((pl.col(WHY).is_not_null(), pl.col(WHY)))
-    return problems
-
-
-def bar_problems(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
-    """(is bad, reason) pairs a bar row must pass; each condition is never null."""
-    prices = [
-        (~_positive(name), pl.lit(f"{name} is not a positive number"))
-        for name in ("open", "high", "low", "close")
-    ]
-    return [
-        *_common_problems(),
-        *prices,
-        (~_not_negative("volume"), pl.lit("volume is not a non-negative number")),
-        ((pl.col("high") < pl.col("low")).fill_null(False), pl.lit("high is below low")),
-    ]
-
-
-def order_problems(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
-    """(is bad, reason) pairs an order event must pass; only a cancel may have amount 0 (nothing left)."""
-    order_id, action = pl.col("order_id"), pl.col("action")
-    zero_amount = ((pl.col("amount") == 0) & (action != "cancel")).fill_null(False)
-    return [
-        *_common_problems(),
-        (order_id.is_null() | (order_id == ""), pl.lit("missing order_id")),
-        *_one_of("side", TRADE_SIDES),
-        *_one_of("action", ORDER_ACTIONS),
-        (~_positive("price"), pl.lit("price is not a positive number")),
-        (~_not_negative("amount"), pl.lit("amount is not a non-negative number")),
-        (zero_amount, pl.format("amount is 0 on a '{}' event (only a cancel may have 0)", action)),
-    ]
-
-
-def book_problems(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
-    """(is bad, reason) pairs a book update must pass; amount 0 is allowed (it removes the level).
-
-    A row of an unusable depth message (WHY) is rejected for that alone: its
-    other fields are null because the message was, not because they are wrong.
-    """
-    problems = [
-        *_common_problems(),
-        *_one_of("side", BOOK_SIDES),
-        (~_positive("price"), pl.lit("price is not a positive number")),
-        (~_not_negative("amount"), pl.lit("amount is not a non-negative number")),
-    ]
-    if WHY not in columns:
-        return problems
-    usable = pl.col(WHY).is_null()
-    return [(pl.col(WHY).is_not_null(), pl.col(WHY)), *((usable & is_bad, why) for is_bad, why in problems)]
-
-
 KINDS: dict[str, Kind] = {
     "ccxt-trades": "trades",
     "binance-trades": "trades",
@@ -490,9 +391,5 @@ KINDS: dict[str, Kind] = {
 }
 """The record kind each non-Parquet format yields (Parquet holds any), so an empty file still has a kind."""
 
-PROBLEMS: dict[Kind, Callable[[list[str]], list[tuple[pl.Expr, pl.Expr]]]] = {
-    "trades": trade_problems,
-    "bars": bar_problems,
-    "orders": order_problems,
-    "book": book_problems,
-}
+PROBLEMS: dict[Kind, Callable[[list[str]], Problems]] = {kind: RULES[kind] for kind in RECORD_KINDS}
+"""The validity rule of each kind a file can hold."""

@@ -9,7 +9,6 @@ and exit code 2.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from rich.console import Console
 from tapewatch.cli_options import ConfigOption
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
+from tapewatch.io.deadletter import letters_frame, write_dead_letters
 
 if TYPE_CHECKING:
     from tapewatch.config import ExchangeSettings, Settings
@@ -311,10 +311,7 @@ def _set_aside(summary: IngestSummary, rejected: list[dict]) -> None:
     if not rejected or summary.rejected_path is None:
         return
     summary.rejected += len(rejected)
-    summary.rejected_path.parent.mkdir(parents=True, exist_ok=True)
-    with summary.rejected_path.open("a", encoding="utf-8") as handle:
-        for row in rejected:
-            handle.write(json.dumps(row, default=str) + "\n")
+    write_dead_letters(letters_frame(rejected), summary.rejected_path, append=True)
 
 
 def print_summary(console: Console, summary: IngestSummary) -> None:

@@ -27,6 +27,7 @@ import polars as pl
 
 from tapewatch.config import ExchangeSettings
 from tapewatch.errors import InputError
+from tapewatch.io.deadletter import letter
 from tapewatch.io.lake import Lake
 from tapewatch.sources.exchange.books import BookDiffer
 from tapewatch.sources.exchange.connect import make_exchange, pin_to_connection, watch_call_limit
@@ -58,7 +59,7 @@ class SourceBatch:
 
     trades: pl.DataFrame  # TRADE_SCHEMA
     book: pl.DataFrame  # BOOK_SCHEMA (empty unless book updates were asked for)
-    rejected: list[dict]  # {"source": ..., "reason": ..., "raw": ...}
+    rejected: list[dict]  # dead letters (`io.deadletter.letter`): source, row, reason, record
     arrived_at: float  # time.time() when the newest message of this batch arrived
 
 
@@ -303,13 +304,8 @@ class ExchangeLiveSource:
                 if attempt == _FILL_ATTEMPTS:
                     self.stats["gaps_failed"] += 1
                     reason = f"gap not refilled after {attempt} attempts: {exc}"
-                    self._rejected.append(
-                        {
-                            "source": f"{self.venue}:rest",
-                            "reason": reason,
-                            "raw": {"symbol": symbol, **vars(gap)},
-                        }
-                    )
+                    record = {"symbol": symbol, **vars(gap)}
+                    self._rejected.append(letter(f"{self.venue}:rest", reason, record))
                     break
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.reconnect_max_s)
@@ -322,7 +318,7 @@ class ExchangeLiveSource:
 
     def _reject(self, source: str, reason: str, raw: Any) -> None:
         self.stats["malformed"] += 1
-        self._rejected.append({"source": source, "reason": reason, "raw": raw})
+        self._rejected.append(letter(source, reason, raw))
         self._wake(time.time())
 
     def _wake(self, arrived: float) -> None:

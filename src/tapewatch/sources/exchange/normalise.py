@@ -6,14 +6,15 @@ in the lake whichever way it arrived (which is what lets the lake drop the overl
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
+from tapewatch.io.deadletter import letter
 from tapewatch.records import BAR_SCHEMA, BOOK_SCHEMA, TIME, TRADE_SCHEMA, conform
+from tapewatch.validity import TS_GIVEN, Problems, first_reason, trade_problems
 
 _TRADE_COLUMNS = ("ts", "symbol", "price", "amount", "side", "trade_id")
 
@@ -32,7 +33,7 @@ class TradeRow:
 
 @dataclass
 class Normalised:
-    """Trades that became rows, and those refused with their reason."""
+    """Trades that became rows, and those refused (dead letters: source, row, reason, record)."""
 
     rows: list[TradeRow] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
@@ -41,52 +42,73 @@ class Normalised:
 def normalise_trades(
     trades: Iterable[dict[str, Any]], *, source: str, symbols: Collection[str] | None = None
 ) -> Normalised:
-    """Check and convert ccxt trades; `symbols`, when given, are the only ones expected."""
+    """Check and convert ccxt trades; `symbols`, when given, are the only ones expected.
+
+    The checks are the trade rule every source applies (`tapewatch.validity`), run once
+    on the whole batch; refused trades become dead letters (`io.deadletter.letter`)
+    holding the exchange's own record.
+    """
+    trades = list(trades)
+    if not trades:
+        return Normalised()
+    frame = _candidates(trades)
+    checks = [*_expected_symbols(symbols), *trade_problems(frame.columns)]
+    reasons = frame.select(first_reason(checks)).to_series().to_list()
     out = Normalised()
-    for trade in trades:
-        row, reason = _trade_row(trade, symbols)
-        if row is None:
-            out.rejected.append({"source": source, "reason": reason, "raw": trade.get("info", trade)})
+    for trade, values, reason in zip(trades, frame.iter_rows(), reasons, strict=True):
+        if reason is None:
+            out.rows.append(TradeRow(*values[: len(_TRADE_COLUMNS)]))
         else:
-            out.rows.append(row)
+            out.rejected.append(letter(source, reason, trade.get("info", trade)))
     return out
 
 
-def _trade_row(trade: dict[str, Any], symbols: Collection[str] | None) -> tuple[TradeRow | None, str]:
-    symbol = trade.get("symbol")
-    if not symbol:
-        return None, "no symbol"
-    if symbols is not None and symbol not in symbols:
-        return None, f"unknown symbol '{symbol}'"
-    timestamp = trade.get("timestamp")
-    if not isinstance(timestamp, int) or timestamp <= 0:
-        return None, f"timestamp missing or invalid: {timestamp!r}"
-    price, amount = _positive(trade.get("price")), _positive(trade.get("amount"))
-    if price is None:
-        return None, f"price missing or not positive: {trade.get('price')!r}"
-    if amount is None:
-        return None, f"amount missing or not positive: {trade.get('amount')!r}"
-    side = trade.get("side")
-    trade_id = trade.get("id")
-    return (
-        TradeRow(
-            ts=timestamp * 1000,
-            symbol=symbol,
-            price=price,
-            amount=amount,
-            side=side if side in ("buy", "sell") else None,
-            trade_id=None if trade_id is None else str(trade_id),
-        ),
-        "",
-    )
+def _candidates(trades: list[dict[str, Any]]) -> pl.DataFrame:
+    """The trades' fields as trade columns, read leniently: what cannot be read is null, for the rule to name.
+
+    `ts` stays in epoch µs (what `TradeRow` holds); a timestamp that is not a positive
+    integer of milliseconds counts as given but unparsable.
+    """
+    stamps = [trade.get("timestamp") for trade in trades]
+    return pl.DataFrame(
+        {
+            "ts": [v * 1000 if type(v) is int and v > 0 else None for v in stamps],
+            "symbol": [trade.get("symbol") or None for trade in trades],
+            "price": [_number(trade.get("price")) for trade in trades],
+            "amount": [_number(trade.get("amount")) for trade in trades],
+            "side": [trade.get("side") for trade in trades],
+            "trade_id": [None if trade.get("id") is None else str(trade.get("id")) for trade in trades],
+            TS_GIVEN: [v is not None for v in stamps],
+        },
+        schema={
+            "ts": pl.Int64,
+            "symbol": pl.String,
+            "price": pl.Float64,
+            "amount": pl.Float64,
+            "side": pl.String,
+            "trade_id": pl.String,
+            TS_GIVEN: pl.Boolean,
+        },
+    ).with_columns(pl.col("side").str.strip_chars().str.to_lowercase())
 
 
-def _positive(value: Any) -> float | None:
+def _expected_symbols(symbols: Collection[str] | None) -> Problems:
+    """The source's own check: a trade of a symbol it did not subscribe to."""
+    if symbols is None:
+        return []
+    symbol = pl.col("symbol")
+    unknown = (symbol.is_not_null() & ~symbol.is_in(list(symbols))).fill_null(False)
+    return [(unknown, pl.format("unknown symbol '{}'", symbol))]
+
+
+def _number(value: Any) -> float | None:
+    """A number ccxt gave as a number or text; None when it is neither (the rule then names the field)."""
+    if isinstance(value, bool):
+        return None
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) and number > 0 else None
 
 
 def trades_frame(rows: Iterable[TradeRow], venue: str) -> pl.DataFrame:

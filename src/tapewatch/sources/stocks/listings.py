@@ -63,14 +63,14 @@ class Listing:
 
 
 class _Rejects:
-    """Collects dead letters: file, 1-based line (or entry) number, reason, the raw record as JSON."""
+    """Collects dead letters: source file, 1-based line (or entry) number, reason, the raw record as JSON."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.rows: list[dict[str, Any]] = []
 
     def add(self, row: int, reason: str, record: Any) -> None:
-        self.rows.append({"file": self.source, "row": row, "reason": reason, "record": json.dumps(record)})
+        self.rows.append({"source": self.source, "row": row, "reason": reason, "record": json.dumps(record)})
 
     def frame(self) -> pl.DataFrame:
         return pl.DataFrame(self.rows, schema=REJECT_SCHEMA)
