@@ -107,3 +107,33 @@ def test_plan_moves_towards_a_fair_share():
     take, release = plan(8, "b", {p: "a" for p in range(4)}, {"a", "b"})
     assert sorted(take) == [4, 5, 6, 7] and release == []
     assert plan(8, "c", everything, {"a", "b", "c"}) == ([], [])  # nothing free yet: wait
+
+
+def test_a_message_is_marked_only_up_to_the_trades_the_engine_will_decide():
+    """A message may be acked once the engine has decided each symbol up to its newest trade; a trade the
+    engine refuses (here an infinite price, by the one validity rule) must not be that mark, or the
+    message would wait for a decision that never comes."""
+    from nats.aio.msg import Msg
+
+    from tapewatch.bus.delivery import read_messages
+    from tapewatch.bus.subjects import partition_of
+
+    good, bad = datetime(2026, 1, 1, 12, tzinfo=UTC), datetime(2026, 1, 1, 12, 5, tzinfo=UTC)
+    trades = pl.DataFrame(
+        {
+            "ts": [good, bad],
+            "venue": ["x", "x"],
+            "symbol": ["AAA/BTC", "AAA/BTC"],
+            "price": [1.0, float("inf")],
+            "amount": [2.0, 2.0],
+            "side": ["buy", "buy"],
+            "trade_id": ["1", "2"],
+            "buyer": [None, None],
+            "seller": [None, None],
+        },
+        schema=TRADE_SCHEMA,
+    )
+    partition = partition_of("x", "AAA/BTC", 4)
+    (read,) = read_messages([Msg(None, data=encode_trades(trades))], partition, 4)
+    assert read.reason is None and read.trades is not None and read.trades.height == 2
+    assert read.marks == {("x", "AAA/BTC"): good}

@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from tapewatch.bus.codec import CodecError, decode_trades
 from tapewatch.bus.publish import CONTROL, END
 from tapewatch.bus.subjects import partition_of
+from tapewatch.engine.kinds import TRADES
 
 Key = tuple[str, str]
 
@@ -105,8 +106,7 @@ def read_messages(msgs: list[Msg], partition: int, partitions: int) -> list[Read
         reads[i].trades = None
         reads[i].reason = f"trades of a symbol that belongs to another partition than {partition}"
     every = every.filter(~pl.col("_i").is_in(misrouted.implode()))
-    well_formed = pl.col("ts").is_not_null() & (pl.col("price") > 0) & (pl.col("amount") > 0)
-    newest = every.filter(well_formed).group_by("_i", "venue", "symbol").agg(pl.col("ts").max())
+    newest = every.filter(~TRADES.malformed).group_by("_i", "venue", "symbol").agg(pl.col("ts").max())
     for i, venue, symbol, ts in newest.iter_rows():
         reads[i].marks[(venue, symbol)] = ts
     return reads
