@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
+from peewee import OperationalError
 
 from tapewatch.errors import InputError
 from tapewatch.io.lake import Lake
@@ -112,6 +113,24 @@ def test_rate_limits_are_retried(client, yahoo, tmp_path):
     report = download_bars(tickers(("nyse", "BBB", "BBB")), window("1d"), Lake(tmp_path), client)
     assert report.written == 5 and not report.failed
     assert yahoo.rate_limited == 0
+
+
+def test_a_locked_yfinance_cache_is_retried_and_other_database_errors_are_not():
+    """yfinance's SQLite caches lock when worker threads start on a fresh cache (seen on CI)."""
+    waits: list[float] = []
+    client = YahooClient(retries=3, backoff_s=0.5, sleep=waits.append)
+    outcomes = iter([OperationalError("database is locked"), OperationalError("database is locked"), "bars"])
+
+    def locked_twice() -> str:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert client._retry(locked_twice) == "bars" and waits == [0.5, 1.0]
+    with pytest.raises(OperationalError, match="no such table"):
+        client._retry(lambda: (_ for _ in ()).throw(OperationalError("no such table: _tz_kv")))
+    assert waits == [0.5, 1.0]  # not retried
 
 
 def test_one_failing_ticker_does_not_stop_the_others(client, tmp_path):

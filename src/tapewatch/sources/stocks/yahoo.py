@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import polars as pl
 import yfinance as yf
+from peewee import OperationalError
 from curl_cffi import requests as curl_requests
 from yfinance.data import YfData
 from yfinance.exceptions import YFRateLimitError
@@ -156,12 +157,19 @@ class YahooClient:
         return quotes
 
     def _retry(self, call: Callable[[], Any]) -> Any:
-        """Run a Yahoo call, backing off and retrying while Yahoo says "too many requests"."""
+        """Run a Yahoo call, backing off and retrying while it fails for a reason that passes.
+
+        Two reasons pass: Yahoo saying "too many requests", and yfinance's own
+        SQLite caches (time zones, cookies) being locked by another thread or
+        process that is writing them — worker threads starting on a fresh cache
+        meet that, and a ticker must not be reported failed for it.
+        """
         for attempt in range(self.retries + 1):
             try:
                 return call()
-            except YFRateLimitError:
-                if attempt == self.retries:
+            except (YFRateLimitError, OperationalError) as exc:
+                transient = not isinstance(exc, OperationalError) or "locked" in str(exc)
+                if attempt == self.retries or not transient:
                     raise
                 self.sleep(self.backoff_s * 2**attempt)
         return None
