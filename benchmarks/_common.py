@@ -17,10 +17,9 @@ import numpy as np
 import polars as pl
 from pydantic import ValidationError
 
-from tapewatch.batch_job import detect_files
 from tapewatch.config import PumpOnsetSettings, Settings
-from tapewatch.detect.pump_onset import PumpOnsetDetector
-from tapewatch.evaluation import (
+from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
+from tapewatch.evaluate.scoring import (
     DEFAULT_AFTER,
     DEFAULT_BEFORE,
     DetectorScore,
@@ -31,6 +30,7 @@ from tapewatch.evaluation import (
     normalised_symbol,
     scaled_count,
 )
+from tapewatch.pipeline.batch import detect_files
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]

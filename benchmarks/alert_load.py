@@ -8,7 +8,7 @@ measures: every default detector, run as `tapewatch detect` runs them (`detect_f
 with default Settings, candles built from the trades by the batch engine), over all the
 files; the alerts decided more than 30 min from every pump announcement on their symbol
 are counted per detector and severity and divided by the symbol-days of trading outside
-those margins (`tapewatch.evaluation.quiet_symbol_days`). The same counts are split into
+those margins (`tapewatch.evaluate.scoring.quiet_symbol_days`). The same counts are split into
 the earlier and the later half of the data by time (cut 30 min before the announcement
 of the 16th of 31 pumps), so a figure can be quoted on a part no threshold was tuned on.
 
@@ -25,10 +25,9 @@ import polars as pl
 from _common import check, data_dir
 from rich.table import Table
 
-from tapewatch.batch_job import detect_files
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
-from tapewatch.evaluation import (
+from tapewatch.evaluate.scoring import (
     QUIET_MARGIN,
     HeldOutPart,
     Span,
@@ -37,6 +36,7 @@ from tapewatch.evaluation import (
     load_labels,
     outside_events,
 )
+from tapewatch.pipeline.batch import detect_files
 from tapewatch.report.summary import wide_console
 
 ALERTS_PER_SYMBOL_DAY = 0.1

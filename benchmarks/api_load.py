@@ -42,13 +42,13 @@ from sqlalchemy import create_engine, make_url, text
 from tapewatch.records import Alert
 from tapewatch.service import auth
 from tapewatch.service.actors import SYSTEM
-from tapewatch.store.alerts import open_store
+from tapewatch.store.alert_store import open_store
 
 TARGET_P99_MS = 50.0
 CONNECTIONS = 32
 """Keep-alive connections the load generator spreads its requests over (as a proxy in front would)."""
 SERVER = (
-    "import sys; from tapewatch.api.command import serve; "
+    "import sys; from tapewatch.cli.serve import serve; "
     "serve(host='127.0.0.1', port=int(sys.argv[1]), db=sys.argv[2], lake=sys.argv[3], workers=int(sys.argv[4]), "
     "config=None)"
 )

@@ -23,7 +23,7 @@ import polars as pl
 from _common import REPO, best_of
 
 from tapewatch.config import Settings
-from tapewatch.detect.bar_anomalies import bar_anomaly_detectors, bar_scores
+from tapewatch.detect.bars.anomalies import bar_anomaly_detectors, bar_scores
 from tapewatch.detect.base import Detector
 from tapewatch.detect.registry import build_detectors
 from tapewatch.io.readers import read_inputs

@@ -21,9 +21,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tapewatch.detect.bar_forecast import ForecastResidualDetector, ForecastResidualSettings, train_forecaster
-from tapewatch.detect.bar_forecasters import ForecasterSettings
-from tapewatch.detect.bar_isolation import IsolationForestDetector
+from tapewatch.detect.bars.forecast import (
+    ForecastResidualDetector,
+    ForecastResidualSettings,
+    train_forecaster,
+)
+from tapewatch.detect.bars.forecasters import ForecasterSettings
+from tapewatch.detect.bars.isolation import IsolationForestDetector
 from tapewatch.io.readers import read_inputs
 from tapewatch.records import BAR_SCHEMA, conform
 

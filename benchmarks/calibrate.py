@@ -11,7 +11,7 @@ An alert's `score` is meant as the probability that it is a real manipulation
   later half, and each severity band's predicted and measured precision is printed.
 - wash trading and spoofing (`wash_accounts`, `spoofing_l3`, `spoofing_l2`, `wash_public`):
   every registered scenario family at rates 0 (honest only), 0.2, 1 and 5 episodes per
-  symbol-day; an alert is real when it matches a labelled episode (`tapewatch.episodes`).
+  symbol-day; an alert is real when it matches a labelled episode (`tapewatch.evaluate.episodes`).
   For each family the table fitted on the *other* families is applied to it.
 
 `--write` saves the tables fitted on everything to `src/tapewatch/detect/calibration.json`
@@ -33,11 +33,11 @@ from _common import DEV_EVENTS
 from manipulation_sim import detect_family_market
 from rich.table import Table
 
-from tapewatch.batch_job import detect_files
 from tapewatch.config import Settings
 from tapewatch.detect.calibration import SEVERITY_ORDER, CalibrationTable, fit_table, write_tables
-from tapewatch.episodes import grade_episodes
-from tapewatch.evaluation import DEFAULT_AFTER, DEFAULT_BEFORE, load_labels, normalised_symbol
+from tapewatch.evaluate.episodes import grade_episodes
+from tapewatch.evaluate.scoring import DEFAULT_AFTER, DEFAULT_BEFORE, load_labels, normalised_symbol
+from tapewatch.pipeline.batch import detect_files
 from tapewatch.records import TIME, Alert, severity_for
 from tapewatch.report.summary import wide_console
 from tapewatch.sources.families import FAMILIES

@@ -10,7 +10,7 @@ honest-only market. Every wash/spoof detector runs on each market through the ba
 called as `tapewatch detect` calls it (trades with accounts, L3 order events, and the L2
 book a public feed would show, rebuilt from the L3 events for `spoofing_l2`; when a family's
 feed has no fills, the fills are inferred from the trades first), with default settings. Alerts are matched
-to labels by `tapewatch.episodes` (same symbol and typology, overlapping spans with 5 s of
+to labels by `tapewatch.evaluate.episodes` (same symbol and typology, overlapping spans with 5 s of
 slack, a shared account where both name accounts).
 
 The one knob applied after detection is an alert-score cut (keep alerts with score ≥ cut),
@@ -55,14 +55,14 @@ from rich.table import Table
 
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
-from tapewatch.detect.spoofing_l2 import book_events, l2_from_l3
+from tapewatch.detect.spoofing.spoofing_l2 import book_events, l2_from_l3
 from tapewatch.engine.batch import run_batch
-from tapewatch.episodes import EpisodeScore, GradedEpisodes, grade_episodes
+from tapewatch.evaluate.episodes import EpisodeScore, GradedEpisodes, grade_episodes
 from tapewatch.records import BAR_SCHEMA, Alert, empty_frame
 from tapewatch.report.summary import wide_console
 from tapewatch.sources.families import FAMILIES
 from tapewatch.sources.families.flow_sim import generate as flow_sim
-from tapewatch.sources.simulator import SimulatedMarket
+from tapewatch.sources.simulator.market import SimulatedMarket
 
 RATES = (0.2, 1.0, 5.0)
 HONEST = 0.0

@@ -5,7 +5,7 @@
 PUMP_EVENTS_DIR holds `<COIN>_<time>.csv.gz` trade files and `events.csv` (default:
 ../shared/data/pump-events/dev, 31 Binance pumps 2020–2021). What it measures:
 
-- Folds forward in time (`tapewatch.evaluation.forward_folds`): events sorted by
+- Folds forward in time (`tapewatch.evaluate.scoring.forward_folds`): events sorted by
   announcement; fold 1 chooses on the earliest FIRST_TEST events and tests the next
   TEST_SIZE, fold 2 chooses on all before it and tests the last ones. Each part is a
   span of market time cut at its first event's announcement − 2 min, so choosing sees
@@ -62,8 +62,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tapewatch.config import PumpOnsetSettings, Settings
-from tapewatch.detect.pump_onset import PumpOnsetDetector
-from tapewatch.evaluation import (
+from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
+from tapewatch.evaluate.scoring import (
     ALL_DETECTORS,
     DetectorScore,
     HeldOutPart,

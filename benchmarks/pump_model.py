@@ -9,18 +9,18 @@ announcement − 2 min. Both detectors see only trading before the cut when anyt
 chosen, and both are scored on the same test part after it:
 
 - the model (chunks of 5, 15 and 25 s) trains on the earlier events, the latest of them
-  choosing its rounds and threshold (tapewatch.models.pump_model);
+  choosing its rounds and threshold (tapewatch.training.pump_model);
 - the rule's thresholds are chosen on the same earlier part from the grid in _common.py
   (ONSET_GRID, `choose_onset` as benchmarks/pump_events.py does: most pumps caught, then
   fewest false alarms per symbol-day, then smallest delay); its shipped defaults are not
   used, since they were set on all 31 events.
 
 Figures, test part only:
-- chunk level: labelled test chunks (tapewatch.models.pump_model's definition), a chunk
+- chunk level: labelled test chunks (tapewatch.training.pump_model's definition), a chunk
   flagged by the model when its probability reaches the threshold, by the rule when one
   of its qualifying moments (cooldown off) falls in the chunk; La Morgia et al.'s random
   forest reached F1 0.84 / 0.88 / 0.92 on their own 5 / 15 / 25 s chunks;
-- event level (tapewatch.evaluation.HeldOutPart): a pump is caught when an alert on its
+- event level (tapewatch.evaluate.scoring.HeldOutPart): a pump is caught when an alert on its
   symbol has detected_at within [announcement − 2 min, + 5 min]; a false alarm is an
   alert more than 30 min from every pump on its symbol, per symbol-day of trading after
   the cut outside those margins; delays after the announcement minute.
@@ -49,13 +49,13 @@ from _common import (
 from rich.table import Table
 
 from tapewatch.config import PumpOnsetSettings, Settings
-from tapewatch.detect.pump_model import PumpModelDetector
-from tapewatch.detect.pump_onset import PumpOnsetDetector
-from tapewatch.evaluation import DetectorScore, HeldOutPart, Span, alerts_to_frame
-from tapewatch.models.pump_features import chunk_features
-from tapewatch.models.pump_model import PumpModelCard, label_chunks, read_pump_labels, train_pump_model
+from tapewatch.detect.pump.pump_model import PumpModelDetector
+from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
+from tapewatch.evaluate.scoring import DetectorScore, HeldOutPart, Span, alerts_to_frame
 from tapewatch.records import Alert
 from tapewatch.report.summary import wide_console
+from tapewatch.training.pump_features import chunk_features
+from tapewatch.training.pump_model import PumpModelCard, label_chunks, read_pump_labels, train_pump_model
 
 CHUNKS_S = (5.0, 15.0, 25.0)
 LA_MORGIA_F1 = {5.0: 0.84, 15.0: 0.88, 25.0: 0.92}

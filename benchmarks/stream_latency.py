@@ -24,8 +24,8 @@ from _market import START, pump_bursts, quiet_market
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.stream import StreamEngine
+from tapewatch.pipeline.stream import run_stream
 from tapewatch.sources.replay import replay
-from tapewatch.stream_job import run_stream
 
 HISTORY_HOURS = 3.5
 PUMPS = 40

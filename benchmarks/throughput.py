@@ -24,10 +24,10 @@ from typing import Any
 import polars as pl
 from _common import best_of, check, data_dir
 
-from tapewatch.batch_job import detect_files
 from tapewatch.config import load_settings
-from tapewatch.detect.pump_onset import PumpOnsetDetector
+from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
 from tapewatch.detect.registry import default_detector_names
+from tapewatch.pipeline.batch import detect_files
 
 REPEATS = 5
 TARGET_RATIO = 2.0

@@ -24,10 +24,10 @@ import numpy as np
 import polars as pl
 from _common import DEV_EVENTS, best_of
 
-from tapewatch.detect.wash_public import TESTS, WashPublicDetector
+from tapewatch.detect.wash.wash_public import TESTS, WashPublicDetector
 from tapewatch.io.readers import read_inputs
 from tapewatch.records import TRADE_SCHEMA, conform
-from tapewatch.sources.simulator import SimulationConfig, simulate_market
+from tapewatch.sources.simulator.market import SimulationConfig, simulate_market
 
 SEEDS = (1, 2, 3, 4)
 SIM = {"symbols": 6, "hours": 96.0}

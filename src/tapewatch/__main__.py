@@ -1,5 +1,5 @@
 """`python -m tapewatch` runs the command line."""
 
-from tapewatch.cli import run
+from tapewatch.cli.app import run
 
 run()

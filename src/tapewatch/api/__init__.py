@@ -1,7 +1,6 @@
-"""The REST + WebSocket API (FastAPI): `create_app(settings)` builds it, `serve` is the CLI command.
+"""The REST + WebSocket API (FastAPI): `create_app(settings)` builds it; `tapewatch serve` is in `tapewatch.cli.serve`.
 
-`create_app` is imported on first use, so `from tapewatch.api.command import serve`
-(what the CLI registers) does not load FastAPI for every other command.
+`create_app` is imported on first use, so importing this package does not load FastAPI.
 """
 
 from __future__ import annotations
@@ -10,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tapewatch.api.app import create_app
-    from tapewatch.api.command import serve
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,8 +18,4 @@ def __getattr__(name: str) -> Any:
         from tapewatch.api.app import create_app
 
         return create_app
-    if name == "serve":
-        from tapewatch.api.command import serve
-
-        return serve
     raise AttributeError(f"module 'tapewatch.api' has no attribute {name!r}")

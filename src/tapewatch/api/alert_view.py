@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, select
 from tapewatch.errors import NotFoundError
 from tapewatch.records import Alert
 from tapewatch.service.audit import AuditEntry, history
-from tapewatch.store.alerts import ALERT_FIELDS, ALERTS, alert_conditions
+from tapewatch.store.alert_store import ALERT_FIELDS, ALERTS, alert_conditions
 
 STATE_FIELDS = ("status", "case_id", "disposition", "reason", "updated_at")
 ITEM_COLUMNS = [ALERTS.c[name] for name in (*ALERT_FIELDS, *STATE_FIELDS)]

@@ -45,7 +45,7 @@ from tapewatch.config import Settings
 from tapewatch.io.lake import open_lake
 from tapewatch.notify.api import make_router as notifications_router
 from tapewatch.service.workflow import Workflow
-from tapewatch.store.alerts import default_db_path, open_engine, open_store
+from tapewatch.store.alert_store import default_db_path, open_engine, open_store
 
 log = logging.getLogger(__name__)
 

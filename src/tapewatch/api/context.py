@@ -16,7 +16,7 @@ from tapewatch.api.metrics import ApiMetrics
 from tapewatch.config import Settings
 from tapewatch.io.lake import Lake
 from tapewatch.service.workflow import Workflow
-from tapewatch.store.alerts import AlertStore
+from tapewatch.store.alert_store import AlertStore
 
 
 @dataclass

@@ -28,7 +28,7 @@ from sqlalchemy import Engine, func, select
 from starlette.concurrency import run_in_threadpool
 
 from tapewatch.api.alert_view import AlertItem, stored_since
-from tapewatch.store.alerts import ALERTS
+from tapewatch.store.alert_store import ALERTS
 from tapewatch.store.models import utc_now
 
 log = logging.getLogger(__name__)

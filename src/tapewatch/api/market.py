@@ -15,7 +15,7 @@ import polars as pl
 from pydantic import BaseModel
 
 from tapewatch.durations import parse_duration
-from tapewatch.engine.bars import trades_to_bars
+from tapewatch.io.derive import trades_to_bars
 from tapewatch.io.lake import Lake
 from tapewatch.records import Alert
 

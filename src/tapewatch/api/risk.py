@@ -18,7 +18,7 @@ from tapewatch.io.lake import Lake
 from tapewatch.risk.bars import last_bar_signals
 from tapewatch.risk.evidence import symbol_risk
 from tapewatch.risk.score import Reason
-from tapewatch.store.alerts import ALERTS, alert_conditions
+from tapewatch.store.alert_store import ALERTS, alert_conditions
 from tapewatch.store.models import SEVERITIES
 
 RECENT = 20

@@ -8,7 +8,7 @@
 `subjects` names everything, `codec` encodes trade batches (Arrow IPC), `publish`
 puts trades on the bus, `leases` shares partitions, `partition` runs one (and
 explains exactly how a partition resumes after a crash), `worker` runs a worker,
-`sink` stores alerts, `status` reports, `commands` are the CLI functions.
+`sink` stores alerts, `status` reports; the CLI functions are in `tapewatch.cli.bus`.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from tapewatch.bus.alerts import AlertPublisher
+from tapewatch.bus.alert_stream import AlertPublisher
 from tapewatch.bus.connection import TRANSIENT, retrying
 from tapewatch.bus.delivery import InOrder, Read, Resync, is_end, read_messages
 from tapewatch.bus.subjects import BusNames

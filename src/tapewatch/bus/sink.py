@@ -25,15 +25,15 @@ from nats.js import JetStreamContext, api
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from tapewatch.bus.alerts import parse_alert
+from tapewatch.bus.alert_stream import parse_alert
 from tapewatch.bus.connection import TRANSIENT, connect, log_to_stderr, retrying, until_signalled
 from tapewatch.bus.publish import MSG_ID
 from tapewatch.bus.subjects import BusNames
 from tapewatch.bus.topology import ensure_topology
 from tapewatch.config import Settings
 from tapewatch.engine.stream import Emitted
-from tapewatch.io.alerts import AlertLineWriter
-from tapewatch.store.alerts import AlertStore, default_db_path, open_store
+from tapewatch.io.alert_lines import AlertLineWriter
+from tapewatch.store.alert_store import AlertStore, default_db_path, open_store
 
 log = logging.getLogger("tapewatch.bus")
 Hook = Callable[[list[Emitted]], None]

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tapewatch.bus.alerts import AlertPublisher
+from tapewatch.bus.alert_stream import AlertPublisher
 from tapewatch.bus.connection import TRANSIENT, cancel, connect, log_to_stderr, until_signalled
 from tapewatch.bus.leases import Leases, default_worker_name, plan
 from tapewatch.bus.partition import (
@@ -35,8 +35,8 @@ from tapewatch.bus.topology import ensure_topology
 from tapewatch.config import Settings
 from tapewatch.engine.stream import Emitted
 from tapewatch.errors import InputError
-from tapewatch.io.alerts import AlertLineWriter
-from tapewatch.store.alerts import default_db_path, open_store
+from tapewatch.io.alert_lines import AlertLineWriter
+from tapewatch.store.alert_store import default_db_path, open_store
 
 log = logging.getLogger("tapewatch.bus")
 WORKER_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")

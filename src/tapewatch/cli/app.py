@@ -25,7 +25,7 @@ from rich.progress import (
 )
 
 from tapewatch import __version__
-from tapewatch.cli_options import ConfigOption
+from tapewatch.cli.options import ConfigOption
 from tapewatch.errors import InputError, TapewatchError
 from tapewatch.report.summary import wide_console
 
@@ -130,9 +130,9 @@ def detect(
     config: ConfigOption = None,
 ) -> None:
     """Detect manipulation in files; write alerts as JSON lines."""
-    from tapewatch.batch_job import default_dead_letter_path, detect_files
     from tapewatch.config import load_settings
-    from tapewatch.io.alerts import write_alerts
+    from tapewatch.io.alert_lines import write_alerts
+    from tapewatch.pipeline.batch import default_dead_letter_path, detect_files
     from tapewatch.report.summary import print_detect_summary
 
     settings = load_settings(config)
@@ -185,7 +185,7 @@ def evaluate(
 ) -> None:
     """Score alerts against labelled events (CSV, TSV or JSON): recall, precision, false alarms, delays."""
     from tapewatch.durations import parse_duration
-    from tapewatch.evaluation import (
+    from tapewatch.evaluate.scoring import (
         coverage_symbol_days,
         evaluate_alerts,
         load_alerts,
@@ -224,7 +224,7 @@ def simulate(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv (ccxt trade layout).")] = "parquet",
 ) -> None:
     """Write a synthetic market with injected, labelled manipulations."""
-    from tapewatch.sources.simulator import SimulationConfig, simulate_market, write_market
+    from tapewatch.sources.simulator.market import SimulationConfig, simulate_market, write_market
 
     if fmt not in ("parquet", "csv"):
         raise TapewatchError(f"--format '{fmt}': expected parquet or csv")
@@ -254,7 +254,7 @@ def demo(
 ) -> None:
     """Simulate a market, detect, store alerts in SQLite, print a summary and chart the top alert."""
     from tapewatch.config import load_settings
-    from tapewatch.demo import run_demo
+    from tapewatch.pipeline.demo import run_demo
 
     run_demo(
         out,
@@ -328,7 +328,7 @@ def stream(
     """Run the detectors live on a stream of trades (or order events, or book updates); alerts as JSON
     lines, follow-ups as later lines."""
     from tapewatch.config import load_settings
-    from tapewatch.stream_job import open_stream, report_stream
+    from tapewatch.pipeline.stream import open_stream, report_stream
 
     settings = load_settings(config)
     if bus is not None:
@@ -383,14 +383,14 @@ app.add_typer(train_app, name="train")
 
 def _register_subcommands() -> None:
     """The sub-command verbs live with their code; they import their heavy clients only when run."""
-    from tapewatch.api.command import serve
-    from tapewatch.bus.commands import bus_publish, bus_sink, bus_status
-    from tapewatch.models.command import train_forecast, train_pump
-    from tapewatch.notify.commands import register as register_notify
-    from tapewatch.risk.command import risk
-    from tapewatch.service import commands as service
-    from tapewatch.sources.exchange import ingest_crypto
-    from tapewatch.sources.stocks import ingest_stocks
+    from tapewatch.cli import users as service
+    from tapewatch.cli.bus import bus_publish, bus_sink, bus_status
+    from tapewatch.cli.exchange import ingest_crypto
+    from tapewatch.cli.notify import register as register_notify
+    from tapewatch.cli.risk import risk
+    from tapewatch.cli.serve import serve
+    from tapewatch.cli.stocks import ingest_stocks
+    from tapewatch.cli.train import train_forecast, train_pump
 
     ingest_app.command("crypto")(user_errors(ingest_crypto))
     ingest_app.command("stocks")(user_errors(ingest_stocks))

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tapewatch.cli_options import ConfigOption
+from tapewatch.cli.options import ConfigOption
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 err = Console(stderr=True, soft_wrap=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from tapewatch.cli_options import ConfigOption
+from tapewatch.cli.options import ConfigOption
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
 from tapewatch.io.deadletter import letters_frame, write_dead_letters
@@ -194,7 +194,7 @@ async def _ingest(
     from tapewatch.io.lake import open_lake
     from tapewatch.sources.exchange.connect import exchange_class, make_exchange
     from tapewatch.sources.exchange.markets import sync_markets
-    from tapewatch.store.alerts import default_db_path, open_engine
+    from tapewatch.store.alert_store import default_db_path, open_engine
     from tapewatch.store.instruments import InstrumentStore
 
     if plan.live:  # an exchange without WebSockets fails now, not after the backfill
@@ -225,7 +225,7 @@ async def _backfill(
     venue: ExchangeSettings, plan: IngestPlan, summary: IngestSummary, lake: Lake, exchange: Any
 ) -> None:
     """Trades and/or candles of the plan's range for the chosen symbols, under progress bars."""
-    from tapewatch.cli import progress_bar
+    from tapewatch.cli.app import progress_bar
     from tapewatch.sources.exchange.backfill import backfill_ohlcv, backfill_trades
 
     assert plan.start is not None

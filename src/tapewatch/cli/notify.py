@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tapewatch.cli_options import ConfigOption, DbOption, settings_and_engine
+from tapewatch.cli.options import ConfigOption, DbOption, settings_and_engine
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -28,7 +28,7 @@ DbOption = Annotated[
 def settings_and_engine(db: str | None, config: Path | None) -> tuple[Settings, Engine]:
     """The settings (`--config`) and the database (`--db`, else store.db, else the default), opened."""
     from tapewatch.config import load_settings
-    from tapewatch.store.alerts import default_db_path, open_engine
+    from tapewatch.store.alert_store import default_db_path, open_engine
 
     settings = load_settings(config)
     return settings, open_engine(db or settings.store.db or default_db_path())

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tapewatch.cli_options import ConfigOption, DbOption
+from tapewatch.cli.options import ConfigOption, DbOption
 from tapewatch.errors import InputError
 
 if TYPE_CHECKING:

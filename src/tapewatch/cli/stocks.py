@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from tapewatch.cli_options import ConfigOption
+from tapewatch.cli.options import ConfigOption
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
 
@@ -81,7 +81,7 @@ def ingest_stocks(
     from tapewatch.sources.stocks.schedule import CLOCK, Schedule
     from tapewatch.sources.stocks.venues import parse_exchanges
     from tapewatch.sources.stocks.yahoo import YahooClient
-    from tapewatch.store.alerts import default_db_path, open_engine
+    from tapewatch.store.alert_store import default_db_path, open_engine
     from tapewatch.store.instruments import InstrumentStore
 
     settings = load_settings(config)
@@ -166,7 +166,7 @@ def _live(
 
 def _with_progress(work: Callable[[ProgressCallback], T], label: str) -> T:
     """Run `work(tick)` under a rich progress bar that `tick(done, total)` advances."""
-    from tapewatch.cli import progress_bar
+    from tapewatch.cli.app import progress_bar
 
     with progress_bar() as progress:
         task = progress.add_task(label, total=None)

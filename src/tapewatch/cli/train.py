@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tapewatch.cli_options import ConfigOption
+from tapewatch.cli.options import ConfigOption
 from tapewatch.durations import parse_duration
 
 err = Console(stderr=True, soft_wrap=True)
@@ -30,7 +30,7 @@ def train_pump(
 ) -> None:
     """Train the pump classifier on a forward-in-time split and save it with its model card."""
     from tapewatch.config import load_settings
-    from tapewatch.models.pump_model import train_pump_command
+    from tapewatch.training.pump_model import train_pump_command
 
     settings = load_settings(config)
     chunk_s = parse_duration(chunk, what="--chunk").total_seconds()
@@ -80,8 +80,8 @@ def train_forecast(
     """Train the next-bar forecaster (high, low, close) and report its errors next to a last-value
     forecast, or evaluate a saved one."""
     from tapewatch.config import load_settings
-    from tapewatch.detect.bar_forecast import evaluate_forecaster, train_forecaster
-    from tapewatch.detect.bar_forecasters import FORECASTERS, load_forecaster
+    from tapewatch.detect.bars.forecast import evaluate_forecaster, train_forecaster
+    from tapewatch.detect.bars.forecasters import FORECASTERS, load_forecaster
     from tapewatch.errors import InputError
     from tapewatch.io.readers import read_inputs
 

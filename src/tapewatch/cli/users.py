@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tapewatch.cli_options import ConfigOption, DbOption, settings_and_engine
+from tapewatch.cli.options import ConfigOption, DbOption, settings_and_engine
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)

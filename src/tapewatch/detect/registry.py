@@ -5,21 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from tapewatch.config import Settings
-from tapewatch.detect.bar_anomalies import (
+from tapewatch.detect.bars.anomalies import (
     AmplitudeAnomalyDetector,
     PriceAnomalyDetector,
     VolumeAnomalyDetector,
 )
-from tapewatch.detect.bar_forecast import ForecastResidualDetector
-from tapewatch.detect.bar_isolation import IsolationForestDetector
+from tapewatch.detect.bars.forecast import ForecastResidualDetector
+from tapewatch.detect.bars.isolation import IsolationForestDetector
 from tapewatch.detect.base import Detector
-from tapewatch.detect.kamps_kleinberg import KampsKleinbergDetector
-from tapewatch.detect.pump_model import PumpModelDetector, model_path
-from tapewatch.detect.pump_onset import PumpOnsetDetector
-from tapewatch.detect.spoofing_l2 import SpoofingL2Detector
-from tapewatch.detect.spoofing_l3 import SpoofingL3Detector
-from tapewatch.detect.wash_accounts import WashAccountsDetector
-from tapewatch.detect.wash_public import WashPublicDetector
+from tapewatch.detect.pump.kamps_kleinberg import KampsKleinbergDetector
+from tapewatch.detect.pump.pump_model import PumpModelDetector, model_path
+from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
+from tapewatch.detect.spoofing.spoofing_l2 import SpoofingL2Detector
+from tapewatch.detect.spoofing.spoofing_l3 import SpoofingL3Detector
+from tapewatch.detect.wash.wash_accounts import WashAccountsDetector
+from tapewatch.detect.wash.wash_public import WashPublicDetector
 from tapewatch.errors import InputError
 
 DETECTORS: dict[str, Callable[[Settings], Detector]] = {

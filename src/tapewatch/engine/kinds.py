@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from tapewatch.detect.base import Detector
-from tapewatch.detect.spoofing_l3 import EXECUTION
+from tapewatch.detect.spoofing.spoofing_l3 import EXECUTION
 from tapewatch.records import BOOK_EVENT_SCHEMA, ORDER_SCHEMA, TRADE_SCHEMA
 from tapewatch.validity import Problems, book_event_problems, first_reason, order_problems, trade_problems
 

@@ -33,8 +33,8 @@ import polars as pl
 from tapewatch.config import StreamSettings
 from tapewatch.detect.base import Detector, DetectorState, as_bar_detector
 from tapewatch.detect.calibration import calibrate
-from tapewatch.engine.bars import trades_to_bars
 from tapewatch.engine.kinds import TRADES, RecordKind
+from tapewatch.io.derive import trades_to_bars
 from tapewatch.records import Alert, conform, to_iso
 
 KEY = ["venue", "symbol"]

@@ -1,6 +1,6 @@
 """Score alerts against labelled manipulation episodes that have a span and, often, accounts.
 
-Pump labels are moments (an announcement), scored by `tapewatch.evaluation`;
+Pump labels are moments (an announcement), scored by `tapewatch.evaluate.scoring`;
 wash trading, spoofing and layering are episodes with a start, an end and the
 accounts behind them, so they are matched differently, and the rule is spelt
 out once here:

@@ -32,7 +32,7 @@ from tapewatch.notify import deliveries
 from tapewatch.notify.deliveries import Delivery
 from tapewatch.notify.router import Notifier
 from tapewatch.records import Alert
-from tapewatch.store.alerts import ALERT_FIELDS, ALERTS
+from tapewatch.store.alert_store import ALERT_FIELDS, ALERTS
 from tapewatch.store.models import utc_now
 from tapewatch.store.state import read_state, write_state
 

@@ -19,21 +19,21 @@ from rich.table import Table
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch
-from tapewatch.episodes import EpisodeScore, score_episodes
-from tapewatch.evaluation import (
+from tapewatch.evaluate.episodes import EpisodeScore, score_episodes
+from tapewatch.evaluate.scoring import (
     EvaluationReport,
     coverage_symbol_days,
     evaluate_alerts,
     load_alerts,
     render_report,
 )
-from tapewatch.io.alerts import write_alerts
+from tapewatch.io.alert_lines import write_alerts
 from tapewatch.io.lake import Lake
 from tapewatch.records import BAR_SCHEMA, Alert, empty_frame
 from tapewatch.report.charts import render_alert_chart
 from tapewatch.report.summary import alerts_table
-from tapewatch.sources.simulator import SimulationConfig, simulate_market, write_market
-from tapewatch.store.alerts import open_store
+from tapewatch.sources.simulator.market import SimulationConfig, simulate_market, write_market
+from tapewatch.store.alert_store import open_store
 
 DEMO_PUMPS_PER_SYMBOL_DAY = 1.0
 """Four times the simulator's realistic rate, so a short demo has several pumps to find."""

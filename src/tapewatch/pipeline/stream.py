@@ -18,19 +18,19 @@ from rich.console import Console
 from tapewatch.config import ExchangeSettings, Settings
 from tapewatch.detect.base import Detector
 from tapewatch.detect.registry import build_detectors
-from tapewatch.detect.spoofing_l2 import book_events
-from tapewatch.detect.spoofing_l3 import order_events
+from tapewatch.detect.spoofing.spoofing_l2 import book_events
+from tapewatch.detect.spoofing.spoofing_l3 import order_events
 from tapewatch.durations import parse_duration
 from tapewatch.engine.kinds import BOOK, KINDS, ORDERS, TRADES, RecordKind
 from tapewatch.engine.stream import Emitted, StreamEngine
 from tapewatch.errors import InputError
-from tapewatch.io.alerts import AlertLineWriter
+from tapewatch.io.alert_lines import AlertLineWriter
 from tapewatch.io.deadletter import empty_rejected, letter, letters_frame, write_dead_letters
 from tapewatch.io.lake import Lake, open_lake
 from tapewatch.io.readers import RECORD_KINDS, read_inputs
 from tapewatch.sources.replay import parse_speed
 from tapewatch.sources.replay import replay as replay_trades
-from tapewatch.store.alerts import default_db_path, open_store
+from tapewatch.store.alert_store import default_db_path, open_store
 from tapewatch.store.patient import PatientStore
 
 Sink = Callable[[list[Emitted]], None]
@@ -280,7 +280,7 @@ async def _exchange_history(
     venue: ExchangeSettings, symbols: list[str], span: timedelta, lake: Lake
 ) -> pl.DataFrame:
     """The last `span` of trades: what the lake lacks is fetched over REST first (under a progress bar)."""
-    from tapewatch.cli import progress_bar
+    from tapewatch.cli.app import progress_bar
     from tapewatch.sources.exchange.backfill import backfill_trades
 
     until = datetime.now(UTC)

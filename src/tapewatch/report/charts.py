@@ -24,8 +24,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from plotly.subplots import make_subplots
 
-from tapewatch.engine.bars import ohlcv_aggregations
 from tapewatch.errors import InputError
+from tapewatch.io.derive import ohlcv_aggregations
 from tapewatch.records import TRADE_REQUIRED, TRADE_SCHEMA, Alert, conform
 
 MIN_CONTEXT = timedelta(minutes=30)

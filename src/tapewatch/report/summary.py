@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up: the detectors load only when a run needs them
-    from tapewatch.batch_job import DetectRun
     from tapewatch.io.readers import ReadResult
+    from tapewatch.pipeline.batch import DetectRun
     from tapewatch.records import Alert
 
 SEVERITIES = ("critical", "high", "medium", "low")

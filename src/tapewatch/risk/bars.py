@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from tapewatch.detect.bar_anomalies import bar_scores
+from tapewatch.detect.bars.anomalies import bar_scores
 from tapewatch.durations import parse_duration
 
 SIGNALS = {"volume": "log_volume_z", "return": "log_return_z", "amplitude": "body_z"}

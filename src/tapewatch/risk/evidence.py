@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from tapewatch.config import RiskSettings
 from tapewatch.io.lake import Lake
 from tapewatch.risk.score import AlertFact, Listing, RiskEvidence, RiskScore, risk_score
-from tapewatch.store.alerts import ALERTS
+from tapewatch.store.alert_store import ALERTS
 from tapewatch.store.models import InstrumentRow
 
 Key = tuple[str, str]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy.exc import SQLAlchemyError
 
 from tapewatch.records import Alert
-from tapewatch.store.alerts import AlertStore
+from tapewatch.store.alert_store import AlertStore
 
 log = logging.getLogger("tapewatch.store")
 

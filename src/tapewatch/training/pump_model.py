@@ -40,15 +40,15 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from tapewatch.config import PumpLabelSettings, PumpTrainSettings
 from tapewatch.errors import InputError
-from tapewatch.evaluation import load_labels, normalised_symbol
+from tapewatch.evaluate.scoring import load_labels, normalised_symbol
 from tapewatch.io.readers import read_inputs
-from tapewatch.models.pump_features import (
+from tapewatch.records import TIME
+from tapewatch.training.pump_features import (
     PumpFeatureSettings,
     chunk_features,
     feature_matrix,
     model_feature_names,
 )
-from tapewatch.records import TIME
 
 FORMAT = "tapewatch-pump-model"
 FORMAT_VERSION = 1

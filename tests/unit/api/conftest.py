@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_store import BACKENDS
+
+from unit.store.test_store import BACKENDS
 
 from .harness import Api, database, running_api
 

@@ -13,14 +13,14 @@ from typing import Any
 
 import uvicorn
 from fastapi.testclient import TestClient
-from test_store import postgres_schema
 
 from tapewatch.api import create_app
 from tapewatch.config import ApiSettings, Settings
 from tapewatch.records import Alert
 from tapewatch.service import auth
 from tapewatch.service.actors import SYSTEM
-from tapewatch.store.alerts import AlertStore, open_store
+from tapewatch.store.alert_store import AlertStore, open_store
+from unit.store.test_store import postgres_schema
 
 ROLES = ("viewer", "analyst", "admin")
 PASSWORD = secrets.token_urlsafe(12)

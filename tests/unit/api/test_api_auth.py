@@ -6,10 +6,10 @@ import re
 import time
 
 import pytest
-from test_store import make_alert
 
 from tapewatch.service import auth
 from tapewatch.service.actors import SYSTEM
+from unit.store.test_store import make_alert
 
 from .harness import PASSWORD, Api, api_settings, database, running_api
 

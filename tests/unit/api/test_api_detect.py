@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import polars as pl
 from conftest import START, burst, market, quiet_trades
-from test_stream import busy_market
 
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch
 from tapewatch.records import BAR_SCHEMA, empty_frame
+from unit.engine.test_stream import busy_market
 
 from .harness import Api
 

@@ -12,7 +12,7 @@ import polars as pl
 from conftest import START, quiet_trades
 from typer.testing import CliRunner
 
-from tapewatch.cli import app
+from tapewatch.cli.app import app
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.stream import StreamEngine

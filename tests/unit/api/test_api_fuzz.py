@@ -27,12 +27,12 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from test_store import BACKENDS, make_alert, postgres_schema
 
 from tapewatch.api import create_app
 from tapewatch.service.actors import SYSTEM
 from tapewatch.service.workflow import Workflow
-from tapewatch.store.alerts import open_store
+from tapewatch.store.alert_store import open_store
+from unit.store.test_store import BACKENDS, make_alert, postgres_schema
 
 from .harness import add_users, api_settings
 

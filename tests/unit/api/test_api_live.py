@@ -14,11 +14,11 @@ import httpx
 import pytest
 import websockets
 from sqlalchemy import insert
-from test_store import make_alert
 
 from tapewatch.api.feed import AlertFeed
-from tapewatch.store.alerts import ALERTS, open_store
+from tapewatch.store.alert_store import ALERTS, open_store
 from tapewatch.store.models import utc_now
+from unit.store.test_store import make_alert
 
 from .harness import Api, LiveServer, live_server
 
@@ -26,7 +26,7 @@ SAVE_IN_ANOTHER_PROCESS = """
 import sys
 from datetime import datetime, timezone
 from tapewatch.records import Alert
-from tapewatch.store.alerts import open_store
+from tapewatch.store.alert_store import open_store
 start = datetime(2024, 3, 2, 9, 30, tzinfo=timezone.utc)
 alert = Alert.build(detector="pump_onset", typology="pump_and_dump", venue="binance", symbol="FAR/USDT",
                     start=start, end=start, detected_at=start, score=0.8, evidence={"orders": 99})

@@ -16,16 +16,16 @@ import pytest
 import typer
 from fastapi.testclient import TestClient
 from sqlalchemy import make_url
-from tcp_proxy import TcpProxy
-from test_store import make_alert, postgres_schema
 from typer.testing import CliRunner
 
 from tapewatch.api import create_app
-from tapewatch.api.command import check_port_free, serve
 from tapewatch.api.logs import RedactTokens
-from tapewatch.cli import user_errors
+from tapewatch.cli.app import user_errors
+from tapewatch.cli.serve import check_port_free, serve
 from tapewatch.errors import InputError
-from tapewatch.store.alerts import open_store
+from tapewatch.store.alert_store import open_store
+from unit.store.tcp_proxy import TcpProxy
+from unit.store.test_store import make_alert, postgres_schema
 
 from .harness import PASSWORD, Api, add_users, api_settings
 
@@ -173,7 +173,7 @@ def _free_port() -> int:
 
 
 SERVE = (
-    "import sys; from tapewatch.api.command import serve; "
+    "import sys; from tapewatch.cli.serve import serve; "
     "serve(host='127.0.0.1', port=int(sys.argv[1]), db=sys.argv[2], lake=None, workers=2, config=None)"
 )
 

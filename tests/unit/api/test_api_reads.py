@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 from conftest import burst, quiet_trades
-from test_store import T0, make_alert
 
 from tapewatch.io.lake import Lake
 from tapewatch.records import BAR_SCHEMA, conform
 from tapewatch.store.instruments import Instrument, InstrumentStore
+from unit.store.test_store import T0, make_alert
 
 from .harness import Api
 

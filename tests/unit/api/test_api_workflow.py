@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_store import make_alert
+from unit.store.test_store import make_alert
 
 from .harness import Api
 

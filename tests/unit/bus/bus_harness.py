@@ -31,7 +31,7 @@ from tapewatch.config import BusSettings, Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch
 from tapewatch.records import BAR_SCHEMA, Alert, empty_frame
-from tapewatch.store.alerts import AlertStore, open_store
+from tapewatch.store.alert_store import AlertStore, open_store
 
 NATS_URL = "nats://127.0.0.1:4222"
 SETTLE_TIMEOUT_S = 60.0

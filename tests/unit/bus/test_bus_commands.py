@@ -11,15 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from notify.endpoints import webhook_server
-from notify.helpers import add_rule
-from test_stream import busy_market
 from typer.testing import CliRunner
 
-from bus import bus_harness as harness
-from tapewatch.cli import app
+from tapewatch.cli.app import app
 from tapewatch.config import Settings
-from tapewatch.store.alerts import open_engine
+from tapewatch.store.alert_store import open_engine
+from unit.bus import bus_harness as harness
+from unit.engine.test_stream import busy_market
+from unit.notify.endpoints import webhook_server
+from unit.notify.helpers import add_rule
 
 runner = CliRunner()
 

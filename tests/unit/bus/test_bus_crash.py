@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_stream import busy_market
 
-from bus import bus_harness as harness
 from tapewatch.bus.publish import publish_frame
 from tapewatch.bus.status import read_status
 from tapewatch.bus.subjects import BusNames
 from tapewatch.config import StreamSettings
-from tapewatch.store.alerts import open_store
+from tapewatch.store.alert_store import open_store
+from unit.bus import bus_harness as harness
+from unit.engine.test_stream import busy_market
 
 pytestmark = pytest.mark.nats
 

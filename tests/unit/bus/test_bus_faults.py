@@ -9,10 +9,8 @@ import sqlite3
 import polars as pl
 import pytest
 from sqlalchemy import create_engine
-from test_stream import busy_market
 
-from bus import bus_harness as harness
-from tapewatch.bus.alerts import AlertPublisher
+from tapewatch.bus.alert_stream import AlertPublisher
 from tapewatch.bus.codec import encode_trades
 from tapewatch.bus.publish import publish_frame
 from tapewatch.bus.sink import AlertSink
@@ -23,8 +21,10 @@ from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.stream import Emitted
 from tapewatch.records import BAR_SCHEMA, empty_frame
-from tapewatch.store.alerts import AlertStore, open_store
+from tapewatch.store.alert_store import AlertStore, open_store
 from tapewatch.store.models import metadata
+from unit.bus import bus_harness as harness
+from unit.engine.test_stream import busy_market
 
 pytestmark = pytest.mark.nats
 

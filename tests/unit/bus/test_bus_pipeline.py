@@ -6,12 +6,12 @@ import asyncio
 
 import polars as pl
 import pytest
-from test_stream import busy_market
 
-from bus import bus_harness as harness
 from tapewatch.bus.publish import publish_frame
 from tapewatch.config import StreamSettings
-from tapewatch.store.alerts import open_store
+from tapewatch.store.alert_store import open_store
+from unit.bus import bus_harness as harness
+from unit.engine.test_stream import busy_market
 
 pytestmark = pytest.mark.nats
 

@@ -11,7 +11,7 @@ import polars as pl
 from conftest import START, burst, market, quiet_trades
 from typer.testing import CliRunner
 
-from tapewatch.cli import app
+from tapewatch.cli.app import app
 
 runner = CliRunner()
 

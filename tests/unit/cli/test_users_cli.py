@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from tapewatch.cli import app
+from tapewatch.cli.app import app
 from tapewatch.service.actors import Actor
 from tapewatch.service.auth import authenticate_key
-from tapewatch.store.alerts import open_engine
+from tapewatch.store.alert_store import open_engine
 
 runner = CliRunner()
 

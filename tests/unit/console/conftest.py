@@ -28,7 +28,7 @@ from tapewatch.config import ApiSettings, Settings
 from tapewatch.io.lake import Lake
 from tapewatch.service import auth
 from tapewatch.service.actors import SYSTEM
-from tapewatch.store.alerts import open_engine
+from tapewatch.store.alert_store import open_engine
 
 CHROMIUM = Path(os.environ.get("TAPEWATCH_E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

@@ -9,15 +9,15 @@ from typing import Any
 import polars as pl
 from conftest import START, burst, market, quiet_trades
 from playwright.sync_api import Page, expect
-from test_store import make_alert
 
-from e2e.conftest import Person
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch
 from tapewatch.io.lake import Lake
 from tapewatch.records import BAR_SCHEMA, Alert, empty_frame
-from tapewatch.store.alerts import open_store
+from tapewatch.store.alert_store import open_store
+from unit.console.conftest import Person
+from unit.store.test_store import make_alert
 
 PUMP_AT = START + timedelta(hours=4)
 

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from test_store import make_alert
 
-from e2e.conftest import LiveServer
-from e2e.console_harness import (
+from unit.console.conftest import LiveServer
+from unit.console.console_harness import (
     alert_row,
     expect_logged_in,
     log_in_with_key,
@@ -22,6 +21,7 @@ from e2e.console_harness import (
     store_alerts,
     stored_alert,
 )
+from unit.store.test_store import make_alert
 
 pytestmark = pytest.mark.chromium
 

@@ -22,7 +22,9 @@ def _alert(detector: str, score: float, typology: str = "pump_and_dump") -> Aler
 
 
 def _table(detector: str) -> CalibrationTable:
-    return fit_table(detector, [0.1, 0.2, 0.5, 0.6, 0.8, 0.9], [False, False, False, True, True, True], "test")
+    return fit_table(
+        detector, [0.1, 0.2, 0.5, 0.6, 0.8, 0.9], [False, False, False, True, True, True], "test"
+    )
 
 
 def test_fitted_table_is_the_precision_at_each_score_and_never_falls():

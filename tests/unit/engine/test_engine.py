@@ -4,14 +4,14 @@ from datetime import timedelta
 import pytest
 from conftest import START, burst, market, quiet_trades
 
-from tapewatch.cli import DETECTOR_HELP
+from tapewatch.cli.app import DETECTOR_HELP
 from tapewatch.config import Settings
 from tapewatch.detect.base import FinalAlerts, as_bar_detector
 from tapewatch.detect.registry import CANDLE_INPUT, DETECTORS, OPT_IN, build_detectors
-from tapewatch.engine.bars import trades_to_bars
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.stream import StreamEngine
 from tapewatch.errors import InputError
+from tapewatch.io.derive import trades_to_bars
 from tapewatch.records import BAR_SCHEMA, empty_frame
 
 

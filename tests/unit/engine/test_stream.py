@@ -12,9 +12,9 @@ from tapewatch.config import Settings, StreamSettings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.stream import StreamEngine
+from tapewatch.pipeline.stream import run_stream
 from tapewatch.records import BAR_SCHEMA, empty_frame
 from tapewatch.sources.replay import replay
-from tapewatch.stream_job import run_stream
 
 DETECTORS = ["pump_onset", "kamps_kleinberg", "wash_public", "wash_accounts"]
 """The trade detectors and a candle one: the stream builds candles from trades as the batch does."""
@@ -42,7 +42,9 @@ def busy_market() -> pl.DataFrame:
 
 
 def streamed(trades: pl.DataFrame, batch_trades: int) -> tuple[dict, StreamEngine]:
-    engine = StreamEngine(build_detectors(Settings(), DETECTORS), StreamSettings(max_batch_trades=1, hold_ms=10**9))
+    engine = StreamEngine(
+        build_detectors(Settings(), DETECTORS), StreamSettings(max_batch_trades=1, hold_ms=10**9)
+    )
     final: dict = {}
     run_stream(
         replay(trades, speed=None, batch_trades=batch_trades),

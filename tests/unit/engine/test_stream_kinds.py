@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from spoof_tapes import layering_market, spoof_market
 
 from tapewatch.config import Settings
-from tapewatch.detect.pump_onset import PumpOnsetDetector
+from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
 from tapewatch.detect.registry import build_detectors
-from tapewatch.detect.spoofing_l2 import SpoofingL2Detector, book_events, l2_from_l3
-from tapewatch.detect.spoofing_l3 import SpoofingL3Detector
+from tapewatch.detect.spoofing.spoofing_l2 import SpoofingL2Detector, book_events, l2_from_l3
+from tapewatch.detect.spoofing.spoofing_l3 import SpoofingL3Detector
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.kinds import BOOK, ORDERS, RecordKind
 from tapewatch.engine.stream import StreamEngine
 from tapewatch.errors import InputError
+from tapewatch.pipeline.stream import open_stream, replay_rows
 from tapewatch.records import BAR_SCHEMA, empty_frame
-from tapewatch.sources.simulator import write_market
-from tapewatch.stream_job import open_stream, replay_rows
+from tapewatch.sources.simulator.market import write_market
+from unit.detect.spoofing.spoof_tapes import layering_market, spoof_market
 
 
 def streamed(detector, kind: RecordKind, rows: pl.DataFrame, chunks: int = 37) -> list:
@@ -97,7 +97,9 @@ def test_a_stream_no_chosen_detector_can_read_is_a_clear_error(tmp_path):
     market = spoof_market()
     book = tmp_path / "book.parquet"
     l2_from_l3(market.orders).write_parquet(book)
-    with pytest.raises(InputError, match=r"reads book events; name one that does with --detector \(spoofing_l2 reads"):
+    with pytest.raises(
+        InputError, match=r"reads book events; name one that does with --detector \(spoofing_l2 reads"
+    ):
         open_stream(Settings(), replay=[str(book)], kind="book", use_store=False, output=tmp_path / "a.jsonl")
     job = open_stream(
         Settings(),

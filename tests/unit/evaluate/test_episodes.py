@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from tapewatch.episodes import grade_episodes, score_episodes
+from tapewatch.evaluate.episodes import grade_episodes, score_episodes
 from tapewatch.records import Alert
-from tapewatch.sources.sim_labels import LABEL_SCHEMA
+from tapewatch.sources.simulator.labels import LABEL_SCHEMA
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -1,7 +1,7 @@
 """Evaluation arithmetic on hand-computed cases, the loaders' messages, and duration parsing.
 
 Every expected number below is worked out by hand from the definitions in
-tapewatch.evaluation's docstring (window [-2m, +5m] unless a test says else).
+tapewatch.evaluate.scoring's docstring (window [-2m, +5m] unless a test says else).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from tapewatch.errors import InputError
-from tapewatch.evaluation import (
+from tapewatch.evaluate.scoring import (
     ALERT_FRAME_SCHEMA,
     ALL_DETECTORS,
     DetectorScore,

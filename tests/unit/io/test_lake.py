@@ -4,8 +4,8 @@ import polars as pl
 import pytest
 from conftest import START, quiet_trades
 
-from tapewatch.engine.bars import trades_to_bars
 from tapewatch.errors import InputError
+from tapewatch.io.derive import trades_to_bars
 from tapewatch.io.lake import Lake
 
 

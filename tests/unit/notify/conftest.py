@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from test_store import BACKENDS, postgres_schema
 
 from tapewatch.config import NotifySettings
-from tapewatch.store.alerts import AlertStore, open_engine
+from tapewatch.store.alert_store import AlertStore, open_engine
+from unit.store.test_store import BACKENDS, postgres_schema
 
 from .endpoints import Mailbox, WebhookServer, smtp_server, webhook_server
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI, Header
 from fastapi.testclient import TestClient
-from test_store import make_alert
 
 from tapewatch.notify.api import make_router
 from tapewatch.notify.router import Notifier
 from tapewatch.service.actors import Actor
+from unit.store.test_store import make_alert
 
 SECRET = "hX3kQ9pLmN2vB7wR5tY8uI0oP4aS6dF1gH"
 

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import pytest
 import typer
-from test_store import make_alert
 from typer.testing import CliRunner
 
-from tapewatch.cli import user_errors
-from tapewatch.notify.commands import register
-from tapewatch.store.alerts import open_store
+from tapewatch.cli.app import user_errors
+from tapewatch.cli.notify import register
+from tapewatch.store.alert_store import open_store
 from tapewatch.store.models import utc_now
+from unit.store.test_store import make_alert
 
 SECRET = "hX3kQ9pLmN2vB7wR5tY8uI0oP4aS6dF1gH"
 

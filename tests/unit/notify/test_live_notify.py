@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from test_cli import write_ccxt_csv
-from test_stream import busy_market
 from typer.testing import CliRunner
 
-from tapewatch.cli import app
-from tapewatch.store.alerts import open_engine
+from tapewatch.cli.app import app
+from tapewatch.store.alert_store import open_engine
+from unit.cli.test_cli import write_ccxt_csv
+from unit.engine.test_stream import busy_market
 
 from .helpers import add_rule, logged
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from test_store import make_alert
-
 from tapewatch.notify.message import compose, evidence_lines
+from unit.store.test_store import make_alert
 
 PUMP_EVIDENCE = {
     "rule": "crowd",

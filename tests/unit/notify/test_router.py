@@ -8,10 +8,10 @@ import pytest
 from apprise.plugins.discord import NotifyDiscord
 from apprise.plugins.slack import NotifySlack
 from apprise.plugins.telegram import NotifyTelegram
-from test_store import make_alert
 
 from tapewatch.notify.deliveries import list_deliveries
 from tapewatch.notify.router import Notifier
+from unit.store.test_store import make_alert
 
 from .endpoints import text_of
 from .helpers import add_rule, logged

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from test_store import make_alert
 
 from tapewatch.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from tapewatch.notify.rules import (
@@ -19,6 +18,7 @@ from tapewatch.notify.rules import (
 from tapewatch.service.actors import SYSTEM, Actor
 from tapewatch.service.audit import history
 from tapewatch.store.models import NotificationRuleRow
+from unit.store.test_store import make_alert
 
 from .helpers import add_rule
 

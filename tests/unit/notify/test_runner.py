@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import update
-from test_store import make_alert
 
 from tapewatch.engine.stream import Emitted
 from tapewatch.notify.background import BackgroundNotifier
 from tapewatch.notify.router import Notifier
 from tapewatch.notify.runner import NotifyRunner
 from tapewatch.store.models import AlertRow, utc_now
+from unit.store.test_store import make_alert
 
 from .helpers import add_rule, logged
 

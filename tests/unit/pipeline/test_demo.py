@@ -1,9 +1,9 @@
 import json
 
 from tapewatch.config import Settings
-from tapewatch.demo import run_demo
-from tapewatch.evaluation import ALL_DETECTORS
-from tapewatch.store.alerts import open_store
+from tapewatch.evaluate.scoring import ALL_DETECTORS
+from tapewatch.pipeline.demo import run_demo
+from tapewatch.store.alert_store import open_store
 
 
 def test_demo_detects_stores_scores_and_charts(tmp_path):

@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import write_ccxt_csv
-from test_stream import busy_market
 from typer.testing import CliRunner
 
-from tapewatch.cli import app
-from tapewatch.store.alerts import open_store
+from tapewatch.cli.app import app
+from tapewatch.store.alert_store import open_store
+from unit.cli.test_cli import write_ccxt_csv
+from unit.engine.test_stream import busy_market
 
 runner = CliRunner()
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "pump-events" / "dev"
+DEV = Path(__file__).resolve().parents[4] / "shared" / "data" / "pump-events" / "dev"
 
 
 def last_line_per_id(path: Path) -> dict:

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
-from test_store import BACKENDS, make_alert, postgres_schema
 
 from tapewatch.config import RiskSettings
 from tapewatch.risk.evidence import risk_table, symbol_risk
 from tapewatch.risk.score import AlertFact, Listing, RiskEvidence, risk_score
-from tapewatch.store.alerts import open_store
+from tapewatch.store.alert_store import open_store
 from tapewatch.store.models import InstrumentRow
+from unit.store.test_store import BACKENDS, make_alert, postgres_schema
 
 AT = datetime(2024, 3, 8, 12, 0, tzinfo=UTC)
 TYPOLOGIES = ["pump_and_dump", "wash_trading", "spoofing", "volume_anomaly", "something_new"]
@@ -171,7 +171,7 @@ def test_scores_come_from_the_store_and_the_table_ranks_them(kind, tmp_path):
 def test_risk_command_prints_the_table_and_explains_a_symbol(tmp_path):
     from typer.testing import CliRunner
 
-    from tapewatch.cli import app
+    from tapewatch.cli.app import app
 
     db = str(tmp_path / "risk.db")
     with open_store(db) as store:

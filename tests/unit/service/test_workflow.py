@@ -7,14 +7,14 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
-from test_store import BACKENDS, make_alert, postgres_schema
 
 from tapewatch.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from tapewatch.service import auth
 from tapewatch.service.actors import SYSTEM, Actor
 from tapewatch.service.audit import history
 from tapewatch.service.workflow import Workflow
-from tapewatch.store.alerts import AlertStore, open_store
+from tapewatch.store.alert_store import AlertStore, open_store
+from unit.store.test_store import BACKENDS, make_alert, postgres_schema
 
 ANALYST = Actor("ana", "analyst")
 VIEWER = Actor("vic", "viewer")

@@ -3,10 +3,10 @@
 from datetime import UTC, datetime
 
 import pytest
-from test_store import BACKENDS, postgres_url  # noqa: F401  (session fixture: a fresh PostgreSQL schema)
 
-from tapewatch.store.alerts import open_engine
+from tapewatch.store.alert_store import open_engine
 from tapewatch.store.instruments import Instrument, InstrumentStore
+from unit.store.test_store import BACKENDS, postgres_url  # noqa: F401  (session fixture: a fresh PostgreSQL schema)
 
 T1, T2, T3 = (datetime(2024, 1, day, tzinfo=UTC) for day in (1, 2, 3))
 

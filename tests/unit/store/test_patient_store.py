@@ -7,12 +7,12 @@ import logging
 import pytest
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
-from tcp_proxy import TcpProxy
-from test_store import make_alert, postgres_url  # noqa: F401  (session fixture: a fresh PostgreSQL schema)
 
-from tapewatch.store.alerts import open_store
+from tapewatch.store.alert_store import open_store
 from tapewatch.store.models import AlertRow
 from tapewatch.store.patient import PatientStore
+from unit.store.tcp_proxy import TcpProxy
+from unit.store.test_store import make_alert, postgres_url  # noqa: F401  (session fixture: a fresh PostgreSQL schema)
 
 pytestmark = pytest.mark.postgres
 

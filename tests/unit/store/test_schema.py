@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from test_store import BACKENDS, postgres_schema
 
-from tapewatch.store.alerts import open_engine
+from tapewatch.store.alert_store import open_engine
 from tapewatch.store.models import metadata
+from unit.store.test_store import BACKENDS, postgres_schema
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -23,8 +23,8 @@ from sqlalchemy.exc import OperationalError
 
 from tapewatch.errors import InputError
 from tapewatch.records import Alert
-from tapewatch.store import alerts as alerts_module
-from tapewatch.store.alerts import AlertStore, default_db_path, open_store
+from tapewatch.store import alert_store as alerts_module
+from tapewatch.store.alert_store import AlertStore, default_db_path, open_store
 from tapewatch.store.models import AlertRow
 
 PG_URL = os.environ.get("TAPEWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

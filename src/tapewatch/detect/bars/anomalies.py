@@ -33,7 +33,7 @@ from tapewatch.config import (
     PriceAnomalySettings,
     VolumeAnomalySettings,
 )
-from tapewatch.detect.bar_features import (
+from tapewatch.detect.bars.features import (
     KEY,
     Feature,
     body,

@@ -25,7 +25,7 @@ import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tapewatch.config import ForecastResidualSettings
-from tapewatch.detect.bar_forecasters import (
+from tapewatch.detect.bars.forecasters import (
     KEY,
     TARGETS,
     FitCache,

@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from tapewatch.config import IsolationForestSettings
-from tapewatch.detect.bar_forecasters import (
+from tapewatch.detect.bars.forecasters import (
     BAR_FEATURES,
     KEY,
     MAD_TO_SIGMA,

@@ -58,9 +58,9 @@ import polars as pl
 from scipy import special
 
 from tapewatch.config import WASH_MAX_GROUP, WashAccountsSettings
-from tapewatch.detect import wash_accounts_graph as graph
 from tapewatch.detect.base import DetectorState
 from tapewatch.detect.scoring import excess_score, stable
+from tapewatch.detect.wash import accounts_graph as graph
 from tapewatch.records import Alert, alert_id, to_iso
 
 KEY = ["venue", "symbol"]

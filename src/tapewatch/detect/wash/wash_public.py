@@ -41,7 +41,7 @@ import polars as pl
 from tapewatch.config import WashPublicSettings
 from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.scoring import excess_score
-from tapewatch.detect.wash_public_stats import (
+from tapewatch.detect.wash.public_stats import (
     Mantissas,
     TestResult,
     TestResults,

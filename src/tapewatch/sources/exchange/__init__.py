@@ -3,10 +3,10 @@
 Modules: `connect` (exchange objects from settings), `markets` (listing sync and
 market choice), `paging` + `coverage` + `backfill` (history into the lake),
 `tap` + `sequence` + `books` + `live` (the live source), `normalise` (ccxt records →
-Tapewatch records), `command` (`tapewatch ingest crypto`).
+Tapewatch records). The command's face, `tapewatch ingest crypto`, is `tapewatch.cli.exchange`.
 
-Names are loaded on first use, so importing `ingest_crypto` for the CLI does not
-import ccxt (about a second) until the command runs.
+Names are loaded on first use, so importing this package does not import ccxt (about a
+second) until a name is used.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
         backfill_ohlcv,
         backfill_trades,
     )
-    from tapewatch.sources.exchange.command import ingest_crypto
     from tapewatch.sources.exchange.connect import make_exchange
     from tapewatch.sources.exchange.live import ExchangeLiveSource, SourceBatch
     from tapewatch.sources.exchange.markets import sync_markets
@@ -31,7 +30,6 @@ _HOMES = {
     "SymbolBackfill": "backfill",
     "backfill_ohlcv": "backfill",
     "backfill_trades": "backfill",
-    "ingest_crypto": "command",
     "make_exchange": "connect",
     "ExchangeLiveSource": "live",
     "SourceBatch": "live",
@@ -45,7 +43,6 @@ __all__ = [
     "SymbolBackfill",
     "backfill_ohlcv",
     "backfill_trades",
-    "ingest_crypto",
     "make_exchange",
     "sync_markets",
 ]

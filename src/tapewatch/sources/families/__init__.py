@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tapewatch.sources.families import flow_sim, hawkes_lob, zi_crypto
-from tapewatch.sources.simulator import SimulatedMarket
+from tapewatch.sources.simulator.market import SimulatedMarket
 
 FAMILIES: dict[str, Callable[..., SimulatedMarket]] = {
     "flow_sim": flow_sim.generate,

@@ -1,4 +1,4 @@
-"""Family `flow_sim`: the project's own simulator (`tapewatch.sources.simulator`) in the family contract.
+"""Family `flow_sim`: the project's own simulator (`tapewatch.sources.simulator.market`) in the family contract.
 
 It is the generator the detectors were developed on, so among the families it is the
 one most likely to flatter them; it stays in the evaluation so that a held-out family
@@ -8,8 +8,8 @@ layering); organic news moves and volume bursts stay on as honest confounders.
 
 from __future__ import annotations
 
-from tapewatch.sources.sim_config import SimulationConfig
-from tapewatch.sources.simulator import SimulatedMarket, simulate_market
+from tapewatch.sources.simulator.config import SimulationConfig
+from tapewatch.sources.simulator.market import SimulatedMarket, simulate_market
 
 
 def generate(

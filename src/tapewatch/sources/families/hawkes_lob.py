@@ -35,8 +35,8 @@ from tapewatch.sources.families.hawkes_lob_flow import (
 )
 from tapewatch.sources.families.hawkes_lob_labels import label_rows, order_key, organic_rows, trade_key
 from tapewatch.sources.families.hawkes_lob_sim import Background, MarketMaker, Sim
-from tapewatch.sources.sim_labels import LABEL_SCHEMA, ORGANIC_SCHEMA
-from tapewatch.sources.simulator import SimulatedMarket
+from tapewatch.sources.simulator.labels import LABEL_SCHEMA, ORGANIC_SCHEMA
+from tapewatch.sources.simulator.market import SimulatedMarket
 
 VENUE = "hawkeslob"
 ORIGIN = datetime(2026, 3, 2, tzinfo=UTC)

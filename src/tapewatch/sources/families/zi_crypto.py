@@ -43,8 +43,8 @@ from tapewatch.sources.families.zi_crypto_agents import Honest, start_honest
 from tapewatch.sources.families.zi_crypto_book import ACTIONS, SIDES, Book
 from tapewatch.sources.families.zi_crypto_flow import SymbolSpec, draw_flow, draw_spec
 from tapewatch.sources.families.zi_crypto_sim import Market
-from tapewatch.sources.sim_labels import LABEL_SCHEMA, ORGANIC_SCHEMA
-from tapewatch.sources.simulator import SimulatedMarket
+from tapewatch.sources.simulator.labels import LABEL_SCHEMA, ORGANIC_SCHEMA
+from tapewatch.sources.simulator.market import SimulatedMarket
 
 FAMILY = "zi_crypto"
 VENUE = "ziex"
@@ -219,8 +219,13 @@ def _organic(spec: SymbolSpec, seconds: float, honest: Honest, names: np.ndarray
     """
     day = int(seconds * 1e6)
     rows = [
-        _organic_row(spec, "volume_burst", int(b.start * 1e6), int(min(b.end, seconds) * 1e6),
-                     {"multiplier": round(b.multiplier, 2), "buy_share": round(b.buy_share, 2)})
+        _organic_row(
+            spec,
+            "volume_burst",
+            int(b.start * 1e6),
+            int(min(b.end, seconds) * 1e6),
+            {"multiplier": round(b.multiplier, 2), "buy_share": round(b.buy_share, 2)},
+        )
         for b in spec.bursts
     ]
     rows += [

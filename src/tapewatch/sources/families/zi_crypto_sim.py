@@ -171,4 +171,3 @@ class Market:
         account = int(self._crowd[self._rng.integers(self._crowd.size)])
         delay = float(self._rng.uniform(0.2, 2.5))
         heapq.heappush(self._queue, (self.now + delay, next(self._order), _REACT, (side, size, account)))
-

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tapewatch.sources.sim_config import SimulationConfig
-from tapewatch.sources.sim_core import (
+from tapewatch.sources.simulator.config import SimulationConfig
+from tapewatch.sources.simulator.core import (
     SPOOF_INDUCED,
     US,
     WASH,
@@ -23,7 +23,7 @@ from tapewatch.sources.sim_core import (
     nice_numbers,
     pick_traders,
 )
-from tapewatch.sources.sim_path import Path
+from tapewatch.sources.simulator.path import Path
 
 MERGE_PROBABILITY = 0.35
 """Chance that successive fills at one price come from the same resting order (partial fills)."""

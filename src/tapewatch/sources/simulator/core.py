@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tapewatch.sources.sim_config import SimulationConfig
+from tapewatch.sources.simulator.config import SimulationConfig
 
 US = 1_000_000
 """Microseconds per second: every internal time is an int64 count of µs since the simulation start."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tapewatch.sources.sim_config import SimulationConfig
-from tapewatch.sources.sim_core import (
+from tapewatch.sources.simulator.config import SimulationConfig
+from tapewatch.sources.simulator.core import (
     DAY_S,
     MS,
     TAKER_DEFAULTS,

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from tapewatch.records import TIME, to_iso
-from tapewatch.sources.sim_core import PUMP_RUSH, SPOOF_HIT, Episode
+from tapewatch.sources.simulator.core import PUMP_RUSH, SPOOF_HIT, Episode
 
 LABEL_SCHEMA: dict[str, pl.DataType] = {
     "typology": pl.String(),

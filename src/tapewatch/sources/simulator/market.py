@@ -26,11 +26,11 @@ import polars as pl
 
 from tapewatch.errors import InputError
 from tapewatch.records import ORDER_SCHEMA, TIME, TRADE_SCHEMA, conform, empty_frame
-from tapewatch.sources.sim_book import ACTIONS
-from tapewatch.sources.sim_config import SimulationConfig
-from tapewatch.sources.sim_core import build_accounts
-from tapewatch.sources.sim_labels import LABEL_SCHEMA, ORGANIC_SCHEMA, label_rows, organic_rows
-from tapewatch.sources.sim_symbol import SymbolResult, simulate_symbol
+from tapewatch.sources.simulator.book import ACTIONS
+from tapewatch.sources.simulator.config import SimulationConfig
+from tapewatch.sources.simulator.core import build_accounts
+from tapewatch.sources.simulator.labels import LABEL_SCHEMA, ORGANIC_SCHEMA, label_rows, organic_rows
+from tapewatch.sources.simulator.symbol import SymbolResult, simulate_symbol
 
 __all__ = [
     "LABEL_SCHEMA",

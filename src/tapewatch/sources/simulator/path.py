@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tapewatch.sources.sim_core import (
+from tapewatch.sources.simulator.core import (
     DAY_S,
     US,
     Cols,
@@ -22,7 +22,7 @@ from tapewatch.sources.sim_core import (
     decayed_cumsum,
     group_starts,
 )
-from tapewatch.sources.sim_flow import BIN_S
+from tapewatch.sources.simulator.flow import BIN_S
 
 DIFFUSION_S = 5.0
 """Mean seconds between updates of the efficient price (quotes re-centre on news flow)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tapewatch.sources.sim_book import (
+from tapewatch.sources.simulator.book import (
     AUTO_RANK,
     CANCEL,
     MODIFY,
@@ -18,9 +18,9 @@ from tapewatch.sources.sim_book import (
     lifecycle_end,
     rows,
 )
-from tapewatch.sources.sim_config import SimulationConfig
-from tapewatch.sources.sim_core import MS, US, Accounts, SymbolSpec, nice_numbers, pick_traders
-from tapewatch.sources.sim_path import Path
+from tapewatch.sources.simulator.config import SimulationConfig
+from tapewatch.sources.simulator.core import MS, US, Accounts, SymbolSpec, nice_numbers, pick_traders
+from tapewatch.sources.simulator.path import Path
 
 QUOTE_OFFSETS, QUOTE_OFFSET_WEIGHTS = np.arange(4), np.array([0.55, 0.25, 0.12, 0.08])
 """Market-maker quotes sit mostly at the touch, some a few levels behind."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tapewatch.sources.sim_config import SimulationConfig
-from tapewatch.sources.sim_core import (
+from tapewatch.sources.simulator.config import SimulationConfig
+from tapewatch.sources.simulator.core import (
     MS,
     ORDER_DEFAULTS,
     SPOOF_EXEC,
@@ -30,7 +30,7 @@ from tapewatch.sources.sim_core import (
     make_cols,
     poisson_times,
 )
-from tapewatch.sources.sim_wash import GROUP_STRIDE
+from tapewatch.sources.simulator.wash import GROUP_STRIDE
 
 BUSY_TRADERS = 30
 """Occasional spoofers are drawn from the busiest ordinary traders of the symbol."""

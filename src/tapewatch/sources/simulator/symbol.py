@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tapewatch.sources import sim_book as book
-from tapewatch.sources.sim_config import SimulationConfig
-from tapewatch.sources.sim_core import (
+from tapewatch.sources.simulator import book
+from tapewatch.sources.simulator.config import SimulationConfig
+from tapewatch.sources.simulator.core import (
     BACKGROUND,
     ORDER_DEFAULTS,
     TAKER_DEFAULTS,
@@ -25,12 +25,12 @@ from tapewatch.sources.sim_core import (
     draw_symbol,
     take,
 )
-from tapewatch.sources.sim_flow import background_takers, plan_organic
-from tapewatch.sources.sim_path import build_path, sweep_levels
-from tapewatch.sources.sim_pump import inject_pump, plan_pumps
-from tapewatch.sources.sim_quotes import quote_rows, resting_rows
-from tapewatch.sources.sim_spoof import inject_spoof, plan_spoofs
-from tapewatch.sources.sim_wash import inject_wash, plan_wash
+from tapewatch.sources.simulator.flow import background_takers, plan_organic
+from tapewatch.sources.simulator.path import build_path, sweep_levels
+from tapewatch.sources.simulator.pump import inject_pump, plan_pumps
+from tapewatch.sources.simulator.quotes import quote_rows, resting_rows
+from tapewatch.sources.simulator.spoof import inject_spoof, plan_spoofs
+from tapewatch.sources.simulator.wash import inject_wash, plan_wash
 
 ORGANIC_FIRST_ID = 1_000_000
 HIT_MAX_SHARE = 0.05

@@ -1,10 +1,6 @@
 """Stock markets: exchange listings, the penny-stock filter, and bars from Yahoo Finance.
 
-`ingest_stocks` is the `tapewatch ingest stocks` command; the modules underneath
-are usable on their own: `listings` (symbol directories), `penny` (the filter),
-`bars`/`yahoo` (yfinance into the lake), `schedule` (the live loop), `job` (one run).
+The modules: `listings` (symbol directories), `penny` (the filter), `bars`/`yahoo`
+(yfinance into the lake), `schedule` (the live loop), `job` (one run). The command's
+face, `tapewatch ingest stocks`, is `tapewatch.cli.stocks`.
 """
-
-from tapewatch.sources.stocks.command import ingest_stocks
-
-__all__ = ["ingest_stocks"]

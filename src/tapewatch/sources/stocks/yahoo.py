@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 import polars as pl
 import yfinance as yf
-from peewee import OperationalError
 from curl_cffi import requests as curl_requests
+from peewee import OperationalError
 from yfinance.data import YfData
 from yfinance.exceptions import YFRateLimitError
 

@@ -16,7 +16,7 @@ from tapewatch.config import (
     StreamSettings,
     VolumeAnomalySettings,
 )
-from tapewatch.detect.bar_anomalies import (
+from tapewatch.detect.bars.anomalies import (
     AmplitudeAnomalyDetector,
     PriceAnomalyDetector,
     VolumeAnomalyDetector,
@@ -24,12 +24,12 @@ from tapewatch.detect.bar_anomalies import (
     bar_scores,
 )
 from tapewatch.detect.base import DetectorState
-from tapewatch.engine.bars import trades_to_bars
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.stream import StreamEngine
+from tapewatch.io.derive import trades_to_bars
+from tapewatch.pipeline.stream import run_stream
 from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA, conform, empty_frame
 from tapewatch.sources.replay import replay
-from tapewatch.stream_job import run_stream
 
 AT = 120  # the candle that carries the injected anomaly
 STEP = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}

@@ -12,14 +12,14 @@ import polars as pl
 import pytest
 
 from tapewatch.config import ForecasterSettings, ForecastResidualSettings, IsolationForestSettings
-from tapewatch.detect.bar_forecast import ForecastResidualDetector, evaluate_forecaster, train_forecaster
-from tapewatch.detect.bar_forecasters import (
+from tapewatch.detect.bars.forecast import ForecastResidualDetector, evaluate_forecaster, train_forecaster
+from tapewatch.detect.bars.forecasters import (
     lag_columns,
     lag_features,
     load_forecaster,
     make_forecaster,
 )
-from tapewatch.detect.bar_isolation import IsolationForestDetector
+from tapewatch.detect.bars.isolation import IsolationForestDetector
 from tapewatch.detect.base import DetectorState
 from tapewatch.errors import InputError
 from tapewatch.records import BAR_SCHEMA, conform
@@ -210,7 +210,7 @@ def test_lstm_without_torch_is_one_clear_line(monkeypatch) -> None:
 def test_train_forecast_command_trains_saves_and_evaluates(tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from tapewatch.cli import app
+    from tapewatch.cli.app import app
 
     series = bars(symbols=1)
     csv = tmp_path / "S0.csv"

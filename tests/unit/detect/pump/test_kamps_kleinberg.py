@@ -4,10 +4,10 @@ import polars as pl
 from conftest import START, burst, market, quiet_trades
 
 from tapewatch.config import KampsKleinbergSettings, Settings
-from tapewatch.detect.kamps_kleinberg import KampsKleinbergDetector
+from tapewatch.detect.pump.kamps_kleinberg import KampsKleinbergDetector
 from tapewatch.detect.registry import build_detectors
-from tapewatch.engine.bars import trades_to_bars
 from tapewatch.engine.batch import run_batch
+from tapewatch.io.derive import trades_to_bars
 from tapewatch.records import BAR_SCHEMA, conform
 
 

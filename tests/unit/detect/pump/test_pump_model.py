@@ -10,10 +10,10 @@ from conftest import START, burst, market, quiet_trades
 
 from tapewatch.config import PumpFeatureSettings
 from tapewatch.detect.base import DetectorState
-from tapewatch.detect.pump_model import PumpModelDetector
+from tapewatch.detect.pump.pump_model import PumpModelDetector
 from tapewatch.errors import InputError
-from tapewatch.models.pump_features import chunk_features, model_feature_names
-from tapewatch.models.pump_model import (
+from tapewatch.training.pump_features import chunk_features, model_feature_names
+from tapewatch.training.pump_model import (
     LABEL_SCHEMA,
     PumpTrainSettings,
     load_pump_model,
@@ -209,7 +209,7 @@ def test_train_pump_and_detect_with_the_model_from_the_command_line(dataset, tmp
 
     from typer.testing import CliRunner
 
-    from tapewatch.cli import app
+    from tapewatch.cli.app import app
 
     folder, events = write_inputs(dataset, tmp_path)
     config = tmp_path / "tapewatch.toml"
@@ -279,7 +279,7 @@ def test_stream_runs_pump_model_named_with_the_model_from_the_config(trained, da
 
     from typer.testing import CliRunner
 
-    from tapewatch.cli import app
+    from tapewatch.cli.app import app
 
     folder, _ = write_inputs(dataset, tmp_path)
     model = save_pump_model(*trained, tmp_path / "pump.model")
@@ -313,13 +313,12 @@ def test_stream_runs_pump_model_named_with_the_model_from_the_config(trained, da
 
 
 def test_the_api_runs_pump_model_by_name_when_the_settings_name_a_model(trained, dataset, tmp_path):
-    from api.harness import api_settings, database, running_api
-    from api.test_api_detect import as_rows
-
     from tapewatch.config import PumpModelSettings
     from tapewatch.detect.registry import build_detectors
     from tapewatch.engine.batch import run_batch
     from tapewatch.records import BAR_SCHEMA, empty_frame
+    from unit.api.harness import api_settings, database, running_api
+    from unit.api.test_api_detect import as_rows
 
     trades, _ = dataset
     model = save_pump_model(*trained, tmp_path / "pump.model")

@@ -5,7 +5,7 @@ import pytest
 from conftest import START, burst, market, quiet_trades
 
 from tapewatch.config import PumpOnsetSettings
-from tapewatch.detect.pump_onset import PumpOnsetDetector, taker_orders
+from tapewatch.detect.pump.pump_onset import PumpOnsetDetector, taker_orders
 from tapewatch.errors import InputError
 from tapewatch.records import TRADE_SCHEMA, conform
 

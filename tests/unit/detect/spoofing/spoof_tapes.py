@@ -8,9 +8,9 @@ from functools import cache
 import polars as pl
 
 from tapewatch.detect.base import DetectorState
-from tapewatch.detect.spoofing_l3 import order_events
+from tapewatch.detect.spoofing.spoofing_l3 import order_events
 from tapewatch.records import ORDER_SCHEMA, TRADE_SCHEMA, conform
-from tapewatch.sources.simulator import SimulatedMarket, SimulationConfig, simulate_market
+from tapewatch.sources.simulator.market import SimulatedMarket, SimulationConfig, simulate_market
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SPOOF_AT = 1200.0

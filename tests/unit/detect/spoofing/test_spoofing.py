@@ -8,7 +8,14 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 import pytest
-from spoof_tapes import (
+
+from tapewatch.config import SpoofingL3Settings
+from tapewatch.detect.spoofing.spoofing_l3 import EXECUTION, SpoofingL3Detector, order_events, pattern_chance
+from tapewatch.engine.batch import run_batch
+from tapewatch.engine.kinds import ORDERS
+from tapewatch.engine.stream import StreamEngine
+from tapewatch.records import BAR_SCHEMA, ORDER_SCHEMA, empty_frame
+from unit.detect.spoofing.spoof_tapes import (
     SPOOF_AT,
     Tape,
     at,
@@ -23,13 +30,6 @@ from spoof_tapes import (
     stream_like,
     wall,
 )
-
-from tapewatch.config import SpoofingL3Settings
-from tapewatch.detect.spoofing_l3 import EXECUTION, SpoofingL3Detector, order_events, pattern_chance
-from tapewatch.engine.batch import run_batch
-from tapewatch.engine.kinds import ORDERS
-from tapewatch.engine.stream import StreamEngine
-from tapewatch.records import BAR_SCHEMA, ORDER_SCHEMA, empty_frame
 
 
 def run_l3(tape: Tape, **overrides) -> list:

@@ -15,14 +15,14 @@ import polars as pl
 import pytest
 
 from tapewatch.config import StreamSettings, WashAccountsSettings
-from tapewatch.detect import wash_accounts
-from tapewatch.detect import wash_accounts_graph as graph
 from tapewatch.detect.base import DetectorState
-from tapewatch.detect.wash_accounts import WashAccountsDetector
+from tapewatch.detect.wash import accounts_graph as graph
+from tapewatch.detect.wash import wash_accounts
+from tapewatch.detect.wash.wash_accounts import WashAccountsDetector
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.stream import StreamEngine
 from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA, conform, empty_frame
-from tapewatch.sources.simulator import SimulationConfig, simulate_market
+from tapewatch.sources.simulator.market import SimulationConfig, simulate_market
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 SYMBOL = "AAA/BTC"

@@ -5,8 +5,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from tapewatch.detect.wash_public import WashPublicDetector, WashPublicSettings
-from tapewatch.detect.wash_public_stats import (
+from tapewatch.detect.wash.public_stats import (
     Mantissas,
     benford_test,
     clustering_test,
@@ -14,6 +13,7 @@ from tapewatch.detect.wash_public_stats import (
     mann_whitney_auc,
     mantissas,
 )
+from tapewatch.detect.wash.wash_public import WashPublicDetector, WashPublicSettings
 from tapewatch.engine.stream import StreamEngine
 from tapewatch.records import TRADE_SCHEMA, conform
 
@@ -197,8 +197,8 @@ def test_empty_input_and_thin_windows_decide_nothing():
 
 def test_price_impact_alone_suffices_and_the_others_need_company():
     from tapewatch.config import WashPublicSettings
-    from tapewatch.detect.wash_public import Check
-    from tapewatch.detect.wash_public_stats import TestResult
+    from tapewatch.detect.wash.public_stats import TestResult
+    from tapewatch.detect.wash.wash_public import Check
 
     def checks(*wash_like: str) -> list[Check]:
         result = TestResult(statistic=9.0, p_value=1e-9, effect=1.0, n=1000)

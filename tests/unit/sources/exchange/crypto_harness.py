@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
 
 import polars as pl
-from fake_binance import FakeBinance
 
 from tapewatch.config import ExchangeSettings
 from tapewatch.sources.exchange.live import ExchangeLiveSource, SourceBatch
+from unit.sources.exchange.fake_binance import FakeBinance
 
 T = TypeVar("T")
 

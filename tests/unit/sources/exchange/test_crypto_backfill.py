@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import polars as pl
-from crypto_harness import START, T0, run, settings_for, steady
-from fake_binance import FakeBinance
 
 from tapewatch.io.lake import Lake
 from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA
 from tapewatch.sources.exchange import backfill_ohlcv, backfill_trades
+from unit.sources.exchange.crypto_harness import START, T0, run, settings_for, steady
+from unit.sources.exchange.fake_binance import FakeBinance
 
 HOUR = 3_600_000
 

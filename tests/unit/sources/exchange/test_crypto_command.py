@@ -6,17 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import typer
-from crypto_harness import T0, CtrlC, steady
-from fake_binance import FakeBinance
 from typer.testing import CliRunner
 
-from tapewatch.cli import user_errors
+from tapewatch.cli.app import user_errors
+from tapewatch.cli.exchange import ingest_crypto, parse_moment
 from tapewatch.errors import InputError
 from tapewatch.io.lake import Lake
-from tapewatch.sources.exchange import ingest_crypto
-from tapewatch.sources.exchange.command import parse_moment
-from tapewatch.store.alerts import open_engine
+from tapewatch.store.alert_store import open_engine
 from tapewatch.store.instruments import InstrumentStore
+from unit.sources.exchange.crypto_harness import T0, CtrlC, steady
+from unit.sources.exchange.fake_binance import FakeBinance
 
 app = typer.Typer()
 app.command()(user_errors(ingest_crypto))

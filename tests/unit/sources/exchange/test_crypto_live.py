@@ -8,14 +8,14 @@ import json
 
 import polars as pl
 import pytest
-from crypto_harness import T0, Collector, call, run, settings_for, steady, until
-from fake_binance import FakeBinance
 
 from tapewatch.errors import InputError
 from tapewatch.io.lake import Lake
 from tapewatch.records import BOOK_SCHEMA, TRADE_SCHEMA
 from tapewatch.sources.exchange import ExchangeLiveSource
 from tapewatch.sources.exchange import connect as connect_module
+from unit.sources.exchange.crypto_harness import T0, Collector, call, run, settings_for, steady, until
+from unit.sources.exchange.fake_binance import FakeBinance
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "ETH/BTC"]
 

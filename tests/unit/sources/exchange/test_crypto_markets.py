@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from crypto_harness import run, settings_for
-from fake_binance import FakeBinance
 
 from tapewatch.config import ExchangeSettings
 from tapewatch.errors import InputError
 from tapewatch.sources.exchange import make_exchange, sync_markets
-from tapewatch.store.alerts import open_engine
+from tapewatch.store.alert_store import open_engine
 from tapewatch.store.instruments import InstrumentStore
+from unit.sources.exchange.crypto_harness import run, settings_for
+from unit.sources.exchange.fake_binance import FakeBinance
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import time
 
-from crypto_harness import CtrlC, steady
-from fake_binance import FakeBinance
 from typer.testing import CliRunner
 
-from tapewatch.cli import app
+from tapewatch.cli.app import app
 from tapewatch.io.lake import Lake
-from tapewatch.store.alerts import open_store
+from tapewatch.store.alert_store import open_store
+from unit.sources.exchange.crypto_harness import CtrlC, steady
+from unit.sources.exchange.fake_binance import FakeBinance
 
 runner = CliRunner()
 PRICE = 100.0

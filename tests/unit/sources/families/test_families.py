@@ -15,8 +15,8 @@ import pytest
 
 from tapewatch.records import ORDER_SCHEMA, TRADE_SCHEMA
 from tapewatch.sources.families import FAMILIES
-from tapewatch.sources.sim_labels import LABEL_SCHEMA
-from tapewatch.sources.simulator import SimulatedMarket
+from tapewatch.sources.simulator.labels import LABEL_SCHEMA
+from tapewatch.sources.simulator.market import SimulatedMarket
 
 SIZE = {"symbols": 4, "hours": 12.0}
 RATE = 5.0

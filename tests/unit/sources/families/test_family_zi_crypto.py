@@ -19,8 +19,8 @@ import pytest
 
 from tapewatch.records import ORDER_SCHEMA, TRADE_SCHEMA
 from tapewatch.sources.families.zi_crypto import generate
-from tapewatch.sources.sim_labels import LABEL_SCHEMA
-from tapewatch.sources.simulator import SimulatedMarket
+from tapewatch.sources.simulator.labels import LABEL_SCHEMA
+from tapewatch.sources.simulator.market import SimulatedMarket
 
 SIZE = {"symbols": 3, "hours": 6.0}
 RATE = 16.0
@@ -59,9 +59,11 @@ class Replay:
 def replay(orders: pl.DataFrame, trades: pl.DataFrame) -> Replay:
     """Apply order events, then trades of the same µs, checking each trade hits the opposite best."""
     book = Replay()
-    events = pl.concat(
-        [orders.with_columns(kind=pl.lit(0)), trades.with_columns(kind=pl.lit(1))], how="diagonal"
-    ).with_row_index("row").sort("ts", "kind", "row")
+    events = (
+        pl.concat([orders.with_columns(kind=pl.lit(0)), trades.with_columns(kind=pl.lit(1))], how="diagonal")
+        .with_row_index("row")
+        .sort("ts", "kind", "row")
+    )
     for event in events.iter_rows(named=True):
         if event["kind"] == 0:
             _order_event(book, event)
@@ -111,8 +113,10 @@ def _remove(book: Replay, oid: str) -> None:
 def replays(seed: int = 11) -> dict[str, Replay]:
     generated = market(seed)
     return {
-        symbol: replay(generated.orders.filter(pl.col("symbol") == symbol),
-                       generated.trades.filter(pl.col("symbol") == symbol))
+        symbol: replay(
+            generated.orders.filter(pl.col("symbol") == symbol),
+            generated.trades.filter(pl.col("symbol") == symbol),
+        )
         for symbol in generated.trades["symbol"].unique().sort()
     }
 

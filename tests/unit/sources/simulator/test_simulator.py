@@ -14,7 +14,7 @@ import pytest
 
 from tapewatch.errors import InputError
 from tapewatch.records import ORDER_SCHEMA, TRADE_SCHEMA
-from tapewatch.sources.simulator import (
+from tapewatch.sources.simulator.market import (
     LABEL_SCHEMA,
     ORGANIC_SCHEMA,
     SimulatedMarket,

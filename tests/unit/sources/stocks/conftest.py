@@ -9,8 +9,8 @@ import pytest
 import yfinance
 from yfinance.data import YfData
 
-from stocks.stock_fakes import FIXTURES, FakeListings, FakeYahoo, serving
 from tapewatch.config import StocksSettings
+from unit.sources.stocks.stock_fakes import FIXTURES, FakeListings, FakeYahoo, serving
 
 LISTING_PATHS = {
     "/dynamic/SymDir/nasdaqlisted.txt": FIXTURES / "nasdaqlisted.txt",

@@ -9,12 +9,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stocks.stock_fakes import FIXTURES, FakeClock
-from tapewatch.cli import user_errors
+from tapewatch.cli.app import user_errors
+from tapewatch.cli.stocks import ingest_stocks
 from tapewatch.io.lake import Lake
-from tapewatch.sources.stocks import ingest_stocks, schedule
-from tapewatch.store.alerts import open_engine
+from tapewatch.sources.stocks import schedule
+from tapewatch.store.alert_store import open_engine
 from tapewatch.store.instruments import InstrumentStore
+from unit.sources.stocks.stock_fakes import FIXTURES, FakeClock
 
 AFTER_CLOSE = datetime(2024, 3, 8, 21, 30, tzinfo=UTC)  # Friday 16:30 in New York
 MORNING = datetime(2024, 3, 8, 14, 35, 5, tzinfo=UTC)  # Friday 09:35:05 in New York

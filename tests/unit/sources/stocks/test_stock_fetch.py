@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stocks.stock_fakes import FIXTURES
 from tapewatch.errors import InputError
 from tapewatch.sources.stocks.fetch import read_text
+from unit.sources.stocks.stock_fakes import FIXTURES
 
 NASDAQ = "/dynamic/SymDir/nasdaqlisted.txt"
 

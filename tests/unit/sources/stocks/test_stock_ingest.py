@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stocks.stock_fakes import FIXTURES
 from tapewatch.errors import InputError
 from tapewatch.io.lake import Lake
 from tapewatch.sources.stocks.job import IngestOptions, StocksIngest
 from tapewatch.sources.stocks.venues import parse_exchanges
 from tapewatch.sources.stocks.yahoo import YahooClient
-from tapewatch.store.alerts import open_engine
+from tapewatch.store.alert_store import open_engine
 from tapewatch.store.instruments import InstrumentStore
+from unit.sources.stocks.stock_fakes import FIXTURES
 
 DAY1 = datetime(2024, 3, 7, 23, 0, tzinfo=UTC)
 DAY2 = datetime(2024, 3, 8, 23, 0, tzinfo=UTC)

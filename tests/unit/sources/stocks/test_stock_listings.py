@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from stocks.stock_fakes import FIXTURES
 from tapewatch.errors import InputError
 from tapewatch.sources.stocks.listings import (
     NASDAQ_HEADER,
@@ -18,6 +17,7 @@ from tapewatch.sources.stocks.listings import (
     parse_tsx,
 )
 from tapewatch.sources.stocks.venues import VENUES, parse_exchanges, yahoo_symbol
+from unit.sources.stocks.stock_fakes import FIXTURES
 
 
 def test_nasdaq_listed_rows_test_issues_etfs_and_rejected_lines():

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 
-from stocks.stock_fakes import FakeClock
 from tapewatch.config import StocksSettings
 from tapewatch.errors import InputError
 from tapewatch.io.lake import Lake
@@ -17,6 +16,7 @@ from tapewatch.sources.stocks.job import IngestOptions, StocksIngest
 from tapewatch.sources.stocks.schedule import Schedule, run_live
 from tapewatch.sources.stocks.venues import parse_exchanges
 from tapewatch.sources.stocks.yahoo import YahooClient
+from unit.sources.stocks.stock_fakes import FakeClock
 
 NEW_YORK = ZoneInfo("America/New_York")
 

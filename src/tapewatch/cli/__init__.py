@@ -1,0 +1,1 @@
+"""The command line: the Typer app and every command's face; the packages below it know nothing of Typer."""

@@ -1,0 +1,1 @@
+"""Candle detectors: anomalies, isolation forest and forecast residuals, for inputs with nothing finer."""

@@ -1,0 +1,1 @@
+"""Wash-trading detectors: on accounts (venue data) and on the public tape."""
