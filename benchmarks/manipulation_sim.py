@@ -55,9 +55,9 @@ from rich.table import Table
 
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
-from tapewatch.detect.spoofing.spoofing_l2 import book_events, l2_from_l3
 from tapewatch.engine.batch import run_batch
 from tapewatch.evaluate.episodes import EpisodeScore, GradedEpisodes, grade_episodes
+from tapewatch.io.derive import book_events, l2_from_l3
 from tapewatch.records import BAR_SCHEMA, Alert, empty_frame
 from tapewatch.report.summary import wide_console
 from tapewatch.sources.families import FAMILIES

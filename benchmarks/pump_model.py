@@ -49,13 +49,14 @@ from _common import (
 from rich.table import Table
 
 from tapewatch.config import PumpOnsetSettings, Settings
+from tapewatch.detect.pump.model_features import chunk_features
+from tapewatch.detect.pump.model_file import PumpModelCard
 from tapewatch.detect.pump.pump_model import PumpModelDetector
 from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
 from tapewatch.evaluate.scoring import DetectorScore, HeldOutPart, Span, alerts_to_frame
 from tapewatch.records import Alert
 from tapewatch.report.summary import wide_console
-from tapewatch.training.pump_features import chunk_features
-from tapewatch.training.pump_model import PumpModelCard, label_chunks, read_pump_labels, train_pump_model
+from tapewatch.training.pump_model import label_chunks, read_pump_labels, train_pump_model
 
 CHUNKS_S = (5.0, 15.0, 25.0)
 LA_MORGIA_F1 = {5.0: 0.84, 15.0: 0.88, 25.0: 0.92}

@@ -4,20 +4,6 @@ from __future__ import annotations
 
 import math
 
-import polars as pl
-
-SIGNIFICANT_DIGITS = 10
-
-
-def stable(expr: pl.Expr) -> pl.Expr:
-    """A rolling float aggregate rounded to 10 significant figures.
-
-    Rolling sums and means carry rounding from wherever their frame starts (the
-    16th digit): the batch engine starts at the file's first row, the stream at its
-    tail's. Rounded, both give the same number, so their alerts agree to the bit.
-    """
-    return expr.round_sig_figs(SIGNIFICANT_DIGITS)
-
 
 def excess_score(*excesses: float) -> float:
     """Score from value/threshold ratios (each ≥ 1 when a rule fires).

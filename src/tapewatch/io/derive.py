@@ -1,12 +1,20 @@
-"""Candles from trades, for the bar detectors when the input is trades."""
+"""Records derived from other records: candles from trades, L2 levels from L3 orders, book events,
+taker orders. Detectors and pipelines derive the same way, so each derivation lives here once."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
-from tapewatch.detect.scoring import stable
 from tapewatch.durations import parse_duration, polars_interval
-from tapewatch.records import BAR_SCHEMA, conform
+from tapewatch.records import BAR_SCHEMA, BOOK_EVENT_SCHEMA, BOOK_SCHEMA, conform, empty_frame
+
+KEY = ["venue", "symbol"]
+LEVEL = [*KEY, "side", "price"]
+SIGNIFICANT_DIGITS = 10
+_DIGITS = 10
+"""Level totals are rounded to this many decimals so float drift never leaves a ghost level."""
+SIDE_CODES = 4  # buy, sell, unknown: room for each in an order key
 
 
 def ohlcv_aggregations() -> list[pl.Expr]:
@@ -59,3 +67,133 @@ def trades_to_bars(trades: pl.DataFrame, interval: str) -> pl.DataFrame:
         .collect()
     )
     return conform(bars, BAR_SCHEMA).with_columns(bars["last_trade_ts"])
+
+
+def stable(expr: pl.Expr) -> pl.Expr:
+    """A rolling float aggregate rounded to 10 significant figures.
+
+    Rolling sums and means carry rounding from wherever their frame starts (the
+    16th digit): the batch engine starts at the file's first row, the stream at its
+    tail's. Rounded, both give the same number, so their alerts agree to the bit.
+    """
+    return expr.round_sig_figs(SIGNIFICANT_DIGITS)
+
+
+def book_events(book: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
+    """L2 updates and the trades of the same symbols in one frame sorted by venue, symbol, ts.
+
+    At one timestamp trades come first: a level that shrinks in the same instant as a
+    print at its price was traded away, not pulled.
+    """
+    levels = conform(book, BOOK_SCHEMA).with_columns(event=pl.lit("level"), order=pl.lit(1))
+    prints = conform(trades, {name: BOOK_EVENT_SCHEMA[name] for name in BOOK_EVENT_SCHEMA if name != "event"})
+    prints = prints.join(levels.select(KEY).unique(), on=KEY, how="semi") if not levels.is_empty() else prints
+    prints = prints.with_columns(event=pl.lit("trade"), order=pl.lit(0))
+    merged = pl.concat([frame for frame in (levels, prints) if not frame.is_empty()] or [levels])
+    if merged.is_empty():
+        return empty_frame(BOOK_EVENT_SCHEMA)
+    return conform(merged.sort(*KEY, "ts", "order", maintain_order=True), BOOK_EVENT_SCHEMA)
+
+
+def l2_from_l3(orders: pl.DataFrame) -> pl.DataFrame:
+    """The level totals (BOOK_SCHEMA) a public feed would publish for these L3 events.
+
+    Each order rests at its current price with its remaining amount: `new` adds it,
+    fills take from it, `cancel` removes what is left and `modify` moves it. A level is
+    published once per timestamp, and only when its total changed, so a taker order that
+    arrives and fills in the same instant never shows.
+    """
+    if orders.is_empty():
+        return empty_frame(BOOK_SCHEMA)
+    deltas = _order_deltas(orders.with_row_index("row"))
+    totals = (
+        deltas.sort(*LEVEL, "ts", "row")
+        .with_columns(amount=pl.col("delta").cum_sum().over(LEVEL).round(_DIGITS).clip(lower_bound=0.0))
+        .group_by(*LEVEL, "ts", maintain_order=True)
+        .agg(pl.col("amount").last(), pl.col("row").last())
+    )
+    changed = pl.col("amount") != pl.col("amount").shift(1).over(LEVEL).fill_null(0.0)
+    return conform(
+        totals.filter(changed)
+        .sort(*KEY, "ts", "row")
+        .with_columns(side=pl.col("side").replace_strict({"buy": "bid", "sell": "ask"})),
+        BOOK_SCHEMA,
+    )
+
+
+def _order_deltas(events: pl.DataFrame) -> pl.DataFrame:
+    """Signed changes to level totals, one or two per event (a modify leaves one level and joins another)."""
+    order = [*KEY, "order_id"]
+    events = events.sort(*order, "ts", "row")
+    sets_price = pl.col("action").is_in(["new", "modify"])
+    fill = pl.when(pl.col("action") == "fill").then(pl.col("amount")).otherwise(0.0)
+    tracked = (
+        events.with_columns(segment=sets_price.cast(pl.Int32).cum_sum().over(order))
+        .with_columns(
+            base=pl.col("amount").first().over(*order, "segment"),
+            at=pl.col("price").first().over(*order, "segment"),
+            used=fill.cum_sum().over(*order, "segment"),
+        )
+        .with_columns(
+            left=pl.when(pl.col("action") == "cancel")
+            .then(0.0)
+            .otherwise((pl.col("base") - pl.col("used")).clip(lower_bound=0.0))
+        )
+        .with_columns(
+            before=pl.col("left").shift(1).over(order).fill_null(0.0),
+            before_at=pl.col("at").shift(1).over(order),
+        )
+    )
+    leave = tracked.filter(pl.col("action").is_in(["cancel", "modify"]) & pl.col("before_at").is_not_null())
+    fills = tracked.filter(pl.col("action") == "fill")
+    columns = [*KEY, "side", "ts", "row"]
+    return pl.concat(
+        [
+            tracked.filter(sets_price).select(*columns, price=pl.col("price"), delta=pl.col("amount")),
+            fills.select(*columns, price=pl.col("at"), delta=-pl.min_horizontal("amount", "before")),
+            leave.select(*columns, price=pl.col("before_at"), delta=-pl.col("before")),
+        ]
+    )
+
+
+def side_code() -> pl.Expr:
+    """The taker side as a small integer (0 buy, 1 sell, 2 unknown), for order keys."""
+    return pl.when(pl.col("side") == "buy").then(0).when(pl.col("side") == "sell").then(1).otherwise(2)
+
+
+def order_starts() -> pl.Expr:
+    """True on one trade of each taker order, in a frame sorted by venue, symbol, ts.
+
+    Trades sharing venue, symbol, ts and side are one order that swept several
+    price levels. The flag marks the first of them in row order, but every count
+    over a time window is the same whichever row carries it (all rows of one
+    timestamp fall in the same windows), so counts do not depend on tie order.
+    """
+    new_moment = pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift(1)) for name in (*KEY, "ts"))
+    return pl.struct(moment=new_moment.cum_sum(), side=side_code()).map_batches(
+        _first_of_orders, return_dtype=pl.Boolean
+    )
+
+
+def _first_of_orders(moments: pl.Series) -> pl.Series:
+    """`order_starts` on a struct of (moment number, side code)."""
+    moment, side = (moments.struct.field(name).to_numpy() for name in ("moment", "side"))
+    return pl.Series(first_of_each_order(moment, side))
+
+
+def first_of_each_order(moment: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Per row: whether it is the first of its side in its moment, i.e. the previous row of its side
+    belongs to an earlier moment. One pass over the rows of each side: a third of the cost of
+    hashing every (moment, side)."""
+    first = np.ones(len(side), dtype=bool)
+    for code in range(SIDE_CODES - 1):
+        rows = np.flatnonzero(side == code)
+        first[rows[1:]] = moment[rows[1:]] != moment[rows[:-1]]
+    return first
+
+
+def taker_orders(trades: pl.DataFrame) -> pl.DataFrame:
+    """One row per taker order with its number of fills (for inspection and tests)."""
+    return (
+        trades.group_by(*KEY, "ts", "side").agg(fills=pl.len()).sort(*KEY, "ts", pl.col("side").fill_null(""))
+    )

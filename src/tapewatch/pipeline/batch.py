@@ -15,9 +15,9 @@ from tapewatch.config import Settings
 from tapewatch.detect.base import Detector
 from tapewatch.detect.pump.pump_model import PumpModelDetector
 from tapewatch.detect.registry import build_detectors, check_detector_names, default_detector_names
-from tapewatch.detect.spoofing.spoofing_l2 import book_events
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.kinds import BOOK
+from tapewatch.io.derive import book_events
 from tapewatch.io.readers import RECORD_KINDS, ReadResult, expand_inputs, read_inputs, write_dead_letters
 from tapewatch.records import Alert
 

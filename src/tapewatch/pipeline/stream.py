@@ -18,7 +18,6 @@ from rich.console import Console
 from tapewatch.config import ExchangeSettings, Settings
 from tapewatch.detect.base import Detector
 from tapewatch.detect.registry import build_detectors
-from tapewatch.detect.spoofing.spoofing_l2 import book_events
 from tapewatch.detect.spoofing.spoofing_l3 import order_events
 from tapewatch.durations import parse_duration
 from tapewatch.engine.kinds import BOOK, KINDS, ORDERS, TRADES, RecordKind
@@ -26,6 +25,7 @@ from tapewatch.engine.stream import Emitted, StreamEngine
 from tapewatch.errors import InputError
 from tapewatch.io.alert_lines import AlertLineWriter
 from tapewatch.io.deadletter import empty_rejected, letter, letters_frame, write_dead_letters
+from tapewatch.io.derive import book_events
 from tapewatch.io.lake import Lake, open_lake
 from tapewatch.io.readers import RECORD_KINDS, read_inputs
 from tapewatch.sources.replay import parse_speed

@@ -53,7 +53,7 @@ def test_changing_the_future_changes_nothing_decided():
 
 
 def test_wash_and_spoofing_alerts_depend_only_on_data_up_to_detected_at():
-    from tapewatch.detect.spoofing.spoofing_l2 import book_events, l2_from_l3
+    from tapewatch.io.derive import book_events, l2_from_l3
     from tapewatch.sources.simulator.market import SimulationConfig, simulate_market
 
     busy = SimulationConfig(

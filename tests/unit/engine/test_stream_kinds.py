@@ -8,12 +8,13 @@ import pytest
 from tapewatch.config import Settings
 from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
 from tapewatch.detect.registry import build_detectors
-from tapewatch.detect.spoofing.spoofing_l2 import SpoofingL2Detector, book_events, l2_from_l3
+from tapewatch.detect.spoofing.spoofing_l2 import SpoofingL2Detector
 from tapewatch.detect.spoofing.spoofing_l3 import SpoofingL3Detector
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.kinds import BOOK, ORDERS, RecordKind
 from tapewatch.engine.stream import StreamEngine
 from tapewatch.errors import InputError
+from tapewatch.io.derive import book_events, l2_from_l3
 from tapewatch.pipeline.stream import open_stream, replay_rows
 from tapewatch.records import BAR_SCHEMA, empty_frame
 from tapewatch.sources.simulator.market import write_market

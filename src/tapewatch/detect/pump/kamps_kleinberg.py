@@ -15,8 +15,9 @@ import polars as pl
 
 from tapewatch.config import KampsKleinbergSettings
 from tapewatch.detect.base import CandleDetector, DetectorState
-from tapewatch.detect.scoring import excess_score, stable
+from tapewatch.detect.scoring import excess_score
 from tapewatch.durations import parse_duration
+from tapewatch.io.derive import stable
 from tapewatch.records import Alert
 
 KEY = ["venue", "symbol", "interval"]

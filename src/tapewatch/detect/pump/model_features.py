@@ -33,9 +33,7 @@ import numpy as np
 import polars as pl
 
 from tapewatch.config import PumpFeatureSettings
-from tapewatch.detect.pump.pump_onset import KEY, order_starts
-from tapewatch.detect.scoring import stable
-from tapewatch.io.derive import sweep_order
+from tapewatch.io.derive import KEY, order_starts, stable, sweep_order
 
 _US = 1_000_000
 

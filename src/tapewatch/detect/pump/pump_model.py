@@ -3,7 +3,7 @@
 The rule detector (pump_onset) fires on hand-set thresholds; this one asks a model
 trained on labelled pumps (`tapewatch train pump`) how likely each chunk of
 `chunk_s` seconds is a pump's rush, from the chunk's trades against the symbol's
-rolling hours (tapewatch.training.pump_features). A chunk is scored once it is
+rolling hours (tapewatch.detect.pump.model_features). A chunk is scored once it is
 complete — its symbol trades again after it — so `detected_at` is the timestamp of
 that next trade: the first moment the data shows the chunk is over, and nothing
 later is read. An alert is raised when the probability reaches the model's
@@ -24,13 +24,13 @@ import polars as pl
 
 from tapewatch.config import PumpModelSettings
 from tapewatch.detect.base import DetectorState, FinalAlerts
-from tapewatch.detect.pump.pump_onset import KEY
+from tapewatch.detect.pump.model_features import chunk_features, feature_lookback_us, window_label
 from tapewatch.errors import InputError
+from tapewatch.io.derive import KEY
 from tapewatch.records import Alert
-from tapewatch.training.pump_features import chunk_features, feature_lookback_us, window_label
 
 if TYPE_CHECKING:  # LightGBM loads only when a model does
-    from tapewatch.training.pump_model import PumpModel
+    from tapewatch.detect.pump.model_file import PumpModel
 
 _CHUNK_NUMBERS = ("trades", "orders", "rush_orders", "volume_quote", "buy_share", "price_max_delta")
 
@@ -49,7 +49,7 @@ class PumpModelDetector(FinalAlerts):
     @classmethod
     def from_settings(cls, settings: PumpModelSettings) -> PumpModelDetector:
         """The detector on the model file the settings name (how the registry builds it)."""
-        from tapewatch.training.pump_model import load_pump_model
+        from tapewatch.detect.pump.model_file import load_pump_model
 
         return cls(load_pump_model(model_path(settings))[0], settings)
 

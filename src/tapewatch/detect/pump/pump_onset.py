@@ -53,49 +53,12 @@ from tapewatch.config import PumpOnsetSettings
 from tapewatch.detect.base import DetectorState
 from tapewatch.detect.scoring import excess_score
 from tapewatch.errors import InputError
+from tapewatch.io.derive import KEY, SIDE_CODES, first_of_each_order, side_code
 from tapewatch.records import Alert, to_iso
 
-KEY = ["venue", "symbol"]
 _US = 1_000_000
 _MINUTE_US = 60 * _US
 _CLOCK_LIMIT_US = 1 << 62  # the shared clock's reach: int64 with room for window arithmetic
-_SIDE_CODES = 4  # buy, sell, unknown: room for each in an order key
-
-
-def _side_code() -> pl.Expr:
-    """The taker side as a small integer (0 buy, 1 sell, 2 unknown), for order keys."""
-    return pl.when(pl.col("side") == "buy").then(0).when(pl.col("side") == "sell").then(1).otherwise(2)
-
-
-def order_starts() -> pl.Expr:
-    """True on one trade of each taker order, in a frame sorted by venue, symbol, ts.
-
-    Trades sharing venue, symbol, ts and side are one order that swept several
-    price levels. The flag marks the first of them in row order, but every count
-    over a time window is the same whichever row carries it (all rows of one
-    timestamp fall in the same windows), so counts do not depend on tie order.
-    """
-    new_moment = pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift(1)) for name in (*KEY, "ts"))
-    return pl.struct(moment=new_moment.cum_sum(), side=_side_code()).map_batches(
-        _first_of_orders, return_dtype=pl.Boolean
-    )
-
-
-def _first_of_orders(moments: pl.Series) -> pl.Series:
-    """`order_starts` on a struct of (moment number, side code)."""
-    moment, side = (moments.struct.field(name).to_numpy() for name in ("moment", "side"))
-    return pl.Series(_first_of_each_order(moment, side))
-
-
-def _first_of_each_order(moment: np.ndarray, side: np.ndarray) -> np.ndarray:
-    """Per row: whether it is the first of its side in its moment, i.e. the previous row of its side
-    belongs to an earlier moment. One pass over the rows of each side: a third of the cost of
-    hashing every (moment, side)."""
-    first = np.ones(len(side), dtype=bool)
-    for code in range(_SIDE_CODES - 1):
-        rows = np.flatnonzero(side == code)
-        first[rows[1:]] = moment[rows[1:]] != moment[rows[:-1]]
-    return first
 
 
 def _symbol_offsets(first_ts: np.ndarray, last_ts: np.ndarray, gap_us: int) -> np.ndarray:
@@ -119,13 +82,6 @@ def _iso_us(micros: int) -> str:
     return to_iso(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros))
 
 
-def taker_orders(trades: pl.DataFrame) -> pl.DataFrame:
-    """One row per taker order with its number of fills (for inspection and tests)."""
-    return (
-        trades.group_by(*KEY, "ts", "side").agg(fills=pl.len()).sort(*KEY, "ts", pl.col("side").fill_null(""))
-    )
-
-
 @dataclass
 class _Tape:
     """All trades as arrays, for the few per-alert look-ups (evidence, follow-up).
@@ -144,7 +100,7 @@ class _Tape:
     def of(cls, trades: pl.DataFrame) -> _Tape:
         return cls(
             ts=trades["ts"].dt.epoch("us").to_numpy(),
-            side=trades.select(_side_code()).to_series().to_numpy(),
+            side=trades.select(side_code()).to_series().to_numpy(),
             price=trades["price"].to_numpy(),
             quote=(trades["price"] * trades["amount"]).to_numpy(),
         )
@@ -159,8 +115,8 @@ class _Tape:
 
     def fills_per_order(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
         """Each taker order in `rows` (a distinct ts and side): its side code and number of trades."""
-        orders, fills = np.unique(self.ts[rows] * _SIDE_CODES + self.side[rows], return_counts=True)
-        return orders % _SIDE_CODES, fills
+        orders, fills = np.unique(self.ts[rows] * SIDE_CODES + self.side[rows], return_counts=True)
+        return orders % SIDE_CODES, fills
 
 
 @dataclass
@@ -221,8 +177,8 @@ class _Clock:
         clock = ts + _symbol_offsets(ts[starts], ts[ends - 1], gap_us)[symbol]
         new_moment = np.ones(len(clock), dtype=bool)
         new_moment[1:] = clock[1:] != clock[:-1]
-        side = trades.select(_side_code()).to_series().to_numpy()
-        order = _first_of_each_order(np.cumsum(new_moment), side)
+        side = trades.select(side_code()).to_series().to_numpy()
+        order = first_of_each_order(np.cumsum(new_moment), side)
         return cls(
             ts=ts,
             clock=clock,

@@ -11,9 +11,9 @@ sides mirrors the additions on the other side, which rules the cycle out. An ale
 (a layered stack of several levels counts each level), is capped at a lower score than L3
 and says so in its evidence.
 
-`book_events` merges L2 updates with the prints of the same symbols; `l2_from_l3` turns
-L3 order events into the level totals a public feed would show, so L3 data (the
-simulator's) can be evaluated at L2 as well.
+It reads book events (`tapewatch.io.derive.book_events`: L2 updates merged with the prints
+of the same symbols); `l2_from_l3` there turns L3 order events into the level totals a
+public feed would show, so L3 data (the simulator's) can be evaluated at L2 as well.
 """
 
 from __future__ import annotations
@@ -27,95 +27,15 @@ import polars as pl
 
 from tapewatch.config import SpoofingL2Settings
 from tapewatch.detect.base import DetectorState, FinalAlerts
-from tapewatch.detect.scoring import excess_score, stable
-from tapewatch.records import BOOK_EVENT_SCHEMA, BOOK_SCHEMA, Alert, conform, empty_frame, to_iso
+from tapewatch.detect.scoring import excess_score
+from tapewatch.io.derive import KEY, LEVEL, stable
+from tapewatch.records import Alert, to_iso
 
-KEY = ["venue", "symbol"]
 SIDE = [*KEY, "side"]
-LEVEL = [*SIDE, "price"]
 _US = 1_000_000
-_DIGITS = 10
-"""Level totals are rounded to this many decimals so float drift never leaves a ghost level."""
 _FAR = {"bid": "buy", "ask": "sell"}
 """The taker side of a far-side print for a cycle on each book side (a fake bid invites buyers)."""
 _OTHER = {"bid": "ask", "ask": "bid"}
-
-
-def book_events(book: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
-    """L2 updates and the trades of the same symbols in one frame sorted by venue, symbol, ts.
-
-    At one timestamp trades come first: a level that shrinks in the same instant as a
-    print at its price was traded away, not pulled.
-    """
-    levels = conform(book, BOOK_SCHEMA).with_columns(event=pl.lit("level"), order=pl.lit(1))
-    prints = conform(trades, {name: BOOK_EVENT_SCHEMA[name] for name in BOOK_EVENT_SCHEMA if name != "event"})
-    prints = prints.join(levels.select(KEY).unique(), on=KEY, how="semi") if not levels.is_empty() else prints
-    prints = prints.with_columns(event=pl.lit("trade"), order=pl.lit(0))
-    merged = pl.concat([frame for frame in (levels, prints) if not frame.is_empty()] or [levels])
-    if merged.is_empty():
-        return empty_frame(BOOK_EVENT_SCHEMA)
-    return conform(merged.sort(*KEY, "ts", "order", maintain_order=True), BOOK_EVENT_SCHEMA)
-
-
-def l2_from_l3(orders: pl.DataFrame) -> pl.DataFrame:
-    """The level totals (BOOK_SCHEMA) a public feed would publish for these L3 events.
-
-    Each order rests at its current price with its remaining amount: `new` adds it,
-    fills take from it, `cancel` removes what is left and `modify` moves it. A level is
-    published once per timestamp, and only when its total changed, so a taker order that
-    arrives and fills in the same instant never shows.
-    """
-    if orders.is_empty():
-        return empty_frame(BOOK_SCHEMA)
-    deltas = _order_deltas(orders.with_row_index("row"))
-    totals = (
-        deltas.sort(*LEVEL, "ts", "row")
-        .with_columns(amount=pl.col("delta").cum_sum().over(LEVEL).round(_DIGITS).clip(lower_bound=0.0))
-        .group_by(*LEVEL, "ts", maintain_order=True)
-        .agg(pl.col("amount").last(), pl.col("row").last())
-    )
-    changed = pl.col("amount") != pl.col("amount").shift(1).over(LEVEL).fill_null(0.0)
-    return conform(
-        totals.filter(changed)
-        .sort(*KEY, "ts", "row")
-        .with_columns(side=pl.col("side").replace_strict({"buy": "bid", "sell": "ask"})),
-        BOOK_SCHEMA,
-    )
-
-
-def _order_deltas(events: pl.DataFrame) -> pl.DataFrame:
-    """Signed changes to level totals, one or two per event (a modify leaves one level and joins another)."""
-    order = [*KEY, "order_id"]
-    events = events.sort(*order, "ts", "row")
-    sets_price = pl.col("action").is_in(["new", "modify"])
-    fill = pl.when(pl.col("action") == "fill").then(pl.col("amount")).otherwise(0.0)
-    tracked = (
-        events.with_columns(segment=sets_price.cast(pl.Int32).cum_sum().over(order))
-        .with_columns(
-            base=pl.col("amount").first().over(*order, "segment"),
-            at=pl.col("price").first().over(*order, "segment"),
-            used=fill.cum_sum().over(*order, "segment"),
-        )
-        .with_columns(
-            left=pl.when(pl.col("action") == "cancel")
-            .then(0.0)
-            .otherwise((pl.col("base") - pl.col("used")).clip(lower_bound=0.0))
-        )
-        .with_columns(
-            before=pl.col("left").shift(1).over(order).fill_null(0.0),
-            before_at=pl.col("at").shift(1).over(order),
-        )
-    )
-    leave = tracked.filter(pl.col("action").is_in(["cancel", "modify"]) & pl.col("before_at").is_not_null())
-    fills = tracked.filter(pl.col("action") == "fill")
-    columns = [*KEY, "side", "ts", "row"]
-    return pl.concat(
-        [
-            tracked.filter(sets_price).select(*columns, price=pl.col("price"), delta=pl.col("amount")),
-            fills.select(*columns, price=pl.col("at"), delta=-pl.min_horizontal("amount", "before")),
-            leave.select(*columns, price=pl.col("before_at"), delta=-pl.col("before")),
-        ]
-    )
 
 
 class _Side:

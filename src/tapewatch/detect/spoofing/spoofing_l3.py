@@ -58,7 +58,8 @@ import polars as pl
 
 from tapewatch.config import SpoofingL3Settings
 from tapewatch.detect.base import DetectorState, FinalAlerts
-from tapewatch.detect.scoring import excess_score, stable
+from tapewatch.detect.scoring import excess_score
+from tapewatch.io.derive import stable
 from tapewatch.records import ORDER_SCHEMA, TRADE_SCHEMA, Alert, conform, to_iso
 
 KEY = ["venue", "symbol"]

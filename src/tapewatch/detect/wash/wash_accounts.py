@@ -59,8 +59,9 @@ from scipy import special
 
 from tapewatch.config import WASH_MAX_GROUP, WashAccountsSettings
 from tapewatch.detect.base import DetectorState
-from tapewatch.detect.scoring import excess_score, stable
+from tapewatch.detect.scoring import excess_score
 from tapewatch.detect.wash import accounts_graph as graph
+from tapewatch.io.derive import stable
 from tapewatch.records import Alert, alert_id, to_iso
 
 KEY = ["venue", "symbol"]

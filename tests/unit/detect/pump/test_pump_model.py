@@ -8,16 +8,14 @@ import polars as pl
 import pytest
 from conftest import START, burst, market, quiet_trades
 
-from tapewatch.config import PumpFeatureSettings
+from tapewatch.config import PumpFeatureSettings, PumpTrainSettings
 from tapewatch.detect.base import DetectorState
+from tapewatch.detect.pump.model_features import chunk_features, model_feature_names
+from tapewatch.detect.pump.model_file import load_pump_model, save_pump_model
 from tapewatch.detect.pump.pump_model import PumpModelDetector
 from tapewatch.errors import InputError
-from tapewatch.training.pump_features import chunk_features, model_feature_names
 from tapewatch.training.pump_model import (
     LABEL_SCHEMA,
-    PumpTrainSettings,
-    load_pump_model,
-    save_pump_model,
     train_pump_command,
     train_pump_model,
 )

@@ -5,8 +5,9 @@ import pytest
 from conftest import START, burst, market, quiet_trades
 
 from tapewatch.config import PumpOnsetSettings
-from tapewatch.detect.pump.pump_onset import PumpOnsetDetector, taker_orders
+from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
 from tapewatch.errors import InputError
+from tapewatch.io.derive import taker_orders
 from tapewatch.records import TRADE_SCHEMA, conform
 
 PUMP_AT = START + timedelta(hours=4)

@@ -9,7 +9,8 @@ import pytest
 
 from tapewatch.config import SpoofingL2Settings
 from tapewatch.detect.base import DetectorState
-from tapewatch.detect.spoofing.spoofing_l2 import SpoofingL2Detector, book_events, l2_from_l3
+from tapewatch.detect.spoofing.spoofing_l2 import SpoofingL2Detector
+from tapewatch.io.derive import book_events, l2_from_l3
 from tapewatch.records import BOOK_EVENT_SCHEMA, BOOK_SCHEMA, ORDER_SCHEMA, TRADE_SCHEMA, conform, empty_frame
 from unit.detect.spoofing.spoof_tapes import SPOOF_AT, Tape, at, layering_market, stream_like
 
