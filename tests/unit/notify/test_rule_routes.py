@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI, Header
 from fastapi.testclient import TestClient
 
-from tapewatch.notify.api import make_router
+from tapewatch.api.routes.notifications import make_router
 from tapewatch.notify.router import Notifier
 from tapewatch.service.actors import Actor
 from unit.store.test_store import make_alert
