@@ -17,8 +17,9 @@ import numpy as np
 import polars as pl
 from pydantic import ValidationError
 
-from tapewatch.config import PumpOnsetSettings, Settings
+from tapewatch.config import Settings
 from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
+from tapewatch.detect.pump.settings import PumpOnsetSettings
 from tapewatch.evaluate.scoring import (
     DEFAULT_AFTER,
     DEFAULT_BEFORE,

@@ -25,6 +25,7 @@ import polars as pl
 from _common import check, data_dir
 from rich.table import Table
 
+from tapewatch.cli.summary import wide_console
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.evaluate.scoring import (
@@ -37,7 +38,6 @@ from tapewatch.evaluate.scoring import (
     outside_events,
 )
 from tapewatch.pipeline.batch import detect_files
-from tapewatch.report.summary import wide_console
 
 ALERTS_PER_SYMBOL_DAY = 0.1
 HIGH_PER_SYMBOL_DAY = 0.02

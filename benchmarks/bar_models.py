@@ -21,13 +21,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tapewatch.detect.bars.forecast import (
-    ForecastResidualDetector,
-    ForecastResidualSettings,
-    train_forecaster,
-)
-from tapewatch.detect.bars.forecasters import ForecasterSettings
+from tapewatch.detect.bars.forecast import ForecastResidualDetector, train_forecaster
 from tapewatch.detect.bars.isolation import IsolationForestDetector
+from tapewatch.detect.bars.settings import ForecasterSettings, ForecastResidualSettings
 from tapewatch.io.readers import read_inputs
 from tapewatch.records import BAR_SCHEMA, conform
 

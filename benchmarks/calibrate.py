@@ -33,13 +33,13 @@ from _common import DEV_EVENTS
 from manipulation_sim import detect_family_market
 from rich.table import Table
 
+from tapewatch.cli.summary import wide_console
 from tapewatch.config import Settings
 from tapewatch.detect.calibration import SEVERITY_ORDER, CalibrationTable, fit_table, write_tables
 from tapewatch.evaluate.episodes import grade_episodes
 from tapewatch.evaluate.scoring import DEFAULT_AFTER, DEFAULT_BEFORE, load_labels, normalised_symbol
 from tapewatch.pipeline.batch import detect_files
 from tapewatch.records import TIME, Alert, severity_for
-from tapewatch.report.summary import wide_console
 from tapewatch.sources.families import FAMILIES
 
 PUMP_DETECTORS = ("pump_onset",)

@@ -53,13 +53,13 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 from rich.table import Table
 
+from tapewatch.cli.summary import wide_console
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch
 from tapewatch.evaluate.episodes import EpisodeScore, GradedEpisodes, grade_episodes
 from tapewatch.io.derive import book_events, l2_from_l3
 from tapewatch.records import BAR_SCHEMA, Alert, empty_frame
-from tapewatch.report.summary import wide_console
 from tapewatch.sources.families import FAMILIES
 from tapewatch.sources.families.flow_sim import generate as flow_sim
 from tapewatch.sources.simulator.market import SimulatedMarket

@@ -61,8 +61,10 @@ from _common import (
 from rich.console import Console
 from rich.table import Table
 
-from tapewatch.config import PumpOnsetSettings, Settings
+from tapewatch.cli.summary import wide_console
+from tapewatch.config import Settings
 from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
+from tapewatch.detect.pump.settings import PumpOnsetSettings
 from tapewatch.evaluate.scoring import (
     ALL_DETECTORS,
     DetectorScore,
@@ -71,7 +73,6 @@ from tapewatch.evaluate.scoring import (
     evaluate_alerts,
     forward_folds,
 )
-from tapewatch.report.summary import wide_console
 
 FIRST_TEST = 15
 """Fold 1 chooses on the earliest 15 events."""

@@ -48,14 +48,15 @@ from _common import (
 )
 from rich.table import Table
 
-from tapewatch.config import PumpOnsetSettings, Settings
+from tapewatch.cli.summary import wide_console
+from tapewatch.config import Settings
 from tapewatch.detect.pump.model_features import chunk_features
 from tapewatch.detect.pump.model_file import PumpModelCard
 from tapewatch.detect.pump.pump_model import PumpModelDetector
 from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
+from tapewatch.detect.pump.settings import PumpOnsetSettings
 from tapewatch.evaluate.scoring import DetectorScore, HeldOutPart, Span, alerts_to_frame
 from tapewatch.records import Alert
-from tapewatch.report.summary import wide_console
 from tapewatch.training.pump_model import label_chunks, read_pump_labels, train_pump_model
 
 CHUNKS_S = (5.0, 15.0, 25.0)

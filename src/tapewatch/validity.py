@@ -113,7 +113,7 @@ def order_problems(columns: Collection[str], execution: str | None = None) -> Pr
     """An L3 order event: only a cancel may have amount 0 (nothing left).
 
     `execution`, when given, is one more action: an execution merged in from the trades
-    (`detect.spoofing_l3`, as streams and the batch L3 detector see them), whose order id is
+    (`detect.spoofing.spoofing_l3`, as streams and the batch L3 detector see them), whose order id is
     the trade's id and may be empty.
     """
     action = pl.col("action")

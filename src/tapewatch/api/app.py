@@ -40,10 +40,10 @@ from tapewatch.api.routes import (
     session,
     users,
 )
+from tapewatch.api.routes.notifications import make_router as notifications_router
 from tapewatch.api.security import SESSION_COOKIE, current_actor
 from tapewatch.config import Settings
 from tapewatch.io.lake import open_lake
-from tapewatch.notify.api import make_router as notifications_router
 from tapewatch.service.workflow import Workflow
 from tapewatch.store.alert_store import default_db_path, open_engine, open_store
 

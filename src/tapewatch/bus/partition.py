@@ -49,8 +49,9 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -66,6 +67,7 @@ from tapewatch.bus.subjects import BusNames
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.stream import Emitted, StreamEngine
+from tapewatch.io.deadletter import letter, letters_frame, write_dead_letters
 
 log = logging.getLogger("tapewatch.bus")
 REBUILD_FETCH = 1000
@@ -95,19 +97,19 @@ class PartitionStats:
     set_aside: Counter = field(default_factory=Counter)
     set_aside_messages: list[dict[str, Any]] = field(default_factory=list)
 
-    def set_aside_message(self, msg: Msg, partition: int, reason: str) -> None:
+    def set_aside_message(self, msg: Msg, partition: int, reason: str) -> dict[str, Any]:
         """Count a malformed message and keep its description (the latest `KEEP_SET_ASIDE` of them)."""
         self.set_aside[f"message: {reason}"] += 1
         del self.set_aside_messages[: max(0, len(self.set_aside_messages) - KEEP_SET_ASIDE + 1)]
-        self.set_aside_messages.append(
-            {
-                "reason": reason,
-                "subject": msg.subject,
-                "partition": partition,
-                "stream_seq": msg.metadata.sequence.stream,
-                "bytes": len(msg.data),
-            }
-        )
+        described = {
+            "reason": reason,
+            "subject": msg.subject,
+            "partition": partition,
+            "stream_seq": msg.metadata.sequence.stream,
+            "bytes": len(msg.data),
+        }
+        self.set_aside_messages.append(described)
+        return described
 
 
 @dataclass
@@ -121,6 +123,10 @@ class PartitionContext:
     stats: PartitionStats
     valid: Callable[[int], bool]
     on_published: list[OnPublished] = field(default_factory=list)
+    detectors: Sequence[str] | None = None
+    """The detectors' names (None: the defaults)."""
+    dead_letter: Path | None = None
+    """Where set-aside messages and trades are appended, in the one dead-letter format (None: counted only)."""
     hooks_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one hook call at a time
 
 
@@ -135,7 +141,9 @@ class PartitionRunner:
         self._fresh_engine()
 
     def _fresh_engine(self) -> None:
-        self.engine = StreamEngine(build_detectors(self.ctx.settings), self.stream_settings)
+        self.engine = StreamEngine(
+            build_detectors(self.ctx.settings, self.ctx.detectors), self.stream_settings
+        )
         self._unacked: deque[Read] = deque()
         self._counted: Counter = Counter()  # the engine's set-asides already added to the stats
 
@@ -221,7 +229,8 @@ class PartitionRunner:
             with contextlib.suppress(*TRANSIENT):
                 await sub.unsubscribe()
         await asyncio.to_thread(self.engine.step, time.time())  # what the old owner had decided
-        self._counted = self.engine.stats.set_aside.copy()  # counted when they first came
+        self._counted = self.engine.stats.set_aside.copy()  # counted (and written) when they first came
+        self.engine.set_aside.clear()
         self.ctx.stats.rebuilt_trades += rows
         seconds = time.perf_counter() - started
         log.info(
@@ -284,12 +293,23 @@ class PartitionRunner:
 
     def _count(self, reads: list[Read]) -> None:
         """Add to the worker's counters (in the event loop: partitions' threads must not race on them)."""
+        refused = []
         for read in reads:
             if read.reason is not None:
-                self.ctx.stats.set_aside_message(read.msg, self.partition, read.reason)
+                refused.append(self.ctx.stats.set_aside_message(read.msg, self.partition, read.reason))
             elif read.trades is not None:
                 self.ctx.stats.messages += 1
                 self.ctx.stats.trades += read.trades.height
+        self._dead_letters(
+            letter("bus", item["reason"], {key: value for key, value in item.items() if key != "reason"})
+            for item in refused
+        )
+
+    def _dead_letters(self, letters: Iterable[dict[str, Any]]) -> None:
+        """Append set-aside messages and trades to the worker's dead-letter file, when it has one."""
+        frame = letters_frame(letters)
+        if self.ctx.dead_letter is not None and frame.height:
+            write_dead_letters(frame, self.ctx.dead_letter, append=True)
 
     async def _redelivered(self, msg: Msg) -> None:
         """A message seen before: still awaiting its ack (it will get it), or acked already (ack lost)."""
@@ -315,6 +335,8 @@ class PartitionRunner:
         emitted = await asyncio.to_thread(self.engine.step, time.time(), flush=flush)
         self.ctx.stats.set_aside.update(self.engine.stats.set_aside - self._counted)
         self._counted = self.engine.stats.set_aside.copy()
+        self._dead_letters(letter("bus", entry["reason"], entry["record"]) for entry in self.engine.set_aside)
+        self.engine.set_aside.clear()  # counted above and written: memory is not held by bad rows
         if emitted:
             if not self.ctx.valid(self.partition):
                 raise PartitionLost(f"partition {self.partition}: lease not renewed in time")

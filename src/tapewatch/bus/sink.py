@@ -6,7 +6,7 @@ logged and the save retried with back-off (nothing acked meanwhile), so an outag
 of the database delays alerts but loses none. Saving is idempotent on the alert
 id (follow-ups merge), and a line is printed only for an alert or follow-up not
 seen before by this sink, so redeliveries and re-emitted alerts change nothing.
-Notifiers plug in as `hooks`: called with each batch of newly stored alerts.
+What is new goes to `hooks` (the JSON lines and notifications of `pipeline.sinks`), after the save.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from tapewatch.bus.subjects import BusNames
 from tapewatch.bus.topology import ensure_topology
 from tapewatch.config import Settings
 from tapewatch.engine.stream import Emitted
-from tapewatch.io.alert_lines import AlertLineWriter
-from tapewatch.store.alert_store import AlertStore, default_db_path, open_store
+from tapewatch.pipeline.sinks import open_alerts_out
+from tapewatch.store.alert_store import AlertStore
 
 log = logging.getLogger("tapewatch.bus")
 Hook = Callable[[list[Emitted]], None]
@@ -64,7 +64,7 @@ class SinkReport:
 
 
 class AlertSink:
-    """Consumes the alerts stream into a store, a JSON-lines writer and notification hooks."""
+    """Consumes the alerts stream into a store, then hands what is new to hooks (JSON lines, notifications)."""
 
     def __init__(
         self,
@@ -72,10 +72,9 @@ class AlertSink:
         url: str,
         store: AlertStore,
         *,
-        writer: AlertLineWriter | None = None,
         hooks: Iterable[Hook] = (),
     ) -> None:
-        self.settings, self.url, self.store, self.writer = settings, url, store, writer
+        self.settings, self.url, self.store = settings, url, store
         self.hooks = list(hooks)
         self.names = BusNames.from_settings(settings.bus)
         self.report = SinkReport()
@@ -131,8 +130,6 @@ class AlertSink:
         self.report.updates += sum(item.update for item in fresh)
         self.report.repeats += len(items) - len(fresh)
         if fresh:
-            if self.writer is not None:
-                self.writer.write(item.alert for item in fresh)
             for hook in self.hooks:
                 hook(fresh)
         for msg in msgs:  # malformed ones too: acked, counted and logged, never redelivered
@@ -169,18 +166,10 @@ def run_sink(
     settings: Settings, url: str, *, db: str | None = None, output: Path | None = None, notify: bool = False
 ) -> SinkReport:
     """`tapewatch bus sink`: store (and print, and with `notify` send) alerts until SIGINT/SIGTERM."""
-    from tapewatch.notify.background import BackgroundNotifier
-    from tapewatch.notify.router import Notifier
-
     log_to_stderr()
-    store = open_store(db or settings.store.db or default_db_path())
-    writer = AlertLineWriter(output)
-    notifier = BackgroundNotifier(Notifier(store.engine, settings.notify)) if notify else None
+    out = open_alerts_out(settings, output=output, db=db, save=False, notify=notify)
     try:
-        sink = AlertSink(settings, url, store, writer=writer, hooks=[notifier] if notifier else [])
+        sink = AlertSink(settings, url, out.store, hooks=[out])
         return asyncio.run(until_signalled(sink.run))
     finally:
-        writer.close()
-        if notifier is not None:
-            notifier.close()
-        store.close()
+        out.close()

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,10 +33,10 @@ from tapewatch.bus.partition import (
 from tapewatch.bus.subjects import BusNames
 from tapewatch.bus.topology import ensure_topology
 from tapewatch.config import Settings
-from tapewatch.engine.stream import Emitted
+from tapewatch.detect.registry import build_detectors
+from tapewatch.engine.kinds import TRADES
 from tapewatch.errors import InputError
-from tapewatch.io.alert_lines import AlertLineWriter
-from tapewatch.store.alert_store import default_db_path, open_store
+from tapewatch.pipeline.sinks import open_alerts_out
 
 log = logging.getLogger("tapewatch.bus")
 WORKER_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
@@ -77,8 +77,11 @@ class BusWorker:
         *,
         name: str | None = None,
         on_published: Iterable[OnPublished] = (),
+        detectors: Sequence[str] | None = None,
+        dead_letter: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.detectors, self.dead_letter = detectors, dead_letter
         self.url = url
         self.name = name or default_worker_name()
         if not WORKER_NAME.fullmatch(self.name):
@@ -107,6 +110,8 @@ class BusWorker:
             AlertPublisher(js, self.names, bus),
             self.report.stats,
             leases.valid,
+            detectors=self.detectors,
+            dead_letter=self.dead_letter,
         )
         ctx.on_published.extend(self.on_published)
         await leases.announce({"partitions": []})  # count in others' fair share from the start
@@ -194,31 +199,34 @@ def run_worker(
     db: str | None = None,
     output: Path | None = None,
     name: str | None = None,
+    detectors: Sequence[str] | None = None,
+    dead_letter: Path | None = None,
 ) -> WorkerReport:
     """`tapewatch stream --bus URL`: work until SIGINT/SIGTERM, then return the report.
 
     Alerts go to the alerts stream (for `tapewatch bus sink`); `output` also appends
     this worker's alerts as JSON lines and `store_alerts` saves them to the store
     (`db`, else the settings', else the default), for a single worker without a sink.
+    `detectors` names the detectors (the bus carries trades: at least one must read
+    them); set-aside messages and trades are appended to `dead_letter` as they come.
     """
+    chosen = build_detectors(settings, detectors)
+    if not any(TRADES.serves(detector) for detector in chosen):
+        raise InputError(
+            f"stream --bus: none of the chosen detectors ({', '.join(d.name for d in chosen)}) reads trades, "
+            "which is what the bus carries"
+        )
     log_to_stderr()
-    hooks: list[OnPublished] = []
-    closers = []
-    if output is not None:
-        writer = AlertLineWriter(output)
-        hooks.append(lambda _partition, items: writer.write(item.alert for item in items))
-        closers.append(writer.close)
-    if store_alerts:
-        store = open_store(db or settings.store.db or default_db_path())
-
-        def save(_partition: int, items: list[Emitted]) -> None:
-            store.save(item.alert for item in items)
-
-        hooks.append(save)
-        closers.append(store.close)
-    worker = BusWorker(settings, url, name=name, on_published=hooks)
+    out = open_alerts_out(settings, lines=output is not None, output=output, store=store_alerts, db=db)
+    worker = BusWorker(
+        settings,
+        url,
+        name=name,
+        on_published=[lambda _partition, items: out(items)],
+        detectors=detectors,
+        dead_letter=dead_letter,
+    )
     try:
         return asyncio.run(until_signalled(worker.run))
     finally:
-        for close in closers:
-            close()
+        out.close()

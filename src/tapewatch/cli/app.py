@@ -14,20 +14,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from tapewatch import __version__
 from tapewatch.cli.options import ConfigOption
+from tapewatch.cli.summary import wide_console
+from tapewatch.cli.terminal import err, progress_bar
 from tapewatch.errors import InputError, TapewatchError
-from tapewatch.report.summary import wide_console
 
 DETECTOR_HELP = (
     "Run only these detectors (repeatable). Default: all but the opt-in ones (kamps_kleinberg, "
@@ -45,7 +37,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, soft_wrap=True)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,19 +57,6 @@ def user_errors(func: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def progress_bar() -> Progress:
-    """Progress on stderr; rich shows nothing when stderr is not a terminal."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
 
 
 def _version(value: bool) -> None:
@@ -130,10 +108,10 @@ def detect(
     config: ConfigOption = None,
 ) -> None:
     """Detect manipulation in files; write alerts as JSON lines."""
+    from tapewatch.cli.summary import print_detect_summary
     from tapewatch.config import load_settings
     from tapewatch.io.alert_lines import write_alerts
     from tapewatch.pipeline.batch import default_dead_letter_path, detect_files
-    from tapewatch.report.summary import print_detect_summary
 
     settings = load_settings(config)
     with progress_bar() as progress:
@@ -184,13 +162,13 @@ def evaluate(
     fmt: Annotated[str, typer.Option("--format", help="Format of --data files.")] = "auto",
 ) -> None:
     """Score alerts against labelled events (CSV, TSV or JSON): recall, precision, false alarms, delays."""
+    from tapewatch.cli.summary import evaluation_table
     from tapewatch.durations import parse_duration
     from tapewatch.evaluate.scoring import (
         coverage_symbol_days,
         evaluate_alerts,
         load_alerts,
         load_labels,
-        render_report,
     )
     from tapewatch.io.readers import read_inputs
 
@@ -209,7 +187,7 @@ def evaluate(
         symbol_days=days,
         typology=typology,
     )
-    wide_console().print(render_report(report))
+    wide_console().print(evaluation_table(report))
 
 
 @app.command()
@@ -253,18 +231,15 @@ def demo(
     config: ConfigOption = None,
 ) -> None:
     """Simulate a market, detect, store alerts in SQLite, print a summary and chart the top alert."""
+    from tapewatch.cli.summary import print_demo_summary
     from tapewatch.config import load_settings
     from tapewatch.pipeline.demo import run_demo
 
-    run_demo(
-        out,
-        load_settings(config),
-        symbols=symbols,
-        hours=hours,
-        seed=seed,
-        console=wide_console(),
-        progress=progress_bar(),
-    )
+    with progress_bar() as progress:
+        result = run_demo(
+            out, load_settings(config), symbols=symbols, hours=hours, seed=seed, progress=progress
+        )
+    print_demo_summary(wide_console(), result)
 
 
 @app.command()
@@ -328,17 +303,32 @@ def stream(
     """Run the detectors live on a stream of trades (or order events, or book updates); alerts as JSON
     lines, follow-ups as later lines."""
     from tapewatch.config import load_settings
+    from tapewatch.extras import require
     from tapewatch.pipeline.stream import open_stream, report_stream
 
     settings = load_settings(config)
+    say = functools.partial(err.print, highlight=False)
     if bus is not None:
         if replay or exchange:
             raise InputError("stream: --bus is a source of its own; use it without --replay or --exchange")
+        require("bus", "nats", command="stream --bus")
         from tapewatch.bus import run_worker
 
-        worker_report = run_worker(settings, bus, store_alerts=store and db is not None, db=db, output=output)
+        worker_report = run_worker(
+            settings,
+            bus,
+            store_alerts=store and db is not None,
+            db=db,
+            output=output,
+            detectors=detector,
+            dead_letter=dead_letter,
+        )
         err.print(worker_report.summary(), highlight=False)
         return
+    if exchange:
+        require("live", "ccxt", command="stream --exchange")
+    if notify:
+        require("service", "apprise", command="stream --notify")
     job = open_stream(
         settings,
         replay=replay,
@@ -355,9 +345,11 @@ def stream(
         notify=notify,
         kind=kind,
         detectors=detector,
+        progress=progress_bar,
+        say=say,
     )
     report = job.run()
-    report_stream(err, job, report, dead_letter)
+    report_stream(job, report, dead_letter, say)
 
 
 ingest_app = typer.Typer(

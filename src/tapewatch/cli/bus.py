@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 from tapewatch.cli.options import ConfigOption
+from tapewatch.cli.terminal import err
+from tapewatch.extras import require
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
-err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 BusOption = Annotated[
@@ -47,6 +48,7 @@ def bus_publish(
     config: ConfigOption = None,
 ) -> None:
     """Replay trade files onto the bus, for `tapewatch stream --bus` workers to detect on."""
+    require("bus", "nats", command="bus publish")
     from tapewatch.bus.publish import publish_files
     from tapewatch.config import load_settings
 
@@ -69,6 +71,9 @@ def bus_sink(
     config: ConfigOption = None,
 ) -> None:
     """Store (and print) every alert the workers publish, once; runs until Ctrl-C."""
+    require("bus", "nats", command="bus sink")
+    if notify:
+        require("service", "apprise", command="bus sink --notify")
     from tapewatch.bus.sink import run_sink
     from tapewatch.config import load_settings
 
@@ -79,6 +84,7 @@ def bus_sink(
 
 def bus_status(bus: BusOption = None, config: ConfigOption = None) -> None:
     """Streams, partition owners, workers and lag."""
+    require("bus", "nats", command="bus status")
     from tapewatch.bus.status import bus_status as read
     from tapewatch.config import load_settings
 

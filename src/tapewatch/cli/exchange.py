@@ -18,8 +18,10 @@ import typer
 from rich.console import Console
 
 from tapewatch.cli.options import ConfigOption
+from tapewatch.cli.terminal import err, progress_bar
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
+from tapewatch.extras import require
 from tapewatch.io.deadletter import letters_frame, write_dead_letters
 
 if TYPE_CHECKING:
@@ -139,6 +141,7 @@ def ingest_crypto(
     config: ConfigOption = None,
 ) -> None:
     """Sync a crypto exchange's markets, backfill trades and candles into the lake, and stay live if asked."""
+    require("live", "ccxt", command="ingest crypto")
     from tapewatch.config import load_settings
 
     settings = load_settings(config)
@@ -159,13 +162,12 @@ def ingest_crypto(
         db=db,
     )
     plan.check(until)
-    console = Console(stderr=True, soft_wrap=True)
     summary = IngestSummary(venue.exchange)
     try:
         asyncio.run(_ingest(settings, venue, plan, summary))
     except KeyboardInterrupt:
-        console.print("stopped", highlight=False)
-    print_summary(console, summary)
+        err.print("stopped", highlight=False)
+    print_summary(err, summary)
 
 
 def parse_moment(text: str, *, option: str, now: datetime) -> datetime:
@@ -225,7 +227,6 @@ async def _backfill(
     venue: ExchangeSettings, plan: IngestPlan, summary: IngestSummary, lake: Lake, exchange: Any
 ) -> None:
     """Trades and/or candles of the plan's range for the chosen symbols, under progress bars."""
-    from tapewatch.cli.app import progress_bar
     from tapewatch.sources.exchange.backfill import backfill_ohlcv, backfill_trades
 
     assert plan.start is not None

@@ -13,16 +13,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from tapewatch.cli.options import ConfigOption, DbOption, settings_and_engine
+from tapewatch.cli.terminal import err
+from tapewatch.extras import require
 
 if TYPE_CHECKING:
     from datetime import datetime
-
-
-err = Console(stderr=True, soft_wrap=True)
 
 
 def register(app: typer.Typer, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
@@ -51,6 +49,7 @@ def notify_run(
     once: Annotated[bool, typer.Option("--once", help="Notify what is new, then exit (for cron).")] = False,
 ) -> None:
     """Follow the store and notify new alerts through the rules, until Ctrl-C or SIGTERM."""
+    require("service", "apprise", command="notify run")
     import logging
     import signal
     import threading
@@ -83,6 +82,7 @@ def notify_test(
     config: ConfigOption = None,
 ) -> None:
     """Send a test message to one destination, with the configured retries; exit 1 if it fails."""
+    require("service", "apprise", command="notify test")
     from tapewatch.config import load_settings
     from tapewatch.notify import destinations
     from tapewatch.notify.message import trial_message
@@ -119,6 +119,7 @@ def rules_add(
     config: ConfigOption = None,
 ) -> None:
     """Add a routing rule: which alerts go to which destinations."""
+    require("service", "apprise", command="notify rules add")  # it checks each destination with Apprise
     from tapewatch.notify.rules import RuleFields, create_rule
     from tapewatch.service.actors import SYSTEM
 
@@ -143,8 +144,8 @@ def rules_add(
 
 def rules_list(db: DbOption = None, config: ConfigOption = None) -> None:
     """List routing rules (destinations masked)."""
+    from tapewatch.cli.summary import wide_console
     from tapewatch.notify.rules import list_rules
-    from tapewatch.report.summary import wide_console
 
     _, engine = settings_and_engine(db, config)
     try:

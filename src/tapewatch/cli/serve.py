@@ -19,6 +19,7 @@ import typer
 
 from tapewatch.cli.options import ConfigOption, DbOption
 from tapewatch.errors import InputError
+from tapewatch.extras import require
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -27,6 +28,8 @@ WS_MAX_MESSAGE = 64 * 1024
 """Clients only ever send one small authentication message."""
 SERVE_DB, SERVE_LAKE = "TAPEWATCH_SERVE_DB", "TAPEWATCH_SERVE_LAKE"
 """How `serve --workers N` tells its worker processes the --db and --lake it was given."""
+SERVICE_MODULES = ("fastapi", "uvicorn", "prometheus_client", "itsdangerous", "apprise")
+"""The [service] extra's libraries, by import name."""
 
 
 def serve(
@@ -44,6 +47,7 @@ def serve(
     config: ConfigOption = None,
 ) -> None:
     """Serve the REST + WebSocket API and the analyst console."""
+    require("service", *SERVICE_MODULES, command="serve")
     import uvicorn
 
     from tapewatch.api.app import create_app

@@ -17,8 +17,10 @@ import typer
 from rich.console import Console
 
 from tapewatch.cli.options import ConfigOption
+from tapewatch.cli.terminal import err, progress_bar
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
+from tapewatch.extras import require
 
 if TYPE_CHECKING:
     from tapewatch.sources.stocks.bars import BarsReport, ProgressCallback
@@ -74,6 +76,7 @@ def ingest_stocks(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N symbols, to try it out.")] = None,
 ) -> None:
     """Track stock listings, find penny stocks and store their bars from Yahoo Finance in the lake."""
+    require("live", "yfinance", "curl_cffi", "peewee", "httpx", command="ingest stocks")
     from tapewatch.config import load_settings
     from tapewatch.io.lake import open_lake
     from tapewatch.sources.stocks.bars import normalise_interval
@@ -120,12 +123,11 @@ def ingest_stocks(
         yahoo,
         options,
     )
-    console = Console(stderr=True, soft_wrap=True)
     try:
         now = CLOCK.now()
-        print_report(console, _with_progress(lambda tick: job.run(now, progress=tick), "bars"))
+        print_report(err, _with_progress(lambda tick: job.run(now, progress=tick), "bars"))
         if schedule is not None:
-            _live(job, schedule, CLOCK, console, live_interval, after_close=options.interval == "1d", now=now)
+            _live(job, schedule, CLOCK, err, live_interval, after_close=options.interval == "1d", now=now)
     finally:
         engine.dispose()
 
@@ -166,7 +168,6 @@ def _live(
 
 def _with_progress(work: Callable[[ProgressCallback], T], label: str) -> T:
     """Run `work(tick)` under a rich progress bar that `tick(done, total)` advances."""
-    from tapewatch.cli.app import progress_bar
 
     with progress_bar() as progress:
         task = progress.add_task(label, total=None)

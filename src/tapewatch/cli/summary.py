@@ -1,4 +1,4 @@
-"""Run summaries for people: what was read, what was set aside, what was found."""
+"""Run summaries for people, as rich tables: what was read, what was set aside, what was found, how it scored."""
 
 from __future__ import annotations
 
@@ -10,9 +10,15 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-if TYPE_CHECKING:  # the CLI imports this module at start-up: the detectors load only when a run needs them
+if TYPE_CHECKING:
+    import polars as pl
+
+    # the CLI imports this module at start-up: the detectors load only when a run needs them
+    from tapewatch.evaluate.episodes import EpisodeScore
+    from tapewatch.evaluate.scoring import EvaluationReport
     from tapewatch.io.readers import ReadResult
     from tapewatch.pipeline.batch import DetectRun
+    from tapewatch.pipeline.demo import DemoResult
     from tapewatch.records import Alert
 
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -59,3 +65,109 @@ def alerts_table(alerts: Iterable[Alert], title: str = "Alerts by typology and s
         row = [counts[(typology, severity)] for severity in SEVERITIES]
         table.add_row(typology, *map(str, row), str(sum(row)))
     return table
+
+
+def print_demo_summary(console: Console, result: DemoResult) -> None:
+    """What the demo injected and found, and where it put things."""
+    trades, labels = result.trades, result.labels
+    console.print(
+        f"Simulated {trades:,} trades with {labels.height} injected manipulations "
+        f"({_count_by_typology(labels)})."
+    )
+    console.print(alerts_table(result.alerts))
+    console.print(evaluation_table(result.report))
+    console.print(episodes_table(result.episodes))
+    console.print(f"alerts: {result.alerts_path}\nstore:  {result.db_path}")
+    if result.chart_png:
+        console.print(f"chart of the top alert: {result.chart_png} and {result.chart_html}")
+    console.print(
+        f"work these alerts in the console: tapewatch serve --db {result.db_path} --lake {result.lake.root}"
+        " (after `tapewatch users add NAME --role admin --with-password --db …`)",
+        highlight=False,
+    )
+
+
+def episodes_table(scores: list[EpisodeScore]) -> Table:
+    """Injected wash trading, spoofing and layering against the alerts of those typologies."""
+    table = Table(title="Wash trading, spoofing and layering: alerts against the injected episodes")
+    for column in ("typology", "injected", "caught", "alerts", "true alerts", "false alarms"):
+        table.add_column(column, justify="left" if column == "typology" else "right")
+    for score in scores:
+        table.add_row(
+            score.name,
+            str(score.labels),
+            str(score.caught),
+            str(score.alerts),
+            str(score.true_alerts),
+            str(score.false_alarms),
+        )
+    return table
+
+
+def _count_by_typology(labels: pl.DataFrame) -> str:
+    counts = labels.group_by("typology").len().sort("typology")
+    return ", ".join(f"{row['typology']} {row['len']}" for row in counts.iter_rows(named=True))
+
+
+_TABLE_COLUMNS = (
+    "detector",
+    "alerts",
+    "events",
+    "caught",
+    "recall",
+    "precision",
+    "false alarms",
+    "FA / symbol-day",
+    "delay median",
+    "delay p90",
+    "delay max",
+)
+
+
+def evaluation_table(report: EvaluationReport) -> Table:
+    """The scores as a table a person reads at a glance: one row per detector, the union last."""
+    from tapewatch.evaluate.scoring import ALL_DETECTORS
+
+    before, after = (_format_seconds(span.total_seconds()) for span in (report.before, report.after))
+    days = "symbol-days unknown" if report.symbol_days is None else f"{report.symbol_days:,.1f} symbol-days"
+    scope = f", typology {report.typology}" if report.typology else ""
+    table = Table(title=f"Detector evaluation (window −{before} / +{after}, {days}{scope})")
+    for heading in _TABLE_COLUMNS:
+        table.add_column(heading, justify="left" if heading == "detector" else "right")
+    for score in report.scores:
+        if score.detector == ALL_DETECTORS and len(report.scores) > 1:
+            table.add_section()
+        table.add_row(
+            score.detector,
+            str(score.alerts),
+            str(score.events),
+            str(score.caught),
+            _format_ratio(score.recall),
+            _format_ratio(score.precision),
+            str(score.false_alarms),
+            "–" if score.false_alarms_per_symbol_day is None else f"{score.false_alarms_per_symbol_day:.3g}",
+            *(
+                _format_seconds(value)
+                for value in (score.delay_median_s, score.delay_p90_s, score.delay_max_s)
+            ),
+        )
+    return table
+
+
+def _format_ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _format_seconds(value: float | None) -> str:
+    """Seconds as ``-40s``, ``1m35s`` or ``2h03m``: delays span seconds to hours."""
+    if value is None:
+        return "–"
+    sign = "-" if value < 0 else ""
+    if abs(value) < 60:
+        return f"{sign}{abs(value):.1f}".removesuffix(".0") + "s"
+    seconds = round(abs(value))
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{sign}{minutes}m{rest:02d}s" if rest else f"{sign}{minutes}m"
+    hours, rest = divmod(seconds // 60, 60)
+    return f"{sign}{hours}h{rest:02d}m"

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from tapewatch.cli.options import ConfigOption
+from tapewatch.cli.terminal import err
 from tapewatch.durations import parse_duration
-
-err = Console(stderr=True, soft_wrap=True)
+from tapewatch.extras import require
 
 
 def train_pump(
@@ -29,6 +28,7 @@ def train_pump(
     config: ConfigOption = None,
 ) -> None:
     """Train the pump classifier on a forward-in-time split and save it with its model card."""
+    require("ml", "lightgbm", "sklearn", command="train pump")
     from tapewatch.config import load_settings
     from tapewatch.training.pump_model import train_pump_command
 
@@ -79,6 +79,8 @@ def train_forecast(
 ) -> None:
     """Train the next-bar forecaster (high, low, close) and report its errors next to a last-value
     forecast, or evaluate a saved one."""
+    if kind != "lstm":  # the LSTM needs PyTorch ([deep]), which its forecaster checks for
+        require("ml", "lightgbm", command="train forecast")
     from tapewatch.config import load_settings
     from tapewatch.detect.bars.forecast import evaluate_forecaster, train_forecaster
     from tapewatch.detect.bars.forecasters import FORECASTERS, load_forecaster

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tapewatch.cli.options import ConfigOption, DbOption, settings_and_engine
+from tapewatch.cli.terminal import err
 
-err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 

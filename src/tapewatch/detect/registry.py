@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from tapewatch.config import Settings
 from tapewatch.detect.bars.anomalies import (
     AmplitudeAnomalyDetector,
     PriceAnomalyDetector,
@@ -16,13 +15,15 @@ from tapewatch.detect.base import Detector
 from tapewatch.detect.pump.kamps_kleinberg import KampsKleinbergDetector
 from tapewatch.detect.pump.pump_model import PumpModelDetector, model_path
 from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
+from tapewatch.detect.settings import DetectorSettings
 from tapewatch.detect.spoofing.spoofing_l2 import SpoofingL2Detector
 from tapewatch.detect.spoofing.spoofing_l3 import SpoofingL3Detector
 from tapewatch.detect.wash.wash_accounts import WashAccountsDetector
 from tapewatch.detect.wash.wash_public import WashPublicDetector
 from tapewatch.errors import InputError
+from tapewatch.extras import require
 
-DETECTORS: dict[str, Callable[[Settings], Detector]] = {
+DETECTORS: dict[str, Callable[[DetectorSettings], Detector]] = {
     PumpOnsetDetector.name: lambda settings: PumpOnsetDetector(settings.pump_onset),
     KampsKleinbergDetector.name: lambda settings: KampsKleinbergDetector(settings.kamps_kleinberg),
     WashPublicDetector.name: lambda settings: WashPublicDetector(settings.wash_public),
@@ -64,26 +65,49 @@ trades these anomaly rules raised 0.54 alerts per symbol-day away from every pum
 symbol-days of the dev files) — anomalies, not manipulation, at a rate no analyst can read."""
 
 
+ML_MODULES: dict[str, tuple[str, ...]] = {
+    PumpModelDetector.name: ("lightgbm", "sklearn"),
+    IsolationForestDetector.name: ("sklearn",),
+    ForecastResidualDetector.name: ("lightgbm",),
+}
+"""The opt-in model detectors and the [ml] extra's libraries each imports (by import name). The defaults
+need none of them: they run on the base install. `forecast_residual` with the LSTM forecaster needs
+PyTorch ([deep]) instead, which the forecaster checks for."""
+
+
 def default_detector_names(*, candles: bool = False) -> list[str]:
     """The detectors a run uses when none is named; `candles` says whether the input holds candles."""
     return [name for name in DETECTORS if name not in OPT_IN and (candles or name not in CANDLE_INPUT)]
 
 
-def check_detector_names(names: Sequence[str], settings: Settings | None = None) -> None:
+def check_detector_names(names: Sequence[str], settings: DetectorSettings | None = None) -> None:
     """A one-line error for the first name that is not a detector, or (given the settings) for a model
-    detector whose model file is not set or absent: checked before a long read, not after it."""
+    detector whose extra is not installed or whose model file is not set or absent: checked before a long
+    read, not after it."""
     unknown = [name for name in names if name not in DETECTORS]
     if unknown:
         raise InputError(f"--detector '{unknown[0]}': unknown; expected one of {', '.join(DETECTORS)}")
-    if settings is not None and PumpModelDetector.name in names:
-        model_path(settings.pump_model)
+    if settings is not None:
+        require_extras(names, settings)
+        if PumpModelDetector.name in names:
+            model_path(settings.pump_model)
+
+
+def require_extras(names: Sequence[str], settings: DetectorSettings) -> None:
+    """A one-line error naming the [ml] extra for the first named model detector whose libraries are not
+    installed (before any file is read, and before the detector would fail on an import)."""
+    lstm = settings.forecast_residual.forecaster.kind == "lstm"
+    for name in names:
+        if not (lstm and name == ForecastResidualDetector.name):
+            require("ml", *ML_MODULES.get(name, ()), command=f"--detector {name}")
 
 
 def build_detectors(
-    settings: Settings, names: Sequence[str] | None = None, *, candles: bool = False
+    settings: DetectorSettings, names: Sequence[str] | None = None, *, candles: bool = False
 ) -> list[Detector]:
     """The named detectors (when `names` is empty, the defaults for the input: see
     `default_detector_names`), configured from `settings`."""
     chosen = list(names) if names else default_detector_names(candles=candles)
     check_detector_names(chosen)
+    require_extras(chosen, settings)
     return [DETECTORS[name](settings) for name in chosen]

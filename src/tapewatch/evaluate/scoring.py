@@ -41,7 +41,6 @@ from typing import TypeVar
 
 import polars as pl
 from pydantic import ValidationError
-from rich.table import Table
 
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
@@ -67,7 +66,6 @@ __all__ = [
     "outside_events",
     "parse_duration",  # the project's one duration parser (tapewatch.durations), re-exported for the CLI
     "quiet_symbol_days",
-    "render_report",
     "scaled_count",
 ]
 
@@ -660,65 +658,3 @@ def _or_inf(value: float | None) -> float:
 
 
 # ---------------------------------------------------------------- rendering
-
-
-_TABLE_COLUMNS = (
-    "detector",
-    "alerts",
-    "events",
-    "caught",
-    "recall",
-    "precision",
-    "false alarms",
-    "FA / symbol-day",
-    "delay median",
-    "delay p90",
-    "delay max",
-)
-
-
-def render_report(report: EvaluationReport) -> Table:
-    """The scores as a table a person reads at a glance: one row per detector, the union last."""
-    before, after = (_format_seconds(span.total_seconds()) for span in (report.before, report.after))
-    days = "symbol-days unknown" if report.symbol_days is None else f"{report.symbol_days:,.1f} symbol-days"
-    scope = f", typology {report.typology}" if report.typology else ""
-    table = Table(title=f"Detector evaluation (window −{before} / +{after}, {days}{scope})")
-    for heading in _TABLE_COLUMNS:
-        table.add_column(heading, justify="left" if heading == "detector" else "right")
-    for score in report.scores:
-        if score.detector == ALL_DETECTORS and len(report.scores) > 1:
-            table.add_section()
-        table.add_row(
-            score.detector,
-            str(score.alerts),
-            str(score.events),
-            str(score.caught),
-            _format_ratio(score.recall),
-            _format_ratio(score.precision),
-            str(score.false_alarms),
-            "–" if score.false_alarms_per_symbol_day is None else f"{score.false_alarms_per_symbol_day:.3g}",
-            *(
-                _format_seconds(value)
-                for value in (score.delay_median_s, score.delay_p90_s, score.delay_max_s)
-            ),
-        )
-    return table
-
-
-def _format_ratio(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
-
-
-def _format_seconds(value: float | None) -> str:
-    """Seconds as ``-40s``, ``1m35s`` or ``2h03m``: delays span seconds to hours."""
-    if value is None:
-        return "–"
-    sign = "-" if value < 0 else ""
-    if abs(value) < 60:
-        return f"{sign}{abs(value):.1f}".removesuffix(".0") + "s"
-    seconds = round(abs(value))
-    if seconds < 3600:
-        minutes, rest = divmod(seconds, 60)
-        return f"{sign}{minutes}m{rest:02d}s" if rest else f"{sign}{minutes}m"
-    hours, rest = divmod(seconds // 60, 60)
-    return f"{sign}{hours}h{rest:02d}m"

@@ -2,7 +2,7 @@
 
 A send can take seconds (a slow webhook) or minutes (retries with back-off),
 while the stream steps every few milliseconds. `BackgroundNotifier` is a sink
-for `stream_job` and a hook for the bus sink (`Callable[[list[Emitted]], None]`):
+for `tapewatch stream` and a hook for the bus sink (`Callable[[list[Emitted]], None]`):
 calling it only queues the new alerts and returns; one worker thread sends them
 in order. Place it after the store sink, since cooldowns look up earlier alerts
 in the store:
@@ -22,11 +22,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from tapewatch.closing import Closing
 from tapewatch.notify.router import Notifier
 from tapewatch.records import Alert
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tapewatch.notify")
 
 
-class BackgroundNotifier:
+class BackgroundNotifier(Closing):
     """Runs a `Notifier` on its own thread; call it with emitted alerts, close it to finish what is queued."""
 
     def __init__(self, notifier: Notifier, max_queued: int = 10_000) -> None:
@@ -70,14 +70,6 @@ class BackgroundNotifier:
         self._closing.set()
         self._queue.put(None)
         self._thread.join(timeout)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def _work(self) -> None:
         while True:

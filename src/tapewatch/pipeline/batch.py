@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-from rich.progress import Progress
 
 from tapewatch.config import Settings
 from tapewatch.detect.base import Detector
@@ -19,6 +18,7 @@ from tapewatch.engine.batch import run_batch
 from tapewatch.engine.kinds import BOOK
 from tapewatch.io.derive import book_events
 from tapewatch.io.readers import RECORD_KINDS, ReadResult, expand_inputs, read_inputs, write_dead_letters
+from tapewatch.progress import Progress
 from tapewatch.records import Alert
 
 

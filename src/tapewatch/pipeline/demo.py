@@ -12,9 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
@@ -25,13 +22,12 @@ from tapewatch.evaluate.scoring import (
     coverage_symbol_days,
     evaluate_alerts,
     load_alerts,
-    render_report,
 )
 from tapewatch.io.alert_lines import write_alerts
 from tapewatch.io.lake import Lake
+from tapewatch.progress import SILENT, Progress
 from tapewatch.records import BAR_SCHEMA, Alert, empty_frame
 from tapewatch.report.charts import render_alert_chart
-from tapewatch.report.summary import alerts_table
 from tapewatch.sources.simulator.market import SimulationConfig, simulate_market, write_market
 from tapewatch.store.alert_store import open_store
 
@@ -52,6 +48,10 @@ class DemoResult:
     lake: Lake
     chart_png: Path | None
     chart_html: Path | None
+    trades: int
+    """How many trades were simulated."""
+    labels: pl.DataFrame
+    """The injected manipulations, one row each."""
 
 
 def run_demo(
@@ -61,26 +61,23 @@ def run_demo(
     symbols: int = 12,
     hours: float = 24.0,
     seed: int = 7,
-    console: Console | None = None,
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
 ) -> DemoResult:
-    """Run the demo into `out`; prints the summary to `console` when given."""
+    """Run the demo into `out`, reporting each stage to `progress`."""
     out.mkdir(parents=True, exist_ok=True)
-    progress = progress or Progress(disable=True)
-    with progress:
-        task = progress.add_task("simulating market", total=symbols)
-        market = simulate_market(
-            SimulationConfig(
-                seed=seed, symbols=symbols, hours=hours, pumps_per_symbol_day=DEMO_PUMPS_PER_SYMBOL_DAY
-            ),
-            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
-        write_market(market, out / "market")
-        detecting = progress.add_task("detecting", total=None)
-        alerts = run_batch(
-            build_detectors(settings), market.trades, empty_frame(BAR_SCHEMA), orders=market.orders
-        )
-        progress.update(detecting, total=1, completed=1)
+    task = progress.add_task("simulating market", total=symbols)
+    market = simulate_market(
+        SimulationConfig(
+            seed=seed, symbols=symbols, hours=hours, pumps_per_symbol_day=DEMO_PUMPS_PER_SYMBOL_DAY
+        ),
+        on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+    )
+    write_market(market, out / "market")
+    detecting = progress.add_task("detecting", total=None)
+    alerts = run_batch(
+        build_detectors(settings), market.trades, empty_frame(BAR_SCHEMA), orders=market.orders
+    )
+    progress.update(detecting, total=1, completed=1)
 
     alerts_path = out / "alerts.jsonl"
     write_alerts(alerts, alerts_path)
@@ -102,47 +99,15 @@ def run_demo(
         top = max(alerts, key=lambda alert: (alert.score, alert.detected_at))
         chart_png, chart_html = out / "top_alert.png", out / "top_alert.html"
         render_alert_chart(market.trades, top, chart_png, chart_html)
-    result = DemoResult(alerts, report, episodes, alerts_path, db_path, lake, chart_png, chart_html)
-    if console is not None:
-        _print_summary(console, result, market.trades.height, market.labels)
-    return result
-
-
-def _print_summary(console: Console, result: DemoResult, trades: int, labels: pl.DataFrame) -> None:
-    console.print(
-        f"Simulated {trades:,} trades with {labels.height} injected manipulations "
-        f"({_count_by_typology(labels)})."
+    return DemoResult(
+        alerts,
+        report,
+        episodes,
+        alerts_path,
+        db_path,
+        lake,
+        chart_png,
+        chart_html,
+        market.trades.height,
+        market.labels,
     )
-    console.print(alerts_table(result.alerts))
-    console.print(render_report(result.report))
-    console.print(episodes_table(result.episodes))
-    console.print(f"alerts: {result.alerts_path}\nstore:  {result.db_path}")
-    if result.chart_png:
-        console.print(f"chart of the top alert: {result.chart_png} and {result.chart_html}")
-    console.print(
-        f"work these alerts in the console: tapewatch serve --db {result.db_path} --lake {result.lake.root}"
-        " (after `tapewatch users add NAME --role admin --with-password --db …`)",
-        highlight=False,
-    )
-
-
-def episodes_table(scores: list[EpisodeScore]) -> Table:
-    """Injected wash trading, spoofing and layering against the alerts of those typologies."""
-    table = Table(title="Wash trading, spoofing and layering: alerts against the injected episodes")
-    for column in ("typology", "injected", "caught", "alerts", "true alerts", "false alarms"):
-        table.add_column(column, justify="left" if column == "typology" else "right")
-    for score in scores:
-        table.add_row(
-            score.name,
-            str(score.labels),
-            str(score.caught),
-            str(score.alerts),
-            str(score.true_alerts),
-            str(score.false_alarms),
-        )
-    return table
-
-
-def _count_by_typology(labels: pl.DataFrame) -> str:
-    counts = labels.group_by("typology").len().sort("typology")
-    return ", ".join(f"{row['typology']} {row['len']}" for row in counts.iter_rows(named=True))

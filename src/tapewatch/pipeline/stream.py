@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -13,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from rich.console import Console
 
 from tapewatch.config import ExchangeSettings, Settings
 from tapewatch.detect.base import Detector
@@ -23,17 +24,15 @@ from tapewatch.durations import parse_duration
 from tapewatch.engine.kinds import BOOK, KINDS, ORDERS, TRADES, RecordKind
 from tapewatch.engine.stream import Emitted, StreamEngine
 from tapewatch.errors import InputError
-from tapewatch.io.alert_lines import AlertLineWriter
 from tapewatch.io.deadletter import empty_rejected, letter, letters_frame, write_dead_letters
 from tapewatch.io.derive import book_events
 from tapewatch.io.lake import Lake, open_lake
 from tapewatch.io.readers import RECORD_KINDS, read_inputs
+from tapewatch.pipeline.sinks import Sink, open_alerts_out
+from tapewatch.progress import SILENT, Progress
 from tapewatch.sources.replay import parse_speed
 from tapewatch.sources.replay import replay as replay_trades
-from tapewatch.store.alert_store import default_db_path, open_store
 from tapewatch.store.patient import PatientStore
-
-Sink = Callable[[list[Emitted]], None]
 
 AUTO = "auto"
 """`--kind auto`: replay whatever kind the files hold."""
@@ -189,11 +188,14 @@ def open_stream(
     notify: bool = False,
     kind: str = "auto",
     detectors: Sequence[str] | None = None,
+    progress: Callable[[], AbstractContextManager[Progress]] = lambda: nullcontext(SILENT),
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> StreamJob:
     """Build the stream `tapewatch stream` runs; exactly one source: --replay or --exchange.
 
     Live, the detectors first warm up on the last `warmup` of trades (default: as far
-    back as they look, 3 h), fetched over REST into the lake where it lacks them.
+    back as they look, 3 h), fetched over REST into the lake where it lacks them, shown
+    on a `progress()` display; `say` tells a person what went wrong with a symbol.
     """
     if bool(replay) == bool(exchange):
         raise InputError("stream: give exactly one source: --replay FILE... or --exchange ID --symbols S...")
@@ -211,24 +213,8 @@ def open_stream(
             f"stream: none of the chosen detectors ({', '.join(d.name for d in chosen)}) reads "
             f"{record_kind.noun}s; name one that does with --detector (spoofing_l2 reads book updates)"
         )
-    writer = AlertLineWriter(output)
-    sinks: list[Sink] = [lambda items: writer.write(item.alert for item in items)]
-    job = StreamJob(engine=engine, sinks=sinks, rejected=rejected)
-    job.closers.append(writer.close)
-    if use_store:
-        store = open_store(db or settings.store.db or default_db_path())
-        job.store = PatientStore(
-            store, initial_s=settings.store.retry_initial_s, max_s=settings.store.retry_max_s
-        )
-        job.sinks.append(lambda items: job.store.save(item.alert for item in items))
-        if notify:  # after the store sink; sends on its own thread, off the stream's hot path
-            from tapewatch.notify.background import BackgroundNotifier
-            from tapewatch.notify.router import Notifier
-
-            notifier = BackgroundNotifier(Notifier(store.engine, settings.notify))
-            job.sinks.append(notifier)
-            job.closers.append(notifier.close)
-        job.closers.append(job.store.close)
+    out = open_alerts_out(settings, output=output, store=use_store, db=db, notify=notify)
+    job = StreamJob(engine=engine, sinks=[out], store=out.patient, closers=[out.close], rejected=rejected)
     if rows is not None:
         job.source = replay_trades(
             rows, speed=parse_speed(speed), batch_trades=settings.stream.max_batch_trades
@@ -241,7 +227,9 @@ def open_stream(
         venue_settings = settings.exchange.model_copy(update={"exchange": exchange})
         the_lake = open_lake(lake, settings.store.lake)
         if span > timedelta(0):
-            job.history = partial(_exchange_history, venue_settings, list(symbols), span, the_lake)
+            job.history = partial(
+                _exchange_history, venue_settings, list(symbols), span, the_lake, progress, say
+            )
         job.live = _exchange_batches(venue_settings, list(symbols), the_lake if span else None)
         job.description = f"live {exchange}: {len(symbols)} symbol(s)"
     return job
@@ -277,17 +265,21 @@ def replay_rows(
 
 
 async def _exchange_history(
-    venue: ExchangeSettings, symbols: list[str], span: timedelta, lake: Lake
+    venue: ExchangeSettings,
+    symbols: list[str],
+    span: timedelta,
+    lake: Lake,
+    progress: Callable[[], AbstractContextManager[Progress]],
+    say: Callable[[str], None],
 ) -> pl.DataFrame:
-    """The last `span` of trades: what the lake lacks is fetched over REST first (under a progress bar)."""
-    from tapewatch.cli.app import progress_bar
+    """The last `span` of trades: what the lake lacks is fetched over REST first (under a progress display)."""
     from tapewatch.sources.exchange.backfill import backfill_trades
 
     until = datetime.now(UTC)
-    with progress_bar() as progress:
-        report = await backfill_trades(venue, symbols, until - span, until, lake, progress)
+    with progress() as shown:
+        report = await backfill_trades(venue, symbols, until - span, until, lake, shown)
     for symbol, error in report.failed.items():
-        Console(stderr=True).print(f"warm-up: {symbol}: {error}; it starts without history", highlight=False)
+        say(f"warm-up: {symbol}: {error}; it starts without history")
     history = lake.read("trades", venue=venue.exchange, start=until - span)
     return history.filter(pl.col("symbol").is_in(symbols))
 
@@ -303,34 +295,31 @@ async def _exchange_batches(
         yield batch.trades, batch.arrived_at
 
 
-def report_stream(console: Console, job: StreamJob, report: StreamReport, dead_letter: Path | None) -> None:
+def report_stream(
+    job: StreamJob, report: StreamReport, dead_letter: Path | None, say: Callable[[str], None]
+) -> None:
     """The end-of-run summary: throughput, set-asides by reason, alerts, latency."""
     stats = job.engine.stats
     processed = stats.trades_processed - report.history_trades
     rate = processed / report.seconds if report.seconds else 0.0
     stopped = " (stopped by Ctrl-C)" if job.interrupted else ""
     if report.history_trades:
-        console.print(f"warmed up on {report.history_trades:,} trades of history", highlight=False)
-    console.print(
+        say(f"warmed up on {report.history_trades:,} trades of history")
+    say(
         f"{job.description}{stopped}: {processed:,} {job.engine.kind.noun}s in {report.seconds:.2f}s "
         f"({rate:,.0f}/s), "
-        f"{stats.alerts} alert(s), {stats.updates} follow-up update(s)",
-        highlight=False,
+        f"{stats.alerts} alert(s), {stats.updates} follow-up update(s)"
     )
     if report.latencies_ms:
-        console.print(
-            f"arrival → alert latency: p50 {report.latency(0.5):.1f} ms, p99 {report.latency(0.99):.1f} ms",
-            highlight=False,
-        )
+        say(f"arrival → alert latency: p50 {report.latency(0.5):.1f} ms, p99 {report.latency(0.99):.1f} ms")
     if job.store is not None and job.store.failures:
-        console.print(
+        say(
             f"store: {job.store.failures} failed save(s); {job.store.saved} alert line(s) saved in the end, "
-            f"{len(job.store.waiting)} not saved (they are in the JSON-lines output)",
-            highlight=False,
+            f"{len(job.store.waiting)} not saved (they are in the JSON-lines output)"
         )
     set_aside = Counter(job.rejected["reason"].to_list()) + stats.set_aside
     for reason, count in set_aside.most_common():
-        console.print(f"set aside {count:,}: {reason}", highlight=False)
+        say(f"set aside {count:,}: {reason}")
     if dead_letter is not None and set_aside:
         write_dead_letters(job.dead_letters(), dead_letter)
-        console.print(f"set-aside rows written to {dead_letter}", highlight=False)
+        say(f"set-aside rows written to {dead_letter}")

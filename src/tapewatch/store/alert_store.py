@@ -14,8 +14,7 @@ import math
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     URL,
@@ -34,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
+from tapewatch.closing import Closing
 from tapewatch.errors import InputError
 from tapewatch.home import home_dir
 from tapewatch.records import Alert, to_iso
@@ -108,7 +108,7 @@ def _safe(url: str | Path) -> str:
     return str(url)
 
 
-class AlertStore:
+class AlertStore(Closing):
     """Alerts in a relational database: idempotent saves, filtered listing, summary counts.
 
     Use as a context manager (or call `close()`) so connections are released.
@@ -116,14 +116,6 @@ class AlertStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Release every pooled connection."""

@@ -33,13 +33,13 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-from tapewatch.config import PumpLabelSettings, PumpTrainSettings
 from tapewatch.detect.pump.model_features import (
     chunk_features,
     feature_matrix,
     model_feature_names,
 )
 from tapewatch.detect.pump.model_file import ChunkMetrics, DataPart, PumpModel, PumpModelCard, save_pump_model
+from tapewatch.detect.pump.settings import PumpLabelSettings, PumpTrainSettings
 from tapewatch.errors import InputError
 from tapewatch.evaluate.scoring import load_labels, normalised_symbol
 from tapewatch.io.readers import read_inputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -212,6 +213,11 @@ def test_instruments_are_listed_by_venue_and_status_in_pages(api: Api) -> None:
 def test_list_pages_are_cached_briefly_and_forgotten_on_any_change(api) -> None:
     """The micro-cache (api.list_cache_s) serves a repeated page from memory, never behind this server's changes."""
     (first,) = api.save(make_alert(0))
+    feed = api.client.app.state.context.feed
+    deadline = time.monotonic() + 10
+    while feed.stats.alerts < 1 and time.monotonic() < deadline:  # the feed clears the cache when it sees
+        time.sleep(0.01)  # the new alert (polling every 50 ms): let it, before the page is cached
+    assert feed.stats.alerts == 1
     assert [a["id"] for a in api.get("/api/v1/alerts").json()["items"]] == [first.id]
     cache = api.client.app.state.context.list_cache
     assert cache.get("") is not None  # the page just served

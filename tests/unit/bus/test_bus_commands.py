@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -29,13 +30,18 @@ def write_config(settings: Settings, path: Path) -> Path:
     return path
 
 
-@pytest.mark.nats
-def test_publish_and_status_print_one_line_summaries(tmp_path):
+def bus_inputs(tmp_path: Path) -> tuple[pl.DataFrame, Path, Settings, Path]:
+    """A busy market written to Parquet, private bus settings, and a config file holding them."""
     trades = busy_market()
     data = tmp_path / "trades.parquet"
     trades.write_parquet(data)
     settings = harness.private_settings()
-    config = write_config(settings, tmp_path / "tapewatch.toml")
+    return trades, data, settings, write_config(settings, tmp_path / "tapewatch.toml")
+
+
+@pytest.mark.nats
+def test_publish_and_status_print_one_line_summaries(tmp_path):
+    trades, data, settings, config = bus_inputs(tmp_path)
 
     with harness.topology_for(settings):
         published = runner.invoke(app, ["bus", "publish", str(data), "--config", str(config)])
@@ -77,11 +83,8 @@ def stop(process: subprocess.Popen) -> tuple[str, str]:
 
 @pytest.mark.nats
 def test_stream_bus_workers_and_sink_started_from_the_cli_give_detects_alerts(tmp_path):
-    trades = busy_market()
-    data = tmp_path / "trades.parquet"
-    trades.write_parquet(data)
-    settings = harness.private_settings()
-    config = str(write_config(settings, tmp_path / "tapewatch.toml"))
+    trades, data, settings, config_path = bus_inputs(tmp_path)
+    config = str(config_path)
     expected = harness.reference_alerts(trades, settings)
     with webhook_server() as webhook:
         engine = open_engine(tmp_path / "alerts.db")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 
@@ -16,10 +17,12 @@ from tapewatch.bus.publish import publish_frame
 from tapewatch.bus.sink import AlertSink
 from tapewatch.bus.status import read_status
 from tapewatch.bus.subjects import BusNames
+from tapewatch.bus.worker import run_worker
 from tapewatch.config import StreamSettings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.stream import Emitted
+from tapewatch.errors import InputError
 from tapewatch.records import BAR_SCHEMA, empty_frame
 from tapewatch.store.alert_store import AlertStore, open_store
 from tapewatch.store.models import metadata
@@ -44,7 +47,7 @@ def test_malformed_messages_are_set_aside_and_the_worker_goes_on(tmp_path):
             await publish_frame(settings, harness.NATS_URL, iter([trades]))
             with open_store(tmp_path / "alerts.db") as store:
                 running = harness.Running(settings, store)
-                worker = running.add_worker()
+                worker = running.add_worker(dead_letter=tmp_path / "dead.jsonl")
                 status = await harness.settled(js, settings)  # zero lag: the bad ones were terminated
                 await running.close()
             return worker.report.stats, status
@@ -56,6 +59,16 @@ def test_malformed_messages_are_set_aside_and_the_worker_goes_on(tmp_path):
     assert {entry["subject"] for entry in stats.set_aside_messages} == {aaa}
     assert sum(stats.set_aside.values()) == 2 and status.trades_lag == 0
     assert harness.stored_alerts(tmp_path / "alerts.db") == expected
+    letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert sorted((entry["source"], entry["reason"]) for entry in letters) == [
+        ("bus", reason) for reason in reasons
+    ]
+    assert {entry["record"]["subject"] for entry in letters} == {aaa}  # the one dead-letter format
+
+
+def test_a_worker_whose_detectors_read_no_trades_is_refused_before_it_connects():
+    with pytest.raises(InputError, match="none of the chosen detectors \\(spoofing_l2\\) reads trades"):
+        run_worker(harness.private_settings(), "nats://127.0.0.1:1", detectors=["spoofing_l2"])
 
 
 def test_a_dropped_connection_is_survived_without_losing_an_alert(tmp_path, caplog):

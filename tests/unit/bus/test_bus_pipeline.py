@@ -8,12 +8,24 @@ import polars as pl
 import pytest
 
 from tapewatch.bus.publish import publish_frame
+from tapewatch.bus.worker import BusWorker
 from tapewatch.config import StreamSettings
 from tapewatch.store.alert_store import open_store
 from unit.bus import bus_harness as harness
 from unit.engine.test_stream import busy_market
 
 pytestmark = pytest.mark.nats
+
+
+async def a_second_worker_shares(running: harness.Running, first: BusWorker) -> BusWorker:
+    """Start a worker named "second" and wait until it and `first` own two of the four partitions each."""
+    second = running.add_worker(name="second")
+
+    async def shared():
+        return len(first.owned) == 2 and len(second.owned) == 2
+
+    await harness.until(shared, "the two workers to own two partitions each")
+    return second
 
 
 def test_publish_one_worker_sink_equals_detect_and_republishing_changes_nothing(tmp_path):
@@ -61,12 +73,7 @@ def test_two_workers_share_the_partitions_and_give_the_same_alerts(tmp_path):
                     return first.owned == [0, 1, 2, 3]
 
                 await harness.until(first_owns_all, "the first worker to take every partition")
-                second = running.add_worker(name="second")
-
-                async def shared():
-                    return len(first.owned) == 2 and len(second.owned) == 2
-
-                await harness.until(shared, "the two workers to own two partitions each")
+                second = await a_second_worker_shares(running, first)
                 await publish_frame(settings, harness.NATS_URL, iter([trades]))
                 status = await harness.settled(js, settings)
                 owners = {p.partition: p.owner for p in status.partitions}
@@ -101,12 +108,7 @@ def test_a_worker_joining_mid_stream_takes_partitions_over_with_their_state(tmp_
                     return first.report.stats.trades == first_half.height
 
                 await harness.until(first_half_done, "the first worker to work through the first half")
-                second = running.add_worker(name="second")
-
-                async def shared():
-                    return len(first.owned) == 2 and len(second.owned) == 2
-
-                await harness.until(shared, "the two workers to own two partitions each")
+                second = await a_second_worker_shares(running, first)
                 await publish_frame(settings, harness.NATS_URL, iter([second_half]))
                 await harness.settled(js, settings)
                 await running.close()

@@ -28,9 +28,10 @@ import polars as pl
 import pytest
 from pydantic import BaseModel
 
-from tapewatch.config import PumpTrainSettings, Settings, StreamSettings
+from tapewatch.config import Settings, StreamSettings
 from tapewatch.detect.base import Detector
 from tapewatch.detect.pump.model_file import save_pump_model
+from tapewatch.detect.pump.settings import PumpTrainSettings
 from tapewatch.detect.registry import DETECTORS
 from tapewatch.detect.spoofing.spoofing_l3 import order_events
 from tapewatch.engine.batch import run_batch

@@ -51,7 +51,9 @@ def test_bars_given_as_input_feed_bar_detectors_and_duplicate_alerts_collapse():
 def test_opt_in_detectors_run_only_when_named():
     assert not OPT_IN & {d.name for d in build_detectors(Settings())}
     assert not OPT_IN & {d.name for d in build_detectors(Settings(), candles=True)}
-    without_a_model = sorted(OPT_IN - {"pump_model"})  # it needs a model file: tests/test_pump_model.py
+    without_a_model = sorted(
+        OPT_IN - {"pump_model"}
+    )  # it needs a model file: tests/unit/detect/pump/test_pump_model.py
     assert [d.name for d in build_detectors(Settings(), without_a_model)] == without_a_model
 
 

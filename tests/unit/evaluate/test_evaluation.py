@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from rich.console import Console
 
+from tapewatch.cli.summary import evaluation_table
 from tapewatch.errors import InputError
 from tapewatch.evaluate.scoring import (
     ALERT_FRAME_SCHEMA,
@@ -33,7 +34,6 @@ from tapewatch.evaluate.scoring import (
     outside_events,
     parse_duration,
     quiet_symbol_days,
-    render_report,
     scaled_count,
 )
 from tapewatch.records import TIME, Alert
@@ -254,7 +254,7 @@ def test_scores_frame_and_rendered_table_show_the_figures() -> None:
     assert frame.get_column("detector").to_list() == ["det", ALL_DETECTORS]
     assert frame.row(0, named=True)["precision"] == 0.5
     console = Console(record=True, width=200)
-    console.print(render_report(report))
+    console.print(evaluation_table(report))
     text = console.export_text()
     assert "window −2m / +5m" in text and "2.0 symbol-days" in text
     det_line = next(line for line in text.splitlines() if "det " in line and ALL_DETECTORS not in line)

@@ -12,6 +12,7 @@ import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -87,6 +88,18 @@ def as_csv(frame: pl.DataFrame, path: Path) -> Path:
     return path
 
 
+def read_back(original: pl.DataFrame, path: Path, fmt: str, **options: Any) -> ReadResult:
+    """`original` written to `path` (Parquet, else CSV as `as_csv` writes it) and read back with
+    `options`, after checking the reader took the file for format `fmt`."""
+    if path.suffix == ".parquet":
+        original.write_parquet(path)
+    else:
+        as_csv(original, path)
+    result = read_inputs([path], **options)
+    assert result.formats == {str(path): fmt}
+    return result
+
+
 def depth_message(
     first: int, last: int, *, ms: int = E0, bids=(("0.0024", "10"),), asks=(("0.0026", "100"),)
 ):
@@ -112,9 +125,7 @@ def jsonl(*messages: object) -> str:
 
 def test_order_csv_round_trips_sorted_with_file_order_kept_for_ties(tmp_path: Path) -> None:
     original = orders_frame()
-    path = as_csv(original, tmp_path / "orders.csv")
-    result = read_inputs([path], kinds=ORDERS_ONLY)
-    assert result.formats == {str(path): "l3-orders"}
+    result = read_back(original, tmp_path / "orders.csv", "l3-orders", kinds=ORDERS_ONLY)
     assert result.orders.schema == pl.Schema(ORDER_SCHEMA)
     assert result.orders.equals(original.sort("ts", maintain_order=True))
     assert result.orders["order_id"].to_list() == [
@@ -138,10 +149,7 @@ def test_order_csv_takes_epoch_milliseconds_and_microseconds(tmp_path: Path) -> 
 
 def test_order_parquet_round_trips(tmp_path: Path) -> None:
     original = orders_frame()
-    path = tmp_path / "orders.parquet"
-    original.write_parquet(path)
-    result = read_inputs([path], kinds=ORDERS_ONLY, venue="xetra")
-    assert result.formats == {str(path): "parquet"}
+    result = read_back(original, tmp_path / "orders.parquet", "parquet", kinds=ORDERS_ONLY, venue="xetra")
     assert result.orders.equals(original.sort("ts", maintain_order=True).with_columns(venue=pl.lit("xetra")))
 
 
@@ -200,9 +208,7 @@ def test_identical_order_events_in_one_file_are_kept_but_a_reread_file_is_not(tm
 
 def test_book_csv_round_trips_and_is_told_from_trades_by_its_side(tmp_path: Path) -> None:
     original = book_frame()
-    path = as_csv(original, tmp_path / "book.csv")
-    result = read_inputs([path], kinds=BOOK_ONLY)
-    assert result.formats == {str(path): "l2-book"}
+    result = read_back(original, tmp_path / "book.csv", "l2-book", kinds=BOOK_ONLY)
     assert result.book.schema == pl.Schema(BOOK_SCHEMA)
     assert result.book.equals(original)
     trades = write(
@@ -213,10 +219,7 @@ def test_book_csv_round_trips_and_is_told_from_trades_by_its_side(tmp_path: Path
 
 def test_book_parquet_round_trips(tmp_path: Path) -> None:
     original = book_frame()
-    path = tmp_path / "book.parquet"
-    original.write_parquet(path)
-    result = read_inputs([path], kinds=BOOK_ONLY)
-    assert result.formats == {str(path): "parquet"}
+    result = read_back(original, tmp_path / "book.parquet", "parquet", kinds=BOOK_ONLY)
     assert result.book.equals(original)
 
 

@@ -27,12 +27,6 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from tapewatch.config import (
-    AmplitudeAnomalySettings,
-    BarBaselineSettings,
-    PriceAnomalySettings,
-    VolumeAnomalySettings,
-)
 from tapewatch.detect.bars.features import (
     KEY,
     Feature,
@@ -43,6 +37,12 @@ from tapewatch.detect.bars.features import (
     log_volume,
     spread,
     with_robust_z,
+)
+from tapewatch.detect.bars.settings import (
+    AmplitudeAnomalySettings,
+    BarBaselineSettings,
+    PriceAnomalySettings,
+    VolumeAnomalySettings,
 )
 from tapewatch.detect.base import CandleDetector, DetectorState
 from tapewatch.detect.scoring import excess_score

@@ -24,13 +24,12 @@ import numpy as np
 import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tapewatch.config import ForecastResidualSettings
 from tapewatch.detect.bars.forecasters import (
     KEY,
     TARGETS,
     FitCache,
     Forecaster,
-    ForecasterSettings,
+    WalkForwardDetector,
     finite_rows,
     group_bounds,
     lag_columns,
@@ -38,10 +37,10 @@ from tapewatch.detect.bars.forecasters import (
     make_forecaster,
     period_us,
     robust_z,
-    segments,
     undecided_mask,
 )
-from tapewatch.detect.base import CandleDetector, DetectorState
+from tapewatch.detect.bars.settings import ForecasterSettings, ForecastResidualSettings
+from tapewatch.detect.base import DetectorState
 from tapewatch.detect.scoring import excess_score
 from tapewatch.errors import InputError
 from tapewatch.records import Alert
@@ -65,7 +64,7 @@ class ForecastReport:
     """Share of bars with a calibrated threshold whose residual exceeds it."""
 
 
-class ForecastResidualDetector(CandleDetector):
+class ForecastResidualDetector(WalkForwardDetector):
     """Flags bars whose high or close misses the walk-forward forecast by far more than usual."""
 
     name = "forecast_residual"
@@ -91,16 +90,7 @@ class ForecastResidualDetector(CandleDetector):
         needed = _with_calibration_rows(featured, todo, s.calibration_bars)
         predicted = np.full_like(targets, np.nan)
         keys = featured.select(KEY).unique(maintain_order=True).rows()
-        plan = segments(
-            featured,
-            needed,
-            usable,
-            refit_bars=s.refit_bars,
-            train_bars=s.train_bars,
-            min_train_bars=s.min_train_bars,
-            default_interval=s.interval,
-        )
-        for segment in plan:
+        for segment in self.plan(featured, needed, usable):
             x, y = features[segment.train], targets[segment.train]
             fit = partial(_fit, s.forecaster, x, y)
             model = (
@@ -113,15 +103,6 @@ class ForecastResidualDetector(CandleDetector):
             self._forget_old_fits(featured, keys)
         z = residual_z(featured, targets - predicted, s.calibration_bars, s.min_calibration_bars)
         return _with_forecasts(featured, predicted, z, s.threshold_z).filter(pl.Series(todo))
-
-    def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
-        """Alerts for every venue/symbol/interval in a bars frame sorted by those and ts (see DetectorState)."""
-        if frame.is_empty():
-            return []
-        flagged = self.score_frame(frame, state).filter(pl.col("flagged").fill_null(False))
-        if state is not None:
-            state.advance(KEY, frame.select(*KEY, "ts"), flagged.select(*KEY, "ts"))
-        return [self._alert(row) for row in flagged.iter_rows(named=True)]
 
     def _forget_old_fits(self, featured: pl.DataFrame, keys: list[tuple]) -> None:
         """Keep only fits the next call can need: those of the last `calibration_bars` bars' moments."""

@@ -22,10 +22,11 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import polars as pl
 
-from tapewatch.config import ForecasterSettings
-from tapewatch.detect.base import DetectorState
+from tapewatch.detect.bars.settings import ForecasterSettings
+from tapewatch.detect.base import CandleDetector, DetectorState
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
+from tapewatch.records import Alert
 
 KEY = ["venue", "symbol", "interval"]
 BAR_FEATURES = ("log_return", "log_range", "body", "log_volume_ratio", "log_range_ratio", "gap")
@@ -196,6 +197,44 @@ class FitCache:
         """Forget this key's fits older than `since_us`: no later call can need them."""
         for cached in [k for k in self.fits if k[0] == key and k[1] < since_us]:
             del self.fits[cached]
+
+
+class WalkForwardDetector(CandleDetector):
+    """What the two model-based detectors do alike around their fits: plan the refits from their
+    settings, and turn the bars `score_frame` flags into alerts while advancing the stream state.
+
+    Subclasses set `settings` (with `interval`, `refit_bars`, `train_bars`, `min_train_bars`) and
+    define `score_frame` (the bars to decide, with a `flagged` column) and `_alert`.
+    """
+
+    def score_frame(self, frame: pl.DataFrame, state: DetectorState | None = None) -> pl.DataFrame:
+        """Every bar to decide with its scores and whether it is `flagged` (null: no fit yet)."""
+        raise NotImplementedError
+
+    def _alert(self, row: dict[str, Any]) -> Alert:
+        raise NotImplementedError
+
+    def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
+        """Alerts for every venue/symbol/interval in a bars frame sorted by those and ts (see DetectorState)."""
+        if frame.is_empty():
+            return []
+        flagged = self.score_frame(frame, state).filter(pl.col("flagged").fill_null(False))
+        if state is not None:
+            state.advance(KEY, frame.select(*KEY, "ts"), flagged.select(*KEY, "ts"))
+        return [self._alert(row) for row in flagged.iter_rows(named=True)]
+
+    def plan(self, featured: pl.DataFrame, score: np.ndarray, usable: np.ndarray) -> Iterator[Segment]:
+        """The walk-forward segments (see `segments`) under this detector's refit settings."""
+        s = self.settings
+        return segments(
+            featured,
+            score,
+            usable,
+            refit_bars=s.refit_bars,
+            train_bars=s.train_bars,
+            min_train_bars=s.min_train_bars,
+            default_interval=s.interval,
+        )
 
 
 # -- forecasters ---------------------------------------------------------------------------------

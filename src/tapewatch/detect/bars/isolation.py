@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tapewatch.config import IsolationForestSettings
 from tapewatch.detect.bars.forecasters import (
     BAR_FEATURES,
     KEY,
@@ -36,12 +35,13 @@ from tapewatch.detect.bars.forecasters import (
     TINY,
     FitCache,
     Segment,
+    WalkForwardDetector,
     bar_features,
     finite_rows,
-    segments,
     undecided_mask,
 )
-from tapewatch.detect.base import CandleDetector, DetectorState
+from tapewatch.detect.bars.settings import IsolationForestSettings
+from tapewatch.detect.base import DetectorState
 from tapewatch.detect.scoring import excess_score
 from tapewatch.records import Alert, to_iso
 
@@ -61,7 +61,7 @@ class _Forest:
     typical: float
 
 
-class IsolationForestDetector(CandleDetector):
+class IsolationForestDetector(WalkForwardDetector):
     """Flags bars an Isolation Forest, fitted on the trailing window, finds easy to isolate."""
 
     name = "isolation_forest"
@@ -102,31 +102,13 @@ class IsolationForestDetector(CandleDetector):
         )
         return scored.filter(pl.Series(todo)).with_columns(flagged=pl.col("anomaly") >= pl.col("threshold"))
 
-    def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
-        """Alerts for every venue/symbol/interval in a bars frame sorted by those and ts (see DetectorState)."""
-        if frame.is_empty():
-            return []
-        flagged = self.score_frame(frame, state).filter(pl.col("flagged").fill_null(False))
-        if state is not None:
-            state.advance(KEY, frame.select(*KEY, "ts"), flagged.select(*KEY, "ts"))
-        return [self._alert(row) for row in flagged.iter_rows(named=True)]
-
     def _pools(
         self, featured: pl.DataFrame, todo: np.ndarray, usable: np.ndarray, keys: list[Key]
     ) -> list[tuple[Any, list[Segment]]]:
         """Segments grouped by the forest that scores them: per symbol, or per venue/interval and moment."""
         s = self.settings
-        plan = segments(
-            featured,
-            todo,
-            usable,
-            refit_bars=s.refit_bars,
-            train_bars=s.train_bars,
-            min_train_bars=s.min_train_bars,
-            default_interval=s.interval,
-        )
         pools: dict[Any, list[Segment]] = {}
-        for segment in plan:
+        for segment in self.plan(featured, todo, usable):
             venue, symbol, interval = keys[segment.group]
             owner = (venue, interval) if s.scope == "universe" else (venue, symbol, interval)
             pools.setdefault((owner, segment.refit_at_us), []).append(segment)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from tapewatch.config import KampsKleinbergSettings
 from tapewatch.detect.base import CandleDetector, DetectorState
+from tapewatch.detect.pump.settings import KampsKleinbergSettings
 from tapewatch.detect.scoring import excess_score
 from tapewatch.durations import parse_duration
 from tapewatch.io.derive import stable

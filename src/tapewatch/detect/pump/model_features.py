@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from tapewatch.config import PumpFeatureSettings
+from tapewatch.detect.pump.settings import PumpFeatureSettings
 from tapewatch.io.derive import KEY, order_starts, stable, sweep_order
 
 _US = 1_000_000

@@ -19,8 +19,8 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tapewatch.config import PumpLabelSettings
-from tapewatch.detect.pump.model_features import PumpFeatureSettings, feature_matrix, model_feature_names
+from tapewatch.detect.pump.model_features import feature_matrix, model_feature_names
+from tapewatch.detect.pump.settings import PumpFeatureSettings, PumpLabelSettings
 from tapewatch.errors import InputError
 
 FORMAT = "tapewatch-pump-model"

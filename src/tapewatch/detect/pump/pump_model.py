@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from tapewatch.config import PumpModelSettings
 from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.pump.model_features import chunk_features, feature_lookback_us, window_label
+from tapewatch.detect.pump.settings import PumpModelSettings
 from tapewatch.errors import InputError
 from tapewatch.io.derive import KEY
 from tapewatch.records import Alert

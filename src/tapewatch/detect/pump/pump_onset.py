@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tapewatch.config import PumpOnsetSettings
 from tapewatch.detect.base import DetectorState
+from tapewatch.detect.pump.settings import PumpOnsetSettings
 from tapewatch.detect.scoring import excess_score
 from tapewatch.errors import InputError
 from tapewatch.io.derive import KEY, SIDE_CODES, first_of_each_order, side_code

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tapewatch.config import SpoofingL2Settings
 from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.scoring import excess_score
+from tapewatch.detect.spoofing.settings import SpoofingL2Settings
 from tapewatch.io.derive import KEY, LEVEL, stable
 from tapewatch.records import Alert, to_iso
 

@@ -56,9 +56,9 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import polars as pl
 
-from tapewatch.config import SpoofingL3Settings
 from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.scoring import excess_score
+from tapewatch.detect.spoofing.settings import SpoofingL3Settings
 from tapewatch.io.derive import stable
 from tapewatch.records import ORDER_SCHEMA, TRADE_SCHEMA, Alert, conform, to_iso
 

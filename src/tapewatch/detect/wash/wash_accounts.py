@@ -57,10 +57,10 @@ import numpy as np
 import polars as pl
 from scipy import special
 
-from tapewatch.config import WASH_MAX_GROUP, WashAccountsSettings
 from tapewatch.detect.base import DetectorState
 from tapewatch.detect.scoring import excess_score
 from tapewatch.detect.wash import accounts_graph as graph
+from tapewatch.detect.wash.settings import WASH_MAX_GROUP, WashAccountsSettings
 from tapewatch.io.derive import stable
 from tapewatch.records import Alert, alert_id, to_iso
 

@@ -38,7 +38,6 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from tapewatch.config import WashPublicSettings
 from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.scoring import excess_score
 from tapewatch.detect.wash.public_stats import (
@@ -51,6 +50,7 @@ from tapewatch.detect.wash.public_stats import (
     split_counts,
     tail_test,
 )
+from tapewatch.detect.wash.settings import WashPublicSettings
 from tapewatch.records import Alert
 
 KEY = ["venue", "symbol"]
@@ -186,7 +186,7 @@ def bucket_moves(tape: Tape, bucket_us: int) -> tuple[np.ndarray, np.ndarray, np
 
 def closing_prices(tape: Tape, starts: np.ndarray) -> np.ndarray:
     """Each bucket's last price (buckets are the runs of rows from `starts`), the fills of its last
-    instant taken in sweep order (up for buys, down for sells, as `engine.bars.sweep_order`), so the
+    instant taken in sweep order (up for buys, down for sells, as `io.derive.sweep_order`), so the
     row order of simultaneous trades cannot change it."""
     lengths = np.diff(np.append(starts, tape.ts_us.size))
     last_instant = np.repeat(tape.ts_us[starts + lengths - 1], lengths)
@@ -236,29 +236,13 @@ def _benford(tape: Tape, s: WashPublicSettings) -> Judged:
 def _clustering(tape: Tape, s: WashPublicSettings) -> Judged:
     low, high = s.clustering_low, s.clustering_high
     results = clustering_test(tape.mantissas, s.round_step, s.round_width, low, high)
-    return _judge(
-        "round_clustering",
-        results,
-        _outside(results.effect, low, high),
-        _range_excess(results.effect, low, high),
-        {"low": low, "high": high},
-        s,
-        enough=results.n >= s.round_min_sample,
-    )
+    return _judge_range("round_clustering", results, low, high, s, enough=results.n >= s.round_min_sample)
 
 
 def _tail(tape: Tape, s: WashPublicSettings) -> Judged:
     low, high = s.tail_low, s.tail_high
     results = tail_test(tape.notional, tape.window, tape.count, low, high, s.tail_share, s.tail_min)
-    return _judge(
-        "tail_exponent",
-        results,
-        _outside(results.effect, low, high),
-        _range_excess(results.effect, low, high),
-        {"low": low, "high": high},
-        s,
-        enough=np.isfinite(results.effect),
-    )
+    return _judge_range("tail_exponent", results, low, high, s, enough=np.isfinite(results.effect))
 
 
 def _impact(tape: Tape, s: WashPublicSettings) -> Judged:
@@ -294,6 +278,21 @@ def _judge(
         [~enough, material & (results.p_value <= s.max_p_value)], ["insufficient", "wash_like"], "normal"
     )
     return Judged(test, results, threshold, verdict, excess)
+
+
+def _judge_range(
+    test: str, results: TestResults, low: float, high: float, s: WashPublicSettings, *, enough: np.ndarray
+) -> Judged:
+    """A test whose effect is normal inside [low, high]: material outside it, excess by how far."""
+    return _judge(
+        test,
+        results,
+        _outside(results.effect, low, high),
+        _range_excess(results.effect, low, high),
+        {"low": low, "high": high},
+        s,
+        enough=enough,
+    )
 
 
 def _outside(value: np.ndarray, low: float, high: float) -> np.ndarray:

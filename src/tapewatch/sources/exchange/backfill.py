@@ -14,14 +14,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import ccxt.async_support
 import polars as pl
-from rich.progress import Progress, TaskID
 
 from tapewatch.config import ExchangeSettings
 from tapewatch.io.lake import Lake
+from tapewatch.progress import Progress
 from tapewatch.sources.exchange.connect import make_exchange
 from tapewatch.sources.exchange.coverage import Coverage
 from tapewatch.sources.exchange.normalise import bars_frame, normalise_trades, trades_frame
@@ -239,7 +239,7 @@ class _Buffer:
         return written
 
 
-def _progress_task(progress: Progress | None, description: str, total: int) -> TaskID | None:
+def _progress_task(progress: Progress | None, description: str, total: int) -> Any:
     if progress is None or total <= 0:
         return None
     return progress.add_task(description, total=total)

@@ -19,7 +19,7 @@ Every family module exposes
 - `rate` manipulation episodes per symbol-day; `honest_only` injects none (false-alarm runs);
 - the same arguments give the same frames.
 
-`tests/test_families.py` checks this contract on every family registered in `FAMILIES`.
+`tests/unit/sources/families/test_families.py` checks this contract on every family registered in `FAMILIES`.
 """
 
 from __future__ import annotations

@@ -256,44 +256,54 @@ def _hourly_volume(arrivals: Arrivals, lots: list[int], seconds: int) -> np.ndar
 
 def _trade_frame(k: int, run: SymbolRun, names: pl.Series) -> pl.DataFrame:
     ts, price, lots, side, buyer, seller = run.trades[:, :6].T
-    symbol = run.symbol
-    return conform(
-        pl.DataFrame(
-            {
-                "ts": _times(ts),
-                "venue": VENUE,
-                "symbol": symbol.name,
-                "price": np.round(price * symbol.tick, 6),
-                "amount": np.round(lots * symbol.lot, 8),
-                "side": np.where(side > 0, "buy", "sell"),
-                "trade_id": pl.Series(trade_key(k, np.arange(ts.size))).cast(pl.String),
-                "buyer": names.gather(buyer),
-                "seller": names.gather(seller),
-            }
-        ),
+    return _record_frame(
+        run,
         TRADE_SCHEMA,
+        ts,
+        side,
+        price,
+        lots,
+        trade_id=pl.Series(trade_key(k, np.arange(ts.size))).cast(pl.String),
+        buyer=names.gather(buyer),
+        seller=names.gather(seller),
     )
 
 
 def _order_frame(k: int, run: SymbolRun, names: pl.Series) -> pl.DataFrame:
     ts, oid, account, side, price, lots, action = run.events[:, :7].T
-    symbol = run.symbol
-    return conform(
-        pl.DataFrame(
-            {
-                "ts": _times(ts),
-                "venue": VENUE,
-                "symbol": symbol.name,
-                "order_id": pl.Series(order_key(k, oid)).cast(pl.String),
-                "account": names.gather(account),
-                "side": np.where(side > 0, "buy", "sell"),
-                "price": np.round(price * symbol.tick, 6),
-                "amount": np.round(lots * symbol.lot, 8),
-                "action": np.asarray(ACTIONS)[action],
-            }
-        ),
+    return _record_frame(
+        run,
         ORDER_SCHEMA,
+        ts,
+        side,
+        price,
+        lots,
+        order_id=pl.Series(order_key(k, oid)).cast(pl.String),
+        account=names.gather(account),
+        action=np.asarray(ACTIONS)[action],
     )
+
+
+def _record_frame(
+    run: SymbolRun,
+    schema: dict[str, pl.DataType],
+    ts: np.ndarray,
+    side: np.ndarray,
+    price: np.ndarray,
+    lots: np.ndarray,
+    **own: pl.Series | np.ndarray,
+) -> pl.DataFrame:
+    """Trades and order events alike: internal ticks, lots and ±1 sides in record units, plus `own` columns."""
+    symbol = run.symbol
+    shared = {
+        "ts": _times(ts),
+        "venue": VENUE,
+        "symbol": symbol.name,
+        "side": np.where(side > 0, "buy", "sell"),
+        "price": np.round(price * symbol.tick, 6),
+        "amount": np.round(lots * symbol.lot, 8),
+    }
+    return conform(pl.DataFrame(shared | own), schema)
 
 
 def _times(us: np.ndarray) -> pl.Series:

@@ -127,36 +127,55 @@ def _pick(values: tuple[str, ...] | np.ndarray, codes: list[int]) -> np.ndarray:
 
 def _trades(book: Book, spec: SymbolSpec, names: np.ndarray, prefix: str) -> pl.DataFrame:
     tape = book.tape
-    n = len(tape.trade_ts)
-    columns = {
-        "ts": _us(tape.trade_ts),
-        "venue": [VENUE] * n,
-        "symbol": [spec.name] * n,
-        "price": _prices(tape.trade_price, spec),
-        "amount": _amounts(tape.trade_lots, spec),
-        "side": _pick(SIDES, tape.trade_side),
-        "trade_id": [f"{prefix}t{i}" for i in range(n)],
-        "buyer": _pick(names, tape.trade_buyer),
-        "seller": _pick(names, tape.trade_seller),
-    }
-    return pl.DataFrame(columns, schema=TRADE_SCHEMA)
+    return _record_frame(
+        TRADE_SCHEMA,
+        spec,
+        tape.trade_ts,
+        tape.trade_side,
+        tape.trade_price,
+        tape.trade_lots,
+        trade_id=[f"{prefix}t{i}" for i in range(len(tape.trade_ts))],
+        buyer=_pick(names, tape.trade_buyer),
+        seller=_pick(names, tape.trade_seller),
+    )
 
 
 def _orders(book: Book, spec: SymbolSpec, names: np.ndarray, prefix: str) -> pl.DataFrame:
     tape = book.tape
-    n = len(tape.order_ts)
+    return _record_frame(
+        ORDER_SCHEMA,
+        spec,
+        tape.order_ts,
+        tape.order_side,
+        tape.order_price,
+        tape.order_lots,
+        order_id=[f"{prefix}o{oid}" for oid in tape.order_id],
+        account=_pick(names, tape.order_account),
+        action=_pick(ACTIONS, tape.order_action),
+    )
+
+
+def _record_frame(
+    schema: dict[str, pl.DataType],
+    spec: SymbolSpec,
+    ts: list[int],
+    side: list[int],
+    ticks: list[int],
+    lots: list[int],
+    **own: list[str] | np.ndarray,
+) -> pl.DataFrame:
+    """Trades and order events alike: the tape's times, sides, ticks and lots in record units, plus `own`."""
+    n = len(ts)
     columns = {
-        "ts": _us(tape.order_ts),
+        "ts": _us(ts),
         "venue": [VENUE] * n,
         "symbol": [spec.name] * n,
-        "order_id": [f"{prefix}o{oid}" for oid in tape.order_id],
-        "account": _pick(names, tape.order_account),
-        "side": _pick(SIDES, tape.order_side),
-        "price": _prices(tape.order_price, spec),
-        "amount": _amounts(tape.order_lots, spec),
-        "action": _pick(ACTIONS, tape.order_action),
+        "side": _pick(SIDES, side),
+        "price": _prices(ticks, spec),
+        "amount": _amounts(lots, spec),
+        **own,
     }
-    return pl.DataFrame(columns, schema=ORDER_SCHEMA)
+    return pl.DataFrame({name: columns[name] for name in schema}, schema=schema)
 
 
 def _labels(

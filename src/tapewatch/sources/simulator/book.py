@@ -2,7 +2,7 @@
 they hit (placed honestly, partially filled, remainder cancelled) and the L3 rows of both.
 
 A resting order may exist at price p only while the market never trades through p; the
-first-passage search in `sim_core.PathSearch` enforces that for every order at once, so the
+first-passage search in `core.PathSearch` enforces that for every order at once, so the
 L3 stream never shows a bid above a price that traded lower.
 """
 

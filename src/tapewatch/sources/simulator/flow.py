@@ -10,24 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tapewatch.sources.simulator import core
 from tapewatch.sources.simulator.config import SimulationConfig
-from tapewatch.sources.simulator.core import (
-    DAY_S,
-    MS,
-    TAKER_DEFAULTS,
-    US,
-    Accounts,
-    Cols,
-    Curve,
-    Episode,
-    Injection,
-    SymbolSpec,
-    day_windows,
-    make_cols,
-    pick_traders,
-    poisson_times,
-    smoothstep,
-)
+from tapewatch.sources.simulator.core import DAY_S, MS, US
 
 BIN_S = 10
 """Resolution of the arrival intensity (rate is piecewise constant over 10 s bins)."""
@@ -62,7 +47,7 @@ def draw_fill_counts(
 
 
 def activity(
-    spec: SymbolSpec,
+    spec: core.SymbolSpec,
     config: SimulationConfig,
     rng: np.random.Generator,
     boosts: list[tuple[int, float, float, float]],
@@ -103,7 +88,7 @@ def _boost(start: np.ndarray, boosts: list[tuple[int, float, float, float]]) -> 
 
 
 def _flurries(
-    spec: SymbolSpec, config: SimulationConfig, rng: np.random.Generator
+    spec: core.SymbolSpec, config: SimulationConfig, rng: np.random.Generator
 ) -> list[tuple[int, float, float, float]]:
     """Short flurries of trading (a minute or two at several times the rate): the heavy tail of
     per-minute counts that a Hawkes process alone does not reach."""
@@ -155,19 +140,19 @@ def _hawkes(
 
 
 def background_takers(
-    spec: SymbolSpec,
+    spec: core.SymbolSpec,
     config: SimulationConfig,
-    accounts: Accounts,
+    accounts: core.Accounts,
     rng: np.random.Generator,
     boosts: list[tuple[int, float, float, float]],
-) -> tuple[Cols, np.ndarray]:
+) -> tuple[core.Cols, np.ndarray]:
     """Ordinary taker orders for one symbol, and the per-bin volatility scale for the price path."""
     start, rate, buy, vol = activity(spec, config, rng, boosts)
     t, side, factor, parent = _hawkes(rng, start, rate, buy, config, spec.duration)
     c = CLUSTER_SIZE_WEIGHT
     z = np.sqrt(1 - c * c) * rng.normal(0.0, 1.0, t.size) + c * factor
     notional = np.maximum(spec.median_btc * np.exp(config.trade_size_sigma * z), MIN_NOTIONAL_BTC)
-    account = pick_traders(spec, accounts, rng, t.size)
+    account = core.pick_traders(spec, accounts, rng, t.size)
     mm = rng.random(t.size) < MM_TAKER_SHARE
     account[mm] = rng.choice(spec.market_makers, size=int(mm.sum()))
     # order splitting: children of a cluster often come from the parent's account; parents
@@ -175,8 +160,8 @@ def background_takers(
     repeat = (parent >= 0) & (rng.random(t.size) < ACCOUNT_REPEAT)
     idx = np.flatnonzero(repeat)
     account[idx] = account[parent[idx]]
-    takers = make_cols(
-        TAKER_DEFAULTS,
+    takers = core.make_cols(
+        core.TAKER_DEFAULTS,
         t.size,
         t=(t // MS) * MS,
         side=side,
@@ -188,27 +173,27 @@ def background_takers(
 
 
 def plan_organic(
-    spec: SymbolSpec,
+    spec: core.SymbolSpec,
     config: SimulationConfig,
     rng: np.random.Generator,
     avoid: list[tuple[int, int]],
     first_id: int,
-) -> Injection:
+) -> core.Injection:
     """News re-pricings and volume bursts: organic, unlabelled, and a fair test of false alarms."""
-    out = Injection()
+    out = core.Injection()
     margin = 30 * 60 * US
     next_id = first_id
-    for lo, hi in day_windows(spec.duration):
-        for t in poisson_times(rng, config.news_per_symbol_day, lo, hi, avoid, margin):
+    for lo, hi in core.day_windows(spec.duration):
+        for t in core.poisson_times(rng, config.news_per_symbol_day, lo, hi, avoid, margin):
             out.merge(_news(spec, rng, int(t), next_id))
             next_id += 1
-        for t in poisson_times(rng, config.bursts_per_symbol_day, lo, hi, avoid, margin):
+        for t in core.poisson_times(rng, config.bursts_per_symbol_day, lo, hi, avoid, margin):
             out.merge(_burst(rng, int(t), next_id))
             next_id += 1
     return out
 
 
-def _news(spec: SymbolSpec, rng: np.random.Generator, t0: int, episode: int) -> Injection:
+def _news(spec: core.SymbolSpec, rng: np.random.Generator, t0: int, episode: int) -> core.Injection:
     """Information arrives: the price walks to a new level over seconds to minutes and mostly stays."""
     if rng.random() < 0.3:  # good news rallies: the pump detector's classic false alarm
         move = rng.uniform(0.06, 0.25)
@@ -223,13 +208,13 @@ def _news(spec: SymbolSpec, rng: np.random.Generator, t0: int, episode: int) -> 
     knots = np.concatenate(
         [[t0], t0 + s * move_s * US, [t0 + (move_s + hold_s) * US, t0 + (move_s + hold_s + revert_s) * US]]
     )
-    shape = smoothstep(s) * (1 + rng.normal(0, 0.1, s.size))
+    shape = core.smoothstep(s) * (1 + rng.normal(0, 0.1, s.size))
     shape[-1] = 1.0
     values = move * np.concatenate([[0.0], shape, [1.0, 1.0 - reversion]])
     boost = rng.uniform(3, 20)
     decay = rng.uniform(120, 1200)
-    out = Injection()
-    out.curves.append(Curve(knots.astype(np.int64), values, persist=True))
+    out = core.Injection()
+    out.curves.append(core.Curve(knots.astype(np.int64), values, persist=True))
     out.sample_times.append(np.arange(t0, t0 + int(move_s * US), 2 * US))
     out.boosts.append((t0, boost, decay, float(np.sign(move)) * rng.uniform(0.15, 0.3)))
     end = t0 + int(max(move_s, 3 * decay) * US)
@@ -240,21 +225,21 @@ def _news(spec: SymbolSpec, rng: np.random.Generator, t0: int, episode: int) -> 
         "rate_boost": round(boost, 2),
         "boost_decay_seconds": round(decay, 1),
     }
-    out.episodes.append(Episode(episode, "news", t0, min(end, spec.duration), t0, [], details))
+    out.episodes.append(core.Episode(episode, "news", t0, min(end, spec.duration), t0, [], details))
     return out
 
 
-def _burst(rng: np.random.Generator, t0: int, episode: int) -> Injection:
+def _burst(rng: np.random.Generator, t0: int, episode: int) -> core.Injection:
     """A burst of ordinary trading with no lasting price move (a whale working an order, a rumour)."""
     boost = rng.uniform(3, 12)
     decay = rng.uniform(60, 600)
     bias = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.0, 0.2))
-    out = Injection()
+    out = core.Injection()
     out.boosts.append((t0, boost, decay, bias))
     details = {
         "rate_boost": round(boost, 2),
         "boost_decay_seconds": round(decay, 1),
         "buy_bias": round(bias, 3),
     }
-    out.episodes.append(Episode(episode, "volume_burst", t0, t0 + int(3 * decay * US), t0, [], details))
+    out.episodes.append(core.Episode(episode, "volume_burst", t0, t0 + int(3 * decay * US), t0, [], details))
     return out

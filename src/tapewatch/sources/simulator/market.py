@@ -8,10 +8,10 @@ truth lands in `labels`. Trades and L3 order events agree with each other: every
 maker and a taker fill, every resting order is placed and pulled without the market ever
 trading through it.
 
-The modules behind it: `sim_config` (knobs), `sim_core` (shared types), `sim_flow`
-(background arrivals, organic events), `sim_book` (touch path, fills, resting orders),
-`sim_pump` / `sim_wash` / `sim_spoof` (scenarios), `sim_symbol` (one symbol end to end),
-`sim_labels` (ground truth from what was generated).
+The modules beside it: `config` (knobs), `core` (shared types), `flow`
+(background arrivals, organic events), `book` (touch path, fills, resting orders),
+`pump` / `wash` / `spoof` (scenarios), `symbol` (one symbol end to end),
+`labels` (ground truth from what was generated).
 """
 
 from __future__ import annotations

@@ -10,24 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tapewatch.sources.simulator import core
 from tapewatch.sources.simulator.config import SimulationConfig
-from tapewatch.sources.simulator.core import (
-    DAY_S,
-    MS,
-    PUMP_ACCUMULATE,
-    PUMP_DUMP,
-    PUMP_RUSH,
-    US,
-    Accounts,
-    Cols,
-    Curve,
-    Episode,
-    Injection,
-    ScenarioInputs,
-    SymbolSpec,
-    day_windows,
-    injected_takers,
-)
+from tapewatch.sources.simulator.core import DAY_S, MS, US
 
 CROWD_SHARE = 0.7
 """Share of pump buyers who are channel members rather than regular traders of the coin."""
@@ -39,13 +24,13 @@ DUMP_TAIL_S = 1800
 """Room kept after an announcement before the simulation ends (for the dump to play out)."""
 
 
-def plan_pumps(spec: SymbolSpec, config: SimulationConfig, rng: np.random.Generator) -> list[int]:
+def plan_pumps(spec: core.SymbolSpec, config: SimulationConfig, rng: np.random.Generator) -> list[int]:
     """Announcement times: a Poisson count per symbol-day, never in the warm-up, never overlapping."""
     earliest = int(config.pump_warmup_hours * 3600 * US)
     latest = spec.duration - DUMP_TAIL_S * US
     gap = int(config.pump_min_gap_hours * 3600 * US)
     chosen: list[int] = []
-    for lo, hi in day_windows(spec.duration):
+    for lo, hi in core.day_windows(spec.duration):
         count = rng.poisson(config.pumps_per_symbol_day * (hi - lo) / (DAY_S * US))
         a, b = max(lo, earliest), min(hi, latest)
         for _ in range(count):
@@ -75,7 +60,7 @@ def _group_same_ms(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     return t[head]
 
 
-def inject_pump(inputs: ScenarioInputs, t0: int, episode: int) -> Injection:
+def inject_pump(inputs: core.ScenarioInputs, t0: int, episode: int) -> core.Injection:
     """One pump-and-dump announced at t0, with its price curve, orders and ground-truth episode."""
     spec, config, accounts, rng = inputs.spec, inputs.config, inputs.accounts, inputs.rng
     low, high = config.pump_gain_range
@@ -90,7 +75,7 @@ def inject_pump(inputs: ScenarioInputs, t0: int, episode: int) -> Injection:
     t_peak = t0 + int((delay_s + peak_s) * US)
     t_end = t_peak + int(dump_s * US)
 
-    out = Injection()
+    out = core.Injection()
     insiders = _insiders(spec, accounts, rng, t0, episode) if rng.random() < 0.5 else None
     window_s = delay_s + peak_s + dump_s
     rush = _rush(spec, accounts, rng, t0, delay_s, t_peak, window_s, multiplier, organisers, episode)
@@ -116,14 +101,14 @@ def inject_pump(inputs: ScenarioInputs, t0: int, episode: int) -> Injection:
     }
     end = int(max(t_end, dump["t"].max()))
     out.episodes.append(
-        Episode(episode, "pump_and_dump", start, end, t0, [int(a) for a in organisers], details)
+        core.Episode(episode, "pump_and_dump", start, end, t0, [int(a) for a in organisers], details)
     )
     return out
 
 
 def _rush(
-    spec: SymbolSpec,
-    accounts: Accounts,
+    spec: core.SymbolSpec,
+    accounts: core.Accounts,
     rng: np.random.Generator,
     t0: int,
     delay_s: float,
@@ -132,7 +117,7 @@ def _rush(
     multiplier: float,
     organisers: np.ndarray,
     episode: int,
-) -> Cols:
+) -> core.Cols:
     """Participants' market buys: a gamma-shaped burst, buys before the peak, profit-taking after."""
     extra = rng.uniform(0.5, 2.0)
     wanted = multiplier * spec.trade_rate * window_s  # prints from the announcement to the dump's end
@@ -151,20 +136,20 @@ def _rush(
     n_fills[-1] = 3 + rng.poisson(2.0)
     ladder = (side > 0) & (rng.random(n) < 0.3)  # organisers' sell ladder fills the rush
     maker = np.where(ladder, rng.choice(organisers, n), -1)
-    return injected_takers(
+    return core.injected_takers(
         n,
         t,
         episode,
         side=side,
         notional=spec.median_btc * 8 * rng.lognormal(0.0, 1.0, n),
         account=_participants(accounts, rng, n),
-        kind=PUMP_RUSH,
+        kind=core.PUMP_RUSH,
         n_fills=n_fills,
         maker_account=maker,
     )
 
 
-def _participants(accounts: Accounts, rng: np.random.Generator, n: int) -> np.ndarray:
+def _participants(accounts: core.Accounts, rng: np.random.Generator, n: int) -> np.ndarray:
     """Mostly channel members who appear only in pumps, some regular traders joining in."""
     regular = rng.choice(accounts.traders, n)
     if accounts.crowd.size == 0:
@@ -181,43 +166,45 @@ def _rush_delays(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.where(fast, rng.gamma(1.2, fast_scale, n), rng.gamma(1.5, slow_scale, n))
 
 
-def _insiders(spec: SymbolSpec, accounts: Accounts, rng: np.random.Generator, t0: int, episode: int) -> Cols:
+def _insiders(
+    spec: core.SymbolSpec, accounts: core.Accounts, rng: np.random.Generator, t0: int, episode: int
+) -> core.Cols:
     """A few friends of the channel buy seconds before the announcement."""
     n = int(rng.integers(1, 5))
     t = t0 - (rng.uniform(1.0, 15.0, n) * US).astype(np.int64)
-    return injected_takers(
+    return core.injected_takers(
         n,
         t,
         episode,
         side=1,
         notional=spec.median_btc * 20 * rng.lognormal(0.0, 0.5, n),
         account=rng.choice(accounts.traders, n),
-        kind=PUMP_RUSH,
+        kind=core.PUMP_RUSH,
         n_fills=1 + rng.poisson(1.5, n),
     )
 
 
 def _dump(
-    spec: SymbolSpec,
+    spec: core.SymbolSpec,
     rng: np.random.Generator,
     t_peak: int,
     peak_s: float,
     dump_s: float,
     organisers: np.ndarray,
     episode: int,
-) -> Cols:
+) -> core.Cols:
     """Organisers sell into the buyers from just before the peak until the price is back down."""
     n = int(rng.integers(4, 21))
     span = dump_s + 0.5 * peak_s
     t = t_peak - int(0.5 * peak_s * US) + (rng.beta(1.3, 2.5, n) * span * US).astype(np.int64)
-    return injected_takers(
+    return core.injected_takers(
         n,
         np.sort(t),
         episode,
         side=-1,
         notional=spec.median_btc * 30 * rng.lognormal(0.0, 0.7, n),
         account=rng.choice(organisers, n),
-        kind=PUMP_DUMP,
+        kind=core.PUMP_DUMP,
         n_fills=1 + rng.poisson(3.0, n),
     )
 
@@ -232,7 +219,7 @@ def _curve(
     dump_s: float,
     gain: float,
     residual: float,
-) -> Curve:
+) -> core.Curve:
     """The pump's log-price excursion: a jagged climb to the peak, a fast fall, a possible dead-cat bounce."""
     top = np.log1p(gain)
     s = np.array([0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.0])
@@ -247,11 +234,16 @@ def _curve(
     times = np.concatenate([[start, t0], t0 + (delay_s + s * peak_s) * US, t_peak + u * dump_s * US])
     values = np.concatenate([[0.0, pre], np.maximum(rise, pre), np.minimum(fall, top)])
     times, keep = np.unique(times.astype(np.int64), return_index=True)
-    return Curve(times, values[keep], persist=True)
+    return core.Curve(times, values[keep], persist=True)
 
 
 def _accumulate(
-    spec: SymbolSpec, rng: np.random.Generator, t0: int, organisers: np.ndarray, episode: int, out: Injection
+    spec: core.SymbolSpec,
+    rng: np.random.Generator,
+    t0: int,
+    organisers: np.ndarray,
+    episode: int,
+    out: core.Injection,
 ) -> dict[str, int] | None:
     """Organisers buy quietly for hours before: small market buys and resting bids that soak up sells."""
     hours = rng.uniform(1.0, 8.0)
@@ -262,7 +254,7 @@ def _accumulate(
     n = int(rng.integers(4, 21))
     t = np.sort(rng.integers(lo, hi, n))
     out.takers.append(
-        injected_takers(
+        core.injected_takers(
             n,
             t,
             episode,
@@ -270,7 +262,7 @@ def _accumulate(
             side=1,
             notional=spec.median_btc * 4 * rng.lognormal(0.0, 0.6, n),
             account=rng.choice(organisers, n),
-            kind=PUMP_ACCUMULATE,
+            kind=core.PUMP_ACCUMULATE,
         )
     )
     out.maker_bias.append((lo, hi, 1, organisers, 0.25))

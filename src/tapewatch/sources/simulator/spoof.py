@@ -10,26 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tapewatch.sources.simulator import core
 from tapewatch.sources.simulator.config import SimulationConfig
-from tapewatch.sources.simulator.core import (
-    MS,
-    ORDER_DEFAULTS,
-    SPOOF_EXEC,
-    SPOOF_HIT,
-    SPOOF_INDUCED,
-    US,
-    Accounts,
-    Cols,
-    Curve,
-    Episode,
-    Injection,
-    ScenarioInputs,
-    SymbolSpec,
-    day_windows,
-    injected_takers,
-    make_cols,
-    poisson_times,
-)
+from tapewatch.sources.simulator.core import MS, US
 from tapewatch.sources.simulator.wash import GROUP_STRIDE
 
 BUSY_TRADERS = 30
@@ -38,19 +21,19 @@ PASSIVE_GROUP = GROUP_STRIDE - 1
 
 
 def plan_spoofs(
-    spec: SymbolSpec, config: SimulationConfig, rng: np.random.Generator, avoid: list[tuple[int, int]]
+    spec: core.SymbolSpec, config: SimulationConfig, rng: np.random.Generator, avoid: list[tuple[int, int]]
 ) -> list[int]:
     """Episode times: a Poisson count per symbol-day, kept clear of pumps."""
     times: list[int] = []
-    for lo, hi in day_windows(spec.duration):
+    for lo, hi in core.day_windows(spec.duration):
         hi = min(hi, spec.duration - 5 * 60 * US)
         times += [
-            int(t) for t in poisson_times(rng, config.spoofs_per_symbol_day, lo, hi, avoid, 10 * 60 * US)
+            int(t) for t in core.poisson_times(rng, config.spoofs_per_symbol_day, lo, hi, avoid, 10 * 60 * US)
         ]
     return times
 
 
-def inject_spoof(inputs: ScenarioInputs, t0: int, episode: int, first_order: int) -> Injection:
+def inject_spoof(inputs: core.ScenarioInputs, t0: int, episode: int, first_order: int) -> core.Injection:
     """One spoofing or layering episode starting at t0; `first_order` is its first resting order's index."""
     spec, config, accounts, rng = inputs.spec, inputs.config, inputs.accounts, inputs.rng
     side = int(rng.choice([1, -1]))
@@ -77,7 +60,7 @@ def inject_spoof(inputs: ScenarioInputs, t0: int, episode: int, first_order: int
     orders["t_cancel"] = cancel
     induced = _induced(spec, accounts, rng, ramp0, int(cancel.max()), side, spoofer, episode)
 
-    out = Injection()
+    out = core.Injection()
     out.orders.append(orders)
     out.takers += [exec_takers, induced]
     if partial:
@@ -88,7 +71,7 @@ def inject_spoof(inputs: ScenarioInputs, t0: int, episode: int, first_order: int
     move_ticks = max(1.0, move / spec.tick_rel)
     settle = int(cancel.max()) + int(rng.uniform(10, 60) * US)
     knots = np.array([ramp0, ramp1, int(cancel.min()), settle], dtype=np.int64)
-    out.curves.append(Curve(knots, side * move_ticks * spec.tick_rel * np.array([0.0, 1.0, 1.0, 0.0])))
+    out.curves.append(core.Curve(knots, side * move_ticks * spec.tick_rel * np.array([0.0, 1.0, 1.0, 0.0])))
     out.sample_times.append(np.arange(ramp0, settle, 500 * MS))
     details = {
         "side": "buy" if side > 0 else "sell",
@@ -101,13 +84,15 @@ def inject_spoof(inputs: ScenarioInputs, t0: int, episode: int, first_order: int
     }
     typology = "layering" if layering else "spoofing"
     out.episodes.append(
-        Episode(episode, typology, int(orders["t"].min()), int(cancel.max()), execute, [spoofer], details)
+        core.Episode(
+            episode, typology, int(orders["t"].min()), int(cancel.max()), execute, [spoofer], details
+        )
     )
     return out
 
 
 def _spoof_orders(
-    spec: SymbolSpec,
+    spec: core.SymbolSpec,
     rng: np.random.Generator,
     t0: int,
     side: int,
@@ -115,7 +100,7 @@ def _spoof_orders(
     partial: bool,
     spoofer: int,
     episode: int,
-) -> Cols:
+) -> core.Cols:
     """The big resting orders: a stack of 3–6 levels (layering) or one or two at the touch (spoofing)."""
     if layering:
         n = int(rng.integers(3, 7))
@@ -127,8 +112,8 @@ def _spoof_orders(
         scale = np.ones(n)
     t = t0 + np.concatenate([[0], np.cumsum(rng.integers(50 * MS, 800 * MS, n - 1))])
     notional = spec.median_btc * rng.uniform(8, 40) * scale * rng.lognormal(0.0, 0.2, n)
-    return make_cols(
-        ORDER_DEFAULTS,
+    return core.make_cols(
+        core.ORDER_DEFAULTS,
         n,
         t=t,
         t_cancel=t,
@@ -140,42 +125,42 @@ def _spoof_orders(
     )
 
 
-def _others(accounts: Accounts, spoofer: int) -> np.ndarray:
+def _others(accounts: core.Accounts, spoofer: int) -> np.ndarray:
     """Traders other than the spoofer (the people reacting to the fake pressure)."""
     return accounts.traders[accounts.traders != spoofer]
 
 
 def _aggressive(
-    spec: SymbolSpec, rng: np.random.Generator, t: int, side: int, spoofer: int, episode: int
-) -> Cols:
+    spec: core.SymbolSpec, rng: np.random.Generator, t: int, side: int, spoofer: int, episode: int
+) -> core.Cols:
     """The spoofer hits the other side once the touch has moved."""
     n = int(rng.integers(1, 4))
     times = t + (np.cumsum(rng.uniform(0.0, 2.0, n)) * US).astype(np.int64)
-    return injected_takers(
+    return core.injected_takers(
         n,
         times,
         episode,
         side=-side,
         account=spoofer,
-        kind=SPOOF_EXEC,
+        kind=core.SPOOF_EXEC,
         notional=spec.median_btc * rng.uniform(1, 6, n),
         n_fills=1,  # takes the touch the pressure created, without sweeping
     )
 
 
 def _passive(
-    spec: SymbolSpec,
-    accounts: Accounts,
+    spec: core.SymbolSpec,
+    accounts: core.Accounts,
     rng: np.random.Generator,
     t: int,
     side: int,
     spoofer: int,
     episode: int,
-) -> Cols:
+) -> core.Cols:
     """The spoofer's resting order on the other side is lifted by traders leaning the spoof's way."""
     n = int(rng.integers(1, 4))
     times = t + (np.cumsum(rng.uniform(0.2, 3.0, n)) * US).astype(np.int64)
-    return injected_takers(
+    return core.injected_takers(
         n,
         times,
         episode,
@@ -183,25 +168,25 @@ def _passive(
         account=rng.choice(_others(accounts, spoofer), n),
         maker_account=spoofer,
         maker_group=episode * GROUP_STRIDE + PASSIVE_GROUP,
-        kind=SPOOF_INDUCED,
+        kind=core.SPOOF_INDUCED,
         notional=spec.median_btc * rng.uniform(1, 4, n),
     )
 
 
 def _induced(
-    spec: SymbolSpec,
-    accounts: Accounts,
+    spec: core.SymbolSpec,
+    accounts: core.Accounts,
     rng: np.random.Generator,
     lo: int,
     hi: int,
     side: int,
     spoofer: int,
     episode: int,
-) -> Cols:
+) -> core.Cols:
     """Other traders react to the apparent pressure and trade the spoof's way."""
     n = int(rng.integers(2, 9))
     times = np.sort(rng.integers(lo, max(hi, lo + 1), n))
-    return injected_takers(
+    return core.injected_takers(
         n,
         times,
         episode,
@@ -209,23 +194,23 @@ def _induced(
         account=rng.choice(_others(accounts, spoofer), n),
         notional=spec.median_btc * rng.lognormal(0.0, 1.0, n),
         n_fills=1 + rng.poisson(0.3, n),
-        kind=SPOOF_INDUCED,
+        kind=core.SPOOF_INDUCED,
     )
 
 
 def _hit(
-    spec: SymbolSpec,
-    accounts: Accounts,
+    spec: core.SymbolSpec,
+    accounts: core.Accounts,
     rng: np.random.Generator,
     placed: int,
     side: int,
     spoofer: int,
     episode: int,
     order_index: int,
-) -> Cols:
+) -> core.Cols:
     """Someone trades a sliver against the first spoof order before it is pulled (the 'barely filled' case)."""
     t = placed + int(rng.uniform(0.05, 0.3) * US)
-    return injected_takers(
+    return core.injected_takers(
         1,
         t + MS,  # lands in the millisecond after the one t falls in
         episode,
@@ -233,6 +218,6 @@ def _hit(
         account=rng.choice(_others(accounts, spoofer)),
         maker_account=spoofer,
         explicit_order=order_index,
-        kind=SPOOF_HIT,
+        kind=core.SPOOF_HIT,
         notional=spec.median_btc * 0.5,
     )

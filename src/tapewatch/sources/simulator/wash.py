@@ -10,20 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tapewatch.sources.simulator import core
 from tapewatch.sources.simulator.config import SimulationConfig
-from tapewatch.sources.simulator.core import (
-    US,
-    WASH,
-    Cols,
-    Episode,
-    Injection,
-    ScenarioInputs,
-    SymbolSpec,
-    day_windows,
-    injected_takers,
-    nice_numbers,
-    poisson_times,
-)
+from tapewatch.sources.simulator.core import US
 
 GROUP_STRIDE = 10_000
 """maker_group ids of an episode are episode·GROUP_STRIDE + leg (one resting order per leg)."""
@@ -33,15 +22,15 @@ LEG_JITTER = 0.004
 """Relative size noise per leg: positions net to zero within about this tolerance."""
 
 
-def plan_wash(spec: SymbolSpec, config: SimulationConfig, rng: np.random.Generator) -> list[int]:
+def plan_wash(spec: core.SymbolSpec, config: SimulationConfig, rng: np.random.Generator) -> list[int]:
     """Start times of wash groups: a Poisson count per symbol-day, anywhere in the day."""
     times: list[int] = []
-    for lo, hi in day_windows(spec.duration):
-        times += [int(t) for t in poisson_times(rng, config.wash_groups_per_symbol_day, lo, hi, [], 0)]
+    for lo, hi in core.day_windows(spec.duration):
+        times += [int(t) for t in core.poisson_times(rng, config.wash_groups_per_symbol_day, lo, hi, [], 0)]
     return times
 
 
-def inject_wash(inputs: ScenarioInputs, t0: int, episode: int) -> Injection:
+def inject_wash(inputs: core.ScenarioInputs, t0: int, episode: int) -> core.Injection:
     """One wash group starting at t0 (dropped if it cannot complete a cycle before the end)."""
     spec, accounts, rng = inputs.spec, inputs.accounts, inputs.rng
     size_units = spec.median_btc * float(np.exp(rng.uniform(np.log(2), np.log(30)))) / spec.p0
@@ -61,11 +50,11 @@ def inject_wash(inputs: ScenarioInputs, t0: int, episode: int) -> Injection:
     done = np.bincount(legs["cycle"], weights=(t >= spec.duration).astype(float)) == 0
     keep = done[legs["cycle"]]
     if keep.sum() < MIN_TRADES:  # cut short by the end of the simulation
-        return Injection()
+        return core.Injection()
     n = int(keep.sum())
     buyer, seller, amount, t = legs["buyer"][keep], legs["seller"][keep], legs["amount"][keep], t[keep]
     buyer_takes = rng.random(n) < 0.5
-    takers = injected_takers(
+    takers = core.injected_takers(
         n,
         t,
         episode,
@@ -74,10 +63,10 @@ def inject_wash(inputs: ScenarioInputs, t0: int, episode: int) -> Injection:
         account=np.where(buyer_takes, buyer, seller),
         maker_account=np.where(buyer_takes, seller, buyer),
         maker_group=episode * GROUP_STRIDE + np.arange(n),
-        kind=WASH,
+        kind=core.WASH,
         inside=True,
     )
-    out = Injection()
+    out = core.Injection()
     out.takers.append(takers)
     details = {
         "scheme": scheme,
@@ -86,7 +75,7 @@ def inject_wash(inputs: ScenarioInputs, t0: int, episode: int) -> Injection:
         "round_sizes": bool(round_sizes),
     }
     out.episodes.append(
-        Episode(
+        core.Episode(
             episode,
             "wash_trading",
             int(t.min()),
@@ -99,7 +88,7 @@ def inject_wash(inputs: ScenarioInputs, t0: int, episode: int) -> Injection:
     return out
 
 
-def _self_trades(rng: np.random.Generator, members: np.ndarray, n: int, size_units: float) -> Cols:
+def _self_trades(rng: np.random.Generator, members: np.ndarray, n: int, size_units: float) -> core.Cols:
     """Each print has the same account on both sides."""
     who = rng.choice(members, n)
     amount = size_units * rng.lognormal(0.0, 0.4, n)
@@ -108,13 +97,13 @@ def _self_trades(rng: np.random.Generator, members: np.ndarray, n: int, size_uni
 
 def _round_trips(
     rng: np.random.Generator, members: np.ndarray, n: int, size_units: float, round_sizes: bool
-) -> Cols:
+) -> core.Cols:
     """Cycles around the ring; each leg of a cycle moves (almost) the same quantity."""
     k = members.size
     cycles = int(np.ceil(n / k))
     quantity = size_units * rng.lognormal(0.0, 0.3, cycles)
     if round_sizes:
-        quantity = nice_numbers(quantity, rng, 1.0)
+        quantity = core.nice_numbers(quantity, rng, 1.0)
     rotation = rng.integers(0, k, cycles)
     leg = np.tile(np.arange(k), cycles)
     cycle = np.repeat(np.arange(cycles), k)

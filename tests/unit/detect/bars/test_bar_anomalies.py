@@ -10,18 +10,18 @@ import polars as pl
 import pytest
 from conftest import START, burst, market, quiet_trades
 
-from tapewatch.config import (
-    AmplitudeAnomalySettings,
-    PriceAnomalySettings,
-    StreamSettings,
-    VolumeAnomalySettings,
-)
+from tapewatch.config import StreamSettings
 from tapewatch.detect.bars.anomalies import (
     AmplitudeAnomalyDetector,
     PriceAnomalyDetector,
     VolumeAnomalyDetector,
     bar_anomaly_detectors,
     bar_scores,
+)
+from tapewatch.detect.bars.settings import (
+    AmplitudeAnomalySettings,
+    PriceAnomalySettings,
+    VolumeAnomalySettings,
 )
 from tapewatch.detect.base import DetectorState
 from tapewatch.engine.batch import run_batch

@@ -6,20 +6,26 @@ import importlib.util
 import sys
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from tapewatch.config import ForecasterSettings, ForecastResidualSettings, IsolationForestSettings
 from tapewatch.detect.bars.forecast import ForecastResidualDetector, evaluate_forecaster, train_forecaster
 from tapewatch.detect.bars.forecasters import (
+    Forecaster,
     lag_columns,
     lag_features,
     load_forecaster,
     make_forecaster,
 )
 from tapewatch.detect.bars.isolation import IsolationForestDetector
+from tapewatch.detect.bars.settings import (
+    ForecasterSettings,
+    ForecastResidualSettings,
+    IsolationForestSettings,
+)
 from tapewatch.detect.base import DetectorState
 from tapewatch.errors import InputError
 from tapewatch.records import BAR_SCHEMA, conform
@@ -166,16 +172,21 @@ def test_isolation_evidence_names_the_extreme_features() -> None:
     assert evidence["most_extreme"][0] in {"log_range", "log_volume_ratio", "log_range_ratio", "body"}
 
 
-def test_gbm_beats_last_value_and_round_trips(tmp_path) -> None:
-    model, report = train_forecaster(bars(), "gbm", FORECAST)
-    assert report.mae["high"] < report.naive_mae["high"]
-    assert 0 <= report.alert_rate < 0.05
-    path = tmp_path / "gbm.json"
+def assert_round_trips(model: Forecaster, path: Path) -> Forecaster:
+    """Saved to `path` and loaded back, the model predicts exactly as before on bars it never saw."""
     model.save(path)
     loaded = load_forecaster(path)
     features = lag_features(bars(seed=3), FORECAST).drop_nulls(lag_columns(FORECAST.lags))
     x = features.select(lag_columns(FORECAST.lags)).to_numpy()
     assert np.array_equal(loaded.predict(x), model.predict(x))
+    return loaded
+
+
+def test_gbm_beats_last_value_and_round_trips(tmp_path) -> None:
+    model, report = train_forecaster(bars(), "gbm", FORECAST)
+    assert report.mae["high"] < report.naive_mae["high"]
+    assert 0 <= report.alert_rate < 0.05
+    loaded = assert_round_trips(model, tmp_path / "gbm.json")
     assert evaluate_forecaster(loaded, bars(seed=3)) == evaluate_forecaster(model, bars(seed=3))
 
 
@@ -183,12 +194,7 @@ def test_gbm_beats_last_value_and_round_trips(tmp_path) -> None:
 def test_lstm_trains_and_round_trips(tmp_path) -> None:
     model, report = train_forecaster(bars(), "lstm", FORECAST)
     assert report.kind == "lstm" and np.isfinite(report.mae["close"])
-    path = tmp_path / "lstm.json"
-    model.save(path)
-    loaded = load_forecaster(path)
-    x = lag_features(bars(seed=3), FORECAST).drop_nulls(lag_columns(FORECAST.lags))
-    x = x.select(lag_columns(FORECAST.lags)).to_numpy()
-    assert np.array_equal(loaded.predict(x), model.predict(x))
+    assert_round_trips(model, tmp_path / "lstm.json")
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="PyTorch not installed (pip install 'tapewatch[deep]')")

@@ -3,8 +3,9 @@ from datetime import timedelta
 import polars as pl
 from conftest import START, burst, market, quiet_trades
 
-from tapewatch.config import KampsKleinbergSettings, Settings
+from tapewatch.config import Settings
 from tapewatch.detect.pump.kamps_kleinberg import KampsKleinbergDetector
+from tapewatch.detect.pump.settings import KampsKleinbergSettings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import run_batch
 from tapewatch.io.derive import trades_to_bars

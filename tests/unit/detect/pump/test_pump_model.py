@@ -8,11 +8,11 @@ import polars as pl
 import pytest
 from conftest import START, burst, market, quiet_trades
 
-from tapewatch.config import PumpFeatureSettings, PumpTrainSettings
 from tapewatch.detect.base import DetectorState
 from tapewatch.detect.pump.model_features import chunk_features, model_feature_names
 from tapewatch.detect.pump.model_file import load_pump_model, save_pump_model
 from tapewatch.detect.pump.pump_model import PumpModelDetector
+from tapewatch.detect.pump.settings import PumpFeatureSettings, PumpTrainSettings
 from tapewatch.errors import InputError
 from tapewatch.training.pump_model import (
     LABEL_SCHEMA,
@@ -311,7 +311,7 @@ def test_stream_runs_pump_model_named_with_the_model_from_the_config(trained, da
 
 
 def test_the_api_runs_pump_model_by_name_when_the_settings_name_a_model(trained, dataset, tmp_path):
-    from tapewatch.config import PumpModelSettings
+    from tapewatch.detect.pump.settings import PumpModelSettings
     from tapewatch.detect.registry import build_detectors
     from tapewatch.engine.batch import run_batch
     from tapewatch.records import BAR_SCHEMA, empty_frame

@@ -4,8 +4,8 @@ import polars as pl
 import pytest
 from conftest import START, burst, market, quiet_trades
 
-from tapewatch.config import PumpOnsetSettings
 from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
+from tapewatch.detect.pump.settings import PumpOnsetSettings
 from tapewatch.errors import InputError
 from tapewatch.io.derive import taker_orders
 from tapewatch.records import TRADE_SCHEMA, conform

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tapewatch.config import SpoofingL3Settings
+from tapewatch.detect.spoofing.settings import SpoofingL3Settings
 from tapewatch.detect.spoofing.spoofing_l3 import EXECUTION, SpoofingL3Detector, order_events, pattern_chance
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.kinds import ORDERS

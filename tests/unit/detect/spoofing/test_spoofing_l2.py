@@ -7,8 +7,8 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from tapewatch.config import SpoofingL2Settings
 from tapewatch.detect.base import DetectorState
+from tapewatch.detect.spoofing.settings import SpoofingL2Settings
 from tapewatch.detect.spoofing.spoofing_l2 import SpoofingL2Detector
 from tapewatch.io.derive import book_events, l2_from_l3
 from tapewatch.records import BOOK_EVENT_SCHEMA, BOOK_SCHEMA, ORDER_SCHEMA, TRADE_SCHEMA, conform, empty_frame

@@ -13,7 +13,8 @@ from tapewatch.detect.wash.public_stats import (
     mann_whitney_auc,
     mantissas,
 )
-from tapewatch.detect.wash.wash_public import WashPublicDetector, WashPublicSettings
+from tapewatch.detect.wash.settings import WashPublicSettings
+from tapewatch.detect.wash.wash_public import WashPublicDetector
 from tapewatch.engine.stream import StreamEngine
 from tapewatch.records import TRADE_SCHEMA, conform
 
@@ -196,8 +197,8 @@ def test_empty_input_and_thin_windows_decide_nothing():
 
 
 def test_price_impact_alone_suffices_and_the_others_need_company():
-    from tapewatch.config import WashPublicSettings
     from tapewatch.detect.wash.public_stats import TestResult
+    from tapewatch.detect.wash.settings import WashPublicSettings
     from tapewatch.detect.wash.wash_public import Check
 
     def checks(*wash_like: str) -> list[Check]:

@@ -12,7 +12,7 @@ and synchronous CLI tests (which start their own loop) can use it. Test controls
 (`list_market`, `add_trades`, `drop_connections`, `send_raw`, ...) are plain methods
 that run on the server's loop and return when done.
 
-By hand: `python tests/exchange/fake_binance.py --port 8765` serves a few markets
+By hand: `python tests/unit/sources/exchange/fake_binance.py --port 8765` serves a few markets
 with a random walk of trades; point Tapewatch at it with
 `TAPEWATCH_EXCHANGE__REST_URL=http://127.0.0.1:8765` and
 `TAPEWATCH_EXCHANGE__WS_URL=ws://127.0.0.1:8765/stream`.

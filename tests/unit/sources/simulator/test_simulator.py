@@ -93,24 +93,8 @@ def test_every_trade_has_a_maker_and_a_taker_fill(market: SimulatedMarket) -> No
     keys = ["symbol", "ts", "price", "amount", "side", "account"]
     t = market.trades
     from_trades = pl.concat(
-        [
-            t.select(
-                "symbol",
-                "ts",
-                "price",
-                "amount",
-                pl.lit("buy").alias("side"),
-                pl.col("buyer").alias("account"),
-            ),
-            t.select(
-                "symbol",
-                "ts",
-                "price",
-                "amount",
-                pl.lit("sell").alias("side"),
-                pl.col("seller").alias("account"),
-            ),
-        ]
+        t.select("symbol", "ts", "price", "amount", pl.lit(side).alias("side"), pl.col(who).alias("account"))
+        for side, who in (("buy", "buyer"), ("sell", "seller"))
     )
     fills = market.orders.filter(pl.col("action") == "fill").select(keys)
     assert from_trades.sort(keys).equals(fills.sort(keys))
