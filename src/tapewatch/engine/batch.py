@@ -9,8 +9,7 @@ import polars as pl
 
 from tapewatch.detect.base import Detector, as_bar_detector
 from tapewatch.detect.calibration import calibrate_all
-from tapewatch.detect.spoofing.spoofing_l3 import order_events
-from tapewatch.io.derive import trades_to_bars
+from tapewatch.io.derive import order_events, trades_to_bars
 from tapewatch.records import Alert
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from tapewatch.detect.base import Detector
-from tapewatch.detect.spoofing.spoofing_l3 import EXECUTION
+from tapewatch.io.derive import EXECUTION
 from tapewatch.records import BOOK_EVENT_SCHEMA, ORDER_SCHEMA, TRADE_SCHEMA
 from tapewatch.validity import Problems, book_event_problems, first_reason, order_problems, trade_problems
 
@@ -53,6 +53,6 @@ class RecordKind:
 
 TRADES = RecordKind("trades", "trade", TRADE_SCHEMA, trade_problems(TRADE_SCHEMA))
 ORDERS = RecordKind("orders", "order event", ORDER_SCHEMA, order_problems(ORDER_SCHEMA, EXECUTION))
-"""Order events with the executions merged in from the trades (`detect.spoofing.spoofing_l3.order_events`)."""
+"""Order events with the executions merged in from the trades (`io.derive.order_events`)."""
 BOOK = RecordKind("book", "book event", BOOK_EVENT_SCHEMA, book_event_problems(BOOK_EVENT_SCHEMA))
 KINDS = {kind.name: kind for kind in (TRADES, ORDERS, BOOK)}

@@ -1,5 +1,6 @@
-"""Records derived from other records: candles from trades, L2 levels from L3 orders, book events,
-taker orders. Detectors and pipelines derive the same way, so each derivation lives here once."""
+"""Records derived from other records: candles from trades, L2 levels from L3 orders, book events (L2
+with prints), order events (L3 with the executions the trades name), taker orders. Detectors, engines
+and pipelines derive the same way, so each derivation lives here once."""
 
 from __future__ import annotations
 
@@ -7,13 +8,23 @@ import numpy as np
 import polars as pl
 
 from tapewatch.durations import parse_duration, polars_interval
-from tapewatch.records import BAR_SCHEMA, BOOK_EVENT_SCHEMA, BOOK_SCHEMA, conform, empty_frame
+from tapewatch.records import (
+    BAR_SCHEMA,
+    BOOK_EVENT_SCHEMA,
+    BOOK_SCHEMA,
+    ORDER_SCHEMA,
+    TRADE_SCHEMA,
+    conform,
+    empty_frame,
+)
 
 KEY = ["venue", "symbol"]
 LEVEL = [*KEY, "side", "price"]
 SIGNIFICANT_DIGITS = 10
 _DIGITS = 10
 """Level totals are rounded to this many decimals so float drift never leaves a ghost level."""
+EXECUTION = "trade"
+"""The action of an execution read from the trades: one row per named party of a trade."""
 SIDE_CODES = 4  # buy, sell, unknown: room for each in an order key
 
 
@@ -197,3 +208,31 @@ def taker_orders(trades: pl.DataFrame) -> pl.DataFrame:
     return (
         trades.group_by(*KEY, "ts", "side").agg(fills=pl.len()).sort(*KEY, "ts", pl.col("side").fill_null(""))
     )
+
+
+def order_events(orders: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
+    """L3 order events with the executions the trades name merged in, sorted by venue, symbol, ts.
+
+    Many venues' L3 feeds show an execution only in the trades: a taker's order may never
+    appear, a maker's fill may not be sent. Each named buyer and seller of a trade on a symbol
+    of the order stream becomes an `EXECUTION` row (its account, its side, the trade's price and
+    amount, the trade id as order id). The batch engine and the stream of the `orders` kind both
+    feed the L3 detector this frame, so they decide on the same rows.
+    """
+    events = conform(orders, ORDER_SCHEMA)
+    prints = conform(trades, TRADE_SCHEMA).join(events.select(KEY).unique(), on=KEY, how="semi")
+    parties = [
+        prints.filter(pl.col(column).is_not_null()).select(
+            "ts",
+            *KEY,
+            "price",
+            "amount",
+            order_id=pl.col("trade_id").fill_null(""),
+            account=pl.col(column),
+            side=pl.lit(side),
+            action=pl.lit(EXECUTION),
+        )
+        for column, side in (("buyer", "buy"), ("seller", "sell"))
+    ]
+    merged = pl.concat([events, *(conform(rows, ORDER_SCHEMA) for rows in parties)])
+    return merged.sort(*KEY, "ts", maintain_order=True)

@@ -19,13 +19,12 @@ import polars as pl
 from tapewatch.config import ExchangeSettings, Settings
 from tapewatch.detect.base import Detector
 from tapewatch.detect.registry import build_detectors
-from tapewatch.detect.spoofing.spoofing_l3 import order_events
 from tapewatch.durations import parse_duration
 from tapewatch.engine.kinds import BOOK, KINDS, ORDERS, TRADES, RecordKind
 from tapewatch.engine.stream import Emitted, StreamEngine
 from tapewatch.errors import InputError
 from tapewatch.io.deadletter import empty_rejected, letter, letters_frame, write_dead_letters
-from tapewatch.io.derive import book_events
+from tapewatch.io.derive import book_events, order_events
 from tapewatch.io.lake import Lake, open_lake
 from tapewatch.io.readers import RECORD_KINDS, read_inputs
 from tapewatch.pipeline.sinks import Sink, open_alerts_out

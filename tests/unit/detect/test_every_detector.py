@@ -33,11 +33,10 @@ from tapewatch.detect.base import Detector
 from tapewatch.detect.pump.model_file import save_pump_model
 from tapewatch.detect.pump.settings import PumpTrainSettings
 from tapewatch.detect.registry import DETECTORS
-from tapewatch.detect.spoofing.spoofing_l3 import order_events
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.kinds import KINDS
 from tapewatch.engine.stream import StreamEngine
-from tapewatch.io.derive import book_events, l2_from_l3
+from tapewatch.io.derive import book_events, l2_from_l3, order_events
 from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA, Alert, empty_frame
 from tapewatch.sources.simulator.market import SimulatedMarket, SimulationConfig, simulate_market
 from tapewatch.training.pump_model import LABEL_SCHEMA as PUMP_LABEL_SCHEMA

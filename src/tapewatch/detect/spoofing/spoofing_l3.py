@@ -59,15 +59,13 @@ import polars as pl
 from tapewatch.detect.base import DetectorState, FinalAlerts
 from tapewatch.detect.scoring import excess_score
 from tapewatch.detect.spoofing.settings import SpoofingL3Settings
-from tapewatch.io.derive import stable
-from tapewatch.records import ORDER_SCHEMA, TRADE_SCHEMA, Alert, conform, to_iso
+from tapewatch.io.derive import EXECUTION, stable
+from tapewatch.records import Alert, to_iso
 
 KEY = ["venue", "symbol"]
 PARTY = [*KEY, "account", "side"]
 ORDER = [*KEY, "order_id"]
 OPPOSITE = {"buy": "sell", "sell": "buy"}
-EXECUTION = "trade"
-"""The action of an execution read from the trades: one row per named party of a trade."""
 ACTION_RANK = {"new": 0, "modify": 1, "fill": 2, EXECUTION: 3, "cancel": 4}
 """One order's events within one instant, in the order they can happen (ties in time get a total order)."""
 _US = 1_000_000
@@ -367,34 +365,6 @@ class SpoofingL3Detector(FinalAlerts):
             evidence=evidence,
             part=f"{row['account']}|{row['side']}",  # two accounts may start an episode in one instant
         )
-
-
-def order_events(orders: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
-    """L3 order events with the executions the trades name merged in, sorted by venue, symbol, ts.
-
-    Many venues' L3 feeds show an execution only in the trades: a taker's order may never
-    appear, a maker's fill may not be sent. Each named buyer and seller of a trade on a symbol
-    of the order stream becomes an `EXECUTION` row (its account, its side, the trade's price and
-    amount, the trade id as order id). The batch engine and the stream of the `orders` kind both
-    feed the L3 detector this frame, so they decide on the same rows.
-    """
-    events = conform(orders, ORDER_SCHEMA)
-    prints = conform(trades, TRADE_SCHEMA).join(events.select(KEY).unique(), on=KEY, how="semi")
-    parties = [
-        prints.filter(pl.col(column).is_not_null()).select(
-            "ts",
-            *KEY,
-            "price",
-            "amount",
-            order_id=pl.col("trade_id").fill_null(""),
-            account=pl.col(column),
-            side=pl.lit(side),
-            action=pl.lit(EXECUTION),
-        )
-        for column, side in (("buyer", "buy"), ("seller", "sell"))
-    ]
-    merged = pl.concat([events, *(conform(rows, ORDER_SCHEMA) for rows in parties)])
-    return merged.sort(*KEY, "ts", maintain_order=True)
 
 
 def executions_of(events: pl.DataFrame) -> pl.DataFrame:

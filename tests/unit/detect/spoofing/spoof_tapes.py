@@ -8,7 +8,7 @@ from functools import cache
 import polars as pl
 
 from tapewatch.detect.base import DetectorState
-from tapewatch.detect.spoofing.spoofing_l3 import order_events
+from tapewatch.io.derive import order_events
 from tapewatch.records import ORDER_SCHEMA, TRADE_SCHEMA, conform
 from tapewatch.sources.simulator.market import SimulatedMarket, SimulationConfig, simulate_market
 

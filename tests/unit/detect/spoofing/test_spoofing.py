@@ -10,10 +10,11 @@ import polars as pl
 import pytest
 
 from tapewatch.detect.spoofing.settings import SpoofingL3Settings
-from tapewatch.detect.spoofing.spoofing_l3 import EXECUTION, SpoofingL3Detector, order_events, pattern_chance
+from tapewatch.detect.spoofing.spoofing_l3 import SpoofingL3Detector, pattern_chance
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.kinds import ORDERS
 from tapewatch.engine.stream import StreamEngine
+from tapewatch.io.derive import EXECUTION, order_events
 from tapewatch.records import BAR_SCHEMA, ORDER_SCHEMA, empty_frame
 from unit.detect.spoofing.spoof_tapes import (
     SPOOF_AT,
