@@ -248,6 +248,7 @@ class PartitionRunner:
                 rows += read.trades.height
         if self.engine.pending >= self.stream_settings.max_batch_trades:
             self.engine.step(0.0)
+        self.engine.set_aside.clear()  # counted (and written) when they first came: memory stays bounded
         return rows
 
     # -- live -------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ class PartitionRunner:
                     await self._redelivered(msg)
             for segment in _up_to_each_end(fresh):
                 reads = await asyncio.to_thread(self._ingest, segment)
-                self._count(reads)
+                await self._dead_letters(self._count(reads))
                 self._unacked.extend(reads)
                 if reads[-1].end:  # the end of a replay: decide everything, as at the end of a file
                     await self._step(flush=True)
@@ -291,8 +292,9 @@ class PartitionRunner:
             self.engine.push(pl.concat(frames), time.time())
         return reads
 
-    def _count(self, reads: list[Read]) -> None:
-        """Add to the worker's counters (in the event loop: partitions' threads must not race on them)."""
+    def _count(self, reads: list[Read]) -> list[dict[str, Any]]:
+        """Add to the worker's counters (in the event loop: partitions' threads must not race on them);
+        returns the dead letters of the messages set aside."""
         refused = []
         for read in reads:
             if read.reason is not None:
@@ -300,16 +302,28 @@ class PartitionRunner:
             elif read.trades is not None:
                 self.ctx.stats.messages += 1
                 self.ctx.stats.trades += read.trades.height
-        self._dead_letters(
+        return [
             letter("bus", item["reason"], {key: value for key, value in item.items() if key != "reason"})
             for item in refused
-        )
+        ]
 
-    def _dead_letters(self, letters: Iterable[dict[str, Any]]) -> None:
-        """Append set-aside messages and trades to the worker's dead-letter file, when it has one."""
+    async def _dead_letters(self, letters: Iterable[dict[str, Any]]) -> None:
+        """Append set-aside messages and trades to the worker's dead-letter file, when it has one.
+
+        Written when set aside, before the messages are acked: a message processed again after a
+        takeover or a lost ack is written again (at least once, like the alerts). A file that cannot
+        be written is logged and counted, never a reason to stop the partition (the rows are counted
+        in the report either way)."""
         frame = letters_frame(letters)
-        if self.ctx.dead_letter is not None and frame.height:
-            write_dead_letters(frame, self.ctx.dead_letter, append=True)
+        if self.ctx.dead_letter is None or not frame.height:
+            return
+        try:
+            await asyncio.to_thread(write_dead_letters, frame, self.ctx.dead_letter, append=True)
+        except OSError as exc:
+            self.ctx.stats.set_aside[f"dead letters not written ({type(exc).__name__})"] += frame.height
+            log.warning(
+                "partition %d: cannot write dead letters to %s: %s", self.partition, self.ctx.dead_letter, exc
+            )
 
     async def _redelivered(self, msg: Msg) -> None:
         """A message seen before: still awaiting its ack (it will get it), or acked already (ack lost)."""
@@ -335,7 +349,9 @@ class PartitionRunner:
         emitted = await asyncio.to_thread(self.engine.step, time.time(), flush=flush)
         self.ctx.stats.set_aside.update(self.engine.stats.set_aside - self._counted)
         self._counted = self.engine.stats.set_aside.copy()
-        self._dead_letters(letter("bus", entry["reason"], entry["record"]) for entry in self.engine.set_aside)
+        await self._dead_letters(
+            [letter("bus", entry["reason"], entry["record"]) for entry in self.engine.set_aside]
+        )
         self.engine.set_aside.clear()  # counted above and written: memory is not held by bad rows
         if emitted:
             if not self.ctx.valid(self.partition):

@@ -167,7 +167,7 @@ def run_sink(
 ) -> SinkReport:
     """`tapewatch bus sink`: store (and print, and with `notify` send) alerts until SIGINT/SIGTERM."""
     log_to_stderr()
-    out = open_alerts_out(settings, output=output, db=db, save=False, notify=notify)
+    out = open_alerts_out(settings, output=output, db=db, save="no", notify=notify)
     try:
         sink = AlertSink(settings, url, out.store, hooks=[out])
         return asyncio.run(until_signalled(sink.run))

@@ -217,7 +217,9 @@ def run_worker(
             "which is what the bus carries"
         )
     log_to_stderr()
-    out = open_alerts_out(settings, lines=output is not None, output=output, store=store_alerts, db=db)
+    out = open_alerts_out(
+        settings, lines=output is not None, output=output, store=store_alerts, db=db, save="strict"
+    )
     worker = BusWorker(
         settings,
         url,

@@ -295,7 +295,10 @@ def stream(
     ] = False,
     dead_letter: Annotated[
         Path | None,
-        typer.Option(help="Where refused and set-aside rows go (JSON lines; default: not written)."),
+        typer.Option(
+            help="Where refused and set-aside rows go (JSON lines; default: not written). With --bus, each "
+            "is written when set aside: a message processed again after a takeover is written again."
+        ),
     ] = None,
     detector: Annotated[list[str] | None, typer.Option(help=DETECTOR_HELP)] = None,
     config: ConfigOption = None,
@@ -311,6 +314,8 @@ def stream(
     if bus is not None:
         if replay or exchange:
             raise InputError("stream: --bus is a source of its own; use it without --replay or --exchange")
+        if notify:
+            raise InputError("stream --bus: workers do not notify; run `tapewatch bus sink --notify` once instead")
         require("bus", "nats", command="stream --bus")
         from tapewatch.bus import run_worker
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from tapewatch.config import Settings
 from tapewatch.engine.stream import Emitted
@@ -49,38 +50,60 @@ def open_alerts_out(
     output: Path | None = None,
     store: bool = True,
     db: str | None = None,
-    save: bool = True,
+    save: Literal["patient", "strict", "no"] = "patient",
     notify: bool = False,
 ) -> AlertsOut:
     """Open the places alerts go.
 
     `lines` writes JSON lines to `output` (stdout when None); `store` opens `db`, else
-    the settings' database, else the default file; `save` makes this sink save each
-    batch there (patiently); `notify` sends notifications for each batch, after the
-    save, on their own thread.
+    the settings' database, else the default file. `save` says how each batch is saved
+    there: `patient` holds and retries alerts while the database is away (a stream has no
+    one upstream to redeliver them), `strict` raises (a bus worker then leaves the
+    messages unacked and they come again), `no` leaves saving to the caller (the bus
+    sink). `notify` sends notifications for each batch, after the save, on their own thread.
     """
     if notify and not store:
         raise ValueError("notifications need the store: their cooldowns look up earlier alerts there")
     out = AlertsOut()
+    try:
+        _open(out, settings, lines, output, store, db, save, notify)
+    except BaseException:
+        out.close()  # what was opened before the failure
+        raise
+    return out
+
+
+def _open(
+    out: AlertsOut,
+    settings: Settings,
+    lines: bool,
+    output: Path | None,
+    store: bool,
+    db: str | None,
+    save: str,
+    notify: bool,
+) -> None:
     if lines:
         writer = AlertLineWriter(output)
         out.sinks.append(lambda items: writer.write(item.alert for item in items))
         out.closers.append(writer.close)
     if not store:
-        return out
-    out.store = open_store(db or settings.store.db or default_db_path())
-    if save:
-        out.patient = PatientStore(
-            out.store, initial_s=settings.store.retry_initial_s, max_s=settings.store.retry_max_s
+        return
+    opened = out.store = open_store(db or settings.store.db or default_db_path())
+    closer: Callable[[], object] = opened.close
+    if save == "patient":
+        patient = out.patient = PatientStore(
+            opened, initial_s=settings.store.retry_initial_s, max_s=settings.store.retry_max_s
         )
-        patient = out.patient
         out.sinks.append(lambda items: patient.save(item.alert for item in items))
+        closer = patient.close
+    elif save == "strict":
+        out.sinks.append(lambda items: opened.save(item.alert for item in items))
     if notify:
         from tapewatch.notify.background import BackgroundNotifier
         from tapewatch.notify.router import Notifier
 
-        notifier = BackgroundNotifier(Notifier(out.store.engine, settings.notify))
+        notifier = BackgroundNotifier(Notifier(opened.engine, settings.notify))
         out.sinks.append(notifier)
         out.closers.append(notifier.close)
-    out.closers.append(out.patient.close if out.patient is not None else out.store.close)
-    return out
+    out.closers.append(closer)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sys
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -32,6 +32,8 @@ from tapewatch.progress import SILENT, Progress
 from tapewatch.sources.replay import parse_speed
 from tapewatch.sources.replay import replay as replay_trades
 from tapewatch.store.patient import PatientStore
+
+log = logging.getLogger(__name__)
 
 AUTO = "auto"
 """`--kind auto`: replay whatever kind the files hold."""
@@ -188,7 +190,7 @@ def open_stream(
     kind: str = "auto",
     detectors: Sequence[str] | None = None,
     progress: Callable[[], AbstractContextManager[Progress]] = lambda: nullcontext(SILENT),
-    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    say: Callable[[str], None] = log.warning,
 ) -> StreamJob:
     """Build the stream `tapewatch stream` runs; exactly one source: --replay or --exchange.
 

@@ -213,7 +213,7 @@ def test_serve_with_two_workers_shares_one_session_secret(tmp_path: Path) -> Non
 
 
 def test_serve_as_a_cli_command_reports_a_bad_database_in_one_line() -> None:
-    """Registered the way cli.py registers it (`user_errors`): exit code 2 and one line, no traceback."""
+    """Registered the way cli/app.py registers it (`user_errors`): exit code 2 and one line, no traceback."""
     cli = typer.Typer()
     cli.command()(user_errors(serve))
     cli.callback()(lambda: None)

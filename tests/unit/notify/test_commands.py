@@ -23,7 +23,7 @@ def cli() -> typer.Typer:
 
     @app.callback()
     def main() -> None:
-        """A stand-in for the `tapewatch` app (cli.py registers the same way)."""
+        """A stand-in for the `tapewatch` app (cli/app.py registers the same way)."""
 
     register(app, user_errors)
     return app

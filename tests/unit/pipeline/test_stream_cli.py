@@ -74,6 +74,8 @@ def test_stream_needs_exactly_one_source(tmp_path):
     assert result.exit_code == 2 and "--replay" in result.output
     result = runner.invoke(app, ["stream", "--replay", "x.csv", "--exchange", "binance", "--no-store"])
     assert result.exit_code == 2
+    result = runner.invoke(app, ["stream", "--bus", "nats://127.0.0.1:1", "--notify"])
+    assert result.exit_code == 2 and "bus sink --notify" in result.output  # workers never notify
 
 
 def test_bad_speed_is_a_one_line_error(tmp_path):

@@ -9,7 +9,7 @@ Three detectors on candles of any venue and interval (1m … 1d), one per typolo
   (open / previous close − 1).
 
 Each feature is judged by its robust z against the trailing `window` candles of the
-same venue/symbol/interval, the current candle excluded (see bar_features), and a
+same venue/symbol/interval, the current candle excluded (see features), and a
 candle is anomalous when any feature's |z| reaches its threshold. Every anomalous
 candle is its own alert (a crash day and the rebound after it are two facts for an
 analyst), so the decision of a candle reads only that candle and the ones before it;

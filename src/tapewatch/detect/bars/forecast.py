@@ -10,7 +10,7 @@ residuals. No fixed constant in price units, so the threshold follows each
 market's volatility.
 
 Models are refitted walk-forward at epoch-aligned moments on bars strictly before
-them (see bar_forecasters), so every residual is out of sample and the stream
+them (see forecasters), so every residual is out of sample and the stream
 decides like the batch. `train_forecaster` and `evaluate_forecaster` expose the
 same model for the command line (MAE against a last-value forecast).
 """

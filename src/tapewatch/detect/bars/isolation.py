@@ -8,7 +8,7 @@ symbol's training-window median and MAD, and an Isolation Forest fitted on the
 trailing window scores how easily a bar is isolated. The threshold is a quantile of
 the training bars' own scores, so it follows each market's normal variety.
 
-Fits are walk-forward (see bar_forecasters): made at epoch-aligned moments from
+Fits are walk-forward (see forecasters): made at epoch-aligned moments from
 bars strictly before them, with a fixed seed, so batch and stream agree. The
 typology is `bar_anomaly`, not `price_anomaly`: the forest flags unusual bars as a
 whole, and the evidence says which features made it unusual (volume as often as price).

@@ -30,11 +30,11 @@ alert: a small ring in a busy symbol, or one with a market maker in it, is still
 share only scales the score (`volume_share_scale`), as does the share of the group's
 transfers that its laps hold (a ring's trades together are its laps); the counterparty count
 only bounds which rings of 3+ are looked for (at most one hub per ring, see
-`wash_accounts_graph`), so the search stays bounded. The score rises with how far the
+`accounts_graph`), so the search stays bounded. The score rises with how far the
 evidence is past each threshold: the chance of the self-trades, or how tightly and how many
 laps a ring came back to even.
 
-Candidate groups come from the directed trade graph (`wash_accounts_graph`); the check at
+Candidate groups come from the directed trade graph (`accounts_graph`); the check at
 each of a group's trades reads only the trades in the window `(ts − window, ts]`, so the
 decision is causal and a stream's tail decides it exactly as a whole file does. Rows are first
 put in one total order (venue, symbol, ts, then trade id, buyer, seller, price, amount), so
@@ -100,7 +100,7 @@ class WashAccountsDetector:
 
     @property
     def lookback(self) -> timedelta:
-        """A bucket (two windows: see wash_accounts_graph), or the window and follow-up an open alert
+        """A bucket (two windows: see accounts_graph), or the window and follow-up an open alert
         still gathers, plus a minute."""
         return max(2 * self.window, self.window + self.followup_horizon()) + timedelta(minutes=1)
 
@@ -171,7 +171,7 @@ class WashAccountsDetector:
         ).rechunk()  # a parallel filter leaves a chunk per thread: every later gather would pay for them
 
     def _groups(self, transfers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Candidate groups per bucket (see wash_accounts_graph), each in its cycle order, and the transfers
+        """Candidate groups per bucket (see accounts_graph), each in its cycle order, and the transfers
         among their members: all that the check reads of the tape's accounts."""
         s = self.settings
         index = graph.PairIndex(transfers, self._window_us)
@@ -538,7 +538,7 @@ class _Sets:
 
     def instants(self) -> np.ndarray:
         """The last row of each instant in the second cell of a bucket the set is proposed for, before
-        the proposal's `until` (see `wash_accounts_graph`)."""
+        the proposal's `until` (see `accounts_graph`)."""
         last = self.end == np.arange(self.end.size) + 1
         key = self._key(self.set_id, self.cell - 1)
         at = np.minimum(np.searchsorted(self.order_key, key), max(self.order_key.size - 1, 0))
@@ -1059,7 +1059,7 @@ def _newest(transfers: pl.DataFrame) -> dict[tuple[str, str], datetime]:
 
 
 def _member_segments(groups: pl.DataFrame, segments: pl.DataFrame) -> np.ndarray:
-    """The pair segments (see `wash_accounts_graph.PairIndex`) of every two members of each group, or
+    """The pair segments (see `accounts_graph.PairIndex`) of every two members of each group, or
     of a lone account with itself."""
     pairs = (
         groups.select("sym", low=graph.MEMBERS, high=graph.MEMBERS, size=pl.col(graph.MEMBERS).list.len())

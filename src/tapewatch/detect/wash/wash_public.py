@@ -3,7 +3,7 @@
 Without account ids nobody can see who traded with whom, but fabricated volume
 leaves statistical fingerprints on the tape that genuine trading does not. Four
 tests per symbol and UTC-aligned window (default one day), each with statistic,
-p-value and effect size (`wash_public_stats`):
+p-value and effect size (`public_stats`):
 
     benford          first significant digit of trade sizes vs Benford's law;
                      effect: Nigrini's MAD                       > benford_max_mad
