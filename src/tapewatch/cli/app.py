@@ -315,7 +315,9 @@ def stream(
         if replay or exchange:
             raise InputError("stream: --bus is a source of its own; use it without --replay or --exchange")
         if notify:
-            raise InputError("stream --bus: workers do not notify; run `tapewatch bus sink --notify` once instead")
+            raise InputError(
+                "stream --bus: workers do not notify; run `tapewatch bus sink --notify` once instead"
+            )
         require("bus", "nats", command="stream --bus")
         from tapewatch.bus import run_worker
 
