@@ -82,7 +82,8 @@ def print_demo_summary(console: Console, result: DemoResult) -> None:
         console.print(f"chart of the top alert: {result.chart_png} and {result.chart_html}")
     console.print(
         f"work these alerts in the console: tapewatch serve --db {result.db_path} --lake {result.lake.root}"
-        " (after `tapewatch users add NAME --role admin --with-password --db …`)",
+        " (after `tapewatch users add NAME --role admin --with-password --db …`; serve needs"
+        " `pip install 'tapewatch[service]'`)",
         highlight=False,
     )
 

@@ -54,7 +54,8 @@ class Case:
     """How a detector meets its contracts: the rows it reads and the settings it fires at.
 
     `rows` names an input of `market_rows`; `settings` are allowed values of the detector's
-    settings section (5-minute candles and shorter fit windows, so 30 hours of data suffice).
+    settings section (5-minute candles and shorter fit windows, so 30 hours of data suffice; a
+    smaller forest, since every stream step that closes a candle scores it and refits are many).
     """
 
     rows: str
@@ -74,7 +75,7 @@ CASES: dict[str, Case] = {
     "amplitude_anomaly": Case("trades", BASELINE),
     "volume_anomaly": Case("trades", BASELINE | {"threshold": 3.5}),
     "price_anomaly": Case("trades", BASELINE),
-    "isolation_forest": Case("trades", FITS),
+    "isolation_forest": Case("trades", FITS | {"trees": 10}),
     "forecast_residual": Case("trades", FITS | {"calibration_bars": 60, "min_calibration_bars": 30}),
     PUMP_MODEL: Case("trades"),
 }
@@ -101,15 +102,19 @@ def trade_market() -> SimulatedMarket:
 
 @pytest.fixture(scope="session")
 def order_market() -> SimulatedMarket:
-    """Two symbols over three hours with frequent spoofing and layering (L3 events are many per trade)."""
+    """Two symbols over 90 minutes with frequent spoofing and layering (L3 events are many per trade).
+
+    Short, because the stream engine keeps (and the spoofing detectors reread) a market this small
+    whole at every step; dense in episodes, so the L2 detector still fires several times.
+    """
     return simulate_market(
         SimulationConfig(
             seed=3,
             symbols=2,
-            hours=3.0,
+            hours=1.5,
             pumps_per_symbol_day=0.0,
             wash_groups_per_symbol_day=0.0,
-            spoofs_per_symbol_day=96.0,
+            spoofs_per_symbol_day=192.0,
             layering_share=0.5,
         )
     )

@@ -233,8 +233,8 @@ def test_episode_count_follows_the_rate() -> None:
 
 
 def test_labels_scale_with_the_rate() -> None:
-    low = hawkes_lob.generate(3, symbols=2, hours=6, rate=8.0)
-    high = hawkes_lob.generate(3, symbols=2, hours=6, rate=24.0)
+    low = hawkes_lob.generate(3, symbols=2, hours=3, rate=16.0)  # a quarter symbol-day: 4 episodes
+    high = hawkes_lob.generate(3, symbols=2, hours=3, rate=48.0)
     assert low.labels.height == 4
     assert high.labels.height == 12
     assert set(high.labels["typology"]) == {"wash_trading", "spoofing", "layering"}
