@@ -22,7 +22,6 @@ from tapewatch.cli.terminal import err, progress_bar
 from tapewatch.durations import parse_duration
 from tapewatch.errors import InputError
 from tapewatch.extras import require
-from tapewatch.io.deadletter import letters_frame, write_dead_letters
 
 if TYPE_CHECKING:
     from tapewatch.config import ExchangeSettings, Settings
@@ -311,6 +310,8 @@ def _set_aside(summary: IngestSummary, rejected: list[dict]) -> None:
     """Append rejected messages to the venue's dead-letter file, one JSON object a line."""
     if not rejected or summary.rejected_path is None:
         return
+    from tapewatch.io.deadletter import letters_frame, write_dead_letters  # Polars: not for every `--help`
+
     summary.rejected += len(rejected)
     write_dead_letters(letters_frame(rejected), summary.rejected_path, append=True)
 

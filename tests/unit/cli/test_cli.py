@@ -157,3 +157,14 @@ def test_simulated_market_directory_round_trips_through_detect_and_evaluate(tmp_
         ],
     )
     assert result.exit_code == 0, result.output
+
+
+def test_the_command_line_starts_without_the_data_libraries():
+    """`tapewatch --help` and every command's registration load no Polars, NumPy or detector: a command
+    imports what it uses when it runs (start-up is most of a short command's time)."""
+    probe = (
+        "import sys; import tapewatch.cli.app; "
+        "print(sorted(m for m in ('polars', 'numpy', 'scipy', 'tapewatch.detect.registry') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout
