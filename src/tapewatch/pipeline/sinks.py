@@ -9,6 +9,7 @@ lives here once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -31,16 +32,15 @@ class AlertsOut:
     patient: PatientStore | None = None
     """The store's patient front when this sink saves (held and retried while the database is away)."""
     sinks: list[Sink] = field(default_factory=list)
-    closers: list[Callable[[], object]] = field(default_factory=list)
+    closing: ExitStack = field(default_factory=ExitStack)
 
     def __call__(self, items: list[Emitted]) -> None:
         for sink in self.sinks:
             sink(items)
 
     def close(self) -> None:
-        """Lines flushed, notifications drained, then the store (after its last tries when it saved)."""
-        for close in self.closers:
-            close()
+        """Notifications drained, then the store (after its last tries when it saved), then the lines."""
+        self.closing.close()
 
 
 def open_alerts_out(
@@ -53,7 +53,7 @@ def open_alerts_out(
     save: Literal["patient", "strict", "no"] = "patient",
     notify: bool = False,
 ) -> AlertsOut:
-    """Open the places alerts go.
+    """Open the places alerts go; whatever was opened is closed again if a later one fails to open.
 
     `lines` writes JSON lines to `output` (stdout when None); `store` opens `db`, else
     the settings' database, else the default file. `save` says how each batch is saved
@@ -65,45 +65,29 @@ def open_alerts_out(
     if notify and not store:
         raise ValueError("notifications need the store: their cooldowns look up earlier alerts there")
     out = AlertsOut()
-    try:
-        _open(out, settings, lines, output, store, db, save, notify)
-    except BaseException:
-        out.close()  # what was opened before the failure
-        raise
+    with ExitStack() as opening:  # closes in reverse: notifier, store, lines
+        if lines:
+            writer = AlertLineWriter(output)
+            opening.callback(writer.close)
+            out.sinks.append(lambda items: writer.write(item.alert for item in items))
+        if store:
+            opened = out.store = open_store(db or settings.store.db or default_db_path())
+            if save == "patient":
+                patient = out.patient = PatientStore(
+                    opened, initial_s=settings.store.retry_initial_s, max_s=settings.store.retry_max_s
+                )
+                opening.callback(patient.close)
+                out.sinks.append(lambda items: patient.save(item.alert for item in items))
+            else:
+                opening.callback(opened.close)
+                if save == "strict":
+                    out.sinks.append(lambda items: opened.save(item.alert for item in items))
+            if notify:
+                from tapewatch.notify.background import BackgroundNotifier
+                from tapewatch.notify.router import Notifier
+
+                notifier = BackgroundNotifier(Notifier(opened.engine, settings.notify))
+                opening.callback(notifier.close)
+                out.sinks.append(notifier)
+        out.closing = opening.pop_all()
     return out
-
-
-def _open(
-    out: AlertsOut,
-    settings: Settings,
-    lines: bool,
-    output: Path | None,
-    store: bool,
-    db: str | None,
-    save: str,
-    notify: bool,
-) -> None:
-    if lines:
-        writer = AlertLineWriter(output)
-        out.sinks.append(lambda items: writer.write(item.alert for item in items))
-        out.closers.append(writer.close)
-    if not store:
-        return
-    opened = out.store = open_store(db or settings.store.db or default_db_path())
-    closer: Callable[[], object] = opened.close
-    if save == "patient":
-        patient = out.patient = PatientStore(
-            opened, initial_s=settings.store.retry_initial_s, max_s=settings.store.retry_max_s
-        )
-        out.sinks.append(lambda items: patient.save(item.alert for item in items))
-        closer = patient.close
-    elif save == "strict":
-        out.sinks.append(lambda items: opened.save(item.alert for item in items))
-    if notify:
-        from tapewatch.notify.background import BackgroundNotifier
-        from tapewatch.notify.router import Notifier
-
-        notifier = BackgroundNotifier(Notifier(opened.engine, settings.notify))
-        out.sinks.append(notifier)
-        out.closers.append(notifier.close)
-    out.closers.append(closer)
