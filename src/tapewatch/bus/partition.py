@@ -98,17 +98,17 @@ class PartitionStats:
     set_aside_messages: list[dict[str, Any]] = field(default_factory=list)
 
     def set_aside_message(self, msg: Msg, partition: int, reason: str) -> dict[str, Any]:
-        """Count a malformed message and keep its description (the latest `KEEP_SET_ASIDE` of them)."""
+        """Count a malformed message and keep its description (the latest `KEEP_SET_ASIDE` of them);
+        returns the description (its dead letter's record)."""
         self.set_aside[f"message: {reason}"] += 1
         del self.set_aside_messages[: max(0, len(self.set_aside_messages) - KEEP_SET_ASIDE + 1)]
         described = {
-            "reason": reason,
             "subject": msg.subject,
             "partition": partition,
             "stream_seq": msg.metadata.sequence.stream,
             "bytes": len(msg.data),
         }
-        self.set_aside_messages.append(described)
+        self.set_aside_messages.append({"reason": reason, **described})
         return described
 
 
@@ -295,17 +295,15 @@ class PartitionRunner:
     def _count(self, reads: list[Read]) -> list[dict[str, Any]]:
         """Add to the worker's counters (in the event loop: partitions' threads must not race on them);
         returns the dead letters of the messages set aside."""
-        refused = []
+        letters = []
         for read in reads:
             if read.reason is not None:
-                refused.append(self.ctx.stats.set_aside_message(read.msg, self.partition, read.reason))
+                described = self.ctx.stats.set_aside_message(read.msg, self.partition, read.reason)
+                letters.append(letter("bus", read.reason, described))
             elif read.trades is not None:
                 self.ctx.stats.messages += 1
                 self.ctx.stats.trades += read.trades.height
-        return [
-            letter("bus", item["reason"], {key: value for key, value in item.items() if key != "reason"})
-            for item in refused
-        ]
+        return letters
 
     async def _dead_letters(self, letters: Iterable[dict[str, Any]]) -> None:
         """Append set-aside messages and trades to the worker's dead-letter file, when it has one.
@@ -314,8 +312,10 @@ class PartitionRunner:
         takeover or a lost ack is written again (at least once, like the alerts). A file that cannot
         be written is logged and counted, never a reason to stop the partition (the rows are counted
         in the report either way)."""
+        if self.ctx.dead_letter is None:
+            return  # counted only: nothing to encode
         frame = letters_frame(letters)
-        if self.ctx.dead_letter is None or not frame.height:
+        if not frame.height:
             return
         try:
             await asyncio.to_thread(write_dead_letters, frame, self.ctx.dead_letter, append=True)
@@ -350,7 +350,7 @@ class PartitionRunner:
         self.ctx.stats.set_aside.update(self.engine.stats.set_aside - self._counted)
         self._counted = self.engine.stats.set_aside.copy()
         await self._dead_letters(
-            [letter("bus", entry["reason"], entry["record"]) for entry in self.engine.set_aside]
+            letter("bus", entry["reason"], entry["record"]) for entry in self.engine.set_aside
         )
         self.engine.set_aside.clear()  # counted above and written: memory is not held by bad rows
         if emitted:

@@ -1,8 +1,8 @@
-"""Raw columns of each file format → the record columns of its kind, plus the checks a record must pass.
+"""Raw columns of each file format → the record columns of its kind (what makes a row bad: `tapewatch.validity`).
 
 One converter per format; each says only how that format names and encodes
-things. What makes a row bad is decided once per record kind in `tapewatch.validity`
-(`PROBLEMS` here), so every format, and every other way rows arrive, rejects the same
+things. What makes a row bad is decided once per record kind in `tapewatch.validity`,
+so every format, and every other way rows arrive, rejects the same
 things with the same words.
 """
 
@@ -18,7 +18,7 @@ from tapewatch.io import depth
 from tapewatch.io.formats import EXPECTED, BinanceName, Source, data_stem, unify_symbol
 from tapewatch.io.timeparse import infer_interval, parse_times
 from tapewatch.records import BOOK_SIDES, ORDER_ACTIONS, TRADE_SIDES
-from tapewatch.validity import RULES, TS_GIVEN, WHY, Problems
+from tapewatch.validity import TS_GIVEN, WHY
 
 Kind = Literal["trades", "bars", "orders", "book"]
 RECORD_KINDS: tuple[Kind, ...] = ("trades", "bars", "orders", "book")
@@ -390,6 +390,3 @@ KINDS: dict[str, Kind] = {
     "binance-depth": "book",
 }
 """The record kind each non-Parquet format yields (Parquet holds any), so an empty file still has a kind."""
-
-PROBLEMS: dict[Kind, Callable[[list[str]], Problems]] = {kind: RULES[kind] for kind in RECORD_KINDS}
-"""The validity rule of each kind a file can hold."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from tapewatch import validity
 from tapewatch.errors import InputError
 from tapewatch.io import depth
 from tapewatch.io.deadletter import dead_letters, empty_rejected, write_dead_letters
@@ -35,7 +36,6 @@ from tapewatch.io.normalise import (
     CONVERTERS,
     KINDS,
     NOUNS,
-    PROBLEMS,
     RECORD_KINDS,
     Converted,
     FileContext,
@@ -203,7 +203,7 @@ def _load(source: Source, fmt: str) -> pl.DataFrame:
 def _check(converted: Converted, raw: pl.DataFrame, file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split converted rows into clean records (conformed to the schema) and dead letters."""
     frame = converted.frame
-    problems = PROBLEMS[converted.kind](frame.columns)
+    problems = validity.problems(converted.kind, frame.columns)
     bad = frame.select(pl.any_horizontal([is_bad for is_bad, _ in problems])).to_series()
     schema = SCHEMAS[converted.kind]
     if not bad.any():

@@ -18,7 +18,7 @@ from tapewatch.engine.batch import run_batch
 from tapewatch.engine.kinds import BOOK
 from tapewatch.io.derive import book_events
 from tapewatch.io.readers import RECORD_KINDS, ReadResult, expand_inputs, read_inputs, write_dead_letters
-from tapewatch.progress import Progress
+from tapewatch.progress import SILENT, Progress
 from tapewatch.records import Alert
 
 
@@ -49,7 +49,7 @@ def detect_files(
     detectors: Sequence[str] | None = None,
     model: Path | None = None,
     dead_letter: Path | None = None,
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
 ) -> DetectRun:
     """Run detection over files; rejected rows are written to `dead_letter` only when there are some.
 
@@ -62,18 +62,18 @@ def detect_files(
             update={"pump_model": settings.pump_model.model_copy(update={"model": model})}
         )
     check_detector_names(_with_model(list(detectors or []), model), settings)
-    reading = progress.add_task("reading", total=len(expand_inputs(inputs))) if progress else None
+    reading = progress.add_task("reading", total=len(expand_inputs(inputs)))
     read = read_inputs(
-        inputs, fmt=fmt, venue=venue, on_file=lambda _: _advance(progress, reading), kinds=RECORD_KINDS
+        inputs, fmt=fmt, venue=venue, on_file=lambda _: progress.advance(reading), kinds=RECORD_KINDS
     )
     names = list(detectors or default_detector_names(candles=read.bars.height > 0))
     chosen = build_detectors(settings, _with_model(names, model))
-    detecting = progress.add_task("detecting", total=len(chosen)) if progress else None
+    detecting = progress.add_task("detecting", total=len(chosen))
     alerts = run_batch(
         chosen,
         read.trades,
         read.bars,
-        on_detector=lambda _: _advance(progress, detecting),
+        on_detector=lambda _: progress.advance(detecting),
         orders=read.orders if read.orders.height else None,
         book=book_events(read.book, read.trades) if _reads_book(chosen, read.book) else None,
     )
@@ -88,11 +88,6 @@ def detect_files(
         seconds=time.perf_counter() - started,
         by_detector=Counter(alert.detector for alert in alerts),
     )
-
-
-def _advance(progress: Progress | None, task: int | None) -> None:
-    if progress is not None and task is not None:
-        progress.advance(task)
 
 
 def _with_model(names: list[str], model: Path | None) -> list[str]:

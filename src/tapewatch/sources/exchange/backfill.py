@@ -21,7 +21,7 @@ import polars as pl
 
 from tapewatch.config import ExchangeSettings
 from tapewatch.io.lake import Lake
-from tapewatch.progress import Progress
+from tapewatch.progress import SILENT, Progress
 from tapewatch.sources.exchange.connect import make_exchange
 from tapewatch.sources.exchange.coverage import Coverage
 from tapewatch.sources.exchange.normalise import bars_frame, normalise_trades, trades_frame
@@ -78,7 +78,7 @@ class _Job:
     stream: str  # "trades" or the candle timeframe: the coverage ledger's key
     pages: PageSource
     to_frame: ToFrame
-    progress: Progress | None
+    progress: Progress
 
 
 async def backfill_trades(
@@ -87,7 +87,7 @@ async def backfill_trades(
     since: datetime,
     until: datetime,
     lake: Lake,
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
     *,
     exchange: ccxt.async_support.Exchange | None = None,
 ) -> BackfillReport:
@@ -110,7 +110,7 @@ async def backfill_ohlcv(
     since: datetime,
     until: datetime,
     lake: Lake,
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
     *,
     exchange: ccxt.async_support.Exchange | None = None,
 ) -> BackfillReport:
@@ -202,14 +202,14 @@ async def _backfill_symbol(
                 frame = job.to_frame(page, symbol, result)
                 result.fetched += frame.height
                 result.written += await buffer.add(frame, page)
-                if progress is not None and task is not None:
+                if task is not None:
                     progress.advance(task, page.end - page.start)
             result.written += await buffer.flush()
     except ccxt.BaseError as exc:
         result.error = f"{type(exc).__name__}: {exc}"[:300]
         result.written += await buffer.flush()
     finally:
-        if progress is not None and task is not None:
+        if task is not None:
             progress.remove_task(task)
     return result
 
@@ -239,8 +239,8 @@ class _Buffer:
         return written
 
 
-def _progress_task(progress: Progress | None, description: str, total: int) -> Any:
-    if progress is None or total <= 0:
+def _progress_task(progress: Progress, description: str, total: int) -> Any:
+    if total <= 0:
         return None
     return progress.add_task(description, total=total)
 
