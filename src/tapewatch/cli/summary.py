@@ -85,6 +85,7 @@ def print_demo_summary(console: Console, result: DemoResult) -> None:
         " (after `tapewatch users add NAME --role admin --with-password --db …`; serve needs"
         " `pip install 'tapewatch[service]'`)",
         highlight=False,
+        markup=False,  # [service] is not a style
     )
 
 

@@ -58,7 +58,7 @@ def comparable(alert):
     return alert.model_dump(exclude={"timing"})
 
 
-@pytest.mark.parametrize("batch_trades", [29, 97, 5000, 10**6])
+@pytest.mark.parametrize("batch_trades", [13, 97, 5000, 10**6])
 def test_replay_through_the_stream_gives_the_batch_alerts(batch_trades):
     trades = busy_market()
     batch = run_batch(build_detectors(Settings(), DETECTORS), trades, empty_frame(BAR_SCHEMA))

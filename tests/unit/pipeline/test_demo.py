@@ -1,5 +1,8 @@
 import json
 
+from rich.console import Console
+
+from tapewatch.cli.summary import print_demo_summary
 from tapewatch.config import Settings
 from tapewatch.evaluate.scoring import ALL_DETECTORS
 from tapewatch.pipeline.demo import run_demo
@@ -29,6 +32,11 @@ def test_demo_detects_stores_scores_and_charts(tmp_path):
     assert (
         result.lake.read("trades", venue=top.venue, symbol=top.symbol).height > 0
     )  # for the console's chart
+    console = Console(record=True, width=400)
+    print_demo_summary(console, result)
+    summary = console.export_text()
+    assert f"Simulated {result.trades:,} trades with {result.labels.height} injected" in summary
+    assert f"tapewatch serve --db {result.db_path}" in summary and "tapewatch[service]" in summary
 
 
 def test_demo_is_reproducible_and_idempotent_in_the_store(tmp_path):

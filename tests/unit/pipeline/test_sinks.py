@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,33 +16,42 @@ from tapewatch.errors import InputError
 from tapewatch.pipeline import sinks
 from tapewatch.pipeline.sinks import open_alerts_out
 from tapewatch.store.alert_store import open_store
-from unit.store.test_store import make_alert
+from unit.store.test_store import BACKENDS, make_alert, postgres_schema
 
 
 def emitted(*minutes: int) -> list[Emitted]:
     return [Emitted(make_alert(minute)) for minute in minutes]
 
 
-def break_the_store(db: Path) -> None:
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database: a SQLite file, or a new schema on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "a.db")
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+def break_the_store(db: str) -> None:
     """Saving fails from here on, as it does while the database is away."""
     with open_store(db) as store, store.engine.begin() as connection:
         connection.execute(text("ALTER TABLE alerts RENAME TO alerts_away"))
 
 
-def test_lines_and_the_store_receive_each_batch_and_close_in_order(tmp_path: Path) -> None:
-    out = open_alerts_out(Settings(), output=tmp_path / "alerts.jsonl", db=str(tmp_path / "a.db"))
+def test_lines_and_the_store_receive_each_batch(tmp_path: Path, db: str) -> None:
+    out = open_alerts_out(Settings(), output=tmp_path / "alerts.jsonl", db=db)
     out(emitted(0, 1))
     out.close()
     lines = [json.loads(line)["id"] for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    with open_store(tmp_path / "a.db") as store:
+    with open_store(db) as store:
         assert sorted(lines) == sorted(alert.id for alert in store.list()) and len(lines) == 2
 
 
-def test_a_patient_store_holds_what_it_cannot_save_and_a_strict_one_raises(tmp_path: Path) -> None:
-    db = tmp_path / "a.db"
+def test_a_patient_store_holds_what_it_cannot_save_and_a_strict_one_raises(db: str) -> None:
     fast = Settings(store=StoreSettings(retry_initial_s=0.01, retry_max_s=0.02))  # the waits are real sleeps
-    patient = open_alerts_out(fast, lines=False, db=str(db))
-    strict = open_alerts_out(Settings(), lines=False, db=str(db), save="strict")
+    patient = open_alerts_out(fast, lines=False, db=db)
+    strict = open_alerts_out(Settings(), lines=False, db=db, save="strict")
     break_the_store(db)
     patient(emitted(0))
     assert patient.patient is not None and len(patient.patient.waiting) == 1  # held, retried later
@@ -52,8 +62,8 @@ def test_a_patient_store_holds_what_it_cannot_save_and_a_strict_one_raises(tmp_p
     assert patient.close() is None and patient.patient.waiting  # still not saved: stream reports it
 
 
-def test_save_no_leaves_the_store_to_the_caller(tmp_path: Path) -> None:
-    out = open_alerts_out(Settings(), lines=False, db=str(tmp_path / "a.db"), save="no")
+def test_save_no_leaves_the_store_to_the_caller(db: str) -> None:
+    out = open_alerts_out(Settings(), lines=False, db=db, save="no")
     out(emitted(0))
     assert out.store is not None and out.store.list() == []
     out.close()
