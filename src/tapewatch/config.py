@@ -82,7 +82,9 @@ class StoreSettings(Section):
     """Where alerts, instruments and cases live, and where market data is kept."""
 
     db: str = Field("", description="SQLAlchemy URL or SQLite path; empty: ~/.tapewatch/tapewatch.db")
-    lake: str = Field("", description="Parquet lake folder; empty: ~/.tapewatch/lake")
+    lake: str = Field(
+        "", description="Parquet lake folder or fsspec URL (s3://bucket/lake); empty: ~/.tapewatch/lake"
+    )
     retry_initial_s: float = Field(
         0.5, gt=0, description="stream: first wait before saving alerts again after a database error"
     )
@@ -187,6 +189,17 @@ class StocksSettings(Section):
     poll_until: str = Field("20:00", pattern=r"^\d{2}:\d{2}$", description="--every polls until this time")
 
 
+class BatchSettings(Section):
+    """`tapewatch detect` on inputs larger than memory: split by symbol, one partition at a time."""
+
+    memory_gib: float = Field(
+        2.0, gt=0, description="inputs that would need more than this are detected in partitions of symbols"
+    )
+    spill_dir: str = Field(
+        "", description="where partitions are spilled (local disk); empty: the temp folder"
+    )
+
+
 class StreamSettings(Section):
     """The streaming engine: micro-batches of the batch detectors on each symbol's recent tail."""
 
@@ -219,7 +232,9 @@ class BusSettings(Section):
         description="durable consumers are PREFIX_p<N> (one per partition) and PREFIX_sink",
     )
     trades_max_age_h: float = Field(
-        24.0, gt=0, description="trades are kept this long: more than the detectors' longest lookback"
+        24.0,
+        gt=0,
+        description="trades are kept at least this long; workers raise it to what their detectors need",
     )
     alerts_max_age_d: float = Field(30.0, gt=0, description="alerts are kept this long on the bus")
     trades_dedup_window_s: float = Field(
@@ -236,6 +251,9 @@ class BusSettings(Section):
         15.0, gt=0, description="a partition whose owner stops renewing is free after this long"
     )
     heartbeat_s: float = Field(3.0, gt=0, description="how often leases are renewed and rebalanced")
+    checkpoint_s: float = Field(
+        60.0, ge=0, description="how often a partition's engine state is saved for a takeover; 0: never"
+    )
     ack_wait_s: float = Field(120.0, gt=0, description="an unacknowledged message is redelivered after this")
     request_timeout_s: float = Field(5.0, gt=0, description="timeout of one publish or API request")
     retry_initial_s: float = Field(
@@ -316,6 +334,7 @@ class Settings(DetectorSettings, BaseSettings):
     store: StoreSettings = StoreSettings()
     exchange: ExchangeSettings = ExchangeSettings()
     stocks: StocksSettings = StocksSettings()
+    batch: BatchSettings = BatchSettings()
     stream: StreamSettings = StreamSettings()
     bus: BusSettings = BusSettings()
     api: ApiSettings = ApiSettings()

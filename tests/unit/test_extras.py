@@ -124,4 +124,4 @@ def test_the_lstm_forecaster_does_not_ask_for_ml(monkeypatch):
 def test_every_extra_named_exists_and_all_holds_the_four():
     extras = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]
     assert {"live", "service", "ml", "bus", "all", "deep", "test"} <= set(extras)
-    assert extras["all"] == ["tapewatch[live,service,ml,bus]"]
+    assert extras["all"] == ["tapewatch[live,service,ml,bus,spark,s3]"]

@@ -1,6 +1,6 @@
 """Scale-out over NATS JetStream: trades partitioned by symbol, shared by any number of workers.
 
-    ingest / `tapewatch bus publish` ──► PREFIX.trades.<partition>.<venue>.<symbol>  (stream: trades, 24 h)
+    ingest / `tapewatch bus publish` ──► PREFIX.trades.<partition>.<venue>.<symbol>  (stream: trades, kept ≥ the detectors' need)
         workers (`tapewatch stream --bus`) own partitions by lease, run a StreamEngine per partition
             ──► PREFIX.alerts.<typology>.<venue>.<symbol>  (stream: alerts, 30 d)
                 `tapewatch bus sink` ──► store + JSON lines (+ notifier hooks)
@@ -8,7 +8,8 @@
 `subjects` names everything, `codec` encodes trade batches (Arrow IPC), `publish`
 puts trades on the bus, `leases` shares partitions, `partition` runs one (and
 explains exactly how a partition resumes after a crash), `worker` runs a worker,
-`sink` stores alerts, `status` reports; the CLI functions are in `tapewatch.cli.bus`.
+`retention` says how long trades must be kept, `checkpoints` saves partitions' engine
+state, `sink` stores alerts, `status` reports; the CLI functions are in `tapewatch.cli.bus`.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ _HOMES = {
     "CodecError": "codec",
     "decode_trades": "codec",
     "encode_trades": "codec",
+    "Checkpoints": "checkpoints",
     "BusError": "connection",
     "PublishStats": "publish",
     "TradePublisher": "publish",
     "publish_files": "publish",
     "publish_frame": "publish",
+    "Retention": "retention",
+    "needed_retention": "retention",
     "AlertSink": "sink",
     "SinkReport": "sink",
     "run_sink": "sink",

@@ -1,6 +1,6 @@
 """One partition in one worker: take its durable consumer, rebuild the engine, then process live.
 
-Resume, exactly and simply:
+Resume, exactly:
 
 1. **Checkpoint = the durable consumer's ack floor.** A trade message is acked only
    when all its trades are *decided* by the engine (not held back as the newest
@@ -12,17 +12,28 @@ Resume, exactly and simply:
    floor + 1. Deliveries then come in stream order from the checkpoint (a consumer
    left alone would redeliver its unacked messages only after `ack_wait`, behind
    newer ones), and a stale owner's pull requests die with the old consumer.
-3. **Rebuild**: replay the partition from the start of retention up to the floor
-   through an ephemeral consumer (nothing acked), pushing into a fresh engine and
-   throwing its output away — all of it was published before the floor. The engine
-   ends in the state it had at the checkpoint: tails, candles, cooldowns, open
-   follow-ups. Retention (`trades_max_age_h`, 24 h) is well beyond the detectors'
-   lookback (~13 h of hourly candles), so the state is the one an uninterrupted run
-   has. Steps during the rebuild use arrival time 0 and clock 0, so a millisecond
-   cut by a step boundary is held back, never split.
-4. **Live**: everything after the floor is processed and published again. What the
-   previous owner had already published is dropped by message id within the alerts
-   stream's duplicate window (`alerts_dedup_window_s`), and past it by the store.
+3. **Restore** the partition's engine checkpoint when there is one (see
+   `checkpoints`: a snapshot taken by an owner with the stream sequence S of the
+   last message in it), else start from a fresh engine (S = 0).
+4. **Rebuild**: replay the partition's messages after S up to the floor through
+   an ephemeral consumer (nothing acked), pushing into the engine and throwing its
+   output away — all of it was published before the floor. The engine ends in the
+   state it had at the floor: tails, candles, cooldowns, open follow-ups. Without a
+   checkpoint this replays the whole retention, which the workers keep at least as
+   long as their detectors' lookback and follow-up (`retention`), so the state is
+   the one an uninterrupted run has. Steps during the rebuild use arrival time 0 and
+   clock 0, so a millisecond cut by a step boundary is held back, never split. A
+   checkpoint ahead of the floor (S > floor: its owner pushed messages it had not
+   acked yet) needs no replay.
+5. **Live**: everything after the floor is delivered and published again. Messages
+   up to S are already in a restored engine: they are tracked for their acks, never
+   pushed twice. What the previous owner had already published is dropped by message
+   id within the alerts stream's duplicate window (`alerts_dedup_window_s`), and past
+   it by the store.
+
+Checkpoints are saved every `bus.checkpoint_s` while the partition runs, between
+steps, once everything the engine emitted is confirmed on the alerts stream; an
+unreadable or mismatched checkpoint (other detectors) falls back to the full rebuild.
 
 A dropped connection can lose deliveries in flight; the consumer's delivery
 numbers then show a gap, and the partition goes back to step 2 (`Resync`) rather
@@ -61,6 +72,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from tapewatch.bus.alert_stream import AlertPublisher
+from tapewatch.bus.checkpoints import Checkpoints
 from tapewatch.bus.connection import TRANSIENT, retrying
 from tapewatch.bus.delivery import InOrder, Read, Resync, is_end, read_messages
 from tapewatch.bus.subjects import BusNames
@@ -94,6 +106,8 @@ class PartitionStats:
     alerts: int = 0
     updates: int = 0
     rebuilt_trades: int = 0
+    checkpoints_saved: int = 0
+    checkpoints_restored: int = 0
     set_aside: Counter = field(default_factory=Counter)
     set_aside_messages: list[dict[str, Any]] = field(default_factory=list)
 
@@ -127,6 +141,8 @@ class PartitionContext:
     """The detectors' names (None: the defaults)."""
     dead_letter: Path | None = None
     """Where set-aside messages and trades are appended, in the one dead-letter format (None: counted only)."""
+    checkpoints: Checkpoints | None = None
+    """Where engine checkpoints are saved and restored (None: rebuild from the whole retention)."""
     hooks_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one hook call at a time
 
 
@@ -146,6 +162,10 @@ class PartitionRunner:
         )
         self._unacked: deque[Read] = deque()
         self._counted: Counter = Counter()  # the engine's set-asides already added to the stats
+        self._covered = 0  # messages up to this stream sequence are in a restored engine: not pushed again
+        self._pushed = 0  # the last stream sequence in the engine (what a checkpoint now covers)
+        self._saved = 0  # the sequence of the last checkpoint saved
+        self._last_save = time.monotonic()
 
     async def run(self) -> None:
         """Take the partition, rebuild, process; after lost deliveries, do it all again."""
@@ -158,8 +178,18 @@ class PartitionRunner:
                 await asyncio.sleep(self.bus.retry_initial_s)
 
     async def _run_once(self) -> None:
+        started = time.perf_counter()
         floor = await self._take_consumer()
-        await self._rebuild(floor)
+        restored = await self._restore()
+        replayed = await self._rebuild(floor, after=restored)
+        log.info(
+            "partition %d: ready in %.2fs after replaying %d trades (floor %d, checkpoint %s)",
+            self.partition,
+            time.perf_counter() - started,
+            replayed,
+            floor,
+            restored or "none",
+        )
         sub = await self.ctx.js.pull_subscribe_bind(
             durable=self.ctx.names.durable(self.partition), stream=self.ctx.names.trades_stream
         )
@@ -177,7 +207,9 @@ class PartitionRunner:
         durable = names.durable(self.partition)
         try:
             info = await js.consumer_info(names.trades_stream, durable)
-            floor = info.ack_floor.stream_seq
+            # A consumer that has acked nothing since it was created at floor + 1 reports floor 0:
+            # its start says where the previous floor was (else everything would be processed again).
+            floor = max(info.ack_floor.stream_seq, (info.config.opt_start_seq or 1) - 1)
             await js.delete_consumer(names.trades_stream, durable)
         except NotFoundError:
             floor = 0
@@ -201,20 +233,69 @@ class PartitionRunner:
     def _max_ack_pending(self) -> int:
         return max(1000, 8 * self.bus.fetch_batch)
 
-    async def _rebuild(self, floor: int) -> None:
-        """Replay the partition up to the floor into the engine, discarding what it emits."""
-        if floor <= 0:
-            return
+    async def _restore(self) -> int:
+        """Load the partition's checkpoint into the engine; the sequence it covers (0: none, or unusable)."""
+        if self.ctx.checkpoints is None:
+            return 0
+        try:
+            saved = await self.ctx.checkpoints.load(self.partition)
+            state = (await self.ctx.js.stream_info(self.ctx.names.trades_stream)).state
+        except TRANSIENT as exc:
+            log.warning("partition %d: checkpoint not read (%s); rebuilding instead", self.partition, exc)
+            return 0
+        if saved is None or saved.data is None:
+            return 0
+        if not state.first_seq - 1 <= saved.seq <= state.last_seq:
+            # Past the end: of an earlier stream of the same name. Before the start: what came
+            # after it may have aged out, so replaying from it could skip trades.
+            log.warning(
+                "partition %d: checkpoint of seq %d is outside the stream's %d..%d; rebuilding instead",
+                self.partition,
+                saved.seq,
+                state.first_seq,
+                state.last_seq,
+            )
+            return 0
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(self.engine.restore, saved.data)
+        except Exception as exc:  # noqa: BLE001 — any unusable checkpoint means the same: rebuild in full
+            log.warning("partition %d: checkpoint not restored (%s); rebuilding instead", self.partition, exc)
+            self._fresh_engine()
+            return 0
+        self._covered = self._pushed = self._saved = saved.seq
+        self._counted = self.engine.stats.set_aside.copy()  # counted (and written) when they first came
+        self.engine.set_aside.clear()
+        self.ctx.stats.checkpoints_restored += 1
+        log.info(
+            "partition %d: restored the checkpoint of seq %d (%.1f MB, saved %.0fs ago) in %.2fs",
+            self.partition,
+            saved.seq,
+            saved.size / 1e6,
+            saved.age_s(),
+            time.perf_counter() - started,
+        )
+        return saved.seq
+
+    async def _rebuild(self, floor: int, *, after: int = 0) -> int:
+        """Replay the partition's messages after `after` up to the floor into the engine, discarding
+        what it emits; returns the trades replayed."""
+        if floor <= after:
+            return 0
         js, names = self.ctx.js, self.ctx.names
         sub = await js.pull_subscribe(
             names.partition_filter(self.partition),
             stream=names.trades_stream,
             config=api.ConsumerConfig(
-                ack_policy=api.AckPolicy.NONE, deliver_policy=api.DeliverPolicy.ALL, inactive_threshold=60.0
+                ack_policy=api.AckPolicy.NONE,
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE if after else api.DeliverPolicy.ALL,
+                opt_start_seq=after + 1 if after else None,
+                inactive_threshold=60.0,
             ),
         )
-        started, rows, order, done = time.perf_counter(), 0, InOrder(self.partition), False
+        started, rows, order = time.perf_counter(), 0, InOrder(self.partition)
         try:
+            done = (await sub.consumer_info()).num_pending == 0  # e.g. a checkpoint covering all there is
             while not done:
                 try:
                     msgs = await sub.fetch(REBUILD_FETCH, timeout=self.bus.request_timeout_s)
@@ -232,10 +313,17 @@ class PartitionRunner:
         self._counted = self.engine.stats.set_aside.copy()  # counted (and written) when they first came
         self.engine.set_aside.clear()
         self.ctx.stats.rebuilt_trades += rows
+        self._pushed = max(self._pushed, floor)
         seconds = time.perf_counter() - started
         log.info(
-            "partition %d: rebuilt from %d trades up to seq %d in %.2fs", self.partition, rows, floor, seconds
+            "partition %d: rebuilt from %d trades after seq %d up to seq %d in %.2fs",
+            self.partition,
+            rows,
+            after,
+            floor,
+            seconds,
         )
+        return rows
 
     def _replay(self, msgs: list[Msg]) -> int:
         """Feed already-published messages to the engine (in a thread); its output is dropped."""
@@ -271,8 +359,8 @@ class PartitionRunner:
                 reads = await asyncio.to_thread(self._ingest, segment)
                 await self._dead_letters(self._count(reads))
                 self._unacked.extend(reads)
-                if reads[-1].end:  # the end of a replay: decide everything, as at the end of a file
-                    await self._step(flush=True)
+                if reads[-1].end and _seq(reads[-1].msg) > self._covered:
+                    await self._step(flush=True)  # the end of a replay: decide everything, as at a file's end
                     last_step = time.monotonic()
             behind = bool(msgs) and msgs[-1].metadata.num_pending > 0
             due = (time.monotonic() - last_step) * 1000 >= self.stream_settings.batch_ms
@@ -283,14 +371,43 @@ class PartitionRunner:
             ):
                 await self._step(flush=False)
                 last_step = time.monotonic()
+            await self._checkpoint()
 
     def _ingest(self, msgs: list[Msg]) -> list[Read]:
-        """Decode, check and push messages' trades (in a thread: CPU work off the event loop)."""
+        """Decode, check and push messages' trades (in a thread: CPU work off the event loop); those a
+        restored checkpoint holds already are read (for their acks) but not pushed."""
         reads = read_messages(msgs, self.partition, self.ctx.names.partitions)
-        frames = [read.trades for read in reads if read.trades is not None]
+        frames = [read.trades for read in reads if read.trades is not None and _seq(read.msg) > self._covered]
         if frames:
             self.engine.push(pl.concat(frames), time.time())
+        if msgs:
+            self._pushed = max(self._pushed, _seq(msgs[-1]))
         return reads
+
+    async def _checkpoint(self) -> None:
+        """Save the engine's state when `checkpoint_s` has passed and it holds something new.
+
+        Called between steps, when everything the engine emitted is on the alerts stream, so the
+        state is that of a run that pushed exactly the messages up to `_pushed`. A failed save is
+        logged and tried again at the next interval: a checkpoint only shortens a takeover."""
+        every = self.bus.checkpoint_s
+        if self.ctx.checkpoints is None or every <= 0 or self._pushed <= self._saved:
+            return
+        if time.monotonic() - self._last_save < every:
+            return
+        if not self.ctx.valid(self.partition):
+            raise PartitionLost(f"partition {self.partition}: lease not renewed in time")
+        self._last_save = time.monotonic()
+        seq, data = self._pushed, await asyncio.to_thread(self.engine.snapshot)
+        try:
+            await self.ctx.checkpoints.save(self.partition, seq, data)
+        except TRANSIENT as exc:
+            log.warning(
+                "partition %d: checkpoint not saved (%s); next try in %.0fs", self.partition, exc, every
+            )
+            return
+        self._saved = seq
+        self.ctx.stats.checkpoints_saved += 1
 
     def _count(self, reads: list[Read]) -> list[dict[str, Any]]:
         """Add to the worker's counters (in the event loop: partitions' threads must not race on them);
@@ -371,6 +488,10 @@ class PartitionRunner:
         while self._unacked and (everything or self._unacked[0].decided(until)):
             head = self._unacked.popleft()
             await retrying(f"ack of partition {self.partition}", head.settle, self.bus)
+
+
+def _seq(msg: Msg) -> int:
+    return msg.metadata.sequence.stream
 
 
 def _up_to_each_end(msgs: list[Msg]) -> list[list[Msg]]:

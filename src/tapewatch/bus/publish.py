@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -26,7 +26,9 @@ from tapewatch.bus.connection import connect, retrying
 from tapewatch.bus.subjects import BusNames
 from tapewatch.bus.topology import ensure_topology
 from tapewatch.config import BusSettings, Settings
-from tapewatch.io.readers import read_inputs
+from tapewatch.io.readers import expand_inputs, read_inputs
+from tapewatch.io.spill import partitions_for
+from tapewatch.pipeline.replay_spill import spill_replay
 from tapewatch.records import TRADE_SCHEMA, conform
 from tapewatch.sources.replay import parse_speed, replay
 
@@ -148,7 +150,9 @@ class TradePublisher:
         return bool(ack.duplicate)
 
 
-def replay_chunks(trades: pl.DataFrame, speed: str, batch_trades: int) -> Iterator[pl.DataFrame]:
+def replay_chunks(
+    trades: pl.DataFrame | Iterable[pl.DataFrame], speed: str, batch_trades: int
+) -> Iterator[pl.DataFrame]:
     """The trades in time order, as fast as possible or paced at N× real time (`--speed`).
 
     A chunk never ends inside a timestamp: its newest timestamp's rows wait for the
@@ -196,6 +200,13 @@ def publish_files(
 ) -> PublishStats:
     """Read trade files (as `detect` does) and replay them onto the bus: `tapewatch bus publish`."""
     parse_speed(speed)  # a bad --speed is an error before any file is read
-    trades = read_inputs(inputs, fmt=fmt, venue=venue).trades
-    chunks = replay_chunks(trades, speed, settings.stream.max_batch_trades)
-    return asyncio.run(publish_frame(settings, url, chunks, end=end))
+    if partitions_for(expand_inputs(inputs), settings.batch.memory_gib) == 1:
+        trades = read_inputs(inputs, fmt=fmt, venue=venue).trades
+        chunks = replay_chunks(trades, speed, settings.stream.max_batch_trades)
+        return asyncio.run(publish_frame(settings, url, chunks, end=end))
+    spilled = spill_replay(inputs, settings, fmt=fmt, venue=venue, kind="trades")  # larger than memory
+    try:
+        chunks = replay_chunks(spilled.frames(), speed, settings.stream.max_batch_trades)
+        return asyncio.run(publish_frame(settings, url, chunks, end=end))
+    finally:
+        spilled.close()

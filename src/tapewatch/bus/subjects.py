@@ -99,6 +99,11 @@ class BusNames:
     def sink_durable(self) -> str:
         return f"{self.consumer_prefix}_sink"
 
+    @property
+    def checkpoints_bucket(self) -> str:
+        """The KV bucket of partitions' engine checkpoints (beside the leases, isolated with them)."""
+        return f"{self.leases_bucket}_checkpoints"
+
     @staticmethod
     def lease_key(partition: int) -> str:
         return f"partition.{partition}"

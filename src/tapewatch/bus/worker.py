@@ -4,8 +4,10 @@ Any number of workers share `bus.partitions` partitions through leases (see
 `leases`): each heartbeat a worker renews its leases, stops the partitions it lost,
 releases its extras and takes free ones up to its fair share; each partition it
 holds runs in a `PartitionRunner` (see `partition` for how a partition resumes
-exactly after a crash). Adding a worker adds capacity: the others hand it
-partitions at their next heartbeat. SIGINT/SIGTERM stop the worker gracefully:
+exactly after a crash, from its last checkpoint when there is one). Adding a worker
+adds capacity: the others hand it partitions at their next heartbeat. At start a
+worker raises the trades stream's retention to what its detectors need (`retention`)
+and announces that need, so `tapewatch bus status` can check it. SIGINT/SIGTERM stop the worker gracefully:
 its partitions are released at once rather than after the lease TTL.
 """
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tapewatch.bus.alert_stream import AlertPublisher
+from tapewatch.bus.checkpoints import Checkpoints
 from tapewatch.bus.connection import TRANSIENT, cancel, connect, log_to_stderr, until_signalled
 from tapewatch.bus.leases import Leases, default_worker_name, plan
 from tapewatch.bus.partition import (
@@ -30,6 +33,7 @@ from tapewatch.bus.partition import (
     PartitionRunner,
     PartitionStats,
 )
+from tapewatch.bus.retention import needed_retention
 from tapewatch.bus.subjects import BusNames
 from tapewatch.bus.topology import ensure_topology
 from tapewatch.config import Settings
@@ -62,6 +66,8 @@ class WorkerReport:
         )
         if s.rebuilt_trades:
             line += f"; {s.rebuilt_trades:,} trades replayed to rebuild state"
+        if s.checkpoints_restored or s.checkpoints_saved:
+            line += f"; checkpoints restored {s.checkpoints_restored}, saved {s.checkpoints_saved}"
         for reason, count in s.set_aside.most_common():
             line += f"; set aside {count:,}: {reason}"
         return line
@@ -87,6 +93,7 @@ class BusWorker:
         if not WORKER_NAME.fullmatch(self.name):
             raise InputError(f"--name '{self.name}': expected letters, digits, '-' or '_' only")
         self.names = BusNames.from_settings(settings.bus)
+        self.retention = needed_retention(settings, detectors)
         self.report = WorkerReport(self.name)
         self.on_published = list(on_published)
         self.runners: dict[int, asyncio.Task] = {}
@@ -100,7 +107,8 @@ class BusWorker:
         started = time.perf_counter()
         bus = self.settings.bus
         client, js = await connect(self.url, bus, name=f"tapewatch-worker-{self.name}")
-        kv = await ensure_topology(js, self.names, bus)
+        kv = await ensure_topology(js, self.names, bus, self.retention)
+        checkpoints = await Checkpoints.open(js, self.names, create=bus.checkpoint_s > 0)
         ttl = (await kv.status()).ttl or bus.lease_ttl_s
         leases = Leases(kv, self.names, self.name, ttl)
         ctx = PartitionContext(
@@ -112,9 +120,10 @@ class BusWorker:
             leases.valid,
             detectors=self.detectors,
             dead_letter=self.dead_letter,
+            checkpoints=checkpoints,
         )
         ctx.on_published.extend(self.on_published)
-        await leases.announce({"partitions": []})  # count in others' fair share from the start
+        await leases.announce(self._detail())  # count in others' fair share from the start
         renewing = asyncio.create_task(self._renew(leases, min(bus.heartbeat_s, ttl / 3)))
         try:
             while not stop.is_set():
@@ -135,11 +144,21 @@ class BusWorker:
             self.report.seconds = time.perf_counter() - started
         return self.report
 
+    def _detail(self) -> dict:
+        """What this worker tells `bus status` through its membership key: its partitions, its count of
+        trades, and the retention its detectors need (and why), so the status can check the stream's."""
+        return {
+            "partitions": self.owned,
+            "trades": self.report.stats.trades,
+            "needs_s": self.retention.needed_s,
+            "needs": self.retention.reason,
+        }
+
     async def _renew(self, leases: Leases, every_s: float) -> None:
         """Renew leases and membership on their own clock, so a slow rebalance never lets them lapse."""
         while True:
             try:
-                await leases.announce({"partitions": self.owned, "trades": self.report.stats.trades})
+                await leases.announce(self._detail())
                 for partition in await leases.renew():
                     log.warning("worker %s: lost partition %d", self.name, partition)
                     self.report.lost += 1

@@ -80,7 +80,8 @@ def detect(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="Files, directories or globs of trades, bars, L3 order events or L2 book updates."
+            help="Files, directories or globs of trades, bars, L3 order events or L2 book updates "
+            "(with --engine spark also a lake's URL, e.g. s3://bucket/lake)."
         ),
     ],
     fmt: Annotated[
@@ -105,6 +106,21 @@ def detect(
             help="Also run a trained pump model (`tapewatch train pump`); alerts carry its probability."
         ),
     ] = None,
+    partitions: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Detect in this many partitions of symbols, one at a time (0: only when the input would "
+            "need more than [batch] memory_gib).",
+        ),
+    ] = 0,
+    engine: Annotated[
+        str,
+        typer.Option(help="local (this process) or spark (the same detectors on Spark; the [spark] extra)."),
+    ] = "local",
+    master: Annotated[
+        str | None, typer.Option(help="With --engine spark: the Spark master URL (default local[*]).")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Detect manipulation in files; write alerts as JSON lines."""
@@ -113,9 +129,22 @@ def detect(
     from tapewatch.io.alert_lines import write_alerts
     from tapewatch.pipeline.batch import default_dead_letter_path, detect_files
 
+    if engine not in ("local", "spark"):
+        raise TapewatchError(f"--engine '{engine}': expected local or spark")
+    if engine == "local" and master is not None:
+        raise TapewatchError("--master needs --engine spark")
+    if engine == "spark" and partitions:
+        raise TapewatchError("--partitions is the local engine's; Spark partitions by symbol itself")
+    if engine == "local" and any("://" in item for item in inputs):
+        raise TapewatchError("a lake URL needs --engine spark (the local engine reads files and folders)")
     settings = load_settings(config)
-    with progress_bar() as progress:
-        run = detect_files(
+    if engine == "spark":
+        from tapewatch.extras import require
+
+        require("spark", "pyspark", command="detect --engine spark")
+        from tapewatch.pipeline.spark import detect_files_on_spark
+
+        run = detect_files_on_spark(
             inputs,
             settings,
             fmt=fmt,
@@ -123,8 +152,21 @@ def detect(
             detectors=detector,
             model=model,
             dead_letter=dead_letter or default_dead_letter_path(output),
-            progress=progress,
+            master=master,
         )
+    else:
+        with progress_bar() as progress:
+            run = detect_files(
+                inputs,
+                settings,
+                fmt=fmt,
+                venue=venue,
+                detectors=detector,
+                model=model,
+                dead_letter=dead_letter or default_dead_letter_path(output),
+                partitions=partitions or None,
+                progress=progress,
+            )
     write_alerts(run.alerts, output)
     print_detect_summary(err, run)
 

@@ -83,20 +83,26 @@ def bus_sink(
 
 
 def bus_status(bus: BusOption = None, config: ConfigOption = None) -> None:
-    """Streams, partition owners, workers and lag."""
+    """Partitions' owners, lag and checkpoints; workers; the trades' retention against what detectors need."""
     require("bus", "nats", command="bus status")
     from tapewatch.bus.status import bus_status as read
     from tapewatch.config import load_settings
 
     settings = load_settings(config)
     status = read(settings, bus_url(bus, settings.bus.url))
-    table = Table("partition", "owner", "consumer", "ack floor", "lag")
+    table = Table("partition", "owner", "consumer", "ack floor", "lag", "checkpoint")
     for part in status.partitions:
         consumer = "yes" if part.has_consumer else "-"
         table.add_row(
-            str(part.partition), part.owner or "-", consumer, f"{part.ack_floor:,}", f"{part.lag:,}"
+            str(part.partition),
+            part.owner or "-",
+            consumer,
+            f"{part.ack_floor:,}",
+            f"{part.lag:,}",
+            part.checkpoint,
         )
     out.print(table)
     for name, detail in status.workers.items():
         out.print(f"worker {name}: partitions {detail.get('partitions', [])}", highlight=False)
+    err.print(status.retention_line(), highlight=False, markup=False)
     err.print(status.summary(), highlight=False)

@@ -60,7 +60,7 @@ class IngestPlan:
     live: bool
     book: bool
     live_for_s: float | None
-    lake: Path | None
+    lake: str | None
     db: str | None
 
     def check(self, until: str | None) -> None:
@@ -129,7 +129,8 @@ def ingest_crypto(
         typer.Option("--live-for", help="With --live: stop after this long (e.g. 30m) instead of Ctrl-C."),
     ] = None,
     lake: Annotated[
-        Path | None, typer.Option("--lake", help="Parquet lake folder (default: the config's store.lake).")
+        str | None,
+        typer.Option("--lake", help="Parquet lake folder or URL, s3://… (default: the config's store.lake)."),
     ] = None,
     db: Annotated[
         str | None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -64,7 +63,10 @@ def ingest_stocks(
         ),
     ] = None,
     lake: Annotated[
-        Path | None, typer.Option(help="Parquet lake folder (default: store.lake, else ~/.tapewatch/lake).")
+        str | None,
+        typer.Option(
+            help="Parquet lake folder or URL, s3://… (default: store.lake, else ~/.tapewatch/lake)."
+        ),
     ] = None,
     db: Annotated[
         str | None,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     # the CLI imports this module at start-up: the detectors load only when a run needs them
     from tapewatch.evaluate.episodes import EpisodeScore
     from tapewatch.evaluate.scoring import EvaluationReport
-    from tapewatch.io.readers import ReadResult
+    from tapewatch.io.readers import ReadTally
     from tapewatch.pipeline.batch import DetectRun
     from tapewatch.pipeline.demo import DemoResult
     from tapewatch.records import Alert
@@ -31,11 +31,11 @@ def wide_console() -> Console:
 
 def print_detect_summary(console: Console, run: DetectRun) -> None:
     """One short block: input counts (with rejected rows and where they went) and alerts per detector."""
-    read = run.read
+    read = run.tally
     console.print(
-        f"read {len(read.files)} file(s), {read.rows_read:,} rows: {read.trades.height:,} trades, "
-        f"{read.bars.height:,} bars{_more_kinds(read)}; {read.duplicates_removed:,} duplicates removed; "
-        f"{read.rejected.height:,} rejected" + (f" → {run.dead_letter_path}" if run.dead_letter_path else ""),
+        f"read {read.files} file(s), {read.rows_read:,} rows: {read.records['trades']:,} trades, "
+        f"{read.records['bars']:,} bars{_more_kinds(read)}; {read.duplicates_removed:,} duplicates removed; "
+        f"{read.rejected:,} rejected" + (f" → {run.dead_letter_path}" if run.dead_letter_path else ""),
         highlight=False,
     )
     gaps = read.book_gap_summary()
@@ -43,13 +43,17 @@ def print_detect_summary(console: Console, run: DetectRun) -> None:
         console.print(f"warning: {gaps}", highlight=False)
     for reason in read.skipped.values():
         console.print(f"skipped (not market data): {reason}", highlight=False)
+    if run.partitions > 1:
+        console.print(
+            f"larger than memory: detected in {run.partitions} partitions by symbol", highlight=False
+        )
     detectors = ", ".join(f"{name} {count}" for name, count in sorted(run.by_detector.items())) or "none"
     console.print(f"{len(run.alerts)} alert(s) in {run.seconds:.2f}s ({detectors})", highlight=False)
 
 
-def _more_kinds(read: ReadResult) -> str:
+def _more_kinds(read: ReadTally) -> str:
     """Order events and book updates, named only when a run read some (most runs are trades or bars)."""
-    counts = [(read.orders.height, "order events"), (read.book.height, "book updates")]
+    counts = [(read.records["orders"], "order events"), (read.records["book"], "book updates")]
     return "".join(f", {count:,} {noun}" for count, noun in counts if count)
 
 

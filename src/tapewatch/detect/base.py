@@ -49,6 +49,32 @@ class DetectorState:
     decided_until: dict[Key, datetime] = field(default_factory=dict)
     history_start: dict[Key, datetime] = field(default_factory=dict)
     last_hit: dict[Key, datetime] = field(default_factory=dict)
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    """A detector's running aggregates (per-minute counts, baselines, …), owned and named by it, so
+    a stream step reads the new rows plus a short raw window instead of its whole lookback."""
+    raw_lookback: timedelta | None = None
+    """Set by a detector whose `tables` carry the older history: how many raw rows before each
+    symbol's newest decided row its next call still reads (None: its whole `lookback`)."""
+
+    MOMENTS = ("decided_until", "history_start", "last_hit")
+
+    def moments_frame(self) -> pl.DataFrame:
+        """The three moment maps as one frame (field, key, at): what a checkpoint stores."""
+        rows = [
+            (name, list(key), moment) for name in self.MOMENTS for key, moment in getattr(self, name).items()
+        ]
+        schema = {"field": pl.String(), "key": pl.List(pl.String()), "at": TIME}
+        return pl.DataFrame(rows, schema=schema, orient="row")
+
+    @classmethod
+    def from_frames(
+        cls, moments: pl.DataFrame, tables: dict[str, pl.DataFrame], raw_lookback: timedelta | None
+    ) -> DetectorState:
+        """The state `moments_frame`, `tables` and `raw_lookback` were taken from."""
+        state = cls(tables=dict(tables), raw_lookback=raw_lookback)
+        for name, key, moment in moments.iter_rows():
+            getattr(state, name)[tuple(key)] = moment
+        return state
 
     def undecided(self, rows: Rows, key: list[str], at: str | pl.Expr = "ts") -> Rows:
         """The rows whose moment `at` is after their key's `decided_until`: what this call has left to decide.
@@ -157,7 +183,14 @@ def _with_known(rows: Rows, known: dict[Key, datetime], key: list[str], name: st
     if not known:
         return None
     schema = {column: pl.String() for column in key} | {name: TIME}
-    table = pl.DataFrame([(*k, moment) for k, moment in known.items()], schema=schema, orient="row")
+    if isinstance(rows, pl.DataFrame):
+        # Only the keys these rows hold: a stream step touches a few of thousands of symbols, and
+        # building the table of every key the state holds would cost more than the step's work.
+        present = rows.select(key).unique().iter_rows()
+        entries = [(*k, known[k]) for k in present if k in known]
+    else:
+        entries = [(*k, moment) for k, moment in known.items()]
+    table = pl.DataFrame(entries, schema=schema, orient="row")
     return rows.join(_like(table, rows), on=key, how="left", maintain_order="left")
 
 

@@ -28,8 +28,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tapewatch.records import Alert, Severity, severity_for
 
 TABLES_PATH = Path(__file__).with_name("calibration.json")
@@ -52,7 +50,10 @@ class CalibrationTable:
     fitted_on: str
 
     def probability_at(self, raw: float) -> float:
-        """The measured precision of alerts scoring `raw` (clipped to the fitted range)."""
+        """The measured precision of alerts scoring `raw` (clipped to the fitted range). NumPy loads here,
+        at the first alert, not when the engine is imported."""
+        import numpy as np
+
         return float(np.interp(raw, self.raw, self.probability))
 
     def to_json(self) -> dict[str, Any]:
@@ -72,6 +73,7 @@ def fit_table(detector: str, raw: Sequence[float], real: Sequence[bool], fitted_
     No finite sample proves certainty: probabilities stay within Laplace's rule of succession
     for the number of alerts fitted, 1/(n + 2) … (n + 1)/(n + 2), so 107 alerts that were all
     real give 0.991, not 1."""
+    import numpy as np
     from sklearn.isotonic import IsotonicRegression
 
     scores = np.asarray(raw, dtype=float)

@@ -1,51 +1,113 @@
-"""Every detector by name, built from the settings: the one list the engines and the CLI consult."""
+"""Every detector by name, built from the settings: the one list the engines and the CLI consult.
+
+Each detector's module is imported when the detector is built, not with the registry: a run loads the
+code of the detectors it runs (the opt-in model detectors and their model code only when named). The
+names are written out here for that reason; tests/unit/engine/test_engine.py checks each key against the
+built detector's `name` (pump_model's in tests/unit/detect/pump/test_pump_model.py: it needs a model).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from tapewatch.detect.bars.anomalies import (
-    AmplitudeAnomalyDetector,
-    PriceAnomalyDetector,
-    VolumeAnomalyDetector,
-)
-from tapewatch.detect.bars.forecast import ForecastResidualDetector
-from tapewatch.detect.bars.isolation import IsolationForestDetector
-from tapewatch.detect.base import Detector
-from tapewatch.detect.pump.kamps_kleinberg import KampsKleinbergDetector
-from tapewatch.detect.pump.pump_model import PumpModelDetector, model_path
-from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
-from tapewatch.detect.settings import DetectorSettings
-from tapewatch.detect.spoofing.spoofing_l2 import SpoofingL2Detector
-from tapewatch.detect.spoofing.spoofing_l3 import SpoofingL3Detector
-from tapewatch.detect.wash.wash_accounts import WashAccountsDetector
-from tapewatch.detect.wash.wash_public import WashPublicDetector
 from tapewatch.errors import InputError
 from tapewatch.extras import require
 
+if TYPE_CHECKING:
+    from tapewatch.detect.base import Detector
+    from tapewatch.detect.settings import DetectorSettings
+
+
+def _pump_onset(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.pump.pump_onset import PumpOnsetDetector
+
+    return PumpOnsetDetector(settings.pump_onset)
+
+
+def _kamps_kleinberg(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.pump.kamps_kleinberg import KampsKleinbergDetector
+
+    return KampsKleinbergDetector(settings.kamps_kleinberg)
+
+
+def _wash_public(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.wash.wash_public import WashPublicDetector
+
+    return WashPublicDetector(settings.wash_public)
+
+
+def _spoofing_l3(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.spoofing.spoofing_l3 import SpoofingL3Detector
+
+    return SpoofingL3Detector(settings.spoofing_l3)
+
+
+def _spoofing_l2(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.spoofing.spoofing_l2 import SpoofingL2Detector
+
+    return SpoofingL2Detector(settings.spoofing_l2)
+
+
+def _wash_accounts(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.wash.wash_accounts import WashAccountsDetector
+
+    return WashAccountsDetector(settings.wash_accounts)
+
+
+def _amplitude_anomaly(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.bars.anomalies import AmplitudeAnomalyDetector
+
+    return AmplitudeAnomalyDetector(settings.amplitude_anomaly)
+
+
+def _volume_anomaly(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.bars.anomalies import VolumeAnomalyDetector
+
+    return VolumeAnomalyDetector(settings.volume_anomaly)
+
+
+def _price_anomaly(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.bars.anomalies import PriceAnomalyDetector
+
+    return PriceAnomalyDetector(settings.price_anomaly)
+
+
+def _isolation_forest(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.bars.isolation import IsolationForestDetector
+
+    return IsolationForestDetector(settings.isolation_forest)
+
+
+def _forecast_residual(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.bars.forecast import ForecastResidualDetector
+
+    return ForecastResidualDetector(settings.forecast_residual)
+
+
+def _pump_model(settings: DetectorSettings) -> Detector:
+    from tapewatch.detect.pump.pump_model import PumpModelDetector
+
+    return PumpModelDetector.from_settings(settings.pump_model)
+
+
 DETECTORS: dict[str, Callable[[DetectorSettings], Detector]] = {
-    PumpOnsetDetector.name: lambda settings: PumpOnsetDetector(settings.pump_onset),
-    KampsKleinbergDetector.name: lambda settings: KampsKleinbergDetector(settings.kamps_kleinberg),
-    WashPublicDetector.name: lambda settings: WashPublicDetector(settings.wash_public),
-    SpoofingL3Detector.name: lambda settings: SpoofingL3Detector(settings.spoofing_l3),
-    SpoofingL2Detector.name: lambda settings: SpoofingL2Detector(settings.spoofing_l2),
-    WashAccountsDetector.name: lambda settings: WashAccountsDetector(settings.wash_accounts),
-    AmplitudeAnomalyDetector.name: lambda settings: AmplitudeAnomalyDetector(settings.amplitude_anomaly),
-    VolumeAnomalyDetector.name: lambda settings: VolumeAnomalyDetector(settings.volume_anomaly),
-    PriceAnomalyDetector.name: lambda settings: PriceAnomalyDetector(settings.price_anomaly),
-    IsolationForestDetector.name: lambda settings: IsolationForestDetector(settings.isolation_forest),
-    ForecastResidualDetector.name: lambda settings: ForecastResidualDetector(settings.forecast_residual),
-    PumpModelDetector.name: lambda settings: PumpModelDetector.from_settings(settings.pump_model),
+    "pump_onset": _pump_onset,
+    "kamps_kleinberg": _kamps_kleinberg,
+    "wash_public": _wash_public,
+    "spoofing_l3": _spoofing_l3,
+    "spoofing_l2": _spoofing_l2,
+    "wash_accounts": _wash_accounts,
+    "amplitude_anomaly": _amplitude_anomaly,
+    "volume_anomaly": _volume_anomaly,
+    "price_anomaly": _price_anomaly,
+    "isolation_forest": _isolation_forest,
+    "forecast_residual": _forecast_residual,
+    "pump_model": _pump_model,
 }
+"""Name → how to build the detector from the settings (importing its module then)."""
 OPT_IN = frozenset(
-    {
-        PumpModelDetector.name,
-        KampsKleinbergDetector.name,
-        IsolationForestDetector.name,
-        ForecastResidualDetector.name,
-        WashPublicDetector.name,
-        SpoofingL2Detector.name,
-    }
+    {"pump_model", "kamps_kleinberg", "isolation_forest", "forecast_residual", "wash_public", "spoofing_l2"}
 )
 """Detectors that run only when named (`--detector`). `pump_model` needs the user's trained model file
 (`[pump_model] model`), so it can never be a default. The other model detectors fit models on every refit, a
@@ -56,9 +118,7 @@ spoofing rules see no accounts, and on the independent scenario families (benchm
 they were mostly wrong: on the stock-like family's honest-only markets `wash_public` raised 0.63 and
 `spoofing_l2` 0.38 false alarms per symbol-day (target 0.1), and `spoofing_l2`'s alerts there were never
 right. They are for a reader who has nothing finer and knows that."""
-CANDLE_INPUT = frozenset(
-    {AmplitudeAnomalyDetector.name, VolumeAnomalyDetector.name, PriceAnomalyDetector.name}
-)
+CANDLE_INPUT = frozenset({"amplitude_anomaly", "volume_anomaly", "price_anomaly"})
 """Default only when the input holds candles (OHLCV files, stock bars), where nothing finer exists. On
 trades they run when named: trade-level detectors see more, and on hourly candles built from small-coin
 trades these anomaly rules raised 0.54 alerts per symbol-day away from every pump (66 in 123
@@ -66,9 +126,9 @@ symbol-days of the dev files) — anomalies, not manipulation, at a rate no anal
 
 
 ML_MODULES: dict[str, tuple[str, ...]] = {
-    PumpModelDetector.name: ("lightgbm", "sklearn"),
-    IsolationForestDetector.name: ("sklearn",),
-    ForecastResidualDetector.name: ("lightgbm",),
+    "pump_model": ("lightgbm", "sklearn"),
+    "isolation_forest": ("sklearn",),
+    "forecast_residual": ("lightgbm",),
 }
 """The opt-in model detectors and the [ml] extra's libraries each imports (by import name). The defaults
 need none of them: they run on the base install. `forecast_residual` with the LSTM forecaster needs
@@ -89,7 +149,9 @@ def check_detector_names(names: Sequence[str], settings: DetectorSettings | None
         raise InputError(f"--detector '{unknown[0]}': unknown; expected one of {', '.join(DETECTORS)}")
     if settings is not None:
         require_extras(names, settings)
-        if PumpModelDetector.name in names:
+        if "pump_model" in names:
+            from tapewatch.detect.pump.pump_model import model_path
+
             model_path(settings.pump_model)
 
 
@@ -98,7 +160,7 @@ def require_extras(names: Sequence[str], settings: DetectorSettings) -> None:
     installed (before any file is read, and before the detector would fail on an import)."""
     lstm = settings.forecast_residual.forecaster.kind == "lstm"
     for name in names:
-        if not (lstm and name == ForecastResidualDetector.name):
+        if not (lstm and name == "forecast_residual"):
             require("ml", *ML_MODULES.get(name, ()), command=f"--detector {name}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import polars as pl
 
@@ -42,9 +43,12 @@ def run_batch(
                 alerts.setdefault(alert.id, alert)
         if on_detector is not None:
             on_detector(detector)
-    return sorted(
-        calibrate_all(alerts.values()), key=lambda alert: (alert.detected_at, alert.symbol, alert.detector)
-    )
+    return sorted(calibrate_all(alerts.values()), key=detection_order)
+
+
+def detection_order(alert: Alert) -> tuple[datetime, str, str]:
+    """The order a run's alerts are written in: by `detected_at`, then symbol and detector."""
+    return alert.detected_at, alert.symbol, alert.detector
 
 
 @dataclass

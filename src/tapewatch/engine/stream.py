@@ -20,6 +20,9 @@ What makes that hold:
 
 from __future__ import annotations
 
+import io
+import json
+import struct
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -43,6 +46,9 @@ KID = "_kid"  # a small integer per venue/symbol: sorting by (KID, ts) groups sy
 ORDER = [KID, "ts"]
 Key = tuple[str, str]
 
+
+TRIM_MIN_ROWS = 10_000
+"""The tail is trimmed only once it holds this many rows (and half as many again as after the last trim)."""
 
 NOT_LIVE = 0.0
 """The arrival time of history pushed by `warm_up`: long past, so nothing is held back, and no timing."""
@@ -220,6 +226,104 @@ class StreamEngine:
         """End of input: decide everything still held, close candles, complete follow-ups."""
         return self.step(flush=True)
 
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Everything the engine needs to continue, as bytes: a restart or a takeover restores it
+        (`restore`) and replays only what came after.
+
+        Frames (kept tail, held and pending rows, candles, set-asides, each detector's state and
+        running aggregates) are Arrow IPC; the rest is a small JSON header. Nothing is pickled, so
+        a checkpoint is data, not code.
+        """
+        frames: dict[str, pl.DataFrame] = {
+            "tail": self._tail,
+            "held": self._held,
+            "pending": pl.concat([_empty(self.kind), *self._pending]),
+            "set_aside": _set_aside_frame(self.set_aside, self.kind),
+        }
+        for name, candles in self._candles.items():
+            frames[f"candles/{name}/open"] = candles.open_trades
+            if candles.closed is not None:
+                frames[f"candles/{name}/closed"] = candles.closed
+        states = {}
+        for name, state in self._states.items():
+            frames[f"state/{name}/moments"] = state.moments_frame()
+            for table, frame in state.tables.items():
+                frames[f"state/{name}/table/{table}"] = frame
+            states[name] = {
+                "tables": list(state.tables),
+                "raw_lookback_us": None if state.raw_lookback is None else state.raw_lookback // _US,
+            }
+        header = {
+            "version": SNAPSHOT_VERSION,
+            "kind": self.kind.name,
+            "detectors": [detector.name for detector in self.detectors],
+            "kids": [list(key) for key in self._kids],
+            "decided_us": self._decided_us.tolist(),
+            "tail_after_trim": self._tail_after_trim,
+            "followups": [[d.name, alert.model_dump_json()] for d, alert in self._open_followups.values()],
+            "stats": {
+                "trades_in": self.stats.trades_in,
+                "trades_processed": self.stats.trades_processed,
+                "steps": self.stats.steps,
+                "alerts": self.stats.alerts,
+                "updates": self.stats.updates,
+                "set_aside": dict(self.stats.set_aside),
+            },
+            "states": states,
+        }
+        return _pack(header, frames)
+
+    def restore(self, data: bytes) -> StreamEngine:
+        """Load a `snapshot` into this engine, built fresh with the same detectors and kind; returns it.
+
+        Raises ValueError (one line) when the bytes are not a checkpoint or were taken with other
+        detectors or another record kind: continuing those would decide differently, silently.
+        """
+        header, frames = _unpack(data)
+        names = [detector.name for detector in self.detectors]
+        if header["kind"] != self.kind.name or header["detectors"] != names:
+            raise ValueError(
+                f"checkpoint of {header['kind']} with detectors {header['detectors']}; this engine runs "
+                f"{self.kind.name} with {names}"
+            )
+        self._tail = frames["tail"]
+        self._held = frames["held"]
+        pending = frames["pending"]
+        self._pending = [pending] if pending.height else []
+        self.set_aside = _set_aside_records(frames["set_aside"], self.kind)
+        for name, candles in self._candles.items():
+            candles.open_trades = frames[f"candles/{name}/open"]
+            candles.closed = frames.get(f"candles/{name}/closed")
+        for name, saved in header["states"].items():
+            lookback = saved["raw_lookback_us"]
+            self._states[name] = DetectorState.from_frames(
+                frames[f"state/{name}/moments"],
+                {table: frames[f"state/{name}/table/{table}"] for table in saved["tables"]},
+                None if lookback is None else timedelta(microseconds=lookback),
+            )
+        self._kids = {(venue, symbol): kid for kid, (venue, symbol) in enumerate(header["kids"])}
+        self._kid_table = None
+        self._decided_us = np.array(header["decided_us"], dtype=np.int64)
+        never = np.iinfo(np.int64).min
+        self._processed_until = {
+            key: _EPOCH + timedelta(microseconds=int(self._decided_us[kid]))
+            for key, kid in self._kids.items()
+            if self._decided_us[kid] != never
+        }
+        self._tail_after_trim = header["tail_after_trim"]
+        by_name = {detector.name: detector for detector in self.detectors}
+        self._open_followups = {}
+        for name, text in header["followups"]:
+            alert = Alert.model_validate_json(text)
+            self._open_followups[alert.id] = (by_name[name], alert)
+        stats = header["stats"]
+        self.stats = StreamStats(
+            **{k: v for k, v in stats.items() if k != "set_aside"}, set_aside=Counter(stats["set_aside"])
+        )
+        return self
+
     def _with_kid(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Tag rows with their symbol's integer id, giving new symbols the next ids."""
         frame = frame.drop(KID)
@@ -279,7 +383,11 @@ class StreamEngine:
         return frame.filter(pl.col("_reason").is_null()).select(*columns, KID, ARRIVED)
 
     def _mark_late(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Flag rows at or before their symbol's decided time, and which of those repeat a kept row."""
+        """Flag rows at or before their symbol's decided time, and which of those repeat a kept row.
+
+        The tail keeps only what the detectors still read raw (seconds, once their states carry
+        the rest), so a repeat of an older row is set aside as out of order, not as a duplicate.
+        """
         kids = frame[KID].to_numpy()
         late = (
             frame["ts"].dt.epoch("us").fill_null(np.iinfo(np.int64).max).to_numpy() <= self._decided_us[kids]
@@ -306,8 +414,10 @@ class StreamEngine:
         """Hold back each symbol's newest millisecond until it is known to be complete."""
         if flush or frame.is_empty():
             return frame, _empty(self.kind)
-        newest = pl.col("ts") == pl.col("ts").max().over(KEY)
-        waited = (now - pl.col(ARRIVED).max().over(KEY)) * 1000 >= self.settings.hold_ms
+        newest = pl.col("ts") == pl.col("ts").max().over(
+            KID
+        )  # KID: one per venue/symbol, cheaper than strings
+        waited = (now - pl.col(ARRIVED).max().over(KID)) * 1000 >= self.settings.hold_ms
         hold = newest & ~waited
         return frame.filter(~hold), frame.filter(hold)
 
@@ -329,9 +439,23 @@ class StreamEngine:
             else:
                 if work is None:
                     continue
-                alerts = detector.detect(self._within(work, detector.lookback), self._states[detector.name])
+                state = self._states[detector.name]
+                alerts = detector.detect(self._within(work, self._raw_lookback(detector)), state)
             emitted += [self._emit(detector, alert, ready) for alert in alerts]
         return emitted
+
+    def _raw_lookback(self, detector: Detector) -> timedelta:
+        """The raw rows a detector's next call reads: its lookback, or less once its state carries
+        the older history as running aggregates (`DetectorState.raw_lookback`)."""
+        raw = self._states[detector.name].raw_lookback
+        return detector.lookback if raw is None else min(raw, detector.lookback)
+
+    def _kept(self) -> timedelta:
+        """How much raw history the tail keeps: the longest any row detector still reads."""
+        return max(
+            (self._raw_lookback(d) for d in self.detectors if d.name not in self._candles),
+            default=timedelta(0),
+        )
 
     def _within(self, work: pl.DataFrame, lookback: timedelta) -> pl.DataFrame:
         """The rows a detector's decisions can read: the tail kept for the longest lookback
@@ -393,15 +517,63 @@ class StreamEngine:
         Extra context is harmless (windows are by time), so trimming is batched for
         speed; rows back to an open follow-up's detection are kept.
         """
-        if self._tail.height < max(1.5 * self._tail_after_trim, 50_000):
+        if self._tail.height < max(1.5 * self._tail_after_trim, TRIM_MIN_ROWS):
             return
-        horizons = self._decided_us - int(self._lookback / timedelta(microseconds=1))
+        horizons = self._decided_us - int(self._kept() / timedelta(microseconds=1))
         for _, alert in self._open_followups.values():
             kid = self._kids[(alert.venue, alert.symbol)]
             horizons[kid] = min(horizons[kid], _micros(alert.detected_at) - 1)
         keep_from = pl.Series(horizons).gather(self._tail[KID])
         self._tail = self._tail.filter(self._tail["ts"].dt.epoch("us") > keep_from).rechunk()
         self._tail_after_trim = self._tail.height
+
+
+SNAPSHOT_VERSION = 1
+_MAGIC = b"TAPEWATCH-STREAM\n"
+_US = timedelta(microseconds=1)
+
+
+def _pack(header: dict[str, Any], frames: dict[str, pl.DataFrame]) -> bytes:
+    """Magic, the header's length and JSON (with each frame's name and size), then each frame as Arrow IPC."""
+    blobs = []
+    for frame in frames.values():
+        buffer = io.BytesIO()
+        frame.write_ipc(buffer, compression="lz4")
+        blobs.append(buffer.getvalue())
+    header = header | {"frames": [[name, len(blob)] for name, blob in zip(frames, blobs, strict=True)]}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join([_MAGIC, struct.pack("<Q", len(text)), text, *blobs])
+
+
+def _unpack(data: bytes) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
+    if not data.startswith(_MAGIC):
+        raise ValueError("not a stream engine checkpoint (no TAPEWATCH-STREAM header)")
+    at = len(_MAGIC)
+    (size,) = struct.unpack_from("<Q", data, at)
+    at += 8
+    header = json.loads(data[at : at + size])
+    if header.get("version") != SNAPSHOT_VERSION:
+        raise ValueError(f"checkpoint version {header.get('version')}; expected {SNAPSHOT_VERSION}")
+    at += size
+    frames = {}
+    for name, length in header["frames"]:
+        frames[name] = pl.read_ipc(io.BytesIO(data[at : at + length]), memory_map=False)
+        at += length
+    return header, frames
+
+
+def _set_aside_frame(entries: list[dict[str, Any]], kind: RecordKind) -> pl.DataFrame:
+    schema = {"reason": pl.String(), **kind.schema}
+    rows = [{"reason": entry["reason"], **entry["record"]} for entry in entries]
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _set_aside_records(frame: pl.DataFrame, kind: RecordKind) -> list[dict[str, Any]]:
+    columns = list(kind.schema)
+    return [
+        {"reason": row["reason"], "record": {k: row[k] for k in columns}}
+        for row in frame.iter_rows(named=True)
+    ]
 
 
 def _micros(moment: datetime) -> int:

@@ -4,7 +4,8 @@ and pipelines derive the same way, so each derivation lives here once."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from tapewatch.durations import parse_duration, polars_interval
@@ -17,6 +18,9 @@ from tapewatch.records import (
     conform,
     empty_frame,
 )
+
+if TYPE_CHECKING:  # NumPy loads when an order key is first computed, not with the readers
+    import numpy as np
 
 KEY = ["venue", "symbol"]
 LEVEL = [*KEY, "side", "price"]
@@ -196,6 +200,8 @@ def first_of_each_order(moment: np.ndarray, side: np.ndarray) -> np.ndarray:
     """Per row: whether it is the first of its side in its moment, i.e. the previous row of its side
     belongs to an earlier moment. One pass over the rows of each side: a third of the cost of
     hashing every (moment, side)."""
+    import numpy as np
+
     first = np.ones(len(side), dtype=bool)
     for code in range(SIDE_CODES - 1):
         rows = np.flatnonzero(side == code)
@@ -210,17 +216,21 @@ def taker_orders(trades: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def order_events(orders: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
+def order_events(
+    orders: pl.DataFrame, trades: pl.DataFrame, symbols: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """L3 order events with the executions the trades name merged in, sorted by venue, symbol, ts.
 
     Many venues' L3 feeds show an execution only in the trades: a taker's order may never
     appear, a maker's fill may not be sent. Each named buyer and seller of a trade on a symbol
     of the order stream becomes an `EXECUTION` row (its account, its side, the trade's price and
     amount, the trade id as order id). The batch engine and the stream of the `orders` kind both
-    feed the L3 detector this frame, so they decide on the same rows.
+    feed the L3 detector this frame, so they decide on the same rows. `symbols` (venue, symbol) are those
+    of the order stream when `orders` is only part of it (a slice of time); by default, those in `orders`.
     """
     events = conform(orders, ORDER_SCHEMA)
-    prints = conform(trades, TRADE_SCHEMA).join(events.select(KEY).unique(), on=KEY, how="semi")
+    streamed = events.select(KEY).unique() if symbols is None else symbols.select(KEY)
+    prints = conform(trades, TRADE_SCHEMA).join(streamed, on=KEY, how="semi")
     parties = [
         prints.filter(pl.col(column).is_not_null()).select(
             "ts",

@@ -6,12 +6,16 @@ that every write merges into (read, add, drop exact duplicates, sort, replace
 atomically), so re-running a backfill or resuming after a crash never duplicates a
 row and never loses one already stored. Files carry every record column, so they
 read back correctly with or without partition decoding.
+
+ROOT is a local folder or any fsspec URL (`s3://bucket/lake`, `gs://…`, `abfs://…`,
+`memory://…`): `tapewatch.io.storage` does the file work, with the same layout, merge
+and atomic replace on every store. `list_partitions` and `read_partition` take a URL
+alone, so workers on other machines (a Spark executor) can read one day each.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
@@ -21,6 +25,7 @@ import polars as pl
 
 from tapewatch.errors import InputError
 from tapewatch.home import home_dir
+from tapewatch.io.storage import Store, open_store, read_parquet_url
 from tapewatch.records import BAR_SCHEMA, BOOK_SCHEMA, TRADE_SCHEMA, conform
 
 Kind = Literal["trades", "bars", "book"]
@@ -35,11 +40,45 @@ def open_lake(given: str | Path | None, configured: str = "") -> Lake:
     return Lake(given or configured or home_dir() / "lake")
 
 
+@dataclass(frozen=True)
+class Partition:
+    """One venue/symbol/day file of a lake; `url` alone is enough to read it (`read_partition`)."""
+
+    kind: str
+    venue: str
+    symbol: str
+    day: date
+    url: str
+
+
+def list_partitions(
+    lake: str | Path,
+    kind: Kind,
+    *,
+    venue: str | None = None,
+    symbol: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[Partition]:
+    """The day files of a lake (a folder or URL) that may hold records of [start, end), by symbol then day."""
+    return Lake(lake).partitions(kind, venue=venue, symbol=symbol, start=start, end=end)
+
+
+def read_partition(url: str, columns: list[str] | None = None) -> pl.DataFrame:
+    """One partition's records, as stored (sorted within the day), from its `Partition.url`."""
+    return read_parquet_url(url, columns)
+
+
 class Lake:
-    """A local folder of partitioned Parquet (the default; object stores come with fsspec later)."""
+    """Partitioned Parquet in a local folder or at any fsspec URL, the same layout and rules on each."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).expanduser()
+        self.store: Store = open_store(root)
+        # Where the data lives: the folder, or the URL as given.
+        self.location = self.store.location
+        # A local folder for what an object store cannot take (appended dead letters): the lake itself
+        # when it is a folder, else one per URL in the Tapewatch home.
+        self.root = self.store.local_folder
 
     def write(self, kind: Kind, frame: pl.DataFrame) -> int:
         """Merge records into their day partitions; returns how many rows were new."""
@@ -54,9 +93,10 @@ class Lake:
         return added
 
     def _merge(self, kind: Kind, venue: str, symbol: str, day: date, part: pl.DataFrame) -> int:
-        folder = self.partition(kind, venue, symbol, day)
-        target = folder / DATA_FILE
-        existing = pl.read_parquet(target) if target.exists() else part.clear()
+        key = _partition_key(kind, venue, symbol, day)
+        existing = self.store.read_parquet(key)
+        if existing is None:
+            existing = part.clear()
         merged = (
             pl.concat([existing, part])
             .unique(maintain_order=True)
@@ -64,21 +104,36 @@ class Lake:
         )
         if merged.height == existing.height:
             return 0
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{uuid.uuid4().hex}.tmp"
-        merged.write_parquet(temporary)
-        os.replace(temporary, target)  # atomic: a reader sees the old day or the new one, never half
+        self.store.write_parquet(key, merged)  # atomic: a reader sees the old day or the new one, never half
         return merged.height - existing.height
 
-    def partition(self, kind: Kind, venue: str, symbol: str, day: date) -> Path:
-        """The folder of one venue/symbol/day."""
-        return (
-            self.root
-            / kind
-            / f"venue={_encode(venue)}"
-            / f"symbol={_encode(symbol)}"
-            / f"date={day.isoformat()}"
-        )
+    def partition(self, kind: Kind, venue: str, symbol: str, day: date) -> str:
+        """The data file of one venue/symbol/day (a path or URL, whether or not it exists yet)."""
+        return self.store.url(_partition_key(kind, venue, symbol, day))
+
+    def partitions(
+        self,
+        kind: Kind,
+        *,
+        venue: str | None = None,
+        symbol: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Partition]:
+        """The stored day files that may hold records of one venue/symbol and [start, end), by symbol then day."""
+        found = []
+        for key in self._files(kind, venue, symbol, start, end):
+            _, venue_part, symbol_part, date_part, _ = key.split("/")
+            found.append(
+                Partition(
+                    kind=kind,
+                    venue=_decode(venue_part),
+                    symbol=_decode(symbol_part),
+                    day=date.fromisoformat(_decode(date_part)),
+                    url=self.store.url(key),
+                )
+            )
+        return found
 
     def read(
         self,
@@ -93,7 +148,7 @@ class Lake:
         files = sorted(self._files(kind, venue, symbol, start, end))
         if not files:
             return conform(pl.DataFrame(), _schema(kind))
-        frame = pl.scan_parquet(files, hive_partitioning=False)
+        frame = self.store.scan_parquet(files)
         if start is not None:
             frame = frame.filter(pl.col("ts") >= start)
         if end is not None:
@@ -104,8 +159,10 @@ class Lake:
 
     def high_water(self, kind: Kind, venue: str, symbol: str, interval: str | None = None) -> datetime | None:
         """The latest timestamp stored for a venue/symbol (bars: of one `interval`): where a backfill resumes."""
-        for path in reversed(self._files(kind, venue, symbol, None, None)):
-            stored = pl.read_parquet(path, columns=["ts", "interval"] if interval else ["ts"])
+        for key in reversed(self._files(kind, venue, symbol, None, None)):
+            stored = self.store.read_parquet(key, columns=["ts", "interval"] if interval else ["ts"])
+            if stored is None:  # removed since the listing
+                continue
             if interval:
                 stored = stored.filter(pl.col("interval") == interval)
             if stored.height:
@@ -114,28 +171,38 @@ class Lake:
 
     def symbols(self, kind: Kind, venue: str) -> list[str]:
         """Symbols that have data for a venue."""
-        folder = self.root / kind / f"venue={_encode(venue)}"
-        return (
-            sorted(unquote(path.name.split("=", 1)[1]) for path in folder.glob("symbol=*"))
-            if folder.is_dir()
-            else []
-        )
+        found = self.store.glob(f"{_checked_kind(kind)}/venue={_encode(venue)}/symbol=*")
+        return sorted(_decode(key.rsplit("/", 1)[1]) for key in found)
 
     def _files(
         self, kind: Kind, venue: str | None, symbol: str | None, start: datetime | None, end: datetime | None
-    ) -> list[Path]:
+    ) -> list[str]:
         venue_glob = f"venue={_encode(venue)}" if venue else "venue=*"
         symbol_glob = f"symbol={_encode(symbol)}" if symbol else "symbol=*"
         found = []
-        for path in (self.root / kind).glob(f"{venue_glob}/{symbol_glob}/date=*/{DATA_FILE}"):
-            day = date.fromisoformat(path.parent.name.split("=", 1)[1])
+        for key in self.store.glob(f"{_checked_kind(kind)}/{venue_glob}/{symbol_glob}/date=*/{DATA_FILE}"):
+            folder = key.rsplit("/", 1)[0]
+            day = date.fromisoformat(folder.rsplit("=", 1)[1])
             if start is not None and day < start.date():
                 continue
             if end is not None and day > end.date():
                 continue
-            found.append(path)
+            found.append(key)
         # Sorted by date within a symbol, so the last file holds the high-water mark.
-        return sorted(found, key=lambda path: (path.parent.parent, path.parent.name))
+        return sorted(found)
+
+
+def _partition_key(kind: Kind, venue: str, symbol: str, day: date) -> str:
+    return f"{_checked_kind(kind)}/venue={_encode(venue)}/symbol={_encode(symbol)}/date={day.isoformat()}/{DATA_FILE}"
+
+
+def _decode(part: str) -> str:
+    return unquote(part.split("=", 1)[1])
+
+
+def _checked_kind(kind: str) -> str:
+    _schema(kind)
+    return kind
 
 
 def _encode(value: str) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ __all__ = [
     "RECORD_KINDS",
     "Kind",
     "ReadResult",
+    "ReadTally",
     "expand_inputs",
     "read_inputs",
     "write_dead_letters",
@@ -99,6 +101,37 @@ class ReadResult:
         """One line for a run summary: how many diff-depth gaps and where the first is; None without any."""
         return depth.describe_gaps(self.book_gaps)
 
+    def tally(self) -> ReadTally:
+        """The counts a run summary reports, without the frames."""
+        return ReadTally(
+            files=len(self.files),
+            rows_read=self.rows_read,
+            records={kind: getattr(self, kind).height for kind in RECORD_KINDS},
+            duplicates_removed=self.duplicates_removed,
+            rejected=self.rejected.height,
+            skipped=self.skipped,
+            book_gaps=self.book_gaps,
+        )
+
+
+@dataclass
+class ReadTally:
+    """What a read found, in counts: all a run summary needs, and all a run that never holds the whole
+    input in memory (`tapewatch.pipeline.partitioned`) can give."""
+
+    files: int
+    rows_read: int
+    records: dict[Kind, int]
+    """Clean records kept of each kind, after duplicates were removed."""
+    duplicates_removed: int
+    rejected: int
+    skipped: dict[str, str]
+    book_gaps: pl.DataFrame
+
+    def book_gap_summary(self) -> str | None:
+        """See `ReadResult.book_gap_summary`."""
+        return depth.describe_gaps(self.book_gaps)
+
 
 @dataclass(frozen=True)
 class _Input:
@@ -109,7 +142,7 @@ class _Input:
 
 
 @dataclass(frozen=True)
-class _FileRead:
+class FileRead:
     """One file's outcome: its clean rows (already conformed), dead letters and counts."""
 
     path: Path
@@ -123,7 +156,7 @@ class _FileRead:
 
 
 @dataclass(frozen=True)
-class _Skipped:
+class SkippedFile:
     """A file found by expansion that is not in any known format."""
 
     path: Path
@@ -214,11 +247,11 @@ def _check(converted: Converted, raw: pl.DataFrame, file: str) -> tuple[pl.DataF
     return conform(frame.filter(~bad), schema), rejected
 
 
-def _refuse(entry: _Input, error: InputError) -> _Skipped:
+def _refuse(entry: _Input, error: InputError) -> SkippedFile:
     """A file the run cannot use: an error when the user named it, skipped (with why) when a directory had it."""
     if entry.named:
         raise error
-    return _Skipped(entry.path, str(error))
+    return SkippedFile(entry.path, str(error))
 
 
 def _unwanted(source: Source, kind: Kind, kinds: Collection[Kind]) -> InputError:
@@ -227,7 +260,7 @@ def _unwanted(source: Source, kind: Kind, kinds: Collection[Kind]) -> InputError
     return source.fail(f"holds {NOUNS[kind]}, which this command does not read; expected {wanted}")
 
 
-def _read_file(entry: _Input, fmt: str, venue: str | None, kinds: Collection[Kind]) -> _FileRead | _Skipped:
+def _read_file(entry: _Input, fmt: str, venue: str | None, kinds: Collection[Kind]) -> FileRead | SkippedFile:
     """Detect, load, convert and check one file; an unrecognisable or unwanted file found by expansion is skipped."""
     source = open_source(entry.path)
     if fmt == "auto":
@@ -239,7 +272,7 @@ def _read_file(entry: _Input, fmt: str, venue: str | None, kinds: Collection[Kin
     if kind is not None and kind not in kinds:
         return _refuse(entry, _unwanted(source, kind, kinds))
     if source.is_empty and kind is not None:
-        return _FileRead(entry.path, fmt, kind, empty_frame(SCHEMAS[kind]), empty_rejected(), 0)
+        return FileRead(entry.path, fmt, kind, empty_frame(SCHEMAS[kind]), empty_rejected(), 0)
     ctx = FileContext(source, fmt, venue, parse_binance_name(entry.path))
     raw = _load(source, fmt)
     converted = CONVERTERS[fmt](raw, ctx)
@@ -249,33 +282,40 @@ def _read_file(entry: _Input, fmt: str, venue: str | None, kinds: Collection[Kin
     sequence = converted.sequence
     if sequence is not None:
         sequence = sequence.with_columns(pl.lit(source.display).alias("file"))
-    return _FileRead(entry.path, fmt, converted.kind, good, rejected, raw.height, sequence)
+    return FileRead(entry.path, fmt, converted.kind, good, rejected, raw.height, sequence)
 
 
-def _read_all(
-    entries: list[_Input],
-    fmt: str,
-    venue: str | None,
-    kinds: Collection[Kind],
-    on_file: Callable[[Path], None] | None,
-) -> list[_FileRead | _Skipped]:
-    """Read files on a few threads, reporting each to `on_file` in input order as it completes."""
+def scan_files(
+    inputs: Sequence[str | Path],
+    fmt: str = "auto",
+    venue: str | None = None,
+    kinds: Collection[Kind] = ("trades", "bars"),
+) -> Iterator[FileRead | SkippedFile]:
+    """Each input file read and checked (`read_inputs`' rules), yielded in input order as soon as it and
+    every file before it are done.
+
+    Files are read on a few threads, but never more than `_in_flight` ahead of the consumer, so a caller
+    that spills each file (`tapewatch.pipeline.partitioned`) holds a few files at a time, not the input.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"--format '{fmt}': unknown format; expected one of {', '.join(FORMATS)}")
+    unknown = set(kinds) - set(RECORD_KINDS)
+    if unknown:
+        raise ValueError(f"unknown record kind(s) {sorted(unknown)}; expected some of {RECORD_KINDS}")
+    entries = _expand(inputs)
     workers = max(1, min(len(entries), os.cpu_count() or 1, MAX_READERS))
-    outcomes: list[_FileRead | _Skipped] = []
     with ThreadPoolExecutor(workers) as pool:
-        futures: list[Future[_FileRead | _Skipped]] = [
-            pool.submit(_read_file, e, fmt, venue, kinds) for e in entries
-        ]
+        waiting: deque[Future[FileRead | SkippedFile]] = deque()
         try:
-            for entry, future in zip(entries, futures, strict=True):
-                outcomes.append(future.result())
-                if on_file is not None:
-                    on_file(entry.path)
-        except BaseException:
-            for future in futures:
+            for entry in entries:
+                waiting.append(pool.submit(_read_file, entry, fmt, venue, kinds))
+                if len(waiting) > workers:
+                    yield waiting.popleft().result()
+            while waiting:
+                yield waiting.popleft().result()
+        finally:
+            for future in waiting:
                 future.cancel()
-            raise
-    return outcomes
 
 
 def _row_hashes(frame: pl.DataFrame, columns: list[str]) -> pl.Series:
@@ -321,29 +361,32 @@ def _later_copies(frame: pl.DataFrame) -> pl.Series:
     return ~first
 
 
-def _numbered_repeats(frame: pl.DataFrame) -> pl.DataFrame:
+def numbered_repeats(frame: pl.DataFrame) -> pl.DataFrame:
     """Each row numbered among the identical rows before it in its file, so only other files' copies match it."""
     return frame.with_columns(pl.int_range(pl.len()).over(frame.columns).alias(REPEAT))
 
 
-def _deduplicated(frames: list[pl.DataFrame], kind: Kind) -> tuple[pl.DataFrame, int]:
+def deduplicated(
+    frames: list[pl.DataFrame], kind: Kind, *, numbered: bool = False
+) -> tuple[pl.DataFrame, int]:
     """Concatenate, drop exact duplicates and sort stably by the kind's keys; also return how many were dropped.
 
-    Stable sorting keeps the files' own order among rows of the same
-    timestamp, which matters for "last price" style calculations and for
-    replaying order events or book updates in sequence.
+    `frames` are the input files' rows in input order. Stable sorting keeps the files' own order among
+    rows of the same timestamp, which matters for "last price" style calculations and for replaying order
+    events or book updates in sequence. `numbered`: event kinds' frames already carry their repeats'
+    numbers within their files (`numbered_repeats`), as frames gathered from several files do.
     """
     if not frames:
         return empty_frame(SCHEMAS[kind]), 0
-    if kind in REPEATS_ARE_EVENTS:
-        frames = [_numbered_repeats(frame) for frame in frames]
+    if kind in REPEATS_ARE_EVENTS and not numbered:
+        frames = [numbered_repeats(frame) for frame in frames]
     keys = SORT_KEYS[kind]
     combined = pl.concat(frames, how="vertical", rechunk=True).sort(keys, maintain_order=True)
     unique = _drop_duplicates(combined, keys)
     return unique.drop(REPEAT, strict=False), combined.height - unique.height
 
 
-def _book_gaps(reads: list[_FileRead]) -> pl.DataFrame:
+def read_book_gaps(reads: list[FileRead]) -> pl.DataFrame:
     """Update-id gaps over the diff-depth messages of all files together (a capture split across files)."""
     sequences = [r.sequence for r in reads if r.sequence is not None]
     if not sequences:
@@ -369,15 +412,13 @@ def read_inputs(
     skipped when a directory or glob found it, so trade detection never takes
     order events for trades. `rows_read` counts a diff-depth message as one row.
     """
-    if fmt not in FORMATS:
-        raise InputError(f"--format '{fmt}': unknown format; expected one of {', '.join(FORMATS)}")
-    unknown = set(kinds) - set(RECORD_KINDS)
-    if unknown:
-        raise ValueError(f"unknown record kind(s) {sorted(unknown)}; expected some of {RECORD_KINDS}")
-    entries = _expand(inputs)
-    outcomes = _read_all(entries, fmt, venue, kinds, on_file)
-    reads = [o for o in outcomes if isinstance(o, _FileRead)]
-    frames = {kind: _deduplicated([r.good for r in reads if r.kind == kind], kind) for kind in RECORD_KINDS}
+    outcomes = []
+    for outcome in scan_files(inputs, fmt, venue, kinds):
+        outcomes.append(outcome)
+        if on_file is not None:
+            on_file(outcome.path)
+    reads = [o for o in outcomes if isinstance(o, FileRead)]
+    frames = {kind: deduplicated([r.good for r in reads if r.kind == kind], kind) for kind in RECORD_KINDS}
     rejected = [r.rejected for r in reads if r.rejected.height]
     return ReadResult(
         trades=frames["trades"][0],
@@ -387,8 +428,8 @@ def read_inputs(
         rows_read=sum(r.rows for r in reads),
         duplicates_removed=sum(dropped for _, dropped in frames.values()),
         formats={str(r.path): r.fmt for r in reads},
-        skipped={str(o.path): o.reason for o in outcomes if isinstance(o, _Skipped)},
+        skipped={str(o.path): o.reason for o in outcomes if isinstance(o, SkippedFile)},
         orders=frames["orders"][0],
         book=frames["book"][0],
-        book_gaps=_book_gaps(reads),
+        book_gaps=read_book_gaps(reads),
     )

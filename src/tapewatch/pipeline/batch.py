@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 
 from tapewatch.config import Settings
 from tapewatch.detect.base import Detector
-from tapewatch.detect.pump.pump_model import PumpModelDetector
 from tapewatch.detect.registry import build_detectors, check_detector_names, default_detector_names
-from tapewatch.engine.batch import run_batch
+from tapewatch.engine.batch import detection_order, run_batch
 from tapewatch.engine.kinds import BOOK
 from tapewatch.io.derive import book_events
-from tapewatch.io.readers import RECORD_KINDS, ReadResult, expand_inputs, read_inputs, write_dead_letters
+from tapewatch.io.readers import (
+    RECORD_KINDS,
+    Kind,
+    ReadResult,
+    ReadTally,
+    expand_inputs,
+    read_inputs,
+    write_dead_letters,
+)
+from tapewatch.io.spill import Spill, by_symbol, partitions_for, rows_held, spill_files
 from tapewatch.progress import SILENT, Progress
 from tapewatch.records import Alert
+
+PUMP_MODEL = "pump_model"
+"""The trained model's detector, run beside the chosen ones when a model file is given."""
+SLICE = timedelta(days=1)
+"""A partition too large to hold is detected a day at a time."""
 
 
 @dataclass
@@ -27,10 +42,13 @@ class DetectRun:
     """What a detection run produced and what it set aside, for the summary and for callers."""
 
     alerts: list[Alert]
-    read: ReadResult
+    tally: ReadTally
     dead_letter_path: Path | None
     seconds: float
     by_detector: Counter = field(default_factory=Counter)
+    read: ReadResult | None = None
+    """The records read, when the whole input was held at once (None for a run in partitions)."""
+    partitions: int = 1
 
 
 def default_dead_letter_path(output: Path | None) -> Path:
@@ -49,33 +67,36 @@ def detect_files(
     detectors: Sequence[str] | None = None,
     model: Path | None = None,
     dead_letter: Path | None = None,
+    partitions: int | None = None,
     progress: Progress = SILENT,
 ) -> DetectRun:
     """Run detection over files; rejected rows are written to `dead_letter` only when there are some.
 
     `model` is a trained pump model file: it becomes `[pump_model] model`, and its detector runs beside
-    the chosen ones.
+    the chosen ones. An input too large for `[batch] memory_gib` (or any run given `partitions` > 1) is
+    detected in partitions of symbols, one at a time (`detect_in_partitions`); the alerts are the same.
     """
     started = time.perf_counter()
-    if model is not None:
-        settings = settings.model_copy(
-            update={"pump_model": settings.pump_model.model_copy(update={"model": model})}
+    choice = choose_detectors(settings, detectors, model)
+    settings = choice.settings
+    files = expand_inputs(inputs)
+    count = partitions or partitions_for(files, settings.batch.memory_gib)
+    if count > 1:
+        run = detect_in_partitions(
+            inputs, choice, count, fmt=fmt, venue=venue, dead_letter=dead_letter, progress=progress
         )
-    check_detector_names(_with_model(list(detectors or []), model), settings)
-    reading = progress.add_task("reading", total=len(expand_inputs(inputs)))
+        run.seconds = time.perf_counter() - started
+        return run
+    reading = progress.add_task("reading", total=len(files))
     read = read_inputs(
         inputs, fmt=fmt, venue=venue, on_file=lambda _: progress.advance(reading), kinds=RECORD_KINDS
     )
-    names = list(detectors or default_detector_names(candles=read.bars.height > 0))
-    chosen = build_detectors(settings, _with_model(names, model))
+    chosen = build_detectors(settings, choice.names(candles=read.bars.height > 0))
     detecting = progress.add_task("detecting", total=len(chosen))
-    alerts = run_batch(
+    alerts = detect_records(
         chosen,
-        read.trades,
-        read.bars,
+        {kind: getattr(read, kind) for kind in RECORD_KINDS},
         on_detector=lambda _: progress.advance(detecting),
-        orders=read.orders if read.orders.height else None,
-        book=book_events(read.book, read.trades) if _reads_book(chosen, read.book) else None,
     )
     written = None
     if read.rejected.height and dead_letter is not None:
@@ -83,18 +104,150 @@ def detect_files(
         written = dead_letter
     return DetectRun(
         alerts=alerts,
-        read=read,
+        tally=read.tally(),
         dead_letter_path=written,
         seconds=time.perf_counter() - started,
         by_detector=Counter(alert.detector for alert in alerts),
+        read=read,
     )
 
 
-def _with_model(names: list[str], model: Path | None) -> list[str]:
-    """The detector names, with the pump model's when a model file is given and it is not named yet."""
-    if model is None or PumpModelDetector.name in names:
-        return names
-    return [*names, PumpModelDetector.name]
+def detect_in_partitions(
+    inputs: Sequence[str | Path],
+    choice: DetectorChoice,
+    partitions: int,
+    *,
+    fmt: str = "auto",
+    venue: str | None = None,
+    dead_letter: Path | None = None,
+    progress: Progress = SILENT,
+) -> DetectRun:
+    """Detection on inputs larger than memory: each file is read, checked and spilled to local Parquet
+    split into `partitions` partitions of symbols (`tapewatch.io.spill`), its rejected rows appended to
+    `dead_letter`; then each partition is de-duplicated, sorted and detected on its own.
+
+    Peak memory is a few files being read plus one partition, not the input; a partition holding more
+    rows than `[batch] memory_gib` allows (one coin's long history) is detected a day at a time. The
+    alerts are those of one whole-input run: every detector decides a symbol from its own rows,
+    calibration is per alert, and a day at a time goes through the streaming engine, which decides as
+    the batch engine does. Candle files and L2 book updates are not sliced: a partition holding them is
+    read whole.
+    """
+    settings = choice.settings
+    reading = progress.add_task("reading", total=len(expand_inputs(inputs)))
+    alerts: list[Alert] = []
+    with tempfile.TemporaryDirectory(
+        prefix="tapewatch-spill-", dir=settings.batch.spill_dir or None
+    ) as folder:
+        spill = Spill(Path(folder), by_symbol(partitions), span=SLICE)
+        written = _DeadLetters(dead_letter)
+        tally = spill_files(
+            inputs,
+            spill,
+            fmt=fmt,
+            venue=venue,
+            on_file=lambda _: progress.advance(reading),
+            on_rejected=written,
+        )
+        chosen = build_detectors(settings, choice.names(candles=tally.records["bars"] > 0))
+        numbers = spill.numbers()
+        detecting = progress.add_task("detecting", total=len(numbers))
+        for number in numbers:
+            alerts += _detect_partition(spill, number, chosen, tally, rows_held(settings.batch.memory_gib))
+            progress.advance(detecting)
+    alerts.sort(key=detection_order)
+    return DetectRun(
+        alerts=alerts,
+        tally=tally,
+        dead_letter_path=written.path,
+        seconds=0.0,
+        by_detector=Counter(alert.detector for alert in alerts),
+        partitions=partitions,
+    )
+
+
+def _detect_partition(
+    spill: Spill, number: int, chosen: list[Detector], tally: ReadTally, most: int
+) -> list[Alert]:
+    """One partition's alerts: read whole when it holds at most `most` rows, else a day at a time through
+    the streaming engine (`run_in_slices`), which gives the same alerts; counts its duplicates in `tally`."""
+
+    def records(piece_slice: int | None) -> dict[Kind, pl.DataFrame]:
+        frames = {}
+        for kind, (rows, removed) in spill.read(number, piece_slice).items():
+            frames[kind] = rows
+            tally.records[kind] -= removed
+            tally.duplicates_removed += removed
+        return frames
+
+    held = {kind: spill.rows[kind, number] for kind in RECORD_KINDS}
+    if sum(held.values()) <= most or held["bars"] or held["book"]:  # see SLICED_KINDS
+        return detect_records(chosen, records(None))
+    from tapewatch.engine.slices import run_in_slices  # the streaming engine: only a run this large needs it
+
+    return run_in_slices(chosen, map(records, spill.slices(number)), spill.symbols("orders", number))
+
+
+@dataclass
+class _DeadLetters:
+    """Rejected rows appended to `path` file by file as a run reads them (nothing held in memory)."""
+
+    target: Path | None
+    path: Path | None = None
+    """Where some were written: the target, once there were any."""
+
+    def __call__(self, rejected: pl.DataFrame) -> None:
+        if self.target is not None:
+            write_dead_letters(rejected, self.target, append=self.path is not None)
+            self.path = self.target
+
+
+def detect_records(
+    chosen: list[Detector],
+    frames: dict[Kind, pl.DataFrame],
+    on_detector: Callable[[Detector], None] | None = None,
+) -> list[Alert]:
+    """The batch engine over one set of records: order events as they are, book updates merged with the
+    trades only when a detector reads them (rebuilding the book costs)."""
+    return run_batch(
+        chosen,
+        frames["trades"],
+        frames["bars"],
+        on_detector=on_detector,
+        orders=frames["orders"] if frames["orders"].height else None,
+        book=book_events(frames["book"], frames["trades"]) if _reads_book(chosen, frames["book"]) else None,
+    )
+
+
+@dataclass(frozen=True)
+class DetectorChoice:
+    """The detectors a run asked for, checked before a long read; which run depends on what it reads."""
+
+    settings: Settings
+    named: list[str]
+    """`--detector` names; none: the defaults for what the input holds."""
+    model: bool
+    """A trained pump model file was given: its detector runs beside the others."""
+
+    def names(self, *, candles: bool) -> list[str]:
+        """The detectors to build, once it is known whether the input holds candles."""
+        names = self.named or default_detector_names(candles=candles)
+        return [*names, PUMP_MODEL] if self.model and PUMP_MODEL not in names else names
+
+
+def choose_detectors(
+    settings: Settings, detectors: Sequence[str] | None, model: Path | None
+) -> DetectorChoice:
+    """The run's choice of detectors; `model` (a trained pump model file) becomes `[pump_model] model`.
+
+    Names are checked here, before the input is read: a typo should not wait for a long read."""
+    if model is not None:
+        settings = settings.model_copy(
+            update={"pump_model": settings.pump_model.model_copy(update={"model": model})}
+        )
+    named = list(detectors or [])
+    check_detector_names([*named, PUMP_MODEL] if model is not None else named, settings)
+    return DetectorChoice(settings, named, model is not None)
 
 
 def _reads_book(detectors: list[Detector], book: pl.DataFrame) -> bool:

@@ -26,7 +26,9 @@ from tapewatch.errors import InputError
 from tapewatch.io.deadletter import empty_rejected, letter, letters_frame, write_dead_letters
 from tapewatch.io.derive import book_events, order_events
 from tapewatch.io.lake import Lake, open_lake
-from tapewatch.io.readers import RECORD_KINDS, read_inputs
+from tapewatch.io.readers import RECORD_KINDS, expand_inputs, read_inputs
+from tapewatch.io.spill import partitions_for
+from tapewatch.pipeline.replay_spill import spill_replay
 from tapewatch.pipeline.sinks import Sink, open_alerts_out
 from tapewatch.progress import SILENT, Progress
 from tapewatch.sources.replay import parse_speed
@@ -205,8 +207,13 @@ def open_stream(
             "--notify: needs the store (cooldowns look up earlier alerts there); drop --no-store"
         )
     chosen = build_detectors(settings, detectors)
+    spilled = None
+    if replay and partitions_for(expand_inputs(replay), settings.batch.memory_gib) > 1:
+        spilled = spill_replay(replay, settings, fmt=fmt, venue=venue, kind=kind)
     rows, record_kind, rejected = (
-        replay_rows(replay, fmt, venue, kind, chosen) if replay else (None, TRADES, empty_rejected())
+        replay_rows(replay, fmt, venue, kind, chosen)
+        if replay and spilled is None
+        else (None, TRADES, empty_rejected() if spilled is None else spilled.rejected)
     )
     engine = StreamEngine(chosen, settings.stream, check_clock=bool(exchange), kind=record_kind)
     if not engine.detectors:
@@ -216,7 +223,16 @@ def open_stream(
         )
     out = open_alerts_out(settings, output=output, store=use_store, db=db, notify=notify)
     job = StreamJob(engine=engine, sinks=[out], store=out.patient, closers=[out.close], rejected=rejected)
-    if rows is not None:
+    if spilled is not None:
+        job.source = replay_trades(
+            spilled.frames(), speed=parse_speed(speed), batch_trades=settings.stream.max_batch_trades
+        )
+        job.closers.append(spilled.close)
+        job.description = (
+            f"replay of {spilled.trades:,} trades at {speed} speed, larger than memory: "
+            f"{spilled.hours:,} hour(s) spilled to disk"
+        )
+    elif rows is not None:
         job.source = replay_trades(
             rows, speed=parse_speed(speed), batch_trades=settings.stream.max_batch_trades
         )

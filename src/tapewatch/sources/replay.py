@@ -8,7 +8,8 @@ replay loop got round to it, so measured latency includes the batching delay.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 
 import polars as pl
 
@@ -17,7 +18,7 @@ Sleep = Callable[[float], None]
 
 
 def replay(
-    trades: pl.DataFrame,
+    trades: pl.DataFrame | Iterable[pl.DataFrame],
     *,
     speed: float | None,
     batch_trades: int = 100_000,
@@ -25,28 +26,35 @@ def replay(
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> Iterator[tuple[pl.DataFrame, pl.Series]]:
-    """Yield (trades, arrival times) in timestamp order; `speed=None` means as fast as possible."""
-    ordered = trades.sort("ts", maintain_order=True)
-    if ordered.is_empty():
-        return
-    if speed is None:
-        for chunk in ordered.iter_slices(batch_trades):
-            yield chunk, pl.Series("arrived", [clock()] * chunk.height, dtype=pl.Float64)
-        return
-    start_data = ordered["ts"][0]
-    start_wall = clock()
-    offsets = (ordered["ts"] - start_data).dt.total_microseconds() / 1e6 / speed
-    due = offsets + start_wall
-    sent = 0
-    while sent < ordered.height:
-        now = clock()
-        upto = int(due.search_sorted(now, side="right"))
-        upto = min(max(upto, sent), sent + batch_trades)
-        if upto > sent:
-            yield ordered.slice(sent, upto - sent), due.slice(sent, upto - sent).alias("arrived")
-            sent = upto
+    """Yield (trades, arrival times) in timestamp order; `speed=None` means as fast as possible.
+
+    `trades` is one frame, or consecutive spans of time (each frame's trades after the previous
+    frame's), as a replay larger than memory reads them; all share one clock, as if one frame.
+    """
+    origin: tuple[datetime, float] | None = None
+    for frame in [trades] if isinstance(trades, pl.DataFrame) else trades:
+        ordered = frame.sort("ts", maintain_order=True)
+        if ordered.is_empty():
             continue
-        sleep(max(0.0, min(tick_s, float(due[sent]) - now)))
+        if speed is None:
+            for chunk in ordered.iter_slices(batch_trades):
+                yield chunk, pl.Series("arrived", [clock()] * chunk.height, dtype=pl.Float64)
+            continue
+        if origin is None:
+            origin = (ordered["ts"][0], clock())
+        start_data, start_wall = origin
+        offsets = (ordered["ts"] - start_data).dt.total_microseconds() / 1e6 / speed
+        due = offsets + start_wall
+        sent = 0
+        while sent < ordered.height:
+            now = clock()
+            upto = int(due.search_sorted(now, side="right"))
+            upto = min(max(upto, sent), sent + batch_trades)
+            if upto > sent:
+                yield ordered.slice(sent, upto - sent), due.slice(sent, upto - sent).alias("arrived")
+                sent = upto
+                continue
+            sleep(max(0.0, min(tick_s, float(due[sent]) - now)))
 
 
 def parse_speed(text: str) -> float | None:

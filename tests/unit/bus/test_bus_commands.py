@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from tapewatch.bus.retention import human, needed_retention
 from tapewatch.cli.app import app
 from tapewatch.config import Settings
 from tapewatch.store.alert_store import open_engine
@@ -51,6 +52,10 @@ def test_publish_and_status_print_one_line_summaries(tmp_path):
     assert status.exit_code == 0, status.output
     assert "0 worker(s) own 0/4 partitions" in status.output
     assert "trades lag" in status.output and "no sink yet" in status.output
+    assert "checkpoint" in status.output and "none" in status.output  # no worker has saved one
+    needed = needed_retention(settings)
+    assert f"retention: trades kept 1 d; the detectors need {human(needed.needed)}" in status.output
+    assert "no worker running" in status.output and "a takeover rebuilds exactly" in status.output
 
 
 def test_bus_errors_are_one_line_with_exit_code_2(tmp_path):

@@ -47,25 +47,33 @@ def test_sigkilled_worker_resumes_with_no_alert_lost_or_duplicated(tmp_path):
             await publish_frame(settings, harness.NATS_URL, iter([trades]))
             with open_store(tmp_path / "alerts.db") as store:
                 running = harness.Running(settings, store)  # the sink only
-                doomed = start_worker(settings_file, "1")
+                processes = []
+                try:
+                    doomed = start_worker(settings_file, "1")
+                    processes.append(doomed)
 
-                async def dead():
-                    return doomed.poll() is not None
+                    async def dead():
+                        return doomed.poll() is not None
 
-                await harness.until(dead, "the worker to kill itself after its first alerts")
-                assert doomed.returncode == -signal.SIGKILL
-                mid = await read_status(js, names)
-                assert mid.trades_lag > 0, "killed after the end: nothing left to resume"
-                assert any(p.ack_floor > 0 and p.lag > 0 for p in mid.partitions)
-                assert mid.alerts.messages >= 1  # published before it died, never acked
+                    await harness.until(dead, "the worker to kill itself after its first alerts")
+                    assert doomed.returncode == -signal.SIGKILL
+                    mid = await read_status(js, names)
+                    assert mid.trades_lag > 0, "killed after the end: nothing left to resume"
+                    assert any(p.ack_floor > 0 and p.lag > 0 for p in mid.partitions)
+                    assert mid.alerts.messages >= 1  # published before it died, never acked
 
-                survivor = start_worker(settings_file)
-                await harness.settled(js, settings)
-                survivor.send_signal(signal.SIGTERM)
-                out, _ = await asyncio.to_thread(survivor.communicate, timeout=60)
-                assert survivor.returncode == 0
-                final = await read_status(js, names)
-                await running.close()
+                    survivor = start_worker(settings_file)
+                    processes.append(survivor)
+                    await harness.settled(js, settings)
+                    survivor.send_signal(signal.SIGTERM)
+                    out, _ = await asyncio.to_thread(survivor.communicate, timeout=60)
+                    assert survivor.returncode == 0
+                    final = await read_status(js, names)
+                    await running.close()
+                finally:  # a failure above must not leave a worker running
+                    for process in processes:
+                        if process.poll() is None:
+                            process.kill()
             report = json.loads(out.strip().splitlines()[-1])
             assert report["rebuilt_trades"] > 0  # it rebuilt state from the stream, up to the checkpoint
             return running.sink.report, final

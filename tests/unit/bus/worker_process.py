@@ -37,7 +37,15 @@ def main() -> None:
     report = asyncio.run(until_signalled(worker.run))
     stats = report.stats
     print(
-        json.dumps({"trades": stats.trades, "alerts": stats.alerts, "rebuilt_trades": stats.rebuilt_trades})
+        json.dumps(
+            {
+                "trades": stats.trades,
+                "alerts": stats.alerts,
+                "rebuilt_trades": stats.rebuilt_trades,
+                "checkpoints_restored": stats.checkpoints_restored,
+                "checkpoints_saved": stats.checkpoints_saved,
+            }
+        )
     )
 
 

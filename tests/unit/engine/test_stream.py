@@ -10,6 +10,7 @@ from conftest import START, burst, market, quiet_trades
 
 from tapewatch.config import Settings, StreamSettings
 from tapewatch.detect.registry import build_detectors
+from tapewatch.engine import stream
 from tapewatch.engine.batch import run_batch
 from tapewatch.engine.stream import StreamEngine
 from tapewatch.pipeline.stream import run_stream
@@ -130,3 +131,25 @@ def test_real_speed_replay_paces_by_timestamps():
     assert arrivals.is_sorted() and arrivals[-1] - arrivals[0] == pytest.approx(
         (trades["ts"].max() - trades["ts"].min()).total_seconds() / 60
     )
+
+
+def test_a_tail_trimmed_to_the_raw_lookback_still_gives_the_batch_alerts(monkeypatch):
+    """Once `pump_onset` keeps its minutes in its state, the stream keeps about a minute of raw rows
+    (and those of open follow-ups); trimming often must not change an alert."""
+    monkeypatch.setattr(stream, "TRIM_MIN_ROWS", 100)
+    names = ["pump_onset", "wash_accounts", "kamps_kleinberg"]
+    trades = busy_market()
+    batch = run_batch(build_detectors(Settings(), names), trades, empty_frame(BAR_SCHEMA))
+    engine = StreamEngine(
+        build_detectors(Settings(), names), StreamSettings(max_batch_trades=1, hold_ms=10**9)
+    )
+    final: dict = {}
+    run_stream(
+        replay(trades, speed=None, batch_trades=31),  # many steps: the state's minutes are trimmed too
+        engine,
+        [lambda items: final.update({item.alert.id: item.alert for item in items})],
+    )
+    assert sorted(final) == sorted(a.id for a in batch) and len(batch) >= 5
+    for alert in batch:
+        assert comparable(final[alert.id]) == comparable(alert), alert.id
+    assert engine._tail.height < trades.height / 10  # the tail was trimmed: not hours of every symbol

@@ -6,7 +6,7 @@ from conftest import START, quiet_trades
 
 from tapewatch.errors import InputError
 from tapewatch.io.derive import trades_to_bars
-from tapewatch.io.lake import Lake
+from tapewatch.io.lake import Lake, list_partitions, read_partition
 
 
 def test_trades_partition_by_venue_symbol_day_and_read_back(tmp_path):
@@ -83,3 +83,23 @@ def test_book_updates_keep_their_order_within_a_timestamp_across_writes(tmp_path
     assert lake.write("book", updates(("ask", 2.0, 1.0))) == 0  # the same update again
     book = lake.read("book", symbol="X/USDT")
     assert list(zip(book["side"], book["amount"], strict=True)) == [("bid", 5.0), ("bid", 0.0), ("ask", 1.0)]
+
+
+def test_partitions_of_a_folder_are_listed_and_read_by_path_alone(tmp_path):
+    trades = pl.concat([quiet_trades("AAA/BTC", hours=30), quiet_trades("BBB/BTC", hours=5, seed=3)])
+    lake = Lake(tmp_path)
+    lake.write("trades", trades)
+    parts = list_partitions(str(tmp_path), "trades", symbol="AAA/BTC")
+    assert [p.day.isoformat() for p in parts] == ["2024-03-01", "2024-03-02"]
+    assert parts[1].url == lake.partition("trades", "testex", "AAA/BTC", parts[1].day)
+    assert parts[1].url == str(tmp_path / "trades/venue=testex/symbol=AAA%2FBTC/date=2024-03-02/data.parquet")
+    every = list_partitions(f"file://{tmp_path}", "trades")
+    assert (
+        pl.concat([read_partition(p.url) for p in every])
+        .sort("symbol", "ts")
+        .equals(trades.sort("symbol", "ts"))
+    )
+    with pytest.raises(InputError, match="not found"):
+        read_partition(str(tmp_path / "trades" / "nothing.parquet"))
+    with pytest.raises(InputError, match="quotes"):
+        lake.symbols("quotes", "testex")  # an unknown kind never reaches the file system

@@ -9,6 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tapewatch.cli.app import app
+from tapewatch.sources.simulator.config import SimulationConfig
+from tapewatch.sources.simulator.market import simulate_market
 from tapewatch.store.alert_store import open_store
 from unit.cli.test_cli import write_ccxt_csv
 from unit.engine.test_stream import busy_market
@@ -35,8 +37,7 @@ def detect_and_stream(tmp_path: Path, inputs: list[str]) -> tuple[dict, dict]:
         app,
         [
             "stream",
-            "--replay",
-            *inputs,
+            *(word for path in inputs for word in ("--replay", path)),
             "--speed",
             "max",
             "-o",
@@ -83,3 +84,29 @@ def test_bad_speed_is_a_one_line_error(tmp_path):
     write_ccxt_csv(busy_market().head(50), path)
     result = runner.invoke(app, ["stream", "--replay", str(path), "--speed", "fast", "--no-store"])
     assert result.exit_code == 2 and "--speed 'fast'" in result.output
+
+
+def test_a_replay_larger_than_memory_streams_hour_by_hour_as_detect_decides(tmp_path, monkeypatch):
+    path, again = tmp_path / "market.csv", tmp_path / "market-again.csv"
+    write_ccxt_csv(busy_market(), path)
+    write_ccxt_csv(busy_market().tail(500), again)  # a re-read page: duplicates across files and hours
+    monkeypatch.setenv("TAPEWATCH_BATCH__MEMORY_GIB", "0.000001")
+    streamed = tmp_path / "stream.jsonl"
+    result = runner.invoke(
+        app, ["stream", "--replay", str(path), "--replay", str(again), "-o", str(streamed)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "larger than memory" in result.output and "16 hour(s) spilled to disk" in result.output
+    monkeypatch.delenv("TAPEWATCH_BATCH__MEMORY_GIB")
+    batch, whole = detect_and_stream(tmp_path, [str(path), str(again)])
+    assert len(batch) >= 4 and last_line_per_id(streamed) == batch == whole
+
+
+def test_a_replay_larger_than_memory_of_order_events_asks_for_trades(tmp_path, monkeypatch):
+    venue = simulate_market(SimulationConfig(symbols=2, seed=5))
+    venue.orders.write_parquet(tmp_path / "orders.parquet")
+    monkeypatch.setenv("TAPEWATCH_BATCH__MEMORY_GIB", "0.000001")
+    result = runner.invoke(app, ["stream", "--replay", str(tmp_path / "orders.parquet"), "--no-store"])
+    assert result.exit_code == 2
+    assert "order events" in result.output or "orders" in result.output
+    assert "--kind trades" in result.output and "Traceback" not in result.output

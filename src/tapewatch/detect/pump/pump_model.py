@@ -19,17 +19,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from tapewatch.detect.base import DetectorState, FinalAlerts
-from tapewatch.detect.pump.model_features import chunk_features, feature_lookback_us, window_label
 from tapewatch.detect.pump.settings import PumpModelSettings
 from tapewatch.errors import InputError
 from tapewatch.io.derive import KEY
 from tapewatch.records import Alert
 
-if TYPE_CHECKING:  # LightGBM loads only when a model does
+if TYPE_CHECKING:  # LightGBM loads only when a model does; the features and NumPy when a detector runs
+    import numpy as np
+
     from tapewatch.detect.pump.model_file import PumpModel
 
 _CHUNK_NUMBERS = ("trades", "orders", "rush_orders", "volume_quote", "buy_share", "price_max_delta")
@@ -56,12 +56,16 @@ class PumpModelDetector(FinalAlerts):
     @property
     def lookback(self) -> timedelta:
         """The longest rolling window, one chunk (the one being decided) and a minute of margin."""
+        from tapewatch.detect.pump.model_features import feature_lookback_us
+
         return timedelta(microseconds=feature_lookback_us(self.model.features)) + timedelta(
             seconds=self.model.features.chunk_s, minutes=1
         )
 
     def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
         """Alerts for every symbol in a trades frame sorted by venue, symbol, ts (see DetectorState)."""
+        from tapewatch.detect.pump.model_features import chunk_features
+
         if frame.is_empty():
             return []
         known = state or DetectorState()
@@ -90,6 +94,8 @@ class PumpModelDetector(FinalAlerts):
         return known.warmed_up(undecided, KEY, timedelta(hours=self.settings.warmup_h), frame, at="start")
 
     def _alert(self, row: dict[str, Any], contributions: np.ndarray) -> Alert:
+        from tapewatch.detect.pump.model_features import window_label
+
         window = window_label(self.model.features.windows_h[0])
         evidence = {
             "probability": round(row["probability"], 4),
@@ -115,6 +121,8 @@ class PumpModelDetector(FinalAlerts):
 
     def _top_features(self, row: dict[str, Any], contributions: np.ndarray) -> list[dict[str, Any]]:
         """The features that moved this chunk's log-odds most, strongest first (the bias term left out)."""
+        import numpy as np
+
         names = self.model.feature_names
         order = np.argsort(-np.abs(contributions[: len(names)]), kind="stable")[: self.settings.top_features]
         return [

@@ -153,7 +153,7 @@ class _Clock:
 
     ts: np.ndarray  # µs since epoch
     clock: np.ndarray
-    starts: np.ndarray  # each symbol's first clock value: a clock value's symbol (see `symbol_of`)
+    starts: np.ndarray  # where each symbol's clock begins: a clock value's symbol (see `symbol_of`)
     price: np.ndarray
     order: np.ndarray  # 1 on one trade of each taker order (see order_starts)
     orders: np.ndarray  # running total of `order`, with a leading zero
@@ -161,10 +161,15 @@ class _Clock:
     moment_end: np.ndarray  # one past the last row with the row's symbol and timestamp
     block_start: np.ndarray  # the row's symbol's row range
     block_end: np.ndarray
+    symbol: np.ndarray  # the row's symbol (its number in row order)
+    offsets: np.ndarray  # per symbol: clock − ts
+    first_rows: np.ndarray  # per symbol: its first row
 
     @classmethod
-    def of(cls, trades: pl.DataFrame, gap_us: int) -> _Clock:
-        """From trades sorted by venue, symbol, ts; `gap_us` at least the longest window read."""
+    def of(cls, trades: pl.DataFrame, gap_us: int, earliest_us: np.ndarray | None = None) -> _Clock:
+        """From trades sorted by venue, symbol, ts; `gap_us` at least the longest window read;
+        `earliest_us` per symbol, when minutes from before its first row are read too (a stream's
+        stored minutes): the clock then begins at the earlier of the two."""
         new_symbol = (
             trades.select(pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift(1)) for name in KEY))
             .to_series()
@@ -174,7 +179,9 @@ class _Clock:
         symbol = np.cumsum(new_symbol) - 1
         starts = np.flatnonzero(new_symbol)
         ends = np.append(starts[1:], len(ts))
-        clock = ts + _symbol_offsets(ts[starts], ts[ends - 1], gap_us)[symbol]
+        first = ts[starts] if earliest_us is None else np.minimum(ts[starts], earliest_us)
+        offsets = _symbol_offsets(first, ts[ends - 1], gap_us)
+        clock = ts + offsets[symbol]
         new_moment = np.ones(len(clock), dtype=bool)
         new_moment[1:] = clock[1:] != clock[:-1]
         side = trades.select(side_code()).to_series().to_numpy()
@@ -182,7 +189,7 @@ class _Clock:
         return cls(
             ts=ts,
             clock=clock,
-            starts=clock[starts],
+            starts=first - first % _MINUTE_US + offsets,
             price=trades["price"].to_numpy(),
             order=order.astype(np.int32),
             orders=_running(order),
@@ -190,6 +197,9 @@ class _Clock:
             moment_end=_run_ends(new_moment),
             block_start=starts[symbol],
             block_end=ends[symbol],
+            symbol=symbol,
+            offsets=offsets,
+            first_rows=starts,
         )
 
     def symbol_of(self, clock: np.ndarray) -> np.ndarray:
@@ -215,6 +225,157 @@ class _Clock:
         return np.where(inside, np.searchsorted(self.clock, since, side="left"), self.moment_end[rows])
 
 
+_NONE = np.iinfo(np.int64).min
+_NO_HITS = pl.DataFrame(schema={"venue": pl.String, "symbol": pl.String, "ts": pl.Datetime("us", "UTC")})
+
+
+@dataclass
+class _Known:
+    """What a stream call knows of its symbols' minutes: every minute (symbol number in the frame,
+    end µs, orders, price) and where each symbol's first one begins (INT64 max: none)."""
+
+    earliest_us: np.ndarray
+    minutes: pl.DataFrame
+
+
+@dataclass
+class _StoredMinutes:
+    """A stream call's bookkeeping of minutes, for the symbols of its frame.
+
+    A stream step would otherwise count hours of each touched symbol's trades into minutes again,
+    and read them all to do it. The state keeps every symbol's complete minutes (taker orders,
+    median price) over the baseline, and the trades of its minute still open (order flag, price:
+    a median needs them all), so a step reads only its new trades and the burst window before
+    them; and only the symbols with a new trade busy enough to qualify read their minutes at all
+    (`read`). Tables: `symbols` (venue, symbol, until: where the open minute begins, decided: the
+    newest trade decided; µs, the minimum int64 for none; a symbol's id is its row), `minutes`
+    (sid, end µs, orders, price; appended to and trimmed now and then) and `open` (sid, end,
+    order, price).
+    """
+
+    frame: pl.DataFrame  # the call's new trades and the burst window before each symbol's first one
+    symbol: np.ndarray  # per row of `frame`: its symbol's number
+    sids: np.ndarray  # per symbol: its id in the tables
+    decided_us: np.ndarray  # per symbol: its newest trade decided before this call (_NONE: none)
+    counted: pl.DataFrame  # the open minute's trades and the new ones: symbol, end, order, price
+    last_us: np.ndarray  # per symbol: its newest trade
+
+    @classmethod
+    def of(cls, state: DetectorState, trades: pl.DataFrame, window_us: int) -> _StoredMinutes:
+        change = (
+            trades.select(pl.any_horizontal(pl.col(name).ne_missing(pl.col(name).shift(1)) for name in KEY))
+            .to_series()
+            .to_numpy()
+        )
+        every = np.cumsum(change) - 1
+        keys = trades.select(KEY)[np.flatnonzero(change)]
+        table = state.tables.get("symbols")
+        if table is None:
+            table = pl.DataFrame(
+                schema={"venue": pl.String, "symbol": pl.String, "until": pl.Int64, "decided": pl.Int64}
+            )
+        known = keys.join(
+            table.with_row_index("sid"), on=KEY, how="left", nulls_equal=True, maintain_order="left"
+        )
+        sids = known["sid"].fill_null(0).cast(pl.Int64).to_numpy().copy()
+        added = known["sid"].is_null().to_numpy()
+        if added.any():
+            sids[added] = table.height + np.arange(int(added.sum()))
+            fresh = keys.filter(pl.Series(added)).with_columns(
+                until=pl.lit(_NONE, dtype=pl.Int64), decided=pl.lit(_NONE, dtype=pl.Int64)
+            )
+            state.tables["symbols"] = pl.concat([table, fresh])
+        decided = known["decided"].fill_null(_NONE).to_numpy()
+        stamps = trades["ts"].dt.epoch("us").to_numpy()
+        since = np.where(decided == _NONE, _NONE, decided - window_us - _US)
+        recent = stamps > since[every]
+        kept = np.unique(every[recent])
+        frame = trades.filter(pl.Series(recent))
+        symbol, sids, decided = np.searchsorted(kept, every[recent]), sids[kept], decided[kept]
+        ts = stamps[recent]
+        new = ts > decided[symbol]
+        starts_moment = np.ones(ts.size, dtype=bool)
+        starts_moment[1:] = (ts[1:] != ts[:-1]) | (symbol[1:] != symbol[:-1])
+        moment = np.cumsum(starts_moment)
+        side = frame.select(side_code()).to_series().to_numpy()
+        arrived = pl.DataFrame(
+            {
+                "symbol": symbol[new],
+                "end": ts[new] - ts[new] % _MINUTE_US + _MINUTE_US,
+                "order": first_of_each_order(moment[new], side[new]).astype(np.int64),
+                "price": frame["price"].to_numpy()[new],
+            }
+        )
+        still_open = _of_symbols(state.tables.get("open"), sids)
+        counted = arrived if still_open is None else pl.concat([still_open.select(arrived.columns), arrived])
+        last = np.flatnonzero(np.append(symbol[1:] != symbol[:-1], ts.size > 0))
+        return cls(frame, symbol, sids, decided, counted, ts[last])
+
+    def read(self, state: DetectorState, chosen: np.ndarray) -> tuple[pl.DataFrame, _Known]:
+        """The frame's rows of the chosen symbols and their minutes (symbols numbered anew)."""
+        if not chosen.any():  # no symbol can qualify: read no minutes
+            return self.frame.clear(), _Known(np.zeros(0, np.int64), self.counted.clear())
+        index = np.flatnonzero(chosen)
+        renumber = np.full(chosen.size, -1)
+        renumber[index] = np.arange(index.size)
+        counted = self.counted.filter(pl.col("symbol").is_in(pl.Series(index).implode())).with_columns(
+            symbol=pl.lit(pl.Series(renumber)).gather(pl.col("symbol"))
+        )
+        opened = counted.group_by("symbol", "end").agg(
+            orders=pl.col("order").sum().cast(pl.Int64), price=pl.col("price").median()
+        )
+        closed = _of_symbols(state.tables.get("minutes"), self.sids[index])
+        minutes = opened if closed is None else pl.concat([closed.select(opened.columns), opened])
+        first = minutes.group_by("symbol").agg(pl.col("end").min())
+        earliest = np.full(index.size, np.iinfo(np.int64).max)
+        earliest[first["symbol"].to_numpy()] = first["end"].to_numpy() - _MINUTE_US
+        return self.frame.filter(pl.Series(chosen[self.symbol])), _Known(earliest, minutes)
+
+    def keep(self, state: DetectorState, kept_us: int) -> None:
+        """Move this call's complete minutes (ending by the start of each symbol's newest trade's
+        minute: no later trade can fall in them) to `minutes`; keep the open one's trades."""
+        until = self.last_us - self.last_us % _MINUTE_US
+        limit = pl.lit(pl.Series(until)).gather(pl.col("symbol"))
+        sid = pl.lit(pl.Series(self.sids)).gather(pl.col("symbol"))
+        done = (
+            self.counted.filter(pl.col("end") <= limit)
+            .group_by("symbol", "end")
+            .agg(orders=pl.col("order").sum().cast(pl.Int64), price=pl.col("price").median())
+            .select(sid=sid, end="end", orders="orders", price="price")
+            .sort("sid", "end")
+        )
+        still_open = self.counted.filter(pl.col("end") > limit).select(
+            sid=sid, end="end", order="order", price="price"
+        )
+        others = state.tables.get("open")
+        if others is not None:
+            touched = pl.Series(self.sids).implode()
+            still_open = pl.concat([others.filter(~pl.col("sid").is_in(touched)), still_open])
+        state.tables["open"] = still_open
+        table = state.tables.get("minutes")
+        table = done if table is None else pl.concat([table, done], rechunk=False)
+        symbols = state.tables["symbols"]
+        marks, decided = symbols["until"].to_numpy().copy(), symbols["decided"].to_numpy().copy()
+        marks[self.sids] = np.maximum(marks[self.sids], until)
+        decided[self.sids] = np.maximum(decided[self.sids], self.last_us)
+        state.tables["symbols"] = symbols.with_columns(until=pl.Series(marks), decided=pl.Series(decided))
+        if table.n_chunks() > 64:  # appended every step: trim (and rechunk) now and then
+            newest = table.group_by("sid").agg(pl.col("end").max())
+            horizon = np.full(symbols.height, _NONE)
+            horizon[newest["sid"].to_numpy()] = newest["end"].to_numpy() - kept_us
+            keep = table["end"].to_numpy() > horizon[table["sid"].to_numpy()]
+            table = table.filter(pl.Series(keep)).rechunk()
+        state.tables["minutes"] = table
+
+
+def _of_symbols(table: pl.DataFrame | None, sids: np.ndarray) -> pl.DataFrame | None:
+    """The rows of a state table for these symbol ids, numbered by their place in `sids`."""
+    if table is None:
+        return None
+    number = pl.DataFrame({"sid": sids, "symbol": np.arange(sids.size)})
+    return table.filter(pl.col("sid").is_in(pl.Series(sids).implode())).join(number, on="sid").drop("sid")
+
+
 class PumpOnsetDetector:
     """Flags the onset of a pump within seconds from public trades alone."""
 
@@ -231,6 +392,19 @@ class PumpOnsetDetector:
         s = self.settings
         return timedelta(hours=s.baseline_h, seconds=s.window_s, minutes=2)
 
+    @property
+    def raw_lookback(self) -> timedelta:
+        """What a stream step reads of raw trades once its state holds the minutes (the open one's
+        prices too): the burst window before the first undecided trade, plus a second of margin."""
+        return timedelta(seconds=self.settings.window_s + 1)
+
+    @property
+    def _kept_minutes_us(self) -> int:
+        """How far before each symbol's latest stored minute its minutes are kept: the baseline read
+        at any later trade (the baseline ending `window_s` before it), and a minute of margin."""
+        s = self.settings
+        return int((s.baseline_h * 3600 + s.window_s + 120) * _US)
+
     def followup_horizon(self) -> timedelta:
         """The dump is watched for this long after detection."""
         return timedelta(minutes=self.settings.dump_window_min)
@@ -239,18 +413,43 @@ class PumpOnsetDetector:
         """Alerts for every symbol in a trades frame sorted by venue, symbol, ts (see DetectorState)."""
         if frame.is_empty():
             return []
-        features, minutes = self._features(frame)
-        known = state or DetectorState()
-        hits = self._qualifying(features, known).collect()
-        triggers = self._first_of_runs(hits, known)
-        if state is not None:
-            state.advance(KEY, frame.select(*KEY, "ts"), hits)
-        if triggers.is_empty():
+        if state is None:
+            return self._decide(frame, None, DetectorState())[0]
+        stored = _StoredMinutes.of(state, frame, int(self.settings.window_s * _US))
+        if stored.frame.is_empty():  # only rows decided before: nothing to do
             return []
+        part, known = stored.read(state, self._may_qualify(stored))
+        alerts, hits = self._decide(part, known, state) if part.height else ([], _NO_HITS)
+        state.advance(KEY, stored.frame.select(*KEY, "ts"), hits)
+        stored.keep(state, self._kept_minutes_us)
+        state.raw_lookback = self.raw_lookback
+        return alerts
+
+    def _decide(
+        self, frame: pl.DataFrame, stored: _Known | None, known: DetectorState
+    ) -> tuple[list[Alert], pl.DataFrame]:
+        """The alerts on `frame` and every qualifying moment (for the state's cooldown chain)."""
+        features, minutes = self._features(frame, stored)
+        hits = self._qualifying(features.collect(), known)
+        triggers = self._first_of_runs(hits, known)
+        if triggers.is_empty():
+            return [], hits
         tape = _Tape.of(frame)
         triggers = triggers.with_columns(ref_price=minutes.baseline_medians(triggers["minute"]))
         alerts = [self._alert(row, tape) for row in triggers.iter_rows(named=True)]
-        return sorted(alerts, key=lambda alert: (alert.detected_at, alert.venue, alert.symbol))
+        return sorted(alerts, key=lambda alert: (alert.detected_at, alert.venue, alert.symbol)), hits
+
+    def _may_qualify(self, stored: _StoredMinutes) -> np.ndarray:
+        """Per symbol of a stream call: whether a new trade has `min_orders` taker orders in its burst
+        window. No other can qualify, so the other symbols (most, in most steps) skip the baseline."""
+        s = self.settings
+        window_us = int(s.window_s * _US)
+        timeline = _Clock.of(stored.frame, gap_us=window_us + _MINUTE_US)
+        rows = timeline.busy(window_us, s.min_orders)
+        rows = rows[timeline.ts[rows] > stored.decided_us[timeline.symbol[rows]]]
+        chosen = np.zeros(stored.sids.size, dtype=bool)
+        chosen[timeline.symbol[rows]] = True
+        return chosen
 
     def refresh_followups(self, alerts: list[Alert], frame: pl.DataFrame) -> list[Alert]:
         """Recompute each alert's dump follow-up from `frame` (its symbol's trades up to now)."""
@@ -267,7 +466,7 @@ class PumpOnsetDetector:
             refreshed.append(alert.model_copy(update={"followup": {**alert.followup, "dump": dump}}))
         return refreshed
 
-    def _features(self, trades: pl.DataFrame) -> tuple[pl.LazyFrame, _Minutes]:
+    def _features(self, trades: pl.DataFrame, stored: _Known | None = None) -> tuple[pl.LazyFrame, _Minutes]:
         """Per trade with `min_orders` taker orders or more in its burst window (no other can
         qualify): those orders, and whether its median price (or that of the trades of its latest
         `confirm_min_orders` orders) is above the baseline's range; and the baseline's minutes.
@@ -279,12 +478,19 @@ class PumpOnsetDetector:
         the medians are counts of trades above the range. Every count over a window is a
         difference of running totals at the window's ends (found by binary search on the
         clock): exact, and a fraction of the cost of rolling sums.
+
+        In a stream (`stored`), every minute comes counted from the state and this call's new
+        trades (`_StoredMinutes`): the same minutes a whole file gives.
         """
         s = self.settings
         window_us = int(s.window_s * _US)
         confirm_us = int(min(s.confirm_window_s, s.window_s) * _US)
-        timeline = _Clock.of(trades, gap_us=int(s.baseline_h * 3600 * _US) + window_us + _MINUTE_US)
-        minutes = self._minutes(trades, timeline)
+        timeline = _Clock.of(
+            trades,
+            gap_us=int(s.baseline_h * 3600 * _US) + window_us + _MINUTE_US,
+            earliest_us=None if stored is None else stored.earliest_us,
+        )
+        minutes = self._minutes(trades, timeline, stored)
         # The baseline minute of each trade (-1: none). One of an earlier symbol is none either:
         # `same_symbol` is False there, so its figures are never read.
         minute = np.searchsorted(minutes.ends, timeline.clock - window_us, side="right") - 1
@@ -321,21 +527,27 @@ class PumpOnsetDetector:
                 "trades_c": upto - confirm_from,
             }
         )
-        return candidates.lazy().with_columns(
-            expected_w=pl.col("base_orders") * (s.window_s / (s.baseline_h * 3600)),
-        ).with_columns(
-            rate_ratio=pl.col("orders_w") / pl.col("expected_w"),
-            # The first row of the trades whose median price confirms the rise: the whole burst
-            # window's, else those of its latest confirm_min_orders orders.
-            confirmed_from=pl.when(2 * pl.col("above_w") >= pl.col("trades_w"))
-            .then(pl.col("burst_from"))
-            .when(
-                (pl.col("orders_c") >= s.confirm_min_orders) & (2 * pl.col("above_c") >= pl.col("trades_c"))
+        return (
+            candidates.lazy()
+            .with_columns(
+                expected_w=pl.col("base_orders") * (s.window_s / (s.baseline_h * 3600)),
             )
-            .then(pl.col("confirm_from")),
-        ), minutes
+            .with_columns(
+                rate_ratio=pl.col("orders_w") / pl.col("expected_w"),
+                # The first row of the trades whose median price confirms the rise: the whole burst
+                # window's, else those of its latest confirm_min_orders orders.
+                confirmed_from=pl.when(2 * pl.col("above_w") >= pl.col("trades_w"))
+                .then(pl.col("burst_from"))
+                .when(
+                    (pl.col("orders_c") >= s.confirm_min_orders)
+                    & (2 * pl.col("above_c") >= pl.col("trades_c"))
+                )
+                .then(pl.col("confirm_from")),
+            ),
+            minutes,
+        )
 
-    def _minutes(self, trades: pl.DataFrame, timeline: _Clock) -> _Minutes:
+    def _minutes(self, trades: pl.DataFrame, timeline: _Clock, stored: _Known | None) -> _Minutes:
         """Per whole minute (by its end on the shared clock): orders and price range over the
         `baseline_h` hours of minutes ending then, and each minute's median price.
 
@@ -348,40 +560,61 @@ class PumpOnsetDetector:
         s = self.settings
         baseline_us = int(s.baseline_h * 3600 * _US)
         window = f"{baseline_us}i"
-        minute_end = timeline.clock - timeline.ts % _MINUTE_US + _MINUTE_US
-        minutes = (
-            pl.DataFrame({"minute_end": minute_end, "order": timeline.order, "price": trades["price"]})
-            .with_columns(pl.col("minute_end").set_sorted())
-            .group_by("minute_end", maintain_order=True)
-            .agg(orders=pl.col("order").sum(), price=pl.col("price").median())
-            .with_columns(
-                base_orders=pl.col("orders").rolling_sum_by("minute_end", window_size=window),
-                range_high=pl.col("price").rolling_quantile_by(
-                    "minute_end", quantile=s.range_quantile, window_size=window, interpolation="nearest"
-                ),
+        if stored is None:
+            minute_end = timeline.clock - timeline.ts % _MINUTE_US + _MINUTE_US
+            minutes = (
+                pl.DataFrame({"minute_end": minute_end, "order": timeline.order, "price": trades["price"]})
+                .with_columns(pl.col("minute_end").set_sorted())
+                .group_by("minute_end", maintain_order=True)
+                .agg(orders=pl.col("order").sum(), price=pl.col("price").median())
             )
+        else:  # a stream: every minute comes counted, from the state and this call's new trades
+            symbol = stored.minutes["symbol"].to_numpy()
+            minutes = pl.DataFrame(
+                {
+                    "minute_end": stored.minutes["end"].to_numpy() + timeline.offsets[symbol],
+                    "orders": stored.minutes["orders"],
+                    "price": stored.minutes["price"],
+                }
+            ).sort("minute_end")
+        minutes = minutes.with_columns(pl.col("minute_end").set_sorted()).with_columns(
+            base_orders=pl.col("orders").rolling_sum_by("minute_end", window_size=window),
+            range_high=pl.col("price").rolling_quantile_by(
+                "minute_end", quantile=s.range_quantile, window_size=window, interpolation="nearest"
+            ),
         )
         return _Minutes(
             *(minutes[name].to_numpy() for name in ("minute_end", "price", "base_orders", "range_high")),
             baseline_us=baseline_us,
         )
 
-    def _qualifying(self, features: pl.LazyFrame, known: DetectorState) -> pl.LazyFrame:
-        """Every undecided, warmed-up moment with a baseline that meets the thresholds."""
+    def _qualifying(self, features: pl.DataFrame, known: DetectorState) -> pl.DataFrame:
+        """Every undecided, warmed-up moment with a baseline that meets the thresholds.
+
+        The thresholds first: they leave few rows (none in most stream steps) for the state's joins.
+        `first_ts` is the same on every row of a symbol, so the warm-up reads it from those left.
+        """
         s = self.settings
-        first = features.select(*KEY, ts="first_ts")  # each symbol's first trade in this call
-        fresh = known.warmed_up(known.undecided(features, KEY), KEY, timedelta(hours=s.warmup_h), first)
-        return fresh.filter(
+        meets = features.filter(
             pl.col("same_symbol")
             & (pl.col("base_orders") > 0)
             & (pl.col("orders_w") >= s.min_orders)
             & (pl.col("rate_ratio") >= s.min_rate_ratio)
             & pl.col("confirmed_from").is_not_null()
         )
+        if meets.is_empty():  # most stream steps: no join with the state needed
+            return meets
+        first = meets.select(*KEY, ts="first_ts")  # each symbol's first trade in this call
+        return known.warmed_up(known.undecided(meets, KEY), KEY, timedelta(hours=s.warmup_h), first)
 
     def _first_of_runs(self, hits: pl.DataFrame, known: DetectorState) -> pl.DataFrame:
         """The cooldown: a qualifying moment alerts only if the previous one is over `cooldown_min` ago."""
-        return known.cooled_down(hits, KEY, timedelta(minutes=self.settings.cooldown_min)).select(
+        runs = (
+            hits
+            if hits.is_empty()
+            else known.cooled_down(hits, KEY, timedelta(minutes=self.settings.cooldown_min))
+        )
+        return runs.select(
             *KEY,
             "ts",
             "block_start",

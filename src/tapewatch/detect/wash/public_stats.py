@@ -10,7 +10,8 @@ p-values come from the distribution tails scipy.stats itself uses (scipy.special
 `chdtrc` and `ndtr`, without the second it takes to import scipy.stats): chi-square
 for the digits, the normal tail for the binomial and Hill statistics, and the Mann-Whitney U test (tie-corrected
 normal approximation with continuity correction, as `scipy.stats.mannwhitneyu`
-computes it with method="asymptotic") for price impact.
+computes it with method="asymptotic") for price impact. SciPy loads inside the tests that use it,
+not with the module, so that a run without `wash_public` never pays for it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import special
 
 BENFORD = np.log10(1 + 1 / np.arange(1, 10))
 """P(first significant digit = d), d = 1…9."""
@@ -112,6 +112,8 @@ def benford_test(sizes: Mantissas) -> TestResults:
     bands for first digits are 0.006 / 0.012 / 0.015 (close / acceptable /
     marginal), above 0.015 is nonconformity.
     """
+    from scipy import special
+
     digits = np.floor(sizes.values).astype(np.int64)
     counts = _counts(sizes.ids * 10 + digits, sizes.windows * 10).reshape(sizes.windows, 10)
     n = counts.sum(axis=1)
@@ -175,6 +177,8 @@ def clustering_test(sizes: Mantissas, step: int, width: int, low: float, high: f
 
 def _outside_p(z: np.ndarray, estimate: np.ndarray, low: float, high: float) -> np.ndarray:
     """One-sided p-value for "the estimate lies beyond the bound it is nearer to"; 1 inside the range."""
+    from scipy import special
+
     return np.where(estimate < low, special.ndtr(z), np.where(estimate > high, special.ndtr(-z), 1.0))
 
 
@@ -246,6 +250,8 @@ def mann_whitney_auc(
     normal approximation with continuity correction, computed as `scipy.stats.mannwhitneyu`
     (method="asymptotic") does, so the results match it.
     """
+    from scipy import special
+
     ranked = pl.DataFrame({"id": ids, "value": values}).with_columns(
         rank=pl.col("value").rank("average").over("id")
     )

@@ -55,7 +55,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import special
 
 from tapewatch.detect.base import DetectorState
 from tapewatch.detect.scoring import excess_score
@@ -111,7 +110,11 @@ class WashAccountsDetector:
     def detect(self, frame: pl.DataFrame, state: DetectorState | None = None) -> list[Alert]:
         """Alerts for every symbol in a trades frame sorted by venue, symbol, ts (see DetectorState)."""
         if not _names_accounts(frame):  # a public tape: skip the encoding (a quarter of the read's cost)
+            if state is not None and state.raw_lookback is None and not state.decided_until:
+                state.raw_lookback = timedelta(0)  # a public tape from the start: no stream tail needed
             return _nothing_found(frame, state)
+        if state is not None:
+            state.raw_lookback = None  # accounts named: the whole lookback from now on
         alerts = [alert for part in _symbol_parts(frame) for alert in self._detect_part(part, state)]
         return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol, alert.evidence["group"]))
 
@@ -1032,7 +1035,9 @@ def _not_before_previous(keys: list[str]) -> pl.Expr:
 
 def _poisson_at_least(count: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """P(X ≥ count) for X Poisson with this mean (1 for no count; else 0 where the mean is 0: no own flow,
-    no chance)."""
+    no chance). SciPy loads here, at the first candidate group, not with the detector."""
+    from scipy import special
+
     positive = np.where(mean > 0, special.pdtrc(count - 1, np.where(mean > 0, mean, 1.0)), 0.0)
     return np.where(count <= 0, 1.0, positive)
 

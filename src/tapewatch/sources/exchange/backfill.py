@@ -187,7 +187,7 @@ async def _backfill_symbol(
     job: _Job, exchange: ccxt.async_support.Exchange, symbol: str, start: int, end: int
 ) -> SymbolBackfill:
     """Fetch one symbol's missing spans; an exchange error ends this symbol only, kept in its result."""
-    coverage = Coverage(job.lake.root, job.kind, job.settings.exchange, symbol, job.stream)
+    coverage = Coverage(job.lake.store, job.kind, job.settings.exchange, symbol, job.stream)
     result = SymbolBackfill()
     missing = coverage.missing(start, end)
     result.up_to_date = not missing

@@ -5,18 +5,19 @@ second backfill asking for an earlier start, or a quiet hour with no trades at a
 cannot be told from a hole. The ledger keeps the ranges actually fetched (quiet ones
 included), so a resumed or extended backfill asks the exchange only for what is
 missing. It is a small JSON file per venue/symbol beside the lake's data
-(`ROOT/_coverage/<kind>/venue=<v>/symbol=<s>.json`), written atomically; losing it
-costs a re-fetch (the lake drops the duplicates), never data.
+(`ROOT/_coverage/<kind>/venue=<v>/symbol=<s>.json`, in the lake's own store, so on an object
+store too), replaced whole at each save; losing it costs a re-fetch (the lake drops the
+duplicates), never data.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
+
+from tapewatch.io.storage import Store, open_store
 
 Span = tuple[int, int]
 """A half-open range [start, end) in epoch milliseconds."""
@@ -25,24 +26,20 @@ Span = tuple[int, int]
 class Coverage:
     """The fetched ranges of one venue/symbol for one stream ("trades", or a candle interval)."""
 
-    def __init__(self, lake_root: Path, kind: str, venue: str, symbol: str, stream: str) -> None:
-        self.path = (
-            Path(lake_root)
-            / "_coverage"
-            / kind
-            / f"venue={quote(venue, safe='')}"
-            / f"symbol={quote(symbol, safe='')}.json"
-        )
+    def __init__(self, lake: Store | Path, kind: str, venue: str, symbol: str, stream: str) -> None:
+        self.store = open_store(lake) if isinstance(lake, Path) else lake
+        self.key = f"_coverage/{kind}/venue={quote(venue, safe='')}/symbol={quote(symbol, safe='')}.json"
         self.stream = stream
         self.spans: list[Span] = self._load().get(stream, [])
 
     def _load(self) -> dict[str, list[Span]]:
-        if not self.path.is_file():
+        saved = self.store.read_bytes(self.key)
+        if saved is None:
             return {}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(saved.decode("utf-8"))
             return {key: [(int(a), int(b)) for a, b in spans] for key, spans in data.items()}
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnicodeDecodeError):
             return {}  # a damaged ledger only means fetching again
 
     def missing(self, start: int, end: int) -> list[Span]:
@@ -78,7 +75,4 @@ class Coverage:
     def _save(self) -> None:
         data = self._load()
         data[self.stream] = self.spans
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{uuid.uuid4().hex}.tmp")
-        temporary.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(temporary, self.path)
+        self.store.write_bytes(self.key, json.dumps(data).encode("utf-8"))  # atomic in every store

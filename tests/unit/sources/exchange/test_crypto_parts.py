@@ -24,13 +24,12 @@ def test_coverage_reports_only_the_missing_spans_and_survives_a_reload(tmp_path)
     other = Coverage(tmp_path, "trades", "binance", "BTC/USDT", "1m")  # another stream in the same file
     other.add([(0, 5)])
     assert Coverage(tmp_path, "trades", "binance", "BTC/USDT", "trades").spans == [(10, 30), (50, 60)]
-    assert ledger.path.name == "symbol=BTC%2FUSDT.json"
+    assert ledger.key.endswith("/symbol=BTC%2FUSDT.json")
 
 
 def test_a_damaged_coverage_file_only_means_fetching_again(tmp_path):
     ledger = Coverage(tmp_path, "bars", "binance", "BTC/USDT", "1h")
-    ledger.path.parent.mkdir(parents=True)
-    ledger.path.write_text("{not json")
+    ledger.store.write_bytes(ledger.key, b"{not json")
     assert Coverage(tmp_path, "bars", "binance", "BTC/USDT", "1h").missing(0, 10) == [(0, 10)]
 
 
