@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -90,3 +92,33 @@ def pumped_market() -> tuple[pl.DataFrame, datetime]:
         at + timedelta(minutes=3), orders=60, seconds=120, price=1.4e-5, rise=0.35, side="sell", seed=3
     )
     return market(quiet_trades(), burst(at), dump), at
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, for a module: the object store the lake tests use."""
+    import logging
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def aws_environment(endpoint: str, folder: Path) -> dict[str, str]:
+    """The variables a deployment sets for an S3-compatible store at `endpoint` (no files of this user's)."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_SHARED_CREDENTIALS_FILE": str(folder / "none"),
+        "AWS_CONFIG_FILE": str(folder / "none"),
+    }

@@ -15,9 +15,10 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import polars as pl
 import pytest
 from conftest import START, burst, market, quiet_trades
+
+from unit.cli.test_cli import write_ccxt_csv
 
 HEAVY = (
     "scipy",
@@ -92,16 +93,7 @@ def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
 def pumped_csv(folder: Path) -> Path:
     """A small coin with one pump, in the layout of the dev files (ccxt's fetch_trades as CSV)."""
     path = folder / "pump.csv"
-    trades = market(quiet_trades(), burst(START + timedelta(hours=4)))
-    trades.select(
-        "symbol",
-        timestamp=pl.col("ts").dt.epoch("ms"),
-        datetime=pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
-        side="side",
-        price="price",
-        amount="amount",
-        cost=pl.col("price") * pl.col("amount"),
-    ).write_csv(path)
+    write_ccxt_csv(market(quiet_trades(), burst(START + timedelta(hours=4))), path)
     return path
 
 

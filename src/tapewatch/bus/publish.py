@@ -188,6 +188,10 @@ async def publish_frame(
         await client.close()
 
 
+READ_KINDS = ("trades", "bars")
+"""What `bus publish` reads: trades (a candle file is read and not published; order events are refused)."""
+
+
 def publish_files(
     settings: Settings,
     url: str,
@@ -201,10 +205,12 @@ def publish_files(
     """Read trade files (as `detect` does) and replay them onto the bus: `tapewatch bus publish`."""
     parse_speed(speed)  # a bad --speed is an error before any file is read
     if partitions_for(expand_inputs(inputs), settings.batch.memory_gib) == 1:
-        trades = read_inputs(inputs, fmt=fmt, venue=venue).trades
+        trades = read_inputs(inputs, fmt=fmt, venue=venue, kinds=READ_KINDS).trades
         chunks = replay_chunks(trades, speed, settings.stream.max_batch_trades)
         return asyncio.run(publish_frame(settings, url, chunks, end=end))
-    spilled = spill_replay(inputs, settings, fmt=fmt, venue=venue, kind="trades")  # larger than memory
+    spilled = spill_replay(
+        inputs, settings, fmt=fmt, venue=venue, kind="trades", kinds=READ_KINDS
+    )  # larger than memory
     try:
         chunks = replay_chunks(spilled.frames(), speed, settings.stream.max_batch_trades)
         return asyncio.run(publish_frame(settings, url, chunks, end=end))

@@ -92,7 +92,9 @@ async def _raise_limits(js: JetStreamContext, found: api.StreamConfig, asked: ap
     Read again after an update: another process raising at the same moment from the same
     old config could have written a lower value over ours, and then ours goes in again."""
     for _ in range(RAISE_ATTEMPTS):
-        age = max(found.max_age or 0.0, asked.max_age or 0.0)
+        # A max age of 0 keeps messages for ever: the longest of all, never to be "raised" to a limit.
+        unlimited = not found.max_age or not asked.max_age
+        age = 0.0 if unlimited else max(found.max_age, asked.max_age)
         window = max(found.duplicate_window or 0.0, asked.duplicate_window or 0.0)
         if (age, window) == (found.max_age, found.duplicate_window):
             break
@@ -106,11 +108,13 @@ async def _raise_limits(js: JetStreamContext, found: api.StreamConfig, asked: ap
 
 def retention_line(stream: str, kept_s: float, retention: Retention) -> str:
     """One line: how long trades are kept, what the detectors need, and whether a takeover is exact."""
-    line = f"bus stream {stream}: keeps trades {human(kept_s)}"
+    line = f"bus stream {stream}: keeps trades {human(kept_s) if kept_s else 'for ever'}"
     if retention.needed_s <= 0:
         return line + f" (configured {human(retention.configured)}; this process runs no trade detectors)"
     verdict = (
-        "enough to rebuild a partition exactly" if kept_s >= retention.needed_s else "TOO SHORT to rebuild"
+        "enough to rebuild a partition exactly"
+        if not kept_s or kept_s >= retention.needed_s
+        else "TOO SHORT to rebuild"
     )
     return f"{line}; detectors need {human(retention.needed)} ({retention.reason}): {verdict}" + (
         f" (longer than the {human(retention.target)} asked here: kept)"

@@ -138,35 +138,23 @@ def detect(
     if engine == "local" and any("://" in item for item in inputs):
         raise TapewatchError("a lake URL needs --engine spark (the local engine reads files and folders)")
     settings = load_settings(config)
+    asked = {
+        "fmt": fmt,
+        "venue": venue,
+        "detectors": detector,
+        "model": model,
+        "dead_letter": dead_letter or default_dead_letter_path(output),
+    }
     if engine == "spark":
         from tapewatch.extras import require
 
         require("spark", "pyspark", command="detect --engine spark")
         from tapewatch.pipeline.spark import detect_files_on_spark
 
-        run = detect_files_on_spark(
-            inputs,
-            settings,
-            fmt=fmt,
-            venue=venue,
-            detectors=detector,
-            model=model,
-            dead_letter=dead_letter or default_dead_letter_path(output),
-            master=master,
-        )
+        run = detect_files_on_spark(inputs, settings, **asked, master=master)
     else:
         with progress_bar() as progress:
-            run = detect_files(
-                inputs,
-                settings,
-                fmt=fmt,
-                venue=venue,
-                detectors=detector,
-                model=model,
-                dead_letter=dead_letter or default_dead_letter_path(output),
-                partitions=partitions or None,
-                progress=progress,
-            )
+            run = detect_files(inputs, settings, **asked, partitions=partitions or None, progress=progress)
     write_alerts(run.alerts, output)
     print_detect_summary(err, run)
 

@@ -43,6 +43,8 @@ def print_detect_summary(console: Console, run: DetectRun) -> None:
         console.print(f"warning: {gaps}", highlight=False)
     for reason in read.skipped.values():
         console.print(f"skipped (not market data): {reason}", highlight=False)
+    if run.engine != "local":
+        console.print(f"detected on {run.engine}", highlight=False)
     if run.partitions > 1:
         console.print(
             f"larger than memory: detected in {run.partitions} partitions by symbol", highlight=False

@@ -46,9 +46,10 @@ def run_batch(
     return sorted(calibrate_all(alerts.values()), key=detection_order)
 
 
-def detection_order(alert: Alert) -> tuple[datetime, str, str]:
-    """The order a run's alerts are written in: by `detected_at`, then symbol and detector."""
-    return alert.detected_at, alert.symbol, alert.detector
+def detection_order(alert: Alert) -> tuple[datetime, str, str, str]:
+    """The order a run's alerts are written in: by `detected_at`, then symbol, detector and venue (so
+    runs split by symbol, in partitions or on Spark, write one whole run's lines)."""
+    return alert.detected_at, alert.symbol, alert.detector, alert.venue
 
 
 @dataclass

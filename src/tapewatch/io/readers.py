@@ -117,7 +117,7 @@ class ReadResult:
 @dataclass
 class ReadTally:
     """What a read found, in counts: all a run summary needs, and all a run that never holds the whole
-    input in memory (`tapewatch.pipeline.partitioned`) can give."""
+    input in memory (`tapewatch.pipeline.batch.detect_in_partitions`) can give."""
 
     files: int
     rows_read: int
@@ -294,8 +294,8 @@ def scan_files(
     """Each input file read and checked (`read_inputs`' rules), yielded in input order as soon as it and
     every file before it are done.
 
-    Files are read on a few threads, but never more than `_in_flight` ahead of the consumer, so a caller
-    that spills each file (`tapewatch.pipeline.partitioned`) holds a few files at a time, not the input.
+    Files are read on a few threads, at most one more than there are threads ahead of the consumer, so a
+    caller that spills each file (`tapewatch.io.spill.spill_files`) holds a few files at a time, not the input.
     """
     if fmt not in FORMATS:
         raise InputError(f"--format '{fmt}': unknown format; expected one of {', '.join(FORMATS)}")

@@ -12,6 +12,7 @@ by partition, exactly what a whole read would have shown them.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
+from tapewatch.errors import InputError
 from tapewatch.io.depth import GAP_SCHEMA
 from tapewatch.io.normalise import RECORD_KINDS, Kind
 from tapewatch.io.readers import (
@@ -76,6 +78,18 @@ def partitions_for(files: list[Path], memory_gib: float) -> int:
         for path in files
     )
     return min(MAX_PARTITIONS, max(1, math.ceil(needed / (memory_gib * 2**30 / 2))))
+
+
+def spill_folder(prefix: str, where: str = "") -> tempfile.TemporaryDirectory:
+    """A temporary folder for a spill in `where` (`[batch] spill_dir`; empty: the temp folder), or one line
+    saying why it cannot be made (a spill_dir that does not exist is a setting's typo, not a crash)."""
+    try:
+        return tempfile.TemporaryDirectory(prefix=prefix, dir=where or None)
+    except OSError as error:
+        raise InputError(
+            f"spill folder in '{where or tempfile.gettempdir()}': {error.strerror or error}; "
+            "set [batch] spill_dir to a local folder with room"
+        ) from error
 
 
 class Spill:

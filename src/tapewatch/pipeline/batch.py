@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from tapewatch.detect.base import Detector
 from tapewatch.detect.registry import build_detectors, check_detector_names, default_detector_names
 from tapewatch.engine.batch import detection_order, run_batch
 from tapewatch.engine.kinds import BOOK
+from tapewatch.errors import InputError
 from tapewatch.io.derive import book_events
 from tapewatch.io.readers import (
     RECORD_KINDS,
@@ -27,7 +27,7 @@ from tapewatch.io.readers import (
     read_inputs,
     write_dead_letters,
 )
-from tapewatch.io.spill import Spill, by_symbol, partitions_for, rows_held, spill_files
+from tapewatch.io.spill import Spill, by_symbol, partitions_for, rows_held, spill_files, spill_folder
 from tapewatch.progress import SILENT, Progress
 from tapewatch.records import Alert
 
@@ -49,6 +49,8 @@ class DetectRun:
     read: ReadResult | None = None
     """The records read, when the whole input was held at once (None for a run in partitions)."""
     partitions: int = 1
+    engine: str = "local"
+    """What ran the detectors, for the summary: this process, or Spark and its master."""
 
 
 def default_dead_letter_path(output: Path | None) -> Path:
@@ -82,6 +84,7 @@ def detect_files(
     files = expand_inputs(inputs)
     count = partitions or partitions_for(files, settings.batch.memory_gib)
     if count > 1:
+        choice.check_split(f"detecting in {count} partitions of symbols (or raise [batch] memory_gib)")
         run = detect_in_partitions(
             inputs, choice, count, fmt=fmt, venue=venue, dead_letter=dead_letter, progress=progress
         )
@@ -136,9 +139,7 @@ def detect_in_partitions(
     settings = choice.settings
     reading = progress.add_task("reading", total=len(expand_inputs(inputs)))
     alerts: list[Alert] = []
-    with tempfile.TemporaryDirectory(
-        prefix="tapewatch-spill-", dir=settings.batch.spill_dir or None
-    ) as folder:
+    with spill_folder("tapewatch-spill-", settings.batch.spill_dir) as folder:
         spill = Spill(Path(folder), by_symbol(partitions), span=SLICE)
         written = _DeadLetters(dead_letter)
         tally = spill_files(
@@ -233,6 +234,15 @@ class DetectorChoice:
         """The detectors to build, once it is known whether the input holds candles."""
         names = self.named or default_detector_names(candles=candles)
         return [*names, PUMP_MODEL] if self.model and PUMP_MODEL not in names else names
+
+    def check_split(self, how: str) -> None:
+        """Refuse a run that splits the symbols apart (partitions, Spark) when a chosen detector pools them:
+        its alerts would silently differ from one whole run's."""
+        if "isolation_forest" in self.named and self.settings.isolation_forest.scope == "universe":
+            raise InputError(
+                'isolation_forest with scope = "universe" fits one forest over all symbols of a venue, '
+                f'so it cannot decide the same when {how}; use scope = "symbol"'
+            )
 
 
 def choose_detectors(

@@ -9,7 +9,7 @@ so the alerts are the same.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -17,11 +17,14 @@ from pathlib import Path
 import polars as pl
 
 from tapewatch.config import Settings
+from tapewatch.engine.kinds import KINDS
 from tapewatch.errors import InputError
 from tapewatch.io.deadletter import empty_rejected
-from tapewatch.io.readers import RECORD_KINDS
-from tapewatch.io.spill import Spill, by_time, spill_files
+from tapewatch.io.readers import RECORD_KINDS, Kind
+from tapewatch.io.spill import Spill, by_time, spill_files, spill_folder
 
+AUTO = "auto"
+"""`--kind auto`: replay whatever kind the files hold."""
 SPAN = timedelta(hours=1)
 """Time partitions: an hour of the whole market is what one read-back holds."""
 
@@ -46,6 +49,12 @@ class SpilledReplay:
         self.folder.cleanup()
 
 
+def check_replay_kind(kind: str) -> None:
+    """`--kind`: auto (what the files hold) or one of the record kinds a stream carries."""
+    if kind not in (AUTO, *KINDS):
+        raise InputError(f"--kind '{kind}': unknown; expected one of {AUTO}, {', '.join(KINDS)}")
+
+
 def spill_replay(
     inputs: Sequence[str],
     settings: Settings,
@@ -53,21 +62,22 @@ def spill_replay(
     fmt: str = "auto",
     venue: str | None = None,
     kind: str = "auto",
+    kinds: Collection[Kind] = RECORD_KINDS,
 ) -> SpilledReplay:
     """Read the inputs' trades into an hourly spill; other kinds are refused, since rebuilding order
-    events or a book needs them whole."""
+    events or a book needs them whole. `kinds` are the records the caller reads (a file of another
+    kind is refused, as `read_inputs` refuses it)."""
+    check_replay_kind(kind)
     if kind not in ("auto", "trades"):
         raise InputError(
             f"--kind {kind}: these files need more than [batch] memory_gib ({settings.batch.memory_gib:g} GiB); "
             "a replay that large streams trades only (--kind trades), or raise memory_gib"
         )
-    folder = tempfile.TemporaryDirectory(prefix="tapewatch-replay-", dir=settings.batch.spill_dir or None)
+    folder = spill_folder("tapewatch-replay-", settings.batch.spill_dir)
     rejected: list[pl.DataFrame] = []
     try:
         spill = Spill(Path(folder.name), by_time(SPAN))
-        tally = spill_files(
-            inputs, spill, fmt=fmt, venue=venue, kinds=RECORD_KINDS, on_rejected=rejected.append
-        )
+        tally = spill_files(inputs, spill, fmt=fmt, venue=venue, kinds=kinds, on_rejected=rejected.append)
         others = {noun: tally.records[noun] for noun in ("orders", "book") if tally.records[noun]}
         if others and kind == "auto":
             raise InputError(

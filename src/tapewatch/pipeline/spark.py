@@ -187,6 +187,7 @@ def detect_files_on_spark(
     """
     started = time.perf_counter()
     choice = choose_detectors(settings, detectors, model)
+    choice.check_split("run on Spark (which groups the rows by venue and symbol)")
     if fmt not in FORMATS:
         raise InputError(f"--format '{fmt}': unknown format; expected one of {', '.join(FORMATS)}")
     sources = _sources(inputs)
@@ -198,6 +199,7 @@ def detect_files_on_spark(
     session = spark_session(master) if spark is None else spark
     try:
         run = _detect(session, _FileReader(sources, fmt, venue, piece_rows), choice, dead_letter)
+        run.engine = f"Spark ({session.sparkContext.master})"
     finally:
         if own:
             stop_spark(session)

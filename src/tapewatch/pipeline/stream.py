@@ -20,7 +20,7 @@ from tapewatch.config import ExchangeSettings, Settings
 from tapewatch.detect.base import Detector
 from tapewatch.detect.registry import build_detectors
 from tapewatch.durations import parse_duration
-from tapewatch.engine.kinds import BOOK, KINDS, ORDERS, TRADES, RecordKind
+from tapewatch.engine.kinds import BOOK, ORDERS, TRADES, RecordKind
 from tapewatch.engine.stream import Emitted, StreamEngine
 from tapewatch.errors import InputError
 from tapewatch.io.deadletter import empty_rejected, letter, letters_frame, write_dead_letters
@@ -28,7 +28,7 @@ from tapewatch.io.derive import book_events, order_events
 from tapewatch.io.lake import Lake, open_lake
 from tapewatch.io.readers import RECORD_KINDS, expand_inputs, read_inputs
 from tapewatch.io.spill import partitions_for
-from tapewatch.pipeline.replay_spill import spill_replay
+from tapewatch.pipeline.replay_spill import AUTO, check_replay_kind, spill_replay
 from tapewatch.pipeline.sinks import Sink, open_alerts_out
 from tapewatch.progress import SILENT, Progress
 from tapewatch.sources.replay import parse_speed
@@ -36,9 +36,6 @@ from tapewatch.sources.replay import replay as replay_trades
 from tapewatch.store.patient import PatientStore
 
 log = logging.getLogger(__name__)
-
-AUTO = "auto"
-"""`--kind auto`: replay whatever kind the files hold."""
 
 
 @dataclass
@@ -263,8 +260,7 @@ def replay_rows(
     engine merges them), else trades; files holding both trades and order events need
     `--kind` to say which to replay.
     """
-    if kind not in (AUTO, *KINDS):
-        raise InputError(f"--kind '{kind}': unknown; expected one of {AUTO}, {', '.join(KINDS)}")
+    check_replay_kind(kind)
     read = read_inputs(inputs, fmt=fmt, venue=venue, kinds=RECORD_KINDS)
     if kind == AUTO:
         reads_book = read.book.height > 0 and any(BOOK.serves(detector) for detector in detectors)

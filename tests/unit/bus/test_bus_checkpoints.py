@@ -4,8 +4,6 @@ messages after it, and the stored alerts stay exactly `tapewatch detect`'s."""
 from __future__ import annotations
 
 import asyncio
-import json
-import signal
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -18,10 +16,10 @@ from tapewatch.bus.sink import AlertSink
 from tapewatch.bus.status import BusStatus, read_status
 from tapewatch.bus.subjects import BusNames
 from tapewatch.bus.worker import BusWorker
-from tapewatch.config import Settings, StreamSettings
+from tapewatch.config import Settings
 from tapewatch.store.alert_store import open_store
 from unit.bus import bus_harness as harness
-from unit.bus.test_bus_crash import start_worker
+from unit.bus.test_bus_crash import kill_and_resume, small_steps
 from unit.engine.test_stream import busy_market
 
 pytestmark = pytest.mark.nats
@@ -147,50 +145,11 @@ def test_a_takeover_with_nothing_new_since_the_last_one_rebuilds_and_processes_n
 
 def test_sigkilled_worker_with_checkpoints_resumes_from_one_exactly(tmp_path):
     trades = busy_market()
-    settings = saving_every(
-        0.01,
-        harness.private_settings(message_trades=50, fetch_batch=4).model_copy(
-            update={"stream": StreamSettings(batch_ms=1, max_batch_trades=300)}
-        ),
-    )
-    settings_file = tmp_path / "settings.json"
-    settings_file.write_text(settings.model_dump_json())
+    settings = saving_every(0.01, small_steps())
     expected = harness.reference_alerts(trades, settings)
-    names = BusNames.from_settings(settings.bus)
-
-    async def scenario():
-        async with harness.on_bus(settings) as js:
-            await publish_frame(settings, harness.NATS_URL, iter([trades]))
-            with open_store(tmp_path / "alerts.db") as store:
-                running = harness.Running(settings, store)  # the sink only
-                processes = []
-                try:
-                    doomed = start_worker(settings_file, "2")
-                    processes.append(doomed)
-
-                    async def dead():
-                        return doomed.poll() is not None
-
-                    await harness.until(dead, "the worker to kill itself after its second batch of alerts")
-                    assert doomed.returncode == -signal.SIGKILL
-                    mid = await read_status(js, names)
-                    assert mid.trades_lag > 0, "killed after the end: nothing left to resume"
-                    assert any(p.checkpoint_seq for p in mid.partitions)
-                    survivor = start_worker(settings_file)
-                    processes.append(survivor)
-                    await harness.settled(js, settings)
-                    survivor.send_signal(signal.SIGTERM)
-                    out, _ = await asyncio.to_thread(survivor.communicate, timeout=60)
-                    assert survivor.returncode == 0
-                    await running.close()
-                finally:  # a failure above must not leave a worker running
-                    for process in processes:
-                        if process.poll() is None:
-                            process.kill()
-            return json.loads(out.strip().splitlines()[-1]), running.sink.report
-
-    report, sink = asyncio.run(scenario())
-    assert report["checkpoints_restored"] >= 1
-    assert report["rebuilt_trades"] < trades.height
+    resumed = kill_and_resume(tmp_path, settings, trades, "2")
+    assert any(p.checkpoint_seq for p in resumed.mid.partitions)
+    assert resumed.report["checkpoints_restored"] >= 1
+    assert resumed.report["rebuilt_trades"] < trades.height
     assert harness.stored_alerts(tmp_path / "alerts.db") == expected
-    assert sink.repeats == 0 and sink.alerts == len(expected)
+    assert resumed.sink.repeats == 0 and resumed.sink.alerts == len(expected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -101,3 +102,18 @@ def test_a_running_worker_raises_the_retention_and_status_reads_its_need():
     assert status.trades.max_age_s == bars.target.total_seconds() > 24 * 3600
     assert status.needed_s == bars.needed_s and status.retention_ok
     assert status.needed_by.startswith("price_anomaly reads") and "worker " in status.needed_by
+
+
+@pytest.mark.nats
+def test_a_stream_kept_for_ever_is_never_given_a_limit():
+    settings = harness.private_settings()
+    names = BusNames.from_settings(settings.bus)
+
+    async def age_after_a_worker_starts() -> float:
+        async with harness.on_bus(settings) as js:
+            config = (await js.stream_info(names.trades_stream)).config
+            await js.update_stream(replace(config, max_age=0))  # an operator: keep trades for ever
+            await ensure_topology(js, names, settings.bus, needed_retention(settings, ["price_anomaly"]))
+            return (await js.stream_info(names.trades_stream)).config.max_age or 0.0
+
+    assert asyncio.run(age_after_a_worker_starts()) == 0.0

@@ -17,17 +17,7 @@ from tapewatch.io.derive import order_events
 from tapewatch.records import BAR_SCHEMA, ORDER_SCHEMA, empty_frame
 from tapewatch.sources.simulator.config import SimulationConfig
 from tapewatch.sources.simulator.market import simulate_market
-
-SLICEABLE = [
-    "pump_onset",
-    "kamps_kleinberg",
-    "wash_public",
-    "wash_accounts",
-    "spoofing_l3",
-    "amplitude_anomaly",
-    "volume_anomaly",
-    "price_anomaly",
-]
+from unit.pipeline.venue_files import MODEL_FREE_DETECTORS
 
 
 def sliced(trades: pl.DataFrame, orders: pl.DataFrame, span: timedelta) -> list[dict[str, pl.DataFrame]]:
@@ -52,7 +42,7 @@ def test_slices_of_a_venue_give_the_whole_runs_alerts(span_minutes):
     venue = simulate_market(SimulationConfig(symbols=4, seed=21))
     pump = market(quiet_trades(), burst(START + timedelta(hours=4)))
     trades = market(venue.trades, pump)
-    detectors = build_detectors(Settings(), SLICEABLE)
+    detectors = build_detectors(Settings(), MODEL_FREE_DETECTORS)
     whole = run_batch(detectors, trades, empty_frame(BAR_SCHEMA), orders=venue.orders)
     assert {"pump_onset", "wash_accounts", "spoofing_l3"} <= {alert.detector for alert in whole}
     symbols = venue.orders.select("venue", "symbol").unique()

@@ -8,8 +8,6 @@ high-water marks. Credentials and the endpoint come from the standard AWS_* vari
 from __future__ import annotations
 
 import importlib.util
-import logging
-import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -19,9 +17,8 @@ import boto3
 import polars as pl
 import pytest
 import s3fs
-from conftest import START, burst, quiet_trades
+from conftest import START, aws_environment, burst, quiet_trades
 from fastapi.testclient import TestClient
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from tapewatch.api import create_app
@@ -38,35 +35,15 @@ from unit.store.test_store import T0 as ALERT_T0
 from unit.store.test_store import make_alert
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, for the whole module."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[str]:
+def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[str]:
     """A fresh bucket, with the credentials and endpoint in the environment as a deployment sets them."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-        "AWS_CONFIG_FILE": str(tmp_path / "none"),
-        "TAPEWATCH_HOME": str(tmp_path / "home"),
-    }.items():
+    environment = aws_environment(s3_endpoint, tmp_path) | {"TAPEWATCH_HOME": str(tmp_path / "home")}
+    for name, value in environment.items():
         monkeypatch.setenv(name, value)
     s3fs.S3FileSystem.clear_instance_cache()  # a filesystem made before these variables would keep its own
     name = f"lake-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=name)
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     yield name
     s3fs.S3FileSystem.clear_instance_cache()
 

@@ -3,60 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
-import polars as pl
 import pytest
-from conftest import START, burst, market, quiet_trades
 from typer.testing import CliRunner
 
 from tapewatch.cli.app import app
 from tapewatch.config import Settings
 from tapewatch.io.spill import partitions_for, rows_held
 from tapewatch.pipeline.batch import detect_files
-from tapewatch.sources.simulator.config import SimulationConfig
-from tapewatch.sources.simulator.market import simulate_market
-
-EVERY_DETECTOR_WITHOUT_A_MODEL = [
-    "pump_onset",
-    "kamps_kleinberg",
-    "wash_public",
-    "wash_accounts",
-    "spoofing_l3",
-    "amplitude_anomaly",
-    "volume_anomaly",
-    "price_anomaly",
-]
+from unit.pipeline.venue_files import MODEL_FREE_DETECTORS, alert_lines, write_venue_files
 
 
 @pytest.fixture(scope="module")
 def market_files(tmp_path_factory):
-    """A simulated venue in several files: trades split by symbol into two files that overlap (a re-read
-    page), order events (some read twice), one file with a bad row, a pump on another venue, and a README a directory read
-    must skip."""
-    folder = tmp_path_factory.mktemp("venue")
-    venue = simulate_market(SimulationConfig(symbols=6, seed=13))
-    symbols = venue.trades["symbol"].unique().sort().to_list()
-    first = venue.trades.filter(pl.col("symbol").is_in(symbols[:4]))
-    second = venue.trades.filter(pl.col("symbol").is_in(symbols[3:]))
-    first.write_parquet(folder / "trades-a.parquet")
-    second.write_parquet(folder / "trades-b.parquet")
-    venue.orders.write_parquet(folder / "orders.parquet")
-    # a re-read of 50 order events, one of them twice: its second copy is another event, not a re-read
-    pl.concat([venue.orders.head(50), venue.orders.head(1)]).write_parquet(folder / "orders-again.parquet")
-    bad = second.head(3).with_columns(pl.col("price").cast(pl.Float64))
-    bad = bad.with_columns(
-        pl.when(pl.int_range(pl.len()) == 1).then(-1.0).otherwise(pl.col("price")).alias("price")
-    )
-    bad.write_parquet(folder / "trades-c.parquet")
-    at = START + timedelta(hours=4)
-    market(quiet_trades(), burst(at)).write_parquet(folder / "pumped.parquet")
-    (folder / "README.csv").write_text("this,is\nnot,data\n")
-    return folder
-
-
-def _lines(run) -> list[dict]:
-    return [alert.model_dump(mode="json") for alert in run.alerts]
+    return write_venue_files(tmp_path_factory.mktemp("venue"))
 
 
 @pytest.mark.parametrize("partitions", [2, 5])
@@ -64,20 +24,20 @@ def test_partitions_of_symbols_give_the_whole_runs_alerts_and_counts(market_file
     whole = detect_files(
         [market_files],
         Settings(),
-        detectors=EVERY_DETECTOR_WITHOUT_A_MODEL,
+        detectors=MODEL_FREE_DETECTORS,
         dead_letter=tmp_path / "whole.jsonl",
     )
     split = detect_files(
         [market_files],
         Settings(),
-        detectors=EVERY_DETECTOR_WITHOUT_A_MODEL,
+        detectors=MODEL_FREE_DETECTORS,
         dead_letter=tmp_path / "split.jsonl",
         partitions=partitions,
     )
     assert whole.partitions == 1 and whole.read is not None
     assert split.partitions == partitions and split.read is None
     assert len(whole.alerts) > 10 and {"pump_onset", "wash_accounts", "spoofing_l3"} <= set(whole.by_detector)
-    assert _lines(split) == _lines(whole)
+    assert alert_lines(split) == alert_lines(whole)
     assert split.tally.records == whole.tally.records
     assert split.tally.duplicates_removed == whole.tally.duplicates_removed > 0  # the overlapping symbol
     assert (split.tally.rows_read, split.tally.files, split.tally.rejected) == (
@@ -112,10 +72,18 @@ def test_the_command_says_it_ran_in_partitions(market_files, tmp_path):
 
 
 def test_a_partition_too_large_to_hold_is_detected_a_day_at_a_time_with_the_same_alerts(market_files):
-    whole = detect_files([market_files], Settings(), detectors=EVERY_DETECTOR_WITHOUT_A_MODEL)
+    whole = detect_files([market_files], Settings(), detectors=MODEL_FREE_DETECTORS)
     tiny = Settings(batch={"memory_gib": 1e-4})  # about 100 rows held at once
     assert rows_held(tiny.batch.memory_gib) < 200
-    sliced = detect_files([market_files], tiny, detectors=EVERY_DETECTOR_WITHOUT_A_MODEL, partitions=2)
-    assert _lines(sliced) == _lines(whole)
+    sliced = detect_files([market_files], tiny, detectors=MODEL_FREE_DETECTORS, partitions=2)
+    assert alert_lines(sliced) == alert_lines(whole)
     assert sliced.tally.records == whole.tally.records
     assert sliced.tally.duplicates_removed == whole.tally.duplicates_removed
+
+
+def test_a_spill_dir_that_does_not_exist_is_one_line(market_files, tmp_path):
+    from tapewatch.errors import InputError
+
+    missing = Settings(batch={"spill_dir": str(tmp_path / "no" / "such")})
+    with pytest.raises(InputError, match=r"no[/\\]such'.*set \[batch\] spill_dir"):
+        detect_files([market_files], missing, detectors=["pump_onset"], partitions=2)

@@ -4,12 +4,16 @@ letters, line for line."""
 from __future__ import annotations
 
 import sys
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
+import boto3
 import polars as pl
 import pyarrow as pa
 import pytest
-from conftest import START, burst, market, quiet_trades
+import s3fs
+from conftest import START, aws_environment, burst, market, quiet_trades
 from pyspark import SparkContext
 from typer.testing import CliRunner
 
@@ -31,23 +35,23 @@ from tapewatch.pipeline.spark import (
 )
 from tapewatch.sources.simulator.config import SimulationConfig
 from tapewatch.sources.simulator.market import simulate_market
+from unit.pipeline.venue_files import MODEL_FREE_DETECTORS, alert_lines, write_venue_files
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
 
-EVERY_DETECTOR_WITHOUT_A_MODEL = [
-    "pump_onset",
-    "kamps_kleinberg",
-    "wash_public",
-    "wash_accounts",
-    "spoofing_l3",
-    "amplitude_anomaly",
-    "volume_anomaly",
-    "price_anomaly",
-]
+
+@pytest.fixture(scope="module")
+def s3(s3_endpoint: str, tmp_path_factory) -> Iterator[str]:
+    """moto's S3 server with its credentials in the environment before Spark starts: the executors'
+    Python workers inherit the JVM's environment, as on a deployed cluster."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in aws_environment(s3_endpoint, tmp_path_factory.mktemp("aws")).items():
+            patch.setenv(name, value)
+        yield s3_endpoint
 
 
 @pytest.fixture(scope="module")
-def spark():
+def spark(s3):
     """One small local Spark for the module (two cores, four shuffle partitions); its JVM is stopped at
     the end."""
     session = spark_session("local[2]", shuffle_partitions=4)
@@ -59,30 +63,7 @@ def spark():
 
 @pytest.fixture(scope="module")
 def market_files(tmp_path_factory):
-    """A simulated venue in several files (the idea of test_partitions.py): trades split by symbol into
-    two files that overlap (a re-read page), order events, one file with a bad row, a pump on another
-    venue, candles, and a README a directory read must skip."""
-    folder = tmp_path_factory.mktemp("venue")
-    venue = simulate_market(SimulationConfig(symbols=6, seed=13))
-    symbols = venue.trades["symbol"].unique().sort().to_list()
-    first = venue.trades.filter(pl.col("symbol").is_in(symbols[:4]))
-    second = venue.trades.filter(pl.col("symbol").is_in(symbols[3:]))
-    first.write_parquet(folder / "trades-a.parquet")
-    second.write_parquet(folder / "trades-b.parquet")
-    venue.orders.write_parquet(folder / "orders.parquet")
-    bad = second.head(3).with_columns(pl.col("price").cast(pl.Float64))
-    bad = bad.with_columns(
-        pl.when(pl.int_range(pl.len()) == 1).then(-1.0).otherwise(pl.col("price")).alias("price")
-    )
-    bad.write_parquet(folder / "trades-c.parquet")
-    at = START + timedelta(hours=4)
-    market(quiet_trades(), burst(at)).write_parquet(folder / "pumped.parquet")
-    (folder / "README.csv").write_text("this,is\nnot,data\n")
-    return folder
-
-
-def _lines(run) -> list[dict]:
-    return [alert.model_dump(mode="json") for alert in run.alerts]
+    return write_venue_files(tmp_path_factory.mktemp("venue"))
 
 
 @pytest.mark.parametrize("piece_rows", [PIECE_ROWS, 700])
@@ -92,18 +73,18 @@ def test_spark_gives_the_local_engines_alerts_counts_and_dead_letters(
     """With small pieces every symbol of a file is shuffled in several pieces: the groups put them back
     in file order (or the duplicates, the order events' repeats and the alerts would differ)."""
     local = detect_files(
-        [market_files], Settings(), detectors=EVERY_DETECTOR_WITHOUT_A_MODEL, dead_letter=tmp_path / "l.jsonl"
+        [market_files], Settings(), detectors=MODEL_FREE_DETECTORS, dead_letter=tmp_path / "l.jsonl"
     )
     on_spark = detect_files_on_spark(
         [market_files],
         Settings(),
-        detectors=EVERY_DETECTOR_WITHOUT_A_MODEL,
+        detectors=MODEL_FREE_DETECTORS,
         dead_letter=tmp_path / "s.jsonl",
         spark=spark,
         piece_rows=piece_rows,
     )
     assert len(local.alerts) > 10 and {"pump_onset", "wash_accounts", "spoofing_l3"} <= set(local.by_detector)
-    assert _lines(on_spark) == _lines(local)
+    assert alert_lines(on_spark) == alert_lines(local)
     assert on_spark.by_detector == local.by_detector
     assert on_spark.tally.records == local.tally.records
     assert on_spark.tally.duplicates_removed == local.tally.duplicates_removed > 0  # the overlapping symbol
@@ -164,10 +145,27 @@ def test_a_lake_url_is_read_by_the_executors_and_gives_the_local_engines_alerts(
         [(tmp_path / "lake").as_uri()], Settings(), detectors=detectors, spark=spark
     )
     assert "pump_onset" in local.by_detector
-    assert _lines(on_spark) == _lines(local)
+    assert alert_lines(on_spark) == alert_lines(local)
     assert on_spark.tally.records == local.tally.records and on_spark.tally.files == local.tally.files > 3
     with pytest.raises(InputError, match="no trades, bars or book updates"):
         detect_files_on_spark([(tmp_path / "empty").as_uri()], Settings(), spark=spark)
+
+
+def test_a_lake_on_s3_is_read_by_the_executors_and_gives_the_local_engines_alerts(spark, s3, tmp_path):
+    """The same lake on moto's S3: executors read its day files through fsspec (no Hadoop jars)."""
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3).create_bucket(Bucket=bucket)
+    s3fs.S3FileSystem.clear_instance_cache()
+    trades = market(quiet_trades(), burst(START + timedelta(hours=4)))
+    Lake(tmp_path / "lake").write("trades", trades)
+    Lake(f"s3://{bucket}/lake").write("trades", trades)
+    local = detect_files([tmp_path / "lake"], Settings(), detectors=["pump_onset"])
+    on_spark = detect_files_on_spark(
+        [f"s3://{bucket}/lake"], Settings(), detectors=["pump_onset"], spark=spark
+    )
+    assert local.by_detector["pump_onset"] >= 1
+    assert alert_lines(on_spark) == alert_lines(local)
+    assert on_spark.tally.records == local.tally.records
 
 
 def test_a_named_file_that_is_not_market_data_is_the_same_error(spark, market_files):
@@ -180,7 +178,7 @@ def test_a_named_file_that_is_not_market_data_is_the_same_error(spark, market_fi
     assert str(on_spark.value) == str(local.value) and "README.csv" in str(local.value)
 
 
-def test_the_command_writes_the_local_engines_lines(spark, market_files, tmp_path):
+def test_the_command_writes_the_local_enginesalert_lines(spark, market_files, tmp_path):
     """`--engine spark` through the CLI (on the module's session, which it reuses and leaves running)."""
     outputs = {}
     for engine in ("local", "spark"):
@@ -192,6 +190,7 @@ def test_the_command_writes_the_local_engines_lines(spark, market_files, tmp_pat
         )
         assert result.exit_code == 0, result.output
         assert "1 rejected" in result.output
+        assert ("detected on Spark (local[2])" in result.output) == (engine == "spark")
     assert outputs["spark"].read_text() == outputs["local"].read_text() != ""
     assert spark.range(3).count() == 3  # still running
 

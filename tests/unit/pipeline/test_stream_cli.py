@@ -110,3 +110,5 @@ def test_a_replay_larger_than_memory_of_order_events_asks_for_trades(tmp_path, m
     assert result.exit_code == 2
     assert "order events" in result.output or "orders" in result.output
     assert "--kind trades" in result.output and "Traceback" not in result.output
+    bogus = runner.invoke(app, ["stream", "--replay", str(tmp_path / "orders.parquet"), "--kind", "bogus"])
+    assert bogus.exit_code == 2 and "--kind 'bogus': unknown" in bogus.output
