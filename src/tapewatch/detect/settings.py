@@ -6,6 +6,8 @@ The registry builds detectors from these alone, so `tapewatch.detect` never reac
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from tapewatch.detect.bars.settings import (
     AmplitudeAnomalySettings,
     ForecastResidualSettings,
@@ -40,3 +42,13 @@ class DetectorSettings(Section):
     pump_train: PumpTrainSettings = PumpTrainSettings()
     isolation_forest: IsolationForestSettings = IsolationForestSettings()
     forecast_residual: ForecastResidualSettings = ForecastResidualSettings()
+
+    def pooling(self, names: Iterable[str]) -> dict[str, str]:
+        """The named detectors whose settings make a decision read other symbols' rows, with why.
+
+        A run split by symbol (partitions, Spark) gives one whole run's alerts only when every
+        detector decides a symbol from its own rows; a section says otherwise with a `pools_symbols`
+        reason (only `isolation_forest`'s universe scope does).
+        """
+        reasons = {name: getattr(getattr(self, name, None), "pools_symbols", None) for name in names}
+        return {name: reason for name, reason in reasons.items() if reason}

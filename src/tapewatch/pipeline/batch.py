@@ -83,14 +83,21 @@ def detect_files(
     settings = choice.settings
     files = expand_inputs(inputs)
     count = partitions or partitions_for(files, settings.batch.memory_gib)
+    reading = progress.add_task("reading", total=len(files))
     if count > 1:
         choice.check_split(f"detecting in {count} partitions of symbols (or raise [batch] memory_gib)")
         run = detect_in_partitions(
-            inputs, choice, count, fmt=fmt, venue=venue, dead_letter=dead_letter, progress=progress
+            inputs,
+            choice,
+            count,
+            fmt=fmt,
+            venue=venue,
+            dead_letter=dead_letter,
+            on_file=lambda _: progress.advance(reading),
+            progress=progress,
         )
         run.seconds = time.perf_counter() - started
         return run
-    reading = progress.add_task("reading", total=len(files))
     read = read_inputs(
         inputs, fmt=fmt, venue=venue, on_file=lambda _: progress.advance(reading), kinds=RECORD_KINDS
     )
@@ -123,11 +130,13 @@ def detect_in_partitions(
     fmt: str = "auto",
     venue: str | None = None,
     dead_letter: Path | None = None,
+    on_file: Callable[[Path], None] | None = None,
     progress: Progress = SILENT,
 ) -> DetectRun:
     """Detection on inputs larger than memory: each file is read, checked and spilled to local Parquet
     split into `partitions` partitions of symbols (`tapewatch.io.spill`), its rejected rows appended to
-    `dead_letter`; then each partition is de-duplicated, sorted and detected on its own.
+    `dead_letter` (`on_file` is told of each file read); then each partition is de-duplicated, sorted
+    and detected on its own.
 
     Peak memory is a few files being read plus one partition, not the input; a partition holding more
     rows than `[batch] memory_gib` allows (one coin's long history) is detected a day at a time. The
@@ -137,7 +146,6 @@ def detect_in_partitions(
     read whole.
     """
     settings = choice.settings
-    reading = progress.add_task("reading", total=len(expand_inputs(inputs)))
     alerts: list[Alert] = []
     with spill_folder("tapewatch-spill-", settings.batch.spill_dir) as folder:
         spill = Spill(Path(folder), by_symbol(partitions), span=SLICE)
@@ -147,7 +155,7 @@ def detect_in_partitions(
             spill,
             fmt=fmt,
             venue=venue,
-            on_file=lambda _: progress.advance(reading),
+            on_file=on_file,
             on_rejected=written,
         )
         chosen = build_detectors(settings, choice.names(candles=tally.records["bars"] > 0))
@@ -238,11 +246,10 @@ class DetectorChoice:
     def check_split(self, how: str) -> None:
         """Refuse a run that splits the symbols apart (partitions, Spark) when a chosen detector pools them:
         its alerts would silently differ from one whole run's."""
-        if "isolation_forest" in self.named and self.settings.isolation_forest.scope == "universe":
-            raise InputError(
-                'isolation_forest with scope = "universe" fits one forest over all symbols of a venue, '
-                f'so it cannot decide the same when {how}; use scope = "symbol"'
-            )
+        pooled = self.settings.pooling(self.named)
+        if pooled:
+            why = "; ".join(f"{name}: {reason}" for name, reason in pooled.items())
+            raise InputError(f"{why}; so it cannot decide the same when {how}")
 
 
 def choose_detectors(

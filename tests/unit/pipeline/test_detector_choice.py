@@ -44,3 +44,5 @@ def test_a_detector_pooling_symbols_is_refused_in_partitions_before_anything_is_
     with pytest.raises(InputError, match='scope = "symbol"'):
         detect_files([never_read], pooled, detectors=["isolation_forest"], partitions=3)
     choose_detectors(Settings(), ["isolation_forest"], None).check_split("split")  # per symbol: fine
+    assert list(pooled.pooling(["pump_onset", "isolation_forest", "wash_public"])) == ["isolation_forest"]
+    assert Settings().pooling(["pump_onset", "isolation_forest", "wash_public"]) == {}

@@ -161,3 +161,11 @@ class IsolationForestSettings(Section):
     )
     top_features: int = Field(2, ge=1, description="features named as most extreme (all of them when larger)")
     seed: int = Field(0, description="random seed of every fit, so refits are reproducible")
+
+    @property
+    def pools_symbols(self) -> str | None:
+        """Why a decision reads other symbols' rows (None: each symbol's own only): see
+        `DetectorSettings.pooling`."""
+        if self.scope == "universe":
+            return 'scope = "universe" fits one forest over all symbols of a venue; use scope = "symbol"'
+        return None
