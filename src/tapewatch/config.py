@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from pydantic import Field, ValidationError
@@ -19,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from tapewatch import validity
 from tapewatch.detect.settings import DetectorSettings
 from tapewatch.errors import InputError
 from tapewatch.sections import Section
@@ -189,6 +191,28 @@ class StocksSettings(Section):
     poll_until: str = Field("20:00", pattern=r"^\d{2}:\d{2}$", description="--every polls until this time")
 
 
+class InputSettings(Section):
+    """What a row's time may be before it is a bad row, whichever way it arrives (`tapewatch.validity`)."""
+
+    earliest: date = Field(
+        date(2009, 1, 1), description="trades, order events and book updates before this day are bad rows"
+    )
+    earliest_bars: date = Field(
+        date(1900, 1, 1), description="bars before this day are bad rows (daily index data goes back decades)"
+    )
+    max_future_skew_s: float = Field(
+        300.0, ge=0, description="rows timed more than this after the time of checking are bad rows"
+    )
+
+    def time_bounds(self) -> validity.TimeBounds:
+        """These settings as the rules take them."""
+        return validity.TimeBounds(
+            datetime.combine(self.earliest, time(), UTC),
+            datetime.combine(self.earliest_bars, time(), UTC),
+            self.max_future_skew_s,
+        )
+
+
 class BatchSettings(Section):
     """`tapewatch detect` on inputs larger than memory: split by symbol, one partition at a time."""
 
@@ -292,11 +316,19 @@ class ApiSettings(Section):
     auth_cache_s: float = Field(
         2.0,
         ge=0,
-        description="an API key or session checked against the database is trusted this long: a revoked key "
-        "or changed role applies at once on this server, within this long on others; 0: check every request",
+        description="an API key checked against the database is trusted this long: a revoked key "
+        "or changed role applies at once on this server, within this long on others; 0: check every request "
+        "(console sessions are checked on every request)",
     )
     secure_cookies: bool = Field(
-        False, description="send the console's session cookie over HTTPS only (set it when served over TLS)"
+        False,
+        description="always mark the session cookie Secure (it already is on any HTTPS request, "
+        "directly or through a trusted proxy)",
+    )
+    trusted_proxies: str = Field(
+        "127.0.0.1",
+        description="comma-separated addresses or networks whose X-Forwarded-Proto/-For headers are believed "
+        "(a reverse proxy in front); '*' trusts anyone, so only behind a proxy that overwrites them",
     )
     max_body_bytes: int = Field(10_000_000, ge=1024, description="larger request bodies are refused (413)")
     list_cache_s: float = Field(
@@ -334,6 +366,7 @@ class Settings(DetectorSettings, BaseSettings):
     store: StoreSettings = StoreSettings()
     exchange: ExchangeSettings = ExchangeSettings()
     stocks: StocksSettings = StocksSettings()
+    input: InputSettings = InputSettings()
     batch: BatchSettings = BatchSettings()
     stream: StreamSettings = StreamSettings()
     bus: BusSettings = BusSettings()
@@ -364,7 +397,12 @@ def config_path(explicit: Path | None = None) -> Path | None:
 
 
 def load_settings(path: Path | None = None) -> Settings:
-    """Load settings, naming the file and the field in a one-line error when something is wrong."""
+    """Load settings, naming the file and the field in a one-line error when something is wrong.
+
+    The `[input]` time bounds become those every validity rule uses (`validity.use_time_bounds`):
+    files, streams, the exchange source and the API all refuse the same rows without each caller
+    passing them.
+    """
     source = config_path(path)
     data: dict = {}
     if source is not None:
@@ -375,8 +413,10 @@ def load_settings(path: Path | None = None) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"config '{source}': not valid TOML: {exc}") from None
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise InputError(f"config '{source or 'environment'}': {where}: {first['msg']}") from None
+    validity.use_time_bounds(settings.input.time_bounds())
+    return settings

@@ -1,8 +1,9 @@
 """`create_app`: the FastAPI application, every route under /api/v1, the live feed, the console.
 
 Assembly only: routes live in `api/routes/`, the rules in the service layer.
-Middleware, outermost first: metrics (times everything), the body-size limit,
-then the signed session cookie.
+Middleware, outermost first: the proxy headers (X-Forwarded-Proto/-For, believed
+only from `api.trusted_proxies`), the security headers (every response), metrics
+(times everything), the body-size limit, then the signed session cookie.
 """
 
 from __future__ import annotations
@@ -11,19 +12,21 @@ import gc
 import importlib.util
 import logging
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tapewatch import __version__
 from tapewatch.api.auth_cache import AuthCache
 from tapewatch.api.context import ApiContext, get_context
 from tapewatch.api.errors import error_responses, install_error_handlers
 from tapewatch.api.feed import AlertFeed
+from tapewatch.api.headers import SecurityHeadersMiddleware
 from tapewatch.api.limits import BodyLimitMiddleware
 from tapewatch.api.list_cache import ClearOnChange, ListCache
 from tapewatch.api.metrics import ApiMetrics, MetricsMiddleware
@@ -33,6 +36,7 @@ from tapewatch.api.routes import (
     audit,
     cases,
     detect,
+    docs,
     health,
     insight,
     keys,
@@ -41,7 +45,8 @@ from tapewatch.api.routes import (
     users,
 )
 from tapewatch.api.routes.notifications import make_router as notifications_router
-from tapewatch.api.security import SESSION_COOKIE, current_actor
+from tapewatch.api.security import SESSION_COOKIE, SESSION_LIFETIME_S, Public, requires
+from tapewatch.api.throttle import LoginThrottle
 from tapewatch.config import Settings
 from tapewatch.io.lake import open_lake
 from tapewatch.service.workflow import Workflow
@@ -49,7 +54,6 @@ from tapewatch.store.alert_store import default_db_path, open_engine, open_store
 
 log = logging.getLogger(__name__)
 
-SESSION_MAX_AGE_S = 12 * 3600
 FEED_QUEUE = 100
 """Polls' worth of alerts a WebSocket client may fall behind before it is dropped (it can catch up
 over REST): about 50 s at the default poll interval."""
@@ -57,8 +61,9 @@ DESCRIPTION = """\
 Tapewatch's alerts, cases and detectors over HTTP.
 
 Authenticate with an API key (`Authorization: Bearer tw_…` or `X-API-Key`) or the console's session
-cookie (POST /api/v1/session). Roles: viewer reads; analyst also works alerts and cases; admin also
-manages users and keys. Errors are `{"detail": "<one line>"}`.
+cookie (POST /api/v1/session; failed log-ins back off, answered 429 with Retry-After). Roles: viewer
+reads; analyst also works alerts and cases; admin also manages users, keys and notification rules.
+Errors are `{"detail": "<one line>"}`.
 
 Live feed: WebSocket `/api/v1/ws/alerts` pushes each newly stored alert, shaped like the items of
 GET /api/v1/alerts (see `tapewatch.api.routes.live` for the protocol).
@@ -99,6 +104,7 @@ def create_app(settings: Settings, db: str | None = None, lake: str | None = Non
         auth_cache=AuthCache(settings.api.auth_cache_s),
         list_cache=list_cache,
         reads=reads,
+        login_throttle=LoginThrottle(),
     )
 
     @asynccontextmanager
@@ -119,8 +125,8 @@ def create_app(settings: Settings, db: str | None = None, lake: str | None = Non
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=None,  # served by `routes.docs`, which declares its access like every route
+        docs_url=None,
         redoc_url=None,
     )
     app.state.context = context
@@ -129,27 +135,42 @@ def create_app(settings: Settings, db: str | None = None, lake: str | None = Non
         SessionMiddleware,
         secret_key=_session_secret(settings),
         session_cookie=SESSION_COOKIE,
-        max_age=SESSION_MAX_AGE_S,
+        max_age=SESSION_LIFETIME_S,
         same_site="lax",
         https_only=settings.api.secure_cookies,
     )
     app.add_middleware(ClearOnChange, cache=list_cache)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for module in (alerts, cases, insight, detect, users, keys, audit, session, live, health):
+    app.add_middleware(
+        SecurityHeadersMiddleware, session_cookie=SESSION_COOKIE, always_secure=settings.api.secure_cookies
+    )
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.api.trusted_proxies)
+    for module in (alerts, cases, insight, detect, users, keys, audit, session, live, health, docs):
         app.include_router(module.router)
     app.include_router(
-        notifications_router(_engine, current_actor, settings.notify),
+        notifications_router(_engine, requires("viewer"), settings.notify, requires("admin")),
         prefix=API_PREFIX,
         responses=error_responses(401, 403, 404, 409, 422),
     )
-    _mount_console(app)
+    with _declared_public(app):  # the console's routes serve only its static files
+        _mount_console(app)
     return app
 
 
 def _engine(connection: HTTPConnection) -> Engine:
     """The app's database, as a dependency for routers that live with their own package (notifications)."""
     return get_context(connection).engine
+
+
+@contextmanager
+def _declared_public(app: FastAPI) -> Iterator[None]:
+    """Routes added to `app` meanwhile declare themselves public (`Public`), as every route must declare."""
+    app.router.dependencies.append(Public)
+    try:
+        yield
+    finally:
+        app.router.dependencies.remove(Public)
 
 
 def _session_secret(settings: Settings) -> str:

@@ -1,4 +1,5 @@
-"""What every route needs, opened once per app: settings, database, workflow, lake, live feed, metrics."""
+"""What every route needs, opened once per app: settings, database, workflow, lake, live feed, metrics,
+caches and the log-in throttle."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tapewatch.api.auth_cache import AuthCache
 from tapewatch.api.feed import AlertFeed
 from tapewatch.api.list_cache import ListCache
 from tapewatch.api.metrics import ApiMetrics
+from tapewatch.api.throttle import LoginThrottle
 from tapewatch.config import Settings
 from tapewatch.io.lake import Lake
 from tapewatch.service.workflow import Workflow
@@ -34,6 +36,7 @@ class ApiContext:
     reads: Engine
     """The same database without transactions (autocommit): a read costs one round trip, not
     three (BEGIN, SELECT, ROLLBACK). For read-only queries only; changes go through `engine`."""
+    login_throttle: LoginThrottle
 
     @property
     def engine(self) -> Engine:

@@ -33,6 +33,7 @@ from tapewatch.detect.registry import DETECTORS, build_detectors
 from tapewatch.durations import parse_duration
 from tapewatch.engine.batch import run_batch
 from tapewatch.errors import InputError, TapewatchError
+from tapewatch.io.symbols import UNKNOWN_VENUE, canonical_symbol
 from tapewatch.io.timeparse import NS_FROM, US_FROM
 from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA, Alert, conform, empty_frame
 from tapewatch.validity import first_reason, problems
@@ -184,11 +185,15 @@ def _refused(kind: str, frame: pl.DataFrame) -> list[str]:
 
 
 def _frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """The rows in the record schema, in request order."""
+    """The rows in the record schema, in request order, each symbol in its venue's one spelling
+    (`tapewatch.io.symbols`; the default venue is one nobody named)."""
     if not rows:
         return empty_frame(schema)
     columns = {name: [row.get(name) for row in rows] for name in schema}
-    return conform(pl.DataFrame(columns, schema=schema), schema)
+    venue = pl.col("venue")
+    named = pl.when(venue == DEFAULT_VENUE).then(pl.lit(UNKNOWN_VENUE)).otherwise(venue)
+    frame = pl.DataFrame(columns, schema=schema).with_columns(canonical_symbol(pl.col("symbol"), named))
+    return conform(frame, schema)
 
 
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:

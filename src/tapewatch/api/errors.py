@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tapewatch.api.headers import SECURITY_HEADERS
 from tapewatch.errors import (
     ConflictError,
     InputError,
@@ -43,8 +44,10 @@ DESCRIPTIONS = {
     409: "Not allowed in the record's current state",
     413: "Request body larger than api.max_body_bytes",
     422: "Invalid input: the message names the input and what was expected",
+    429: "Too many failed log-ins: wait the Retry-After seconds",
     503: "The database is unreachable",
 }
+ERROR_HEADERS = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
 SECRET_FIELDS = frozenset({"password", "api_key", "token", "secret"})
 """Inputs never echoed back in an error message (a mistyped secret is still a secret)."""
 MAX_ECHO = 60
@@ -146,4 +149,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error(500, "internal error (logged on the server)")
+        # answered outside every middleware (Starlette's last resort), so the headers come along here
+        return error(500, "internal error (logged on the server)", headers=ERROR_HEADERS)

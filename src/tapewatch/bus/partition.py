@@ -42,7 +42,9 @@ redelivery, which is recognised and acked again.
 
 A malformed message (not Arrow, wrong columns, symbols of another partition) is
 counted, set aside with its reason and terminated, so it is never redelivered and
-never stops the partition. A replay's end marker flushes the engine as the end of a
+never stops the partition. A message on the stream that no partition reads (a partition
+number the bus does not have) is found by the holder of partition 0 and treated the same
+(`strays`). A replay's end marker flushes the engine as the end of a
 file does in `tapewatch stream`, so a replay through the bus equals `tapewatch detect`.
 
 Stepping: a step re-reads each touched symbol's recent tail, so it costs about the
@@ -75,6 +77,7 @@ from tapewatch.bus.alert_stream import AlertPublisher
 from tapewatch.bus.checkpoints import Checkpoints
 from tapewatch.bus.connection import TRANSIENT, retrying
 from tapewatch.bus.delivery import InOrder, Read, Resync, is_end, read_messages
+from tapewatch.bus.strays import SWEEP_EVERY_S, stray_partition, sweep_strays
 from tapewatch.bus.subjects import BusNames
 from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
@@ -111,9 +114,10 @@ class PartitionStats:
     set_aside: Counter = field(default_factory=Counter)
     set_aside_messages: list[dict[str, Any]] = field(default_factory=list)
 
-    def set_aside_message(self, msg: Msg, partition: int, reason: str) -> dict[str, Any]:
-        """Count a malformed message and keep its description (the latest `KEEP_SET_ASIDE` of them);
-        returns the description (its dead letter's record)."""
+    def set_aside_message(self, msg: Msg, partition: int | str, reason: str) -> dict[str, Any]:
+        """Count a malformed or stray message and keep its description (the latest `KEEP_SET_ASIDE` of
+        them); returns the description (its dead letter's record). `partition` is the subject's token
+        for a stray message, which may name no partition of this bus."""
         self.set_aside[f"message: {reason}"] += 1
         del self.set_aside_messages[: max(0, len(self.set_aside_messages) - KEEP_SET_ASIDE + 1)]
         described = {
@@ -154,6 +158,7 @@ class PartitionRunner:
         self.ctx = ctx
         self.bus = ctx.settings.bus
         self.stream_settings = ctx.settings.stream
+        self._last_sweep = float("-inf")  # partition 0 sweeps for stray messages as soon as it runs
         self._fresh_engine()
 
     def _fresh_engine(self) -> None:
@@ -372,6 +377,7 @@ class PartitionRunner:
                 await self._step(flush=False)
                 last_step = time.monotonic()
             await self._checkpoint()
+            await self._sweep_strays()
 
     def _ingest(self, msgs: list[Msg]) -> list[Read]:
         """Decode, check and push messages' trades (in a thread: CPU work off the event loop); those a
@@ -408,6 +414,28 @@ class PartitionRunner:
             return
         self._saved = seq
         self.ctx.stats.checkpoints_saved += 1
+
+    async def _sweep_strays(self) -> None:
+        """On partition 0, every `SWEEP_EVERY_S`: count, dead-letter and then terminate the messages no
+        partition reads (`strays`), so none is ignored and none is reported twice."""
+        if self.partition != 0 or time.monotonic() - self._last_sweep < SWEEP_EVERY_S:
+            return
+        self._last_sweep = time.monotonic()
+        try:
+            await sweep_strays(self.ctx.js, self.ctx.names, self.bus.request_timeout_s, self._settle_strays)
+        except TRANSIENT as exc:
+            log.warning(
+                "partition 0: the sweep for stray messages failed (%s); next in %.0fs", exc, SWEEP_EVERY_S
+            )
+
+    async def _settle_strays(self, found: list[tuple[Msg, str]]) -> None:
+        """Count and dead-letter one batch of stray messages, then terminate them."""
+        await self._dead_letters(
+            letter("bus", reason, self.ctx.stats.set_aside_message(msg, stray_partition(msg.subject), reason))
+            for msg, reason in found
+        )
+        for msg, _reason in found:
+            await retrying("termination of a stray message", msg.term, self.bus)
 
     def _count(self, reads: list[Read]) -> list[dict[str, Any]]:
         """Add to the worker's counters (in the event loop: partitions' threads must not race on them);

@@ -8,6 +8,11 @@ acknowledgement, so a symbol's trades reach its partition in order even when a
 publish is retried. Different subjects are published concurrently. The message
 id is a hash of subject and payload: the same batch published twice within the
 duplicate window is stored once.
+
+Files are read as `detect` reads them, and every row is accounted for before anything goes on the bus:
+refused rows are appended to the publisher's dead-letter file as each file is read, duplicates are
+counted, and a file that is not trades is refused (named) or skipped with a line (found in a folder);
+the workers then account for every trade they are sent.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import hashlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 from nats.js import JetStreamContext
@@ -26,7 +32,8 @@ from tapewatch.bus.connection import connect, retrying
 from tapewatch.bus.subjects import BusNames
 from tapewatch.bus.topology import ensure_topology
 from tapewatch.config import BusSettings, Settings
-from tapewatch.io.readers import expand_inputs, read_inputs
+from tapewatch.io.deadletter import DeadLetterFile, check_writable
+from tapewatch.io.readers import ReadTally, expand_inputs, read_inputs
 from tapewatch.io.spill import partitions_for
 from tapewatch.pipeline.replay_spill import spill_replay
 from tapewatch.records import TRADE_SCHEMA, conform
@@ -47,6 +54,10 @@ class PublishStats:
     bytes: int = 0
     partitions: set[int] = field(default_factory=set)
     seconds: float = 0.0
+    read: ReadTally | None = None
+    """What the files held, when files were published (`publish_files`)."""
+    letters: DeadLetterFile = field(default_factory=lambda: DeadLetterFile(None))
+    """The files' refused rows: counted by reason, and written to the dead-letter file when there is one."""
 
     def summary(self) -> str:
         rate = self.trades / self.seconds if self.seconds else 0.0
@@ -188,8 +199,9 @@ async def publish_frame(
         await client.close()
 
 
-READ_KINDS = ("trades", "bars")
-"""What `bus publish` reads: trades (a candle file is read and not published; order events are refused)."""
+READ_KINDS = ("trades",)
+"""What `bus publish` reads: the bus carries trades, so a file of candles, order events or book updates
+is refused when named and skipped with its reason when a folder or glob holds it, never read unsaid."""
 
 
 def publish_files(
@@ -201,18 +213,33 @@ def publish_files(
     fmt: str = "auto",
     venue: str | None = None,
     end: bool = True,
+    dead_letter: Path | None = None,
 ) -> PublishStats:
-    """Read trade files (as `detect` does) and replay them onto the bus: `tapewatch bus publish`."""
+    """Read trade files (as `detect` does) and replay them onto the bus: `tapewatch bus publish`.
+
+    Refused rows go to `dead_letter` as each file is read, a file that cannot be read is set aside
+    (`read.failed`) and the rest published; the stats' `read` says what the files held, so rows read =
+    trades published + rows refused + duplicates removed + blank lines."""
     parse_speed(speed)  # a bad --speed is an error before any file is read
+    if dead_letter is not None:
+        check_writable(dead_letter)
+    letters = DeadLetterFile(dead_letter)
     if partitions_for(expand_inputs(inputs), settings.batch.memory_gib) == 1:
-        trades = read_inputs(inputs, fmt=fmt, venue=venue, kinds=READ_KINDS).trades
-        chunks = replay_chunks(trades, speed, settings.stream.max_batch_trades)
-        return asyncio.run(publish_frame(settings, url, chunks, end=end))
-    spilled = spill_replay(
-        inputs, settings, fmt=fmt, venue=venue, kind="trades", kinds=READ_KINDS
-    )  # larger than memory
-    try:
-        chunks = replay_chunks(spilled.frames(), speed, settings.stream.max_batch_trades)
-        return asyncio.run(publish_frame(settings, url, chunks, end=end))
-    finally:
-        spilled.close()
+        read = read_inputs(
+            inputs, fmt=fmt, venue=venue, kinds=READ_KINDS, set_aside=True, on_rejected=letters
+        )
+        chunks = replay_chunks(read.trades, speed, settings.stream.max_batch_trades)
+        stats = asyncio.run(publish_frame(settings, url, chunks, end=end))
+        stats.read = read.tally()
+    else:
+        spilled = spill_replay(
+            inputs, settings, fmt=fmt, venue=venue, kind="trades", kinds=READ_KINDS, on_rejected=letters
+        )  # larger than memory
+        try:
+            chunks = replay_chunks(spilled.frames(), speed, settings.stream.max_batch_trades)
+            stats = asyncio.run(publish_frame(settings, url, chunks, end=end))
+            stats.read = spilled.tally  # complete now: the read-back counted its duplicates
+        finally:
+            spilled.close()
+    stats.letters = letters
+    return stats

@@ -40,6 +40,7 @@ from tapewatch.config import Settings
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.kinds import TRADES
 from tapewatch.errors import InputError
+from tapewatch.io.deadletter import check_writable
 from tapewatch.pipeline.sinks import open_alerts_out
 
 log = logging.getLogger("tapewatch.bus")
@@ -229,6 +230,9 @@ def run_worker(
     `detectors` names the detectors (the bus carries trades: at least one must read
     them); set-aside messages and trades are appended to `dead_letter` as they come.
     """
+    for path, option in ((output, "--output"), (dead_letter, "--dead-letter")):
+        if path is not None:
+            check_writable(path, option)  # now, not at the first alert or the first bad trade
     chosen = build_detectors(settings, detectors)
     if not any(TRADES.serves(detector) for detector in chosen):
         raise InputError(

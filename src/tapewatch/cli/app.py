@@ -124,11 +124,14 @@ def detect(
     config: ConfigOption = None,
 ) -> None:
     """Detect manipulation in files; write alerts as JSON lines."""
-    from tapewatch.cli.summary import print_detect_summary
+    from tapewatch.cli.summary import fail_if_set_aside, print_detect_summary
     from tapewatch.config import load_settings
     from tapewatch.io.alert_lines import write_alerts
+    from tapewatch.io.deadletter import check_writable
     from tapewatch.pipeline.batch import default_dead_letter_path, detect_files
 
+    if output is not None:
+        check_writable(output, "--output")  # before a long read, not after it
     if engine not in ("local", "spark"):
         raise TapewatchError(f"--engine '{engine}': expected local or spark")
     if engine == "local" and master is not None:
@@ -145,6 +148,7 @@ def detect(
         "model": model,
         "dead_letter": dead_letter or default_dead_letter_path(output),
     }
+    check_writable(asked["dead_letter"], "--dead-letter")  # before the progress bar and the read
     if engine == "spark":
         from tapewatch.extras import require
 
@@ -157,6 +161,7 @@ def detect(
             run = detect_files(inputs, settings, **asked, partitions=partitions or None, progress=progress)
     write_alerts(run.alerts, output)
     print_detect_summary(err, run)
+    fail_if_set_aside(run.tally, "the alerts are those of the other files")
 
 
 @app.command()
@@ -275,9 +280,20 @@ def demo(
 @app.command()
 @user_errors
 def stream(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Files, directories or globs to replay, as for detect (with or after --replay, so "
+            "`--replay trades/*.csv.gz` works as the shell expands it).",
+            show_default=False,
+        ),
+    ] = None,
     replay: Annotated[
         list[str] | None,
-        typer.Option(help="Replay these files (trades, L3 order events or L2 book updates, as for detect)."),
+        typer.Option(
+            help="Replay these files, directories or globs (trades, L3 order events or L2 book updates; "
+            "candle files are for detect)."
+        ),
     ] = None,
     kind: Annotated[
         str,
@@ -341,6 +357,7 @@ def stream(
 
     settings = load_settings(config)
     say = functools.partial(err.print, highlight=False)
+    replay = [*(replay or []), *(inputs or [])]
     if bus is not None:
         if replay or exchange:
             raise InputError("stream: --bus is a source of its own; use it without --replay or --exchange")
@@ -369,6 +386,7 @@ def stream(
     job = open_stream(
         settings,
         replay=replay,
+        dead_letter=dead_letter,
         speed=speed,
         exchange=exchange,
         symbols=symbols,
@@ -386,7 +404,13 @@ def stream(
         say=say,
     )
     report = job.run()
-    report_stream(job, report, dead_letter, say)
+    if job.tally is not None:
+        from tapewatch.cli.summary import fail_if_set_aside, print_read_summary
+
+        print_read_summary(err, job.tally, job.letters.path)
+    report_stream(job, report, say)
+    if job.tally is not None:
+        fail_if_set_aside(job.tally, "the alerts are those of the other files")
 
 
 ingest_app = typer.Typer(
@@ -428,6 +452,8 @@ def _register_subcommands() -> None:
     bus_app.command("status")(user_errors(bus_status))
     users_app.command("add")(user_errors(service.users_add))
     users_app.command("list")(user_errors(service.users_list))
+    users_app.command("password")(user_errors(service.users_password))
+    users_app.command("remove")(user_errors(service.users_remove))
     keys_app.command("create")(user_errors(service.keys_create))
     keys_app.command("list")(user_errors(service.keys_list))
     keys_app.command("revoke")(user_errors(service.keys_revoke))

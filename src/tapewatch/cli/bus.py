@@ -37,6 +37,12 @@ def bus_publish(
     ] = "max",
     fmt: Annotated[str, typer.Option("--format", help="Input format (as for detect).")] = "auto",
     venue: Annotated[str | None, typer.Option(help="Venue name for inputs that do not carry one.")] = None,
+    dead_letter: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the files' refused rows go (JSON lines, as for detect; default: not written)."
+        ),
+    ] = None,
     end: Annotated[
         bool,
         typer.Option(
@@ -50,13 +56,26 @@ def bus_publish(
     """Replay trade files onto the bus, for `tapewatch stream --bus` workers to detect on."""
     require("bus", "nats", command="bus publish")
     from tapewatch.bus.publish import publish_files
+    from tapewatch.cli.summary import fail_if_set_aside, print_read_summary
     from tapewatch.config import load_settings
 
     settings = load_settings(config)
     stats = publish_files(
-        settings, bus_url(bus, settings.bus.url), inputs, speed=speed, fmt=fmt, venue=venue, end=end
+        settings,
+        bus_url(bus, settings.bus.url),
+        inputs,
+        speed=speed,
+        fmt=fmt,
+        venue=venue,
+        end=end,
+        dead_letter=dead_letter,
     )
+    assert stats.read is not None  # files were read
+    print_read_summary(err, stats.read, stats.letters.path)
+    for reason, count in stats.letters.reasons.most_common():
+        err.print(f"rejected {count:,}: {reason}", highlight=False)
     err.print(stats.summary(), highlight=False)
+    fail_if_set_aside(stats.read, "the trades of the other files were published")
 
 
 def bus_sink(

@@ -29,6 +29,7 @@ def register(app: typer.Typer, wrap: Callable[[Callable[..., Any]], Callable[...
     notify_app = typer.Typer(help="Notifications: follow new alerts, send a test, manage routing rules.")
     notify_app.command("run")(wrap(notify_run))
     notify_app.command("test")(wrap(notify_test))
+    notify_app.command("status")(wrap(notify_status))
     rules_app = typer.Typer(
         help="Routing rules: which alerts go to which destinations.", no_args_is_help=True
     )
@@ -73,6 +74,55 @@ def notify_run(
     finally:
         engine.dispose()
     err.print(runner.report.summary(), highlight=False)
+
+
+def notify_status(
+    since: Annotated[
+        str | None, typer.Option(help="Count deliveries logged since this ISO time (default: the last 24 h).")
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Deliveries by status, the failed ones and those a stopped notifier left claimed (exit 1 if any)."""
+    from datetime import timedelta
+
+    from tapewatch.notify import deliveries
+    from tapewatch.notify.router import claim_expiry_s
+    from tapewatch.store.models import utc_now
+
+    settings, engine = settings_and_engine(db, config)
+    start = _parse_time("--since", since) or utc_now() - timedelta(days=1)
+    expiry = claim_expiry_s(settings.notify)
+    try:
+        counts = {
+            status: deliveries.list_deliveries(engine, status=status, since=start, limit=1).total
+            for status in deliveries.STATUSES
+        }
+        failed = deliveries.list_deliveries(
+            engine, status="failed", since=start, limit=deliveries.PAGE_MAX
+        ).items
+        stuck = deliveries.abandoned(engine, timedelta(seconds=expiry))
+    finally:
+        engine.dispose()
+    shown = ", ".join(f"{n} {status}" for status, n in counts.items())
+    err.print(f"deliveries since {start:%Y-%m-%d %H:%M:%S} UTC: {shown}", markup=False, highlight=False)
+    for row in failed:
+        err.print(
+            f"failed: delivery {row.id}, alert {row.alert_id} ({row.typology} {row.venue}:{row.symbol}) "
+            f"through rule '{row.rule}' to {row.destination} after {row.attempts} attempt(s): {row.error}",
+            markup=False,
+            highlight=False,
+        )
+    for row in stuck:
+        err.print(
+            f"stuck: delivery {row.id}, alert {row.alert_id} to {row.destination}, claimed at "
+            f"{row.created_at:%Y-%m-%d %H:%M:%S} UTC by a notifier that stopped; a running "
+            "`tapewatch notify run` (or process with --notify) sends it again",
+            markup=False,
+            highlight=False,
+        )
+    if failed or stuck:
+        raise typer.Exit(1)
 
 
 def notify_test(

@@ -3,7 +3,9 @@
 Kept free of heavy imports at module level so that registering the command
 does not slow every other `tapewatch` command down. With `--workers N`, uvicorn
 runs N processes, each building its own app (`app_from_environment`): each has
-its own live-feed poller and its own /metrics counts.
+its own live-feed poller and its own /metrics counts (and its own log-in throttle).
+Proxy headers are the app's business (`api.trusted_proxies`), not uvicorn's: it
+is told to leave them alone, so they are believed from one configured place only.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ WS_MAX_MESSAGE = 64 * 1024
 """Clients only ever send one small authentication message."""
 SERVE_DB, SERVE_LAKE = "TAPEWATCH_SERVE_DB", "TAPEWATCH_SERVE_LAKE"
 """How `serve --workers N` tells its worker processes the --db and --lake it was given."""
-SERVICE_MODULES = ("fastapi", "uvicorn", "prometheus_client", "itsdangerous", "apprise")
+SERVICE_MODULES = ("fastapi", "uvicorn", "prometheus_client", "itsdangerous", "apprise", "swagger_ui_bundle")
 """The [service] extra's libraries, by import name."""
 
 
@@ -59,7 +61,13 @@ def serve(
     port = port or settings.api.port
     check_port_free(host, port)
     app = create_app(settings, db=db, lake=lake)  # opens and migrates the database once, here
-    options = {"host": host, "port": port, "ws_max_size": WS_MAX_MESSAGE, "server_header": False}
+    options = {
+        "host": host,
+        "port": port,
+        "ws_max_size": WS_MAX_MESSAGE,
+        "server_header": False,
+        "proxy_headers": False,  # the app reads them, from api.trusted_proxies only
+    }
     if workers == 1:
         redact_server_logs()
         uvicorn.run(app, **options)

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import polars as pl
 
     # the CLI imports this module at start-up: the detectors load only when a run needs them
@@ -31,18 +33,7 @@ def wide_console() -> Console:
 
 def print_detect_summary(console: Console, run: DetectRun) -> None:
     """One short block: input counts (with rejected rows and where they went) and alerts per detector."""
-    read = run.tally
-    console.print(
-        f"read {read.files} file(s), {read.rows_read:,} rows: {read.records['trades']:,} trades, "
-        f"{read.records['bars']:,} bars{_more_kinds(read)}; {read.duplicates_removed:,} duplicates removed; "
-        f"{read.rejected:,} rejected" + (f" → {run.dead_letter_path}" if run.dead_letter_path else ""),
-        highlight=False,
-    )
-    gaps = read.book_gap_summary()
-    if gaps:
-        console.print(f"warning: {gaps}", highlight=False)
-    for reason in read.skipped.values():
-        console.print(f"skipped (not market data): {reason}", highlight=False)
+    print_read_summary(console, run.tally, run.dead_letter_path)
     if run.engine != "local":
         console.print(f"detected on {run.engine}", highlight=False)
     if run.partitions > 1:
@@ -53,10 +44,50 @@ def print_detect_summary(console: Console, run: DetectRun) -> None:
     console.print(f"{len(run.alerts)} alert(s) in {run.seconds:.2f}s ({detectors})", highlight=False)
 
 
+def print_read_summary(console: Console, read: ReadTally, dead_letter_path: Path | None) -> None:
+    """What the files held, so every row read is accounted for (records kept, duplicates removed,
+    rejected and where they went, blank lines passed over), then book gaps, what conversion noted about
+    a file, files set aside as unreadable (an error: the command exits 2 at the end) and files skipped as
+    not market data (no error): `detect`, `stream` and `bus publish` read files alike and say so alike."""
+    console.print(
+        f"read {read.files} file(s), {read.rows_read:,} rows: {read.records['trades']:,} trades, "
+        f"{read.records['bars']:,} bars{_more_kinds(read)}; {read.duplicates_removed:,} duplicates removed; "
+        f"{read.rejected:,} rejected"
+        + (f" → {dead_letter_path}" if dead_letter_path else "")
+        + (f"; {read.blank_lines:,} blank lines passed over" if read.blank_lines else ""),
+        highlight=False,
+        markup=False,  # file names may hold [brackets]
+    )
+    gaps = read.book_gap_summary()
+    if gaps:
+        console.print(f"warning: {gaps}", highlight=False)
+    for path, notes in read.notes.items():
+        for note in notes:
+            console.print(f"note: '{path}': {note}", highlight=False, markup=False)
+    for reason in read.failed.values():  # unreadable: the command fails at the end (exit 2)
+        console.print(f"set aside (cannot be read): {reason}", highlight=False, markup=False, soft_wrap=True)
+    for reason in read.skipped.values():
+        console.print(f"skipped: {reason}", highlight=False, markup=False)  # the reason says why
+
+
+def fail_if_set_aside(read: ReadTally, rest: str) -> None:
+    """End a command that read files with one error line (exit 2) when some were set aside as unreadable:
+    the rest was processed (`rest` says what came of it), but a script must notice."""
+    if read.failed:
+        from tapewatch.errors import InputError
+
+        raise InputError(
+            f"{len(read.failed)} input file(s) could not be read and were set aside (named above); {rest}"
+        )
+
+
 def _more_kinds(read: ReadTally) -> str:
     """Order events and book updates, named only when a run read some (most runs are trades or bars)."""
-    counts = [(read.records["orders"], "order events"), (read.records["book"], "book updates")]
-    return "".join(f", {count:,} {noun}" for count, noun in counts if count)
+    from tapewatch.io.normalise import COUNTED
+
+    return "".join(
+        f", {read.records[kind]:,} {COUNTED[kind]}" for kind in ("orders", "book") if read.records[kind]
+    )
 
 
 def alerts_table(alerts: Iterable[Alert], title: str = "Alerts by typology and severity") -> Table:

@@ -41,6 +41,41 @@ def users_add(
     err.print(f"user {user.name} added ({user.role})", highlight=False)
 
 
+def users_password(
+    name: Annotated[str, typer.Argument(help="Whose password.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Set a user's console password (asked twice); every session the user has open ends."""
+    from tapewatch.service.actors import SYSTEM
+    from tapewatch.service.auth import set_password
+
+    password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    _, engine = settings_and_engine(db, config)
+    try:
+        set_password(engine, SYSTEM, name, password)
+    finally:
+        engine.dispose()
+    err.print(f"password of {name} set; their console sessions have ended", highlight=False)
+
+
+def users_remove(
+    name: Annotated[str, typer.Argument(help="Who to remove.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Remove a user: disabled for good, every key revoked, every session ended (the audit log keeps them)."""
+    from tapewatch.service.actors import SYSTEM
+    from tapewatch.service.auth import remove_user
+
+    _, engine = settings_and_engine(db, config)
+    try:
+        remove_user(engine, SYSTEM, name)
+    finally:
+        engine.dispose()
+    err.print(f"user {name} removed: keys revoked, sessions ended", highlight=False)
+
+
 def users_list(db: DbOption = None, config: ConfigOption = None) -> None:
     """List users and their roles."""
     from tapewatch.service.auth import list_users

@@ -7,7 +7,9 @@ the columns and the validity rule (`tapewatch.validity`) differ, so they live he
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import polars as pl
 
@@ -28,9 +30,14 @@ class RecordKind:
     noun: str
     """One row, in the words of set-aside reasons ("trade", "order event", …)."""
     schema: dict[str, pl.DataType]
-    problems: Problems
-    """The kind's checks (`tapewatch.validity`), the same files and every other source apply."""
+    rule: Callable[[], Problems]
+    """Builds the kind's checks (`tapewatch.validity`), the same files and every other source apply."""
     malformed_reason: str = MALFORMED
+
+    @property
+    def problems(self) -> Problems:
+        """The checks as of now: built per use, as their future-time bound moves with the clock."""
+        return self.rule()
 
     @property
     def malformed(self) -> pl.Expr:
@@ -51,8 +58,8 @@ class RecordKind:
         return detector.needs == self.name or (self.name == "trades" and detector.needs == "bars")
 
 
-TRADES = RecordKind("trades", "trade", TRADE_SCHEMA, trade_problems(TRADE_SCHEMA))
-ORDERS = RecordKind("orders", "order event", ORDER_SCHEMA, order_problems(ORDER_SCHEMA, EXECUTION))
+TRADES = RecordKind("trades", "trade", TRADE_SCHEMA, partial(trade_problems, TRADE_SCHEMA))
+ORDERS = RecordKind("orders", "order event", ORDER_SCHEMA, partial(order_problems, ORDER_SCHEMA, EXECUTION))
 """Order events with the executions merged in from the trades (`io.derive.order_events`)."""
-BOOK = RecordKind("book", "book event", BOOK_EVENT_SCHEMA, book_event_problems(BOOK_EVENT_SCHEMA))
+BOOK = RecordKind("book", "book event", BOOK_EVENT_SCHEMA, partial(book_event_problems, BOOK_EVENT_SCHEMA))
 KINDS = {kind.name: kind for kind in (TRADES, ORDERS, BOOK)}

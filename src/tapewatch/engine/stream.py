@@ -38,6 +38,7 @@ from tapewatch.detect.base import Detector, DetectorState, as_bar_detector
 from tapewatch.detect.calibration import calibrate
 from tapewatch.engine.kinds import TRADES, RecordKind
 from tapewatch.io.derive import trades_to_bars
+from tapewatch.io.readers import REPEATS_ARE_EVENTS
 from tapewatch.records import Alert, conform, to_iso
 
 KEY = ["venue", "symbol"]
@@ -367,8 +368,7 @@ class StreamEngine:
                 f"out of order: at or before {self.kind.noun}s already decided",
             )
         )
-        repeat = ~pl.struct(columns).is_first_distinct()
-        frame = frame.with_columns(_repeat=repeat)
+        frame = frame.with_columns(_repeat=_copies(self.kind))
         checks.append((pl.col("_repeat"), "duplicate within the batch"))
         reason = pl.coalesce([pl.when(check.fill_null(False)).then(pl.lit(text)) for check, text in checks])
         frame = frame.with_columns(_reason=reason)
@@ -574,6 +574,23 @@ def _set_aside_records(frame: pl.DataFrame, kind: RecordKind) -> list[dict[str, 
         {"reason": row["reason"], "record": {k: row[k] for k in columns}}
         for row in frame.iter_rows(named=True)
     ]
+
+
+def _copies(kind: RecordKind) -> pl.Expr:
+    """Rows repeating an earlier row of the batch that are copies, judged as the readers judge a file's
+    rows (`io.readers.REPEATS_ARE_EVENTS`), so a replay keeps every row `detect` keeps: a trade with a
+    trade_id is one trade, its repeat a copy; a trade without one, or an order event, repeated is another
+    event (two equal trades in one second of second-resolution data, two equal fills in one µs).
+
+    A book stream's prints follow the trades' rule: they carry no trade_id (the readers already
+    removed the copies of those that had one), so two equal prints are two trades; its level updates
+    repeated are copies, as the readers take them."""
+    repeat = ~pl.struct(list(kind.schema)).is_first_distinct()
+    if kind.name == "trades":
+        return repeat & pl.col("trade_id").is_not_null()
+    if kind.name == "book":
+        return repeat & pl.col("event").ne_missing("trade")
+    return pl.lit(False) if kind.name in REPEATS_ARE_EVENTS else repeat
 
 
 def _micros(moment: datetime) -> int:

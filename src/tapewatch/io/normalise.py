@@ -15,7 +15,8 @@ from typing import Literal
 import polars as pl
 
 from tapewatch.io import depth
-from tapewatch.io.formats import EXPECTED, BinanceName, Source, data_stem, unify_symbol
+from tapewatch.io.formats import EXPECTED, BinanceName, Source, data_stem
+from tapewatch.io.symbols import UNKNOWN_VENUE, canonical_column, canonical_symbol_of
 from tapewatch.io.timeparse import infer_interval, parse_times
 from tapewatch.records import BOOK_SIDES, ORDER_ACTIONS, TRADE_SIDES
 from tapewatch.validity import TS_GIVEN, WHY
@@ -30,8 +31,14 @@ NOUNS: dict[Kind, str] = {
     "book": "L2 book updates (side bid/ask)",
 }
 """Each kind in the words of an error about a file holding it."""
+COUNTED: dict[Kind, str] = {
+    "trades": "trades",
+    "bars": "bars",
+    "orders": "order events",
+    "book": "book updates",
+}
+"""Each kind in the words of a count in a summary ("12 order events")."""
 
-UNKNOWN_VENUE = "unknown"
 FLOAT = pl.Float64()
 INT = pl.Int64()
 TRUE_WORDS = ("true", "True", "TRUE", "1")
@@ -60,6 +67,8 @@ class Converted:
     """With `raw`: the file line of each row, for dead letters."""
     sequence: pl.DataFrame | None = None
     """Diff-depth only: each usable message's venue, symbol, ts, line and update ids, for gap checks."""
+    notes: tuple[str, ...] = ()
+    """What the reading assumed that the user should hear (timestamps taken as epoch seconds)."""
 
 
 class Columns:
@@ -97,19 +106,26 @@ class Columns:
 
     def venue(self, default: str) -> pl.Expr:
         """`--venue` wins, then a venue/exchange column, then the format's default."""
+        fixed = self.fixed_venue(default)
+        if fixed is not None:
+            return pl.lit(fixed)
+        return pl.col(self.find("venue", "exchange")).cast(pl.String).fill_null(default)
+
+    def fixed_venue(self, default: str) -> str | None:
+        """The venue of every row (`--venue`, else the default when no column names one), or None."""
         if self.ctx.venue:
-            return pl.lit(self.ctx.venue)
-        found = self.find("venue", "exchange")
-        return pl.col(found).cast(pl.String).fill_null(default) if found else pl.lit(default)
+            return self.ctx.venue
+        return None if self.find("venue", "exchange") else default
 
 
-def _with_ts(raw: pl.DataFrame, cols: Columns, *names: str) -> pl.DataFrame:
-    """Add the parsed timestamp (`ts`) and whether one was given, from the first present of `names`."""
+def _with_ts(raw: pl.DataFrame, cols: Columns, *names: str) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """Add the parsed timestamp (`ts`) and whether one was given, from the first present of `names`;
+    with the note to give when the column's epochs were taken as seconds."""
     name = cols.find(*names)
     assert name is not None, names
-    return raw.with_columns(
-        pl.Series("ts", parse_times(raw[name])), pl.col(name).is_not_null().alias(TS_GIVEN)
-    )
+    parsed = parse_times(raw[name])
+    frame = raw.with_columns(pl.Series("ts", parsed.values), pl.col(name).is_not_null().alias(TS_GIVEN))
+    return frame, (f"timestamps read as epoch seconds (column '{name}')",) if parsed.seconds else ()
 
 
 def _word(raw: pl.DataFrame, cols: Columns, name: str, allowed: tuple[str, ...]) -> pl.Expr:
@@ -127,14 +143,23 @@ def _word(raw: pl.DataFrame, cols: Columns, name: str, allowed: tuple[str, ...])
     return pl.when(cleaned != "").then(cleaned).alias(name)
 
 
-def _stem_symbol(cols: Columns) -> pl.Expr:
-    """The `symbol` column when the file has one (a blank cell is then a bad row), else the file name.
+def _symbol(raw: pl.DataFrame, cols: Columns, venue_default: str, named: str | None = None) -> pl.Expr:
+    """The `symbol` column in its venue's one spelling (`tapewatch.io.symbols`).
 
-    The file name is what symbol-less files mean: `sp500` for sp500.csv.gz.
+    From the file's symbol column (a blank cell is then a bad row), else `named` (what a
+    Binance file name says), else the file name, which is what symbol-less files mean:
+    `SP500` for sp500.csv.gz.
     """
+    venue = cols.fixed_venue(venue_default)
     found = cols.find("symbol")
-    symbol = pl.col(found).cast(pl.String) if found else pl.lit(data_stem(cols.ctx.source.path))
-    return symbol.alias("symbol")
+    if found is None:
+        name = named or data_stem(cols.ctx.source.path)
+        if venue is not None:
+            return pl.lit(canonical_symbol_of(name, venue)).alias("symbol")
+        column, values = pl.lit(name), pl.Series([name])
+    else:
+        column, values = pl.col(found).cast(pl.String), raw[found]
+    return canonical_column(column, venue or cols.venue(venue_default), values).alias("symbol")
 
 
 def _trade_columns(raw: pl.DataFrame, cols: Columns, id_names: tuple[str, ...]) -> list:
@@ -142,7 +167,7 @@ def _trade_columns(raw: pl.DataFrame, cols: Columns, id_names: tuple[str, ...]) 
     return [
         "ts",
         cols.venue(UNKNOWN_VENUE).alias("venue"),
-        _stem_symbol(cols),
+        _symbol(raw, cols, UNKNOWN_VENUE),
         cols.number("price").alias("price"),
         cols.number("amount").alias("amount"),
         _word(raw, cols, "side", TRADE_SIDES),
@@ -154,19 +179,17 @@ def _trade_columns(raw: pl.DataFrame, cols: Columns, id_names: tuple[str, ...]) 
 
 
 def convert_ccxt(raw: pl.DataFrame, ctx: FileContext) -> Converted:
-    """ccxt `fetch_trades` CSV: symbol (else the file name), epoch-ms timestamp, side, price, amount."""
+    """ccxt `fetch_trades` CSV: symbol (else the file name), epoch timestamp (ms; seconds, µs, ns told apart), side, price, amount."""
     cols = Columns(raw, ctx)
     cols.require(("timestamp", "datetime", "ts"), ("price",), ("amount",))
-    frame = _with_ts(raw, cols, "timestamp", "datetime", "ts").select(
-        _trade_columns(raw, cols, ("id", "trade_id"))
-    )
-    return Converted("trades", frame)
+    timed, notes = _with_ts(raw, cols, "timestamp", "datetime", "ts")
+    return Converted("trades", timed.select(_trade_columns(raw, cols, ("id", "trade_id"))), notes=notes)
 
 
-def _binance_symbol(ctx: FileContext) -> pl.Expr:
-    """The symbol a Binance file name carries (unified), else the unified file stem."""
-    symbol = ctx.binance.symbol if ctx.binance else unify_symbol(data_stem(ctx.source.path))
-    return pl.lit(symbol).alias("symbol")
+def _binance_symbol(raw: pl.DataFrame, cols: Columns) -> pl.Expr:
+    """The symbol a Binance file name carries, else the file stem, as a Binance symbol."""
+    binance = cols.ctx.binance
+    return _symbol(raw, cols, "binance", binance.symbol if binance else None)
 
 
 def _maker_side(maker: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
@@ -187,10 +210,11 @@ def convert_binance_trades(raw: pl.DataFrame, ctx: FileContext) -> Converted:
     cols = Columns(raw, ctx)
     cols.require(("price",), ("qty", "quantity"), ("time", "transact_time"), ("is_buyer_maker",))
     side, why = _maker_side(cols.text("is_buyer_maker"))
-    frame = _with_ts(raw, cols, "time", "transact_time").select(
+    timed, notes = _with_ts(raw, cols, "time", "transact_time")
+    frame = timed.select(
         "ts",
         cols.venue("binance").alias("venue"),
-        _binance_symbol(ctx),
+        _binance_symbol(raw, cols),
         cols.number("price").alias("price"),
         cols.number("qty", "quantity").alias("amount"),
         side.alias("side"),
@@ -198,7 +222,7 @@ def convert_binance_trades(raw: pl.DataFrame, ctx: FileContext) -> Converted:
         TS_GIVEN,
         why.alias(WHY),
     )
-    return Converted("trades", frame)
+    return Converted("trades", frame, notes=notes)
 
 
 def _volume_columns(cols: Columns) -> tuple[str, str]:
@@ -239,8 +263,9 @@ def convert_binance_klines(raw: pl.DataFrame, ctx: FileContext) -> Converted:
     """Binance klines: one bar per row, the interval from the file name (`BTCUSDT-1m-…`)."""
     cols = Columns(raw, ctx)
     cols.require(("open_time",), ("open",), ("high",), ("low",), ("close",), ("volume",))
-    frame = _with_ts(raw, cols, "open_time").select(_bar_columns(cols, _binance_symbol(ctx), "binance"))
-    return Converted("bars", _add_interval(frame, ctx.binance.interval if ctx.binance else None))
+    timed, notes = _with_ts(raw, cols, "open_time")
+    frame = timed.select(_bar_columns(cols, _binance_symbol(raw, cols), "binance"))
+    return Converted("bars", _add_interval(frame, ctx.binance.interval if ctx.binance else None), notes=notes)
 
 
 DATE_COLUMNS = ("date", "datetime", "timestamp", "time", "open_time", "unix", "ts")
@@ -251,8 +276,9 @@ def convert_ohlcv(raw: pl.DataFrame, ctx: FileContext) -> Converted:
     cols = Columns(raw, ctx)
     volume = () if cols.starting("volume") else (("volume",),)
     cols.require(DATE_COLUMNS, ("open",), ("high",), ("low",), ("close",), *volume)
-    frame = _with_ts(raw, cols, *DATE_COLUMNS).select(_bar_columns(cols, _stem_symbol(cols), UNKNOWN_VENUE))
-    return Converted("bars", _add_interval(frame, None))
+    timed, notes = _with_ts(raw, cols, *DATE_COLUMNS)
+    frame = timed.select(_bar_columns(cols, _symbol(raw, cols, UNKNOWN_VENUE), UNKNOWN_VENUE))
+    return Converted("bars", _add_interval(frame, None), notes=notes)
 
 
 RECORD_TS = ("ts", "timestamp", "time", "datetime", "date")
@@ -263,10 +289,11 @@ def convert_orders(raw: pl.DataFrame, ctx: FileContext) -> Converted:
     """L3 order events with the record's columns (CSV or Parquet); symbol from the file name when absent."""
     cols = Columns(raw, ctx)
     cols.require(RECORD_TS, ("order_id",), ("side",), ("price",), ("amount",), ("action",))
-    frame = _with_ts(raw, cols, *RECORD_TS).select(
+    timed, notes = _with_ts(raw, cols, *RECORD_TS)
+    frame = timed.select(
         "ts",
         cols.venue(UNKNOWN_VENUE).alias("venue"),
-        _stem_symbol(cols),
+        _symbol(raw, cols, UNKNOWN_VENUE),
         cols.text("order_id").alias("order_id"),
         cols.text("account").alias("account"),
         _word(raw, cols, "side", TRADE_SIDES),
@@ -275,28 +302,24 @@ def convert_orders(raw: pl.DataFrame, ctx: FileContext) -> Converted:
         _word(raw, cols, "action", ORDER_ACTIONS),
         TS_GIVEN,
     )
-    return Converted("orders", frame)
+    return Converted("orders", frame, notes=notes)
 
 
 def convert_book(raw: pl.DataFrame, ctx: FileContext) -> Converted:
     """L2 book updates with the record's columns (CSV or Parquet); symbol from the file name when absent."""
     cols = Columns(raw, ctx)
     cols.require(RECORD_TS, ("side",), ("price",), ("amount",))
-    frame = _with_ts(raw, cols, *RECORD_TS).select(
+    timed, notes = _with_ts(raw, cols, *RECORD_TS)
+    frame = timed.select(
         "ts",
         cols.venue(UNKNOWN_VENUE).alias("venue"),
-        _stem_symbol(cols),
+        _symbol(raw, cols, UNKNOWN_VENUE),
         _word(raw, cols, "side", BOOK_SIDES),
         cols.number("price").alias("price"),
         cols.number("amount").alias("amount"),
         TS_GIVEN,
     )
-    return Converted("book", frame)
-
-
-def _unified_pairs(pairs: pl.Series) -> pl.Series:
-    """`BNBBTC` → `BNB/BTC` as for Binance file names, worked out once per distinct pair (a few per file)."""
-    return pairs.replace({pair: unify_symbol(pair) for pair in pairs.drop_nulls().unique()})
+    return Converted("book", frame, notes=notes)
 
 
 def convert_binance_depth(raw: pl.DataFrame, ctx: FileContext) -> Converted:
@@ -312,8 +335,11 @@ def convert_binance_depth(raw: pl.DataFrame, ctx: FileContext) -> Converted:
             f"cannot read as {EXPECTED[ctx.fmt]} ({str(exc).strip().splitlines()[0]})"
         ) from exc
     cols = Columns(messages, ctx)
-    messages = _with_ts(messages, cols, "event_time").with_columns(
-        cols.venue("binance").alias("venue"), _unified_pairs(messages["pair"]).alias("symbol")
+    venue = cols.fixed_venue("binance") or cols.venue("binance")
+    timed, notes = _with_ts(messages, cols, "event_time")
+    messages = timed.with_columns(
+        cols.venue("binance").alias("venue"),
+        canonical_column(pl.col("pair"), venue, messages["pair"]).alias("symbol"),
     )
     levels = depth.explode_levels(messages)
     frame = levels.select(
@@ -334,7 +360,12 @@ def convert_binance_depth(raw: pl.DataFrame, ctx: FileContext) -> Converted:
         *(depth.as_id(pl.col(name)) for name in ("first_id", "last_id", "prev_id")),
     )
     return Converted(
-        "book", frame, raw=levels.select(depth.RAW_COLUMNS), lines=levels[depth.LINE], sequence=sequence
+        "book",
+        frame,
+        raw=levels.select(depth.RAW_COLUMNS),
+        lines=levels[depth.LINE],
+        sequence=sequence,
+        notes=notes,
     )
 
 
@@ -356,14 +387,16 @@ def convert_parquet(raw: pl.DataFrame, ctx: FileContext) -> Converted:
         return convert_book(raw, ctx)
     if cols.find("price") and cols.find("amount"):
         cols.require(RECORD_TS)
-        frame = _with_ts(raw, cols, *RECORD_TS).select(_trade_columns(raw, cols, ("trade_id", "id")))
-        return Converted("trades", frame)
+        timed, notes = _with_ts(raw, cols, *RECORD_TS)
+        return Converted("trades", timed.select(_trade_columns(raw, cols, ("trade_id", "id"))), notes=notes)
     cols.require(RECORD_TS, ("open",), ("high",), ("low",), ("close",), ("volume",))
-    frame = _with_ts(raw, cols, *RECORD_TS).select(_bar_columns(cols, _stem_symbol(cols), UNKNOWN_VENUE))
+    timed, notes = _with_ts(raw, cols, *RECORD_TS)
+    frame = timed.select(_bar_columns(cols, _symbol(raw, cols, UNKNOWN_VENUE), UNKNOWN_VENUE))
     interval = cols.find("interval")
     if interval:
-        return Converted("bars", frame.with_columns(raw[interval].cast(pl.String).alias("interval")))
-    return Converted("bars", _add_interval(frame, None))
+        frame = frame.with_columns(raw[interval].cast(pl.String).alias("interval"))
+        return Converted("bars", frame, notes=notes)
+    return Converted("bars", _add_interval(frame, None), notes=notes)
 
 
 CONVERTERS: dict[str, Callable[[pl.DataFrame, FileContext], Converted]] = {

@@ -22,12 +22,13 @@ from pathlib import Path
 import polars as pl
 
 from tapewatch.errors import InputError
-from tapewatch.io.depth import GAP_SCHEMA
 from tapewatch.io.normalise import RECORD_KINDS, Kind
 from tapewatch.io.readers import (
     REPEATS_ARE_EVENTS,
+    FailedFile,
     FileRead,
     ReadTally,
+    Rejected,
     SkippedFile,
     deduplicated,
     numbered_repeats,
@@ -120,7 +121,7 @@ class Spill:
         if rows.is_empty():
             return
         if kind in REPEATS_ARE_EVENTS:
-            rows = numbered_repeats(rows)  # within its own file: the same events repeated are events
+            rows = numbered_repeats(rows, kind)  # within its own file: the same events repeated are events
         keyed = rows.with_columns(self.part.alias(PART), self.slice.alias(SLICE))
         for (number, piece_slice), piece in keyed.partition_by(
             PART, SLICE, as_dict=True, include_key=False
@@ -198,25 +199,32 @@ def spill_files(
     kinds: Collection[Kind] = RECORD_KINDS,
     on_file: Callable[[Path], None] | None = None,
     on_rejected: Callable[[pl.DataFrame], None] | None = None,
+    set_aside: bool = False,
 ) -> ReadTally:
     """Read every input file (`scan_files`) into `spill`, handing each file's rejected rows to
     `on_rejected` as it goes; the tally counts each kind's rows as spilled, before the duplicates that
-    reading the partitions back removes (`Spill.read` says how many)."""
-    tally = ReadTally(0, 0, dict.fromkeys(RECORD_KINDS, 0), 0, 0, {}, pl.DataFrame(schema=GAP_SCHEMA))
+    reading the partitions back removes (`Spill.read` says how many).
+
+    `set_aside`: a file that cannot be read is counted in `failed` and the rest are read (see
+    `read_inputs`); reading no file at all is an InputError either way.
+    """
+    tally = ReadTally.empty()
     reads: list[FileRead] = []
-    for outcome in scan_files(inputs, fmt, venue, kinds):
+    for outcome in scan_files(inputs, fmt, venue, kinds, set_aside=set_aside, spill_rejected=True):
         if on_file is not None:
             on_file(outcome.path)
         if isinstance(outcome, SkippedFile):
             tally.skipped[str(outcome.path)] = outcome.reason
             continue
+        if isinstance(outcome, FailedFile):
+            tally.failed[str(outcome.path)] = outcome.reason
+            continue
         spill.add(outcome.kind, outcome.good)
-        if outcome.rejected.height and on_rejected is not None:
-            on_rejected(outcome.rejected)
-        tally.files += 1
-        tally.rows_read += outcome.rows
-        tally.records[outcome.kind] += outcome.good.height
-        tally.rejected += outcome.rejected.height
-        reads.append(replace(outcome, good=outcome.good.clear(), rejected=outcome.rejected.clear()))
+        tally.add(outcome)
+        for frame in outcome.rejected.frames():
+            if on_rejected is not None:
+                on_rejected(frame)
+        reads.append(replace(outcome, good=outcome.good.clear(), rejected=Rejected()))
     tally.book_gaps = read_book_gaps(reads)
+    tally.check_some_read()
     return tally

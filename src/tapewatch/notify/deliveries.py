@@ -2,16 +2,24 @@
 
 A send starts by claiming its row (status `sending`); the table's unique key on
 (rule, alert, masked destination) lets only one claim win, so a replayed alert,
-a follow-up update, a restarted runner or two notifiers side by side never send
-twice. The claim is then finished as `sent` or `failed`. Suppressed sends are
-rows too: `cooldown` (a like alert went out through the rule shortly before)
-and `duplicate` (another rule already sent this alert to the same place).
-A `sending` row that stays so was cut short by a crash: it is not retried (at
-most once beats twice for a page at 3 a.m.) and shows in the log as such.
+a follow-up update, a restarted runner or two notifiers side by side never start
+the same send twice. The claim is then finished as `sent` or `failed` (after
+its retries). Suppressed sends are rows too: `cooldown` (a like alert went out
+through the rule shortly before) and `duplicate` (another rule already sent
+this alert to the same place).
+
+A claim is a lease: a `sending` row's `created_at` is when it was (last)
+claimed, and a claim older than the longest a send can take belongs to a
+process that died (kill -9, power loss) part-way. `reclaim` takes such rows
+over, one winner per row, so they are sent again: delivery is at least once,
+and a receiver that keeps the message's idempotency key sees it once. Only
+the holder of the current claim can finish a row, so a process that was merely
+slow, not dead, cannot overwrite what its successor recorded.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +65,14 @@ class DeliveryPage(BaseModel):
     offset: int
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A row this process wrote (and, when `sending`, holds): its id and when it was claimed."""
+
+    id: int
+    at: datetime
+
+
 def claim(
     engine: Engine,
     rule_id: int,
@@ -64,9 +80,10 @@ def claim(
     destination: str,
     status: str = "sending",
     error: str | None = None,
-) -> int | None:
-    """Insert the row for (rule, alert, destination); its id, or None when one was there already."""
+) -> Claim | None:
+    """Insert the row for (rule, alert, destination); None when one was there already."""
     insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    now = utc_now()
     stmt = (
         insert(DELIVERIES)
         .values(
@@ -76,24 +93,60 @@ def claim(
             status=status,
             attempts=0,
             error=error,
-            created_at=utc_now(),
+            created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["rule_id", "alert_id", "destination"])
         .returning(DELIVERIES.c.id)
     )
     with engine.begin() as conn:
-        return conn.execute(stmt).scalar_one_or_none()
+        delivery_id = conn.execute(stmt).scalar_one_or_none()
+    return None if delivery_id is None else Claim(delivery_id, now)
 
 
-def finish(engine: Engine, delivery_id: int, status: str, attempts: int, error: str | None) -> None:
-    """Record how a claimed send ended."""
+def finish(engine: Engine, held: Claim, status: str, attempts: int, error: str | None) -> bool:
+    """Record how a claimed send ended; False (nothing written) when the claim was taken over meanwhile."""
     delivered = utc_now() if status == "sent" else None
     with engine.begin() as conn:
-        conn.execute(
-            update(DELIVERIES)
-            .where(DELIVERIES.c.id == delivery_id)
-            .values(status=status, attempts=attempts, error=error, delivered_at=delivered)
+        return bool(
+            conn.execute(
+                update(DELIVERIES)
+                .where(
+                    DELIVERIES.c.id == held.id,
+                    DELIVERIES.c.status == "sending",
+                    DELIVERIES.c.created_at == held.at,
+                )
+                .values(status=status, attempts=attempts, error=error, delivered_at=delivered)
+            ).rowcount
         )
+
+
+def abandoned(engine: Engine, older_than: timedelta, limit: int = PAGE_MAX) -> list[Delivery]:
+    """`sending` rows claimed longer ago than `older_than`: sends whose process stopped part-way."""
+    cutoff = utc_now() - older_than
+    query = (
+        _joined()
+        .where(DELIVERIES.c.status == "sending", DELIVERIES.c.created_at < cutoff)
+        .order_by(DELIVERIES.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [Delivery.model_validate(row._asdict()) for row in conn.execute(query)]
+
+
+def reclaim(engine: Engine, stale: Delivery) -> Claim | None:
+    """Take over an abandoned claim (as `abandoned` returned it); None when another process took it first."""
+    now = utc_now()
+    with engine.begin() as conn:
+        taken = conn.execute(
+            update(DELIVERIES)
+            .where(
+                DELIVERIES.c.id == stale.id,
+                DELIVERIES.c.status == "sending",
+                DELIVERIES.c.created_at == stale.created_at,
+            )
+            .values(created_at=now)
+        ).rowcount
+    return Claim(stale.id, now) if taken else None
 
 
 def in_cooldown(engine: Engine, rule_id: int, alert: Alert, cooldown_s: float) -> bool:

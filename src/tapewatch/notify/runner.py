@@ -8,11 +8,17 @@ a restart resumes where the last run stopped: alerts stored while it was down ar
 notified, none twice (the delivery log's unique key makes every send happen once
 even when a page is looked at again). A database from before that bookmark
 resumes from the newest alert the delivery log mentions; the very first start
-begins at the current time, or at `since`.
+begins at the current time (kept as the watermark at once), or at `since`.
 
 Each poll also re-reads the last `lookback_s` before the watermark, for alerts
 whose writer's clock lags or whose transaction committed late; ids already
 handled in that window are remembered and skipped.
+
+Each poll first takes over deliveries left `sending` by a notifier that died
+part-way (this one before a restart, another one, or a live sink's) once their
+claim is older than the longest a send can take, and sends them again
+(`Notifier.recover`): a kill -9 during a retry's back-off delays an alert, it
+does not lose it.
 """
 
 from __future__ import annotations
@@ -38,31 +44,46 @@ from tapewatch.store.state import read_state, write_state
 
 log = logging.getLogger("tapewatch.notify")
 WATERMARK = "notify.watermark"
+LIVE_WATERMARK = "notify.live_watermark"
+"""The bookmark of the followers inside live processes (`background`), apart from `notify run`'s."""
 PAGE = 500
 """Alerts read and notified at a time: the watermark moves on after each page."""
 
 
 @dataclass
 class RunnerReport:
-    """What the runner did: polls, alerts looked at, log rows written by status."""
+    """What the runner did: polls, alerts looked at, log rows written by status, abandoned sends taken over."""
 
     polls: int = 0
     alerts: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    reclaimed: int = 0
     db_errors: int = 0
 
     def summary(self) -> str:
         done = ", ".join(f"{n} {status}" for status, n in sorted(self.outcomes.items())) or "nothing sent"
-        return f"notify: {self.polls} poll(s), {self.alerts} new alert(s): {done}; {self.db_errors} database error(s)"
+        return (
+            f"notify: {self.polls} poll(s), {self.alerts} new alert(s): {done}; "
+            f"{self.reclaimed} abandoned send(s) taken over; {self.db_errors} database error(s)"
+        )
 
 
 class NotifyRunner:
     """Polls one store for new alerts and hands them to a `Notifier`."""
 
-    def __init__(self, engine: Engine, settings: NotifySettings, *, since: datetime | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: NotifySettings,
+        *,
+        since: datetime | None = None,
+        notifier: Notifier | None = None,
+        bookmark: str = WATERMARK,
+    ) -> None:
         self.engine = engine
         self.settings = settings
-        self.notifier = Notifier(engine, settings)
+        self.bookmark = bookmark
+        self.notifier = notifier or Notifier(engine, settings)
         self.report = RunnerReport()
         self.lookback = timedelta(seconds=settings.lookback_s)
         self.watermark, self.floor = self._start(since)
@@ -70,22 +91,44 @@ class NotifyRunner:
 
     def _start(self, since: datetime | None) -> tuple[datetime, datetime | None]:
         """(watermark, floor): where polling resumes, and before which it never looks."""
+        saved = read_state(self.engine, self.bookmark)
         if since is not None:
+            if saved is None:
+                self._keep(since, since)
             return since, since
-        saved = read_state(self.engine, WATERMARK)
         if saved is not None:
-            return datetime.fromisoformat(saved["created_at"]), None
-        with self.engine.connect() as conn:
-            last = deliveries.last_handled_alert(conn)
+            floor = saved.get("floor")
+            return datetime.fromisoformat(saved["created_at"]), (
+                datetime.fromisoformat(floor) if floor else None
+            )
+        last = None
+        if self.bookmark == WATERMARK:  # a database from before `notify run` kept its bookmark
+            with self.engine.connect() as conn:
+                last = deliveries.last_handled_alert(conn)
         if last is None:
             now = utc_now()
-            return now, now
-        return last, None
+            start, floor = now, now
+        else:
+            start, floor = last, None
+        # Kept at once, not only after the first page: a process killed before it handled anything
+        # must not make its successor start from its own "now" and skip what was stored between.
+        self._keep(start, floor)
+        return start, floor
+
+    def _keep(self, watermark: datetime, floor: datetime | None) -> None:
+        """Save the watermark, and the first start's floor (what was stored before it is never news)."""
+        saved = {"created_at": watermark.isoformat()}
+        if floor is not None:
+            saved["floor"] = floor.isoformat()
+        write_state(self.engine, self.bookmark, saved)
 
     def poll(self) -> list[Delivery]:
-        """Notify every alert stored since the watermark; the log rows written."""
+        """Send again what a stopped notifier left claimed, then notify every alert stored since the
+        watermark; the log rows written."""
         self.report.polls += 1
-        logged: list[Delivery] = []
+        logged = self.notifier.recover()
+        self.report.reclaimed += len(logged)
+        self.report.outcomes.update(row.status for row in logged)
         for page in self._new_alerts():
             self.report.alerts += len(page)
             rows = self.notifier.notify(alert for alert, _ in page)
@@ -94,7 +137,7 @@ class NotifyRunner:
             for alert, created in page:
                 self._seen[alert.id] = created
             self.watermark = max(self.watermark, max(created for _, created in page))
-            write_state(self.engine, WATERMARK, {"created_at": self.watermark.isoformat()})
+            self._keep(self.watermark, self.floor)
         horizon = self._from()
         self._seen = {key: created for key, created in self._seen.items() if created >= horizon}
         return logged

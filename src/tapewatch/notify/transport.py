@@ -8,12 +8,20 @@ are scrubbed of secrets (`destinations.scrub`) before anyone stores or logs them
 The HTTP library's debug lines name the request path (a Discord or Slack
 webhook's token is in it), so they are dropped while a message is being sent.
 Retries are ours, not Apprise's, so every attempt is counted in the delivery log.
+
+A message may carry an idempotency key, the same on every attempt and every
+resend after a crash. Where Apprise sends it over HTTP to an endpoint we
+describe (`json://`, `form://`, `xml://` and their `s` forms) it goes in the
+`Idempotency-Key` header and in the payload as `idempotency_key`, so the
+receiver can drop repeats; the chat, e-mail and other plugins build their own
+requests and have no place for it.
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -34,16 +42,20 @@ NOTIFY_TYPES: dict[str, str] = {"low": "info", "medium": "info", "high": "warnin
 ERROR_MAX = 500
 TOKEN_LEAKING_LOGGERS = ("urllib3.connectionpool",)
 """Loggers that write request paths, tokens included, at debug level."""
+KEY_HEADER = "Idempotency-Key"
+KEY_FIELD = "idempotency_key"
 _sending: contextvars.ContextVar[bool] = contextvars.ContextVar("tapewatch_notify_sending", default=False)
 
 
 @dataclass(frozen=True)
 class Message:
-    """What is sent: a title, a plain-text body and the alert's severity (it picks the colour)."""
+    """What is sent: a title, a plain-text body, the alert's severity (it picks the colour) and, for a
+    delivery, the key a receiver can recognise a repeat by."""
 
     title: str
     body: str
     severity: Severity = "low"
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,20 @@ def _asset() -> AppriseAsset:
     )
 
 
+def idempotency_key(alert_id: str, destination: str) -> str:
+    """The stable id of one alert's delivery to one (masked) destination: the same on every resend."""
+    return hashlib.sha256(f"{alert_id}\n{destination}".encode()).hexdigest()[:32]
+
+
+def carries_key(plugin: NotifyBase) -> bool:
+    """Whether this plugin sends a request whose headers and payload we can add the key to."""
+    from apprise.plugins.custom_form import NotifyForm
+    from apprise.plugins.custom_json import NotifyJSON
+    from apprise.plugins.custom_xml import NotifyXML
+
+    return isinstance(plugin, (NotifyJSON, NotifyForm, NotifyXML))
+
+
 def instantiate(url: str) -> NotifyBase | None:
     """Apprise's plugin for a URL, or None when Apprise cannot use it (unknown service, bad token)."""
     import apprise
@@ -105,9 +131,14 @@ def send_once(url: str, message: Message, timeout_s: float) -> str | None:
     """Send one message; None when it was accepted, else what Apprise said went wrong (unscrubbed)."""
     import apprise
 
-    sender = apprise.Apprise(asset=_asset())
-    if not sender.add(url):
+    plugin = instantiate(url)
+    if plugin is None:
         return "Apprise cannot use this URL"
+    if message.key is not None and carries_key(plugin):
+        plugin.headers[KEY_HEADER] = message.key  # type: ignore[attr-defined]
+        plugin.payload_extras[KEY_FIELD] = message.key  # type: ignore[attr-defined]
+    sender = apprise.Apprise(asset=_asset())
+    sender.add(plugin)
     with _sending_now():
         result = sender.notify(
             body=message.body,
@@ -150,3 +181,16 @@ def send_with_retries(
             return Outcome(ok=True, attempts=attempt)
     # Scrubbed before it is cut short, so no token is left half-cut and unrecognised.
     return Outcome(ok=False, attempts=settings.retries + 1, error=scrub(error or "not delivered")[:ERROR_MAX])
+
+
+def longest_send_s(settings: NotifySettings) -> float:
+    """The longest `send_with_retries` can take: every attempt timing out, and every wait between them.
+
+    Apprise's `timeout` bounds a whole attempt, so a claim on a delivery older
+    than this (plus a margin) belongs to a process that stopped.
+    """
+    waits, delay = 0.0, settings.retry_initial_s
+    for _ in range(settings.retries):
+        waits += delay
+        delay = min(settings.retry_max_s, delay * 2)
+    return (settings.retries + 1) * settings.timeout_s + waits

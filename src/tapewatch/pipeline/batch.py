@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -17,6 +19,7 @@ from tapewatch.detect.registry import build_detectors, check_detector_names, def
 from tapewatch.engine.batch import detection_order, run_batch
 from tapewatch.engine.kinds import BOOK
 from tapewatch.errors import InputError
+from tapewatch.io.deadletter import DeadLetterFile, check_writable
 from tapewatch.io.derive import book_events
 from tapewatch.io.readers import (
     RECORD_KINDS,
@@ -25,7 +28,6 @@ from tapewatch.io.readers import (
     ReadTally,
     expand_inputs,
     read_inputs,
-    write_dead_letters,
 )
 from tapewatch.io.spill import Spill, by_symbol, partitions_for, rows_held, spill_files, spill_folder
 from tapewatch.progress import SILENT, Progress
@@ -54,10 +56,19 @@ class DetectRun:
 
 
 def default_dead_letter_path(output: Path | None) -> Path:
-    """Bad rows go next to the output file, or into the working directory when alerts go to stdout."""
-    if output is None:
-        return Path("tapewatch-rejected.jsonl")
-    return output.with_name(output.name.split(".")[0] + ".rejected.jsonl")
+    """Bad rows go next to the output file, or into the working directory when alerts go to stdout.
+
+    A working directory nobody may write in (a read-only checkout, `/`) must not stop a run of clean
+    files, so its default falls back to the temporary folder; the summary names wherever rows went.
+    """
+    if output is not None:
+        return output.with_name(output.name.split(".")[0] + ".rejected.jsonl")
+    here = Path("tapewatch-rejected.jsonl")
+    try:
+        check_writable(here)
+    except InputError:
+        return Path(tempfile.gettempdir()) / f"tapewatch-rejected-{os.getpid()}.jsonl"
+    return here
 
 
 def detect_files(
@@ -72,7 +83,12 @@ def detect_files(
     partitions: int | None = None,
     progress: Progress = SILENT,
 ) -> DetectRun:
-    """Run detection over files; rejected rows are written to `dead_letter` only when there are some.
+    """Run detection over files; rejected rows are written to `dead_letter` as they are found, only when
+    there are some (without `dead_letter` they are kept in `run.read.rejected`).
+
+    A file that cannot be read is set aside (`run.tally.failed`, with its one-line error) and the rest
+    are detected; callers should tell the user and fail the run at the end (the CLI exits with 2).
+    Reading no file at all is an InputError. `dead_letter` is checked writable before anything is read.
 
     `model` is a trained pump model file: it becomes `[pump_model] model`, and its detector runs beside
     the chosen ones. An input too large for `[batch] memory_gib` (or any run given `partitions` > 1) is
@@ -81,6 +97,8 @@ def detect_files(
     started = time.perf_counter()
     choice = choose_detectors(settings, detectors, model)
     settings = choice.settings
+    if dead_letter is not None:
+        check_writable(dead_letter, "--dead-letter")
     files = expand_inputs(inputs)
     count = partitions or partitions_for(files, settings.batch.memory_gib)
     reading = progress.add_task("reading", total=len(files))
@@ -98,8 +116,15 @@ def detect_files(
         )
         run.seconds = time.perf_counter() - started
         return run
+    written = DeadLetterFile(dead_letter)
     read = read_inputs(
-        inputs, fmt=fmt, venue=venue, on_file=lambda _: progress.advance(reading), kinds=RECORD_KINDS
+        inputs,
+        fmt=fmt,
+        venue=venue,
+        on_file=lambda _: progress.advance(reading),
+        kinds=RECORD_KINDS,
+        set_aside=True,
+        on_rejected=written if dead_letter is not None else None,
     )
     chosen = build_detectors(settings, choice.names(candles=read.bars.height > 0))
     detecting = progress.add_task("detecting", total=len(chosen))
@@ -108,14 +133,10 @@ def detect_files(
         {kind: getattr(read, kind) for kind in RECORD_KINDS},
         on_detector=lambda _: progress.advance(detecting),
     )
-    written = None
-    if read.rejected.height and dead_letter is not None:
-        write_dead_letters(read.rejected, dead_letter)
-        written = dead_letter
     return DetectRun(
         alerts=alerts,
         tally=read.tally(),
-        dead_letter_path=written,
+        dead_letter_path=written.path,
         seconds=time.perf_counter() - started,
         by_detector=Counter(alert.detector for alert in alerts),
         read=read,
@@ -135,8 +156,8 @@ def detect_in_partitions(
 ) -> DetectRun:
     """Detection on inputs larger than memory: each file is read, checked and spilled to local Parquet
     split into `partitions` partitions of symbols (`tapewatch.io.spill`), its rejected rows appended to
-    `dead_letter` (`on_file` is told of each file read); then each partition is de-duplicated, sorted
-    and detected on its own.
+    `dead_letter` (`on_file` is told of each file read; a file that cannot be read is set aside, as in
+    `detect_files`); then each partition is de-duplicated, sorted and detected on its own.
 
     Peak memory is a few files being read plus one partition, not the input; a partition holding more
     rows than `[batch] memory_gib` allows (one coin's long history) is detected a day at a time. The
@@ -149,7 +170,7 @@ def detect_in_partitions(
     alerts: list[Alert] = []
     with spill_folder("tapewatch-spill-", settings.batch.spill_dir) as folder:
         spill = Spill(Path(folder), by_symbol(partitions), span=SLICE)
-        written = _DeadLetters(dead_letter)
+        written = DeadLetterFile(dead_letter)
         tally = spill_files(
             inputs,
             spill,
@@ -157,6 +178,7 @@ def detect_in_partitions(
             venue=venue,
             on_file=on_file,
             on_rejected=written,
+            set_aside=True,
         )
         chosen = build_detectors(settings, choice.names(candles=tally.records["bars"] > 0))
         numbers = spill.numbers()
@@ -195,20 +217,6 @@ def _detect_partition(
     from tapewatch.engine.slices import run_in_slices  # the streaming engine: only a run this large needs it
 
     return run_in_slices(chosen, map(records, spill.slices(number)), spill.symbols("orders", number))
-
-
-@dataclass
-class _DeadLetters:
-    """Rejected rows appended to `path` file by file as a run reads them (nothing held in memory)."""
-
-    target: Path | None
-    path: Path | None = None
-    """Where some were written: the target, once there were any."""
-
-    def __call__(self, rejected: pl.DataFrame) -> None:
-        if self.target is not None:
-            write_dead_letters(rejected, self.target, append=self.path is not None)
-            self.path = self.target
 
 
 def detect_records(

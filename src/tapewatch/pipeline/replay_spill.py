@@ -3,14 +3,16 @@
 A replay goes through the whole market in time order, so the input is partitioned by time, not by
 symbol (`tapewatch.io.spill.by_time`); hour after hour is read back, de-duplicated and sorted, and the
 streaming engine keeps only its detectors' lookback. The trades come out in the order of a whole read,
-so the alerts are the same.
+so the alerts are the same. Every row is accounted for as in a whole read: refused rows go to the
+caller's dead letters file by file, and the duplicates each hour's read-back removes are counted in the
+tally as they are removed.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,14 +21,16 @@ import polars as pl
 from tapewatch.config import Settings
 from tapewatch.engine.kinds import KINDS
 from tapewatch.errors import InputError
-from tapewatch.io.deadletter import empty_rejected
-from tapewatch.io.readers import RECORD_KINDS, Kind
+from tapewatch.io.readers import Kind, ReadTally
 from tapewatch.io.spill import Spill, by_time, spill_files, spill_folder
 
 AUTO = "auto"
 """`--kind auto`: replay whatever kind the files hold."""
 SPAN = timedelta(hours=1)
 """Time partitions: an hour of the whole market is what one read-back holds."""
+REPLAY_KINDS: tuple[Kind, ...] = ("trades", "orders", "book")
+"""What a replay streams. Candles are not replayed: the streaming engine builds the bar detectors' candles
+from trades, so a replay reads candle files only to count them as not replayed (`pipeline.stream.READ`)."""
 
 
 @dataclass
@@ -37,12 +41,16 @@ class SpilledReplay:
     folder: tempfile.TemporaryDirectory
     trades: int
     hours: int
-    rejected: pl.DataFrame = field(default_factory=empty_rejected)
+    tally: ReadTally
+    """The read's counts; `frames` adds the duplicates it removes (and takes them off the trades kept)."""
 
     def frames(self) -> Iterator[pl.DataFrame]:
         """Each hour's trades, de-duplicated and sorted as a whole read sorts them, in time order."""
         for number in self.spill.numbers():
-            yield self.spill.read(number)["trades"][0]
+            trades, removed = self.spill.read(number)["trades"]
+            self.tally.duplicates_removed += removed
+            self.tally.records["trades"] -= removed
+            yield trades
 
     def close(self) -> None:
         """Delete the spilled files."""
@@ -62,11 +70,14 @@ def spill_replay(
     fmt: str = "auto",
     venue: str | None = None,
     kind: str = "auto",
-    kinds: Collection[Kind] = RECORD_KINDS,
+    kinds: Collection[Kind] = REPLAY_KINDS,
+    on_rejected: Callable[[pl.DataFrame], None] | None = None,
 ) -> SpilledReplay:
     """Read the inputs' trades into an hourly spill; other kinds are refused, since rebuilding order
     events or a book needs them whole. `kinds` are the records the caller reads (a file of another
-    kind is refused, as `read_inputs` refuses it)."""
+    kind is refused, as `read_inputs` refuses it); each file's refused rows go to `on_rejected` as it
+    is read, so none are held; a file that cannot be read is set aside (`tally.failed`), as `detect`
+    sets it aside."""
     check_replay_kind(kind)
     if kind not in ("auto", "trades"):
         raise InputError(
@@ -74,10 +85,11 @@ def spill_replay(
             "a replay that large streams trades only (--kind trades), or raise memory_gib"
         )
     folder = spill_folder("tapewatch-replay-", settings.batch.spill_dir)
-    rejected: list[pl.DataFrame] = []
     try:
         spill = Spill(Path(folder.name), by_time(SPAN))
-        tally = spill_files(inputs, spill, fmt=fmt, venue=venue, kinds=kinds, on_rejected=rejected.append)
+        tally = spill_files(
+            inputs, spill, fmt=fmt, venue=venue, kinds=kinds, on_rejected=on_rejected, set_aside=True
+        )
         others = {noun: tally.records[noun] for noun in ("orders", "book") if tally.records[noun]}
         if others and kind == "auto":
             raise InputError(
@@ -94,5 +106,5 @@ def spill_replay(
         folder=folder,
         trades=tally.records["trades"],
         hours=len(spill.numbers()),
-        rejected=pl.concat(rejected) if rejected else empty_rejected(),
+        tally=tally,
     )

@@ -1,8 +1,8 @@
 """`tapewatch detect --engine spark`: the same detectors over history too large for one machine.
 
 Spark does what `detect_in_partitions` does on one machine, across many: executors read the input files
-(`scan_files`, one file per task), split each file's clean rows by venue and symbol, and Spark shuffles
-those pieces so that every row of one venue/symbol (trades, candles, order events, book updates) meets
+(`read_file`, one file per task; one that cannot be read is set aside, as locally), split each file's
+clean rows by venue and symbol, and Spark shuffles those pieces so that every row of one venue/symbol (trades, candles, order events, book updates) meets
 in one group. Each group is handed through Arrow to the batch engine (`detect_records`); only the alerts
 and the counts come back to the driver, which writes them exactly as the local engine does.
 
@@ -23,6 +23,7 @@ is downloaded at run time: no --packages, no Ivy.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import sys
@@ -37,27 +38,28 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
+from tapewatch import validity
 from tapewatch.config import Settings
 from tapewatch.detect.base import Detector
 from tapewatch.detect.registry import build_detectors
 from tapewatch.engine.batch import detection_order
 from tapewatch.errors import InputError
-from tapewatch.io.deadletter import empty_rejected
-from tapewatch.io.depth import GAP_SCHEMA
+from tapewatch.io.deadletter import DeadLetterFile, check_writable
 from tapewatch.io.lake import list_partitions, read_partition
 from tapewatch.io.readers import (
     FORMATS,
     RECORD_KINDS,
     SCHEMAS,
+    FailedFile,
     FileRead,
     Kind,
     ReadTally,
+    Rejected,
     SkippedFile,
     deduplicated,
     expand_inputs,
     read_book_gaps,
-    scan_files,
-    write_dead_letters,
+    read_file,
 )
 from tapewatch.io.storage import shown
 from tapewatch.pipeline.batch import DetectorChoice, DetectRun, choose_detectors, detect_records
@@ -92,14 +94,18 @@ READ_SCHEMA = pa.schema(
         ("data", pa.large_binary()),  # a piece's rows as Arrow IPC
         ("fmt", pa.large_string()),
         ("rejected", pa.large_binary()),  # the file's dead letters as Arrow IPC (null: none)
+        ("letters", pa.int64()),  # how many dead letters the file has
         ("sequence", pa.large_binary()),  # a diff-depth file's update ids as Arrow IPC
         ("skipped", pa.large_string()),  # why a file found by a directory or glob is not market data
-        ("error", pa.large_string()),  # why a file the user named cannot be read
+        ("error", pa.large_string()),  # why a file cannot be read (it is set aside)
+        ("blank", pa.int64()),  # the file's blank lines passed over
+        ("notes", pa.large_string()),  # what conversion noted about the file, a JSON list
     ]
 )
 READ_DDL = (
     "file long, piece boolean, kind string, venue string, symbol string, part long, rows long, "
-    "clean long, data binary, fmt string, rejected binary, sequence binary, skipped string, error string"
+    "clean long, data binary, fmt string, rejected binary, letters long, sequence binary, skipped string, "
+    "error string, blank long, notes string"
 )
 DETECT_SCHEMA = pa.schema(
     [
@@ -190,6 +196,8 @@ def detect_files_on_spark(
     choice.check_split("run on Spark (which groups the rows by venue and symbol)")
     if fmt not in FORMATS:
         raise InputError(f"--format '{fmt}': unknown format; expected one of {', '.join(FORMATS)}")
+    if dead_letter is not None:
+        check_writable(dead_letter, "--dead-letter")
     sources = _sources(inputs)
     if spark is None:
         from pyspark.sql import SparkSession
@@ -198,7 +206,8 @@ def detect_files_on_spark(
     own = spark is None
     session = spark_session(master) if spark is None else spark
     try:
-        run = _detect(session, _FileReader(sources, fmt, venue, piece_rows), choice, dead_letter)
+        reader = _FileReader(sources, fmt, venue, piece_rows, settings.input.time_bounds())
+        run = _detect(session, reader, choice, dead_letter)
         run.engine = f"Spark ({session.sparkContext.master})"
     finally:
         if own:
@@ -222,8 +231,12 @@ def _detect(
         .persist(StorageLevel.DISK_ONLY)
     )
     try:
-        outcomes = pl.from_arrow(read.where(~F.col("piece")).drop("data").toArrow()).sort("file")
-        tally, candles = _read_tally(reader.sources, outcomes, dead_letter)
+        outcomes = pl.from_arrow(read.where(~F.col("piece")).drop("data", "rejected").toArrow()).sort("file")
+        tally, candles = _read_tally(reader.sources, outcomes)
+        letters = DeadLetterFile(dead_letter)
+        refused = read.where(~F.col("piece") & F.col("rejected").isNotNull()).select("file", "rejected")
+        for row in refused.orderBy("file").toLocalIterator():  # a partition at a time, in input order
+            letters.add(pl.read_ipc(io.BytesIO(row["rejected"])))
         chosen = choice.names(candles=candles)
         pieces = read.where(F.col("piece")).select("venue", "symbol", "file", "kind", "part", "data")
         results = pieces.groupBy("venue", "symbol").applyInArrow(
@@ -242,7 +255,7 @@ def _detect(
     return DetectRun(
         alerts=alerts,
         tally=tally,
-        dead_letter_path=dead_letter if tally.rejected and dead_letter is not None else None,
+        dead_letter_path=letters.path,
         seconds=0.0,
         by_detector=Counter(alert.detector for alert in alerts),
     )
@@ -277,15 +290,11 @@ def _sources(inputs: Sequence[str | Path]) -> list[_Source]:
     return found
 
 
-def _read_tally(
-    sources: list[_Source], outcomes: pl.DataFrame, dead_letter: Path | None
-) -> tuple[ReadTally, bool]:
-    """The counts of the read, in input order, with the dead letters written as the local engine writes
-    them; raises the first named file's error. Also whether any file held candles."""
-    tally = ReadTally(0, 0, dict.fromkeys(RECORD_KINDS, 0), 0, 0, {}, pl.DataFrame(schema=GAP_SCHEMA))
-    errors = outcomes.filter(pl.col("error").is_not_null())
-    if errors.height:
-        raise InputError(errors["error"][0])
+def _read_tally(sources: list[_Source], outcomes: pl.DataFrame) -> tuple[ReadTally, bool]:
+    """The counts of the read, in input order (the dead letters themselves are fetched apart, a few
+    files at a time); a file that could not be read is set aside in `failed`, as the local engine does,
+    and reading none is an InputError. Also whether any file held candles."""
+    tally = ReadTally.empty()
     reads: list[FileRead] = []
     candles = False
     for row in outcomes.iter_rows(named=True):
@@ -293,16 +302,20 @@ def _read_tally(
         if row["skipped"] is not None:
             tally.skipped[str(path)] = row["skipped"]
             continue
-        rejected = _frame(row["rejected"])
-        if rejected is not None and dead_letter is not None:
-            write_dead_letters(rejected, dead_letter, append=tally.rejected > 0)
+        if row["error"] is not None:
+            tally.failed[str(path)] = row["error"]
+            continue
         tally.files += 1
         tally.rows_read += row["rows"]
-        tally.rejected += 0 if rejected is None else rejected.height
+        tally.rejected += row["letters"] or 0
+        tally.blank_lines += row["blank"] or 0
+        if row["notes"]:
+            tally.notes[str(path)] = json.loads(row["notes"])
         candles = candles or (row["kind"] == "bars" and row["clean"] > 0)
         sequence = _frame(row["sequence"])
-        reads.append(FileRead(path, row["fmt"], row["kind"], pl.DataFrame(), pl.DataFrame(), 0, sequence))
+        reads.append(FileRead(path, row["fmt"], row["kind"], pl.DataFrame(), Rejected(), 0, sequence))
     tally.book_gaps = read_book_gaps(reads)
+    tally.check_some_read()
     return tally, candles
 
 
@@ -320,29 +333,33 @@ def _frame(data: bytes | None) -> pl.DataFrame | None:
 @dataclass
 class _FileReader:
     """mapInArrow's function (in executors): each source numbered in the batch read (an input file read
-    and checked by `scan_files`, a lake day file as stored), its clean rows split into pieces by venue and
+    and checked by `read_file`, a lake day file as stored), its clean rows split into pieces by venue and
     symbol, in file order."""
 
     sources: list[_Source]
     fmt: str
     venue: str | None
     piece_rows: int
+    bounds: validity.TimeBounds
+    """The driver's `[input]` time bounds: executors are other Python processes, which never loaded the
+    settings, so without them they would check rows against the defaults."""
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        validity.use_time_bounds(self.bounds)
         for batch in batches:
             for index in batch.column(0).to_pylist():
                 yield pa.RecordBatch.from_pylist(list(self._rows(index)), schema=READ_SCHEMA)
 
     def _rows(self, index: int) -> Iterator[dict]:
         source = self.sources[index]
-        try:
-            outcome = self._read(source)
-        except InputError as exc:  # scan_files takes a single file as named; a found one is skipped
-            yield {"file": index, "piece": False, ("error" if source.named else "skipped"): str(exc)}
-            return
-        if isinstance(outcome, SkippedFile):  # pragma: no cover - a single file is always named
+        outcome = self._read(source)
+        if isinstance(outcome, SkippedFile):
             yield {"file": index, "piece": False, "skipped": outcome.reason}
             return
+        if isinstance(outcome, FailedFile):
+            yield {"file": index, "piece": False, "error": outcome.reason}
+            return
+        rejected = outcome.rejected.frame()
         yield {
             "file": index,
             "piece": False,
@@ -350,8 +367,11 @@ class _FileReader:
             "rows": outcome.rows,
             "clean": outcome.good.height,
             "fmt": outcome.fmt,
-            "rejected": _ipc(outcome.rejected) if outcome.rejected.height else None,
+            "rejected": _ipc(rejected) if rejected.height else None,
+            "letters": rejected.height,
             "sequence": None if outcome.sequence is None else _ipc(outcome.sequence),
+            "blank": outcome.blank_lines,
+            "notes": json.dumps(outcome.notes) if outcome.notes else None,
         }
         if outcome.good.is_empty():
             return
@@ -370,14 +390,14 @@ class _FileReader:
                     "data": _ipc(piece),
                 }
 
-    def _read(self, source: _Source) -> FileRead | SkippedFile:
+    def _read(self, source: _Source) -> FileRead | SkippedFile | FailedFile:
         if source.lake_kind is None:
-            return next(scan_files([source.location], self.fmt, self.venue, RECORD_KINDS))
+            return read_file(Path(source.location), self.fmt, self.venue, RECORD_KINDS, named=source.named)
         kind = source.lake_kind
         rows = conform(read_partition(source.location), SCHEMAS[kind])
         if self.venue is not None:
             rows = rows.with_columns(pl.lit(self.venue).alias("venue"))
-        return FileRead(Path(source.location), "lake", kind, rows, empty_rejected(), rows.height)
+        return FileRead(Path(source.location), "lake", kind, rows, Rejected(), rows.height)
 
 
 def _group_detector(settings: Settings, names: list[str]) -> Callable[[tuple, pa.Table], pa.Table]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -23,12 +22,13 @@ from tapewatch.durations import parse_duration
 from tapewatch.engine.kinds import BOOK, ORDERS, TRADES, RecordKind
 from tapewatch.engine.stream import Emitted, StreamEngine
 from tapewatch.errors import InputError
-from tapewatch.io.deadletter import empty_rejected, letter, letters_frame, write_dead_letters
+from tapewatch.io.deadletter import DeadLetterFile, check_writable, letter, letters_frame
 from tapewatch.io.derive import book_events, order_events
 from tapewatch.io.lake import Lake, open_lake
-from tapewatch.io.readers import RECORD_KINDS, expand_inputs, read_inputs
+from tapewatch.io.normalise import COUNTED
+from tapewatch.io.readers import Kind, ReadTally, expand_inputs, read_inputs
 from tapewatch.io.spill import partitions_for
-from tapewatch.pipeline.replay_spill import AUTO, check_replay_kind, spill_replay
+from tapewatch.pipeline.replay_spill import AUTO, REPLAY_KINDS, check_replay_kind, spill_replay
 from tapewatch.pipeline.sinks import Sink, open_alerts_out
 from tapewatch.progress import SILENT, Progress
 from tapewatch.sources.replay import parse_speed
@@ -147,13 +147,15 @@ class StreamJob:
     closers: list[Callable[[], object]] = field(default_factory=list)
     description: str = ""
     interrupted: bool = False
-    rejected: pl.DataFrame = field(default_factory=empty_rejected)
-    """Rows the replayed files refused (`io.deadletter` columns), as `detect` refuses them."""
-
-    def dead_letters(self) -> pl.DataFrame:
-        """The files' refused rows, then the rows the engine set aside (source `stream`), in one format."""
-        set_aside = (letter("stream", entry["reason"], entry["record"]) for entry in self.engine.set_aside)
-        return pl.concat([self.rejected, letters_frame(set_aside)])
+    letters: DeadLetterFile = field(default_factory=lambda: DeadLetterFile(None))
+    """Every refused row — the replayed files' (as `detect` refuses them), the live source's and the
+    engine's set-asides (source `stream`) — appended to `--dead-letter` as it comes, counted by reason."""
+    tally: ReadTally | None = None
+    """A replay's read: files, rows, duplicates removed (a spilled replay adds those it removes as it
+    streams), so every row read is accounted for in the summary."""
+    unused: dict[Kind, int] = field(default_factory=dict)
+    """Records the files held that this stream does not carry (one stream carries one kind; candles
+    none), by kind."""
 
     def run(self) -> StreamReport:
         """Run until the input ends or Ctrl-C; the report covers what ran, and sinks are closed either way."""
@@ -175,6 +177,7 @@ def open_stream(
     settings: Settings,
     *,
     replay: Sequence[str] | None = None,
+    dead_letter: Path | None = None,
     speed: str = "max",
     exchange: str | None = None,
     symbols: Sequence[str] | None = None,
@@ -196,6 +199,7 @@ def open_stream(
     Live, the detectors first warm up on the last `warmup` of trades (default: as far
     back as they look, 3 h), fetched over REST into the lake where it lacks them, shown
     on a `progress()` display; `say` tells a person what went wrong with a symbol.
+    Every refused or set-aside row goes to `dead_letter` as it comes (`StreamJob.letters`).
     """
     if bool(replay) == bool(exchange):
         raise InputError("stream: give exactly one source: --replay FILE... or --exchange ID --symbols S...")
@@ -203,37 +207,39 @@ def open_stream(
         raise InputError(
             "--notify: needs the store (cooldowns look up earlier alerts there); drop --no-store"
         )
+    for path, option in ((output, "--output"), (dead_letter, "--dead-letter")):
+        if path is not None:
+            check_writable(path, option)  # before a long read, not at its end
+    letters = DeadLetterFile(dead_letter)
     chosen = build_detectors(settings, detectors)
-    spilled = None
-    if replay and partitions_for(expand_inputs(replay), settings.batch.memory_gib) > 1:
-        spilled = spill_replay(replay, settings, fmt=fmt, venue=venue, kind=kind)
-    rows, record_kind, rejected = (
-        replay_rows(replay, fmt, venue, kind, chosen)
-        if replay and spilled is None
-        else (None, TRADES, empty_rejected() if spilled is None else spilled.rejected)
-    )
+    replayed = _open_replay(replay, settings, fmt, venue, kind, chosen, letters) if replay else None
+    record_kind = TRADES if replayed is None else replayed.kind
     engine = StreamEngine(chosen, settings.stream, check_clock=bool(exchange), kind=record_kind)
-    if not engine.detectors:
-        raise InputError(
-            f"stream: none of the chosen detectors ({', '.join(d.name for d in chosen)}) reads "
-            f"{record_kind.noun}s; name one that does with --detector (spoofing_l2 reads book updates)"
-        )
-    out = open_alerts_out(settings, output=output, store=use_store, db=db, notify=notify)
-    job = StreamJob(engine=engine, sinks=[out], store=out.patient, closers=[out.close], rejected=rejected)
-    if spilled is not None:
+    try:
+        if not engine.detectors:
+            raise InputError(
+                f"stream: none of the chosen detectors ({', '.join(d.name for d in chosen)}) reads "
+                f"{record_kind.noun}s; name one that does with --detector (spoofing_l2 reads book updates)"
+            )
+        out = open_alerts_out(settings, output=output, store=use_store, db=db, notify=notify)
+    except BaseException:
+        for close in [] if replayed is None else replayed.closers:
+            close()  # a spill is deleted now, not whenever it is collected
+        raise
+    job = StreamJob(
+        engine=engine,
+        sinks=[out, _set_aside_to(letters, engine)],
+        store=out.patient,
+        closers=[out.close],
+        letters=letters,
+    )
+    if replayed is not None:
         job.source = replay_trades(
-            spilled.frames(), speed=parse_speed(speed), batch_trades=settings.stream.max_batch_trades
+            replayed.rows, speed=parse_speed(speed), batch_trades=settings.stream.max_batch_trades
         )
-        job.closers.append(spilled.close)
-        job.description = (
-            f"replay of {spilled.trades:,} trades at {speed} speed, larger than memory: "
-            f"{spilled.hours:,} hour(s) spilled to disk"
-        )
-    elif rows is not None:
-        job.source = replay_trades(
-            rows, speed=parse_speed(speed), batch_trades=settings.stream.max_batch_trades
-        )
-        job.description = f"replay of {rows.height:,} {record_kind.noun}s at {speed} speed"
+        job.closers += replayed.closers
+        job.tally, job.unused = replayed.tally, replayed.unused
+        job.description = f"{replayed.description} at {speed} speed"
     else:
         if not symbols:
             raise InputError("--exchange: give the symbols to watch with --symbols (e.g. --symbols BTC/USDT)")
@@ -244,24 +250,67 @@ def open_stream(
             job.history = partial(
                 _exchange_history, venue_settings, list(symbols), span, the_lake, progress, say
             )
-        job.live = _exchange_batches(venue_settings, list(symbols), the_lake if span else None)
+        job.live = _exchange_batches(venue_settings, list(symbols), the_lake if span else None, letters)
         job.description = f"live {exchange}: {len(symbols)} symbol(s)"
     return job
 
 
+@dataclass
+class Replay:
+    """A replay's rows (one frame, or a spill's hours), their kind, and what the read found."""
+
+    rows: pl.DataFrame | Iterable[pl.DataFrame]
+    kind: RecordKind
+    tally: ReadTally
+    unused: dict[Kind, int] = field(default_factory=dict)
+    description: str = ""
+    """What is streamed, for the summary."""
+    closers: list[Callable[[], object]] = field(default_factory=list)
+
+
+def _open_replay(
+    inputs: Sequence[str],
+    settings: Settings,
+    fmt: str,
+    venue: str | None,
+    kind: str,
+    detectors: Sequence[Detector],
+    letters: DeadLetterFile,
+) -> Replay:
+    """Read the files (whole, or spilled by hour when larger than memory); refused rows go to `letters`."""
+    if partitions_for(expand_inputs(inputs), settings.batch.memory_gib) == 1:
+        return replay_rows(inputs, fmt, venue, kind, detectors, letters)
+    spilled = spill_replay(inputs, settings, fmt=fmt, venue=venue, kind=kind, kinds=READ, on_rejected=letters)
+    return Replay(
+        spilled.frames(),
+        TRADES,
+        spilled.tally,
+        _unused(inputs, spilled.tally, {"trades"}),
+        f"replay of trades larger than memory ({spilled.hours:,} hour(s) spilled to disk)",
+        [spilled.close],
+    )
+
+
 def replay_rows(
-    inputs: Sequence[str], fmt: str, venue: str | None, kind: str, detectors: Sequence[Detector]
-) -> tuple[pl.DataFrame, RecordKind, pl.DataFrame]:
-    """The rows a replay streams, their kind (one stream carries one kind) and the files' refused rows.
+    inputs: Sequence[str],
+    fmt: str,
+    venue: str | None,
+    kind: str,
+    detectors: Sequence[Detector],
+    letters: DeadLetterFile,
+) -> Replay:
+    """The rows a replay streams, their kind (one stream carries one kind); refused rows go to `letters`,
+    a file that cannot be read is set aside (`tally.failed`) and the rest replayed, as `detect` does.
 
     `auto` takes L2 book updates (with the files' trades merged in, which the L2
     detector needs) when there are any and one of `detectors` reads them, else L3 order
     events (with the files' trades that name buyers and sellers merged in, as the batch
     engine merges them), else trades; files holding both trades and order events need
-    `--kind` to say which to replay.
+    `--kind` to say which to replay. Records of a kind the stream does not carry are
+    counted (`unused`), never dropped unsaid; candles too: a candle file is read, not replayed.
     """
     check_replay_kind(kind)
-    read = read_inputs(inputs, fmt=fmt, venue=venue, kinds=RECORD_KINDS)
+    read = read_inputs(inputs, fmt=fmt, venue=venue, kinds=READ, set_aside=True, on_rejected=letters)
     if kind == AUTO:
         reads_book = read.book.height > 0 and any(BOOK.serves(detector) for detector in detectors)
         if read.orders.height and read.trades.height and not reads_book:
@@ -270,11 +319,51 @@ def replay_rows(
                 "add --kind trades or --kind orders"
             )
         kind = "book" if reads_book else "orders" if read.orders.height else "trades"
+    tally = read.tally()
     if kind == "book":
-        return book_events(read.book, read.trades), BOOK, read.rejected
-    if kind == "orders":
-        return order_events(read.orders, read.trades), ORDERS, read.rejected
-    return read.trades, TRADES, read.rejected
+        rows, record_kind, used = book_events(read.book, read.trades), BOOK, {"book", "trades"}
+    elif kind == "orders":
+        rows, record_kind, used = order_events(read.orders, read.trades), ORDERS, {"orders", "trades"}
+    else:
+        rows, record_kind, used = read.trades, TRADES, {"trades"}
+    return Replay(
+        rows,
+        record_kind,
+        tally,
+        _unused(inputs, tally, used),
+        f"replay of {rows.height:,} {record_kind.noun}s",
+    )
+
+
+READ: tuple[Kind, ...] = (*REPLAY_KINDS, "bars")
+"""What a replay reads: the kinds it streams, and candles, so that a candle file named is reported as what
+it is (read, not replayed), not as a file that cannot be read."""
+NOT_STREAMED = "a stream builds its candles from trades; it replays trades, order events or book updates"
+"""Why candles are not replayed."""
+
+
+def _unused(inputs: Sequence[str], tally: ReadTally, used: set[str]) -> dict[Kind, int]:
+    """The records read that the stream does not carry, by kind, those with any; one error line when
+    they are all the files held (candles only), as a stream of nothing would exit 0 having done nothing."""
+    unused = {kind: count for kind, count in tally.records.items() if count and kind not in used}
+    if set(unused) == {"bars"} and not any(tally.records[kind] for kind in used):
+        named = f"input '{inputs[0]}' holds" if len(inputs) == 1 else f"the {len(inputs)} inputs hold"
+        raise InputError(f"--replay: {named} {unused['bars']:,} bars and nothing to stream: {NOT_STREAMED}")
+    return unused
+
+
+def _set_aside_to(letters: DeadLetterFile, engine: StreamEngine) -> Sink:
+    """A sink (called after every step) moving the engine's set-asides to the dead letters, so a long
+    stream of bad rows holds none of them in memory."""
+
+    def drain(_emitted: list[Emitted]) -> None:
+        if engine.set_aside:
+            letters.add(
+                letters_frame(letter("stream", item["reason"], item["record"]) for item in engine.set_aside)
+            )
+            engine.set_aside.clear()
+
+    return drain
 
 
 async def _exchange_history(
@@ -298,20 +387,20 @@ async def _exchange_history(
 
 
 async def _exchange_batches(
-    venue: ExchangeSettings, symbols: list[str], lake: Lake | None
+    venue: ExchangeSettings, symbols: list[str], lake: Lake | None, letters: DeadLetterFile
 ) -> AsyncIterator[tuple[pl.DataFrame, float | None]]:
-    """Live trades; with the warm-up's lake, each symbol also refills what came after its history."""
+    """Live trades; with the warm-up's lake, each symbol also refills what came after its history.
+    What the source refuses (malformed frames, bad trades) goes to `letters`."""
     from tapewatch.sources.exchange import ExchangeLiveSource
 
     source = ExchangeLiveSource(venue, symbols, lake=lake)
     async for batch in source.batches():
+        letters.add(letters_frame(batch.rejected))
         yield batch.trades, batch.arrived_at
 
 
-def report_stream(
-    job: StreamJob, report: StreamReport, dead_letter: Path | None, say: Callable[[str], None]
-) -> None:
-    """The end-of-run summary: throughput, set-asides by reason, alerts, latency."""
+def report_stream(job: StreamJob, report: StreamReport, say: Callable[[str], None]) -> None:
+    """The end-of-run summary: throughput, unused records, set-asides by reason, alerts, latency."""
     stats = job.engine.stats
     processed = stats.trades_processed - report.history_trades
     rate = processed / report.seconds if report.seconds else 0.0
@@ -330,9 +419,10 @@ def report_stream(
             f"store: {job.store.failures} failed save(s); {job.store.saved} alert line(s) saved in the end, "
             f"{len(job.store.waiting)} not saved (they are in the JSON-lines output)"
         )
-    set_aside = Counter(job.rejected["reason"].to_list()) + stats.set_aside
-    for reason, count in set_aside.most_common():
+    for kind, count in job.unused.items():
+        why = NOT_STREAMED if kind == "bars" else f"one stream carries one kind: {job.engine.kind.noun}s"
+        say(f"not replayed: {count:,} {COUNTED[kind]} ({why})")
+    for reason, count in job.letters.reasons.most_common():
         say(f"set aside {count:,}: {reason}")
-    if dead_letter is not None and set_aside:
-        write_dead_letters(job.dead_letters(), dead_letter)
-        say(f"set-aside rows written to {dead_letter}")
+    if job.letters.path is not None:
+        say(f"set-aside rows written to {job.letters.path}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tapewatch.errors import InputError, PermissionDeniedError
 from tapewatch.store.models import ROLES
@@ -12,10 +12,15 @@ RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 @dataclass(frozen=True)
 class Actor:
-    """A user acting through a key, a session or the command line (`system` for the bootstrap CLI)."""
+    """A user acting through a key, a session or the command line (`system` for the bootstrap CLI).
+
+    `key_id` is the API key the actor holds (directly, or through a session opened with it), so a
+    key it makes can be tied to it; it is not part of who the actor is, so equality ignores it.
+    """
 
     name: str
     role: str
+    key_id: int | None = field(default=None, compare=False)
 
     def require(self, role: str) -> None:
         """Refuse unless this actor's role is at least `role` (viewer < analyst < admin)."""

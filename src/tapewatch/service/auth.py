@@ -5,6 +5,12 @@ the key, the secret only as a SHA-256 hash (it is 32 random bytes, so a slow
 hash adds nothing) and compared in constant time. Passwords, chosen by people,
 are hashed with scrypt and a per-user salt. A key or password is shown once,
 when made, and never logged.
+
+Only admins make keys. A key made by someone holding a key is that key's child:
+revoking a key revokes its descendants and ends every session opened with any of
+them. A password change or a user's removal ends all of that user's sessions
+(removal also revokes all their keys). Checking a password costs one scrypt
+whether or not the user exists, so the time of an answer does not tell who does.
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ import hmac
 import re
 import secrets
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, Select, insert, select, update
+from sqlalchemy import Connection, Engine, Select, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tapewatch.errors import ConflictError, InputError, NotFoundError
-from tapewatch.service import audit
+from tapewatch.service import audit, sessions
 from tapewatch.service.actors import Actor, check_role
 from tapewatch.store.models import ApiKeyRow, UserRow, utc_now
 
@@ -98,13 +105,12 @@ def set_role(engine: Engine, actor: Actor, name: str, role: str) -> User:
 def create_api_key(
     engine: Engine, actor: Actor, user_name: str, key_name: str = "default"
 ) -> tuple[ApiKey, str]:
-    """A new key for a user; returns it with the secret, which is not kept and cannot be shown again.
-
-    An admin may make keys for anyone; anyone else only for themselves.
-    """
-    if actor.name != user_name:
-        actor.require("admin")
+    """A new key for a user (admins only); returns it with the secret, which is not kept and cannot be
+    shown again. A key made by an admin holding a key is tied to that key (see the module)."""
+    actor.require("admin")
     user = get_user(engine, user_name)
+    if user.disabled:
+        raise ConflictError(f"user '{user_name}' has been removed: it cannot have new keys")
     prefix = "".join(
         secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(8)
     )
@@ -118,6 +124,7 @@ def create_api_key(
                 prefix=prefix,
                 secret_hash=_digest(secret),
                 created_at=utc_now(),
+                parent_key_id=actor.key_id,
             )
             .returning(KEYS.c.id)
         ).scalar_one()
@@ -136,15 +143,66 @@ def list_api_keys(engine: Engine, user_name: str | None = None) -> list[ApiKey]:
 
 
 def revoke_api_key(engine: Engine, actor: Actor, key_id: int) -> ApiKey:
-    """Revoke a key (its owner or an admin); a revoked key never authenticates again."""
+    """Revoke a key (its owner if an analyst, or an admin); a revoked key never authenticates again.
+
+    The keys made with it go too, and every session opened with any of them ends.
+    """
     key = _key(engine, key_id)
-    if actor.name != key.user:
-        actor.require("admin")
-    if key.revoked_at is None:
-        with engine.begin() as conn:
-            conn.execute(update(KEYS).where(KEYS.c.id == key_id).values(revoked_at=utc_now()))
-            audit.record(conn, actor, "key.revoke", "api_key", key_id, user=key.user, prefix=key.prefix)
+    actor.require("analyst" if actor.name == key.user else "admin")
+    with engine.begin() as conn:
+        _revoke_keys(conn, actor, _descendants(conn, [key_id]))
     return _key(engine, key_id)
+
+
+def _descendants(conn: Connection, key_ids: list[int]) -> list[int]:
+    """These keys and every key made with them, however deep."""
+    found, frontier = list(key_ids), list(key_ids)
+    while frontier:
+        frontier = list(conn.execute(select(KEYS.c.id).where(KEYS.c.parent_key_id.in_(frontier))).scalars())
+        found += [key for key in frontier if key not in found]
+    return found
+
+
+def _revoke_keys(conn: Connection, actor: Actor, key_ids: list[int]) -> None:
+    """Revoke the live ones of these keys (audited one by one) and end the sessions opened with them."""
+    live = conn.execute(
+        _key_query().where(KEYS.c.id.in_(key_ids), KEYS.c.revoked_at.is_(None)).order_by(KEYS.c.id)
+    ).all()
+    if live:
+        conn.execute(update(KEYS).where(KEYS.c.id.in_([k.id for k in live])).values(revoked_at=utc_now()))
+    for key in live:
+        audit.record(conn, actor, "key.revoke", "api_key", key.id, user=key.user, prefix=key.prefix)
+    sessions.end_sessions(conn, key_ids=key_ids)
+
+
+def set_password(engine: Engine, actor: Actor, name: str, password: str) -> User:
+    """Set a user's console password (admin only); every session the user has open ends."""
+    actor.require("admin")
+    user = get_user(engine, name)
+    hashed = hash_password(password)
+    with engine.begin() as conn:
+        conn.execute(update(USERS).where(USERS.c.id == user.id).values(password_hash=hashed))
+        ended = sessions.end_sessions(conn, user_id=user.id)
+        audit.record(conn, actor, "user.password", "user", user.id, name=name, sessions_ended=ended)
+    return user
+
+
+def remove_user(engine: Engine, actor: Actor, name: str) -> User:
+    """Remove a user (admin only, not oneself): disabled for good, every key revoked, every session ended.
+
+    The row stays, so the audit log and cases keep naming who did what.
+    """
+    actor.require("admin")
+    if name == actor.name:
+        raise ConflictError(f"user '{name}': you cannot remove yourself (ask another admin)")
+    user = get_user(engine, name)
+    with engine.begin() as conn:
+        conn.execute(update(USERS).where(USERS.c.id == user.id).values(disabled=True))
+        keys = list(conn.execute(select(KEYS.c.id).where(KEYS.c.user_id == user.id)).scalars())
+        _revoke_keys(conn, actor, _descendants(conn, keys))
+        sessions.end_sessions(conn, user_id=user.id)
+        audit.record(conn, actor, "user.remove", "user", user.id, name=name)
+    return get_user(engine, name)
 
 
 def authenticate_key(engine: Engine, token: str) -> Actor | None:
@@ -166,21 +224,28 @@ def authenticate_key(engine: Engine, token: str) -> Actor | None:
         return None
     with engine.begin() as conn:
         conn.execute(update(KEYS).where(KEYS.c.id == row.id).values(last_used_at=utc_now()))
-    return Actor(row.name, row.role)
+    return Actor(row.name, row.role, key_id=row.id)
 
 
 def authenticate_password(engine: Engine, name: str, password: str) -> Actor | None:
-    """The actor for a user name and password, or None."""
+    """The actor for a user name and password, or None.
+
+    One scrypt is always computed (against a stand-in hash when the user does not exist, is
+    disabled or has no password), so every refusal takes as long as a wrong password would.
+    """
     with engine.connect() as conn:
         row = conn.execute(select(USERS).where(USERS.c.name == name)).first()
-    if (
-        row is None
-        or row.disabled
-        or not row.password_hash
-        or not verify_password(password, row.password_hash)
-    ):
+    usable = row is not None and not row.disabled and bool(row.password_hash)
+    matches = verify_password(password, row.password_hash if usable else _stand_in_hash())
+    if not (usable and matches):
         return None
     return Actor(row.name, row.role)
+
+
+@cache
+def _stand_in_hash() -> str:
+    """A hash of a random password, made once: what a refused log-in is checked against."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:

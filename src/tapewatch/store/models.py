@@ -248,6 +248,27 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    parent_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    """The key whose holder made this one (None: made by a password session or the CLI): revoking
+    that key revokes this one too, so a stolen key cannot leave a copy of itself behind."""
+
+
+class SessionRow(Base):
+    """A console log-in, kept on the server so it can be ended: the cookie holds only a random token.
+
+    A session ends at `expires_at`, or earlier when revoked: by logging out, by a
+    password change or removal of its user, or by revoking the key it was opened with.
+    """
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the cookie's token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
 
 
 class NotificationRuleRow(Base):

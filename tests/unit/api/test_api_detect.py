@@ -117,3 +117,19 @@ def test_bad_rows_are_422_naming_the_row_and_the_field(api: Api) -> None:
         headers=api.headers("viewer") | {"content-type": "application/json"},
     )
     assert invalid_json.status_code == 422 and "not valid JSON" in invalid_json.json()["detail"]
+
+
+def test_posted_spellings_of_one_pair_are_one_symbol(api: Api) -> None:
+    trades = market(quiet_trades(), burst(START + timedelta(hours=4)))
+    spelled = [
+        row | {"symbol": spelling}
+        for row, spelling in zip(
+            as_rows(trades), ["nuls/btc", "NULSBTC", "nuls-btc", "NULS/BTC"] * trades.height, strict=False
+        )
+    ]
+    result = api.post("/api/v1/detect", {"trades": spelled}, role="viewer").json()
+    expected = run_batch(
+        build_detectors(Settings()), trades.with_columns(symbol=pl.lit("NULS/BTC")), empty_frame(BAR_SCHEMA)
+    )
+    assert [a["id"] for a in result["alerts"]] == [a.id for a in expected] and expected
+    assert {a["symbol"] for a in result["alerts"]} == {"NULS/BTC"}

@@ -30,10 +30,14 @@ from unit.store.test_store import make_alert, postgres_schema
 from .harness import PASSWORD, Api, add_users, api_settings
 
 
-def test_healthz_needs_no_credentials_and_names_the_database(api: Api) -> None:
+def test_healthz_tells_anyone_the_status_and_only_an_admin_the_database(api: Api) -> None:
     health = api.client.get("/healthz")
-    assert health.status_code == 200
-    assert health.json()["status"] == "ok" and health.json()["database"] in ("sqlite", "postgresql")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    for role in ("viewer", "analyst"):
+        assert api.get("/healthz", role=role).json() == {"status": "ok"}
+    detailed = api.get("/healthz", role="admin").json()
+    assert detailed["status"] == "ok" and detailed["database"] in ("sqlite", "postgresql")
+    assert detailed["version"]
 
 
 def test_metrics_count_requests_by_route_template_and_time_them(sqlite_api: Api) -> None:
@@ -85,9 +89,13 @@ def test_a_database_outage_is_503_and_the_api_recovers_when_it_returns() -> None
             with TestClient(create_app(api_settings(), db=url)) as client:
                 headers = {"Authorization": f"Bearer {keys['viewer']}"}
                 assert client.get("/api/v1/alerts", headers=headers).status_code == 200
+                admin = {"Authorization": f"Bearer {keys['admin']}"}
+                assert client.get("/healthz", headers=admin).status_code == 200  # the key, now cached
                 proxy.down()
                 health = client.get("/healthz")
-                assert health.status_code == 503 and health.json()["status"] == "unavailable"
+                assert health.status_code == 503 and health.json() == {"status": "unavailable"}
+                told = client.get("/healthz", headers=admin)
+                assert told.status_code == 503 and str(proxy.port) in told.json()["detail"]
                 down = client.get(
                     "/api/v1/alerts?limit=7", headers=headers
                 )  # a page not served (cached) before

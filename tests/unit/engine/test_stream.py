@@ -85,7 +85,7 @@ def test_alerts_carry_arrival_and_emission_times():
 
 
 def test_late_duplicate_malformed_and_unknown_trades_are_set_aside():
-    trades = quiet_trades("AAA/BTC", hours=2)
+    trades = quiet_trades("AAA/BTC", hours=2).with_columns(trade_id=pl.int_range(pl.len()).cast(pl.String))
     engine = StreamEngine(build_detectors(Settings(), ["pump_onset"]), symbols=["AAA/BTC"])
     first, second = trades.head(100), trades.slice(100)
     engine.push(first)

@@ -14,6 +14,7 @@ from tapewatch.engine.batch import run_batch
 from tapewatch.engine.kinds import BOOK, ORDERS, RecordKind
 from tapewatch.engine.stream import StreamEngine
 from tapewatch.errors import InputError
+from tapewatch.io.deadletter import DeadLetterFile
 from tapewatch.io.derive import book_events, l2_from_l3
 from tapewatch.pipeline.stream import open_stream, replay_rows
 from tapewatch.records import BAR_SCHEMA, empty_frame
@@ -67,17 +68,18 @@ def test_malformed_order_events_are_set_aside_with_their_reason():
 
 def test_replay_picks_the_kind_the_files_hold_and_asks_when_ambiguous(tmp_path):
     paths = write_market(spoof_market(), tmp_path / "sim")
-    defaults = build_detectors(Settings())
+    defaults, letters = build_detectors(Settings()), DeadLetterFile(None)
     with pytest.raises(InputError, match="--kind trades or --kind orders"):
-        replay_rows([str(paths["trades"]), str(paths["orders"])], "auto", None, "auto", defaults)
-    rows, kind, rejected = replay_rows([str(paths["orders"])], "auto", None, "auto", defaults)
-    assert kind is ORDERS and rows.height == spoof_market().orders.height and rejected.is_empty()
-    rows, kind, _ = replay_rows(
-        [str(paths["trades"]), str(paths["orders"])], "auto", None, "trades", defaults
+        replay_rows([str(paths["trades"]), str(paths["orders"])], "auto", None, "auto", defaults, letters)
+    orders = replay_rows([str(paths["orders"])], "auto", None, "auto", defaults, letters)
+    assert orders.kind is ORDERS and orders.rows.height == spoof_market().orders.height
+    assert orders.tally.rejected == letters.count == 0
+    trades = replay_rows(
+        [str(paths["trades"]), str(paths["orders"])], "auto", None, "trades", defaults, letters
     )
-    assert kind.name == "trades" and rows.height == spoof_market().trades.height
+    assert trades.kind.name == "trades" and trades.rows.height == spoof_market().trades.height
     with pytest.raises(InputError, match="--kind 'bars'"):
-        replay_rows([str(paths["orders"])], "auto", None, "bars", defaults)
+        replay_rows([str(paths["orders"])], "auto", None, "bars", defaults, letters)
 
 
 def test_replay_of_book_files_takes_the_book_only_when_a_chosen_detector_reads_it(tmp_path):
@@ -88,10 +90,11 @@ def test_replay_of_book_files_takes_the_book_only_when_a_chosen_detector_reads_i
     book = tmp_path / "book.parquet"
     l2_from_l3(market.orders).write_parquet(book)
     files = [str(paths["trades"]), str(book)]
-    rows, kind, _ = replay_rows(files, "auto", None, "auto", build_detectors(Settings()))
-    assert kind.name == "trades" and rows.height == market.trades.height
-    rows, kind, _ = replay_rows(files, "auto", None, "auto", build_detectors(Settings(), ["spoofing_l2"]))
-    assert kind is BOOK and rows.height > market.trades.height
+    letters = DeadLetterFile(None)
+    trades = replay_rows(files, "auto", None, "auto", build_detectors(Settings()), letters)
+    assert trades.kind.name == "trades" and trades.rows.height == market.trades.height
+    book = replay_rows(files, "auto", None, "auto", build_detectors(Settings(), ["spoofing_l2"]), letters)
+    assert book.kind is BOOK and book.rows.height > market.trades.height
 
 
 def test_a_stream_no_chosen_detector_can_read_is_a_clear_error(tmp_path):

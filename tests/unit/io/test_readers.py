@@ -89,7 +89,7 @@ def test_ccxt_gzip_reads_like_plain_csv(tmp_path: Path) -> None:
 
 def test_venue_option_beats_venue_column_beats_default(tmp_path: Path) -> None:
     with_column = write(
-        tmp_path / "v.csv", "symbol,timestamp,side,price,amount,exchange\nX/Y,1000,buy,1,1,kraken\n"
+        tmp_path / "v.csv", f"symbol,timestamp,side,price,amount,exchange\nX/Y,{T0},buy,1,1,kraken\n"
     )
     assert read_inputs([with_column]).trades["venue"].to_list() == ["kraken"]
     assert read_inputs([with_column], venue="okx").trades["venue"].to_list() == ["okx"]
@@ -183,7 +183,7 @@ def test_yahoo_style_ohlcv_with_us_dates(tmp_path: Path) -> None:
     )
     bars = read_inputs([write(tmp_path / "sp500.csv.gz", text)]).bars
     assert bars["ts"][0] == utc(1999, 1, 4)  # month first: 1/4 is January 4th
-    assert bars["symbol"].unique().to_list() == ["sp500"]
+    assert bars["symbol"].unique().to_list() == ["SP500"]  # symbols are upper-case (io.symbols)
     assert bars["interval"].unique().to_list() == ["1d"]
     assert bars["close"].to_list() == [1228.1, 1244.8, 1272.3, 1275.0]
     assert bars["volume"][0] == 877000000.0
@@ -262,7 +262,7 @@ def test_parquet_bars(tmp_path: Path) -> None:
 
 
 def test_semicolon_separated_file(tmp_path: Path) -> None:
-    path = write(tmp_path / "semi.csv", "symbol;timestamp;side;price;amount\nX/Y;1000;buy;1.5;2\n")
+    path = write(tmp_path / "semi.csv", f"symbol;timestamp;side;price;amount\nX/Y;{T0};buy;1.5;2\n")
     assert read_inputs([path]).trades["price"].to_list() == [1.5]
 
 
@@ -280,8 +280,8 @@ def test_unify_symbol(symbol: str, unified: str) -> None:
 
 
 def test_ccxt_without_symbol_column_uses_file_name(tmp_path: Path) -> None:
-    path = write(tmp_path / "MTH-BTC.csv", "timestamp,side,price,amount\n1000,buy,1,1\n")
-    assert read_inputs([path]).trades["symbol"].to_list() == ["MTH-BTC"]
+    path = write(tmp_path / "MTH-BTC.csv", f"timestamp,side,price,amount\n{T0},buy,1,1\n")
+    assert read_inputs([path]).trades["symbol"].to_list() == ["MTH/BTC"]  # in its canonical spelling
 
 
 def test_empty_binance_dump_gives_zero_rows(tmp_path: Path) -> None:
@@ -369,7 +369,7 @@ def test_bad_trade_rows_become_dead_letters_with_reasons(tmp_path: Path) -> None
 
 
 def test_blank_symbol_cell_is_rejected_not_guessed(tmp_path: Path) -> None:
-    path = write(tmp_path / "s.csv", "symbol,timestamp,side,price,amount\n,1000,buy,1,1\nX/Y,1000,buy,1,1\n")
+    path = write(tmp_path / "s.csv", f"symbol,timestamp,side,price,amount\n,{T0},buy,1,1\nX/Y,{T0},buy,1,1\n")
     result = read_inputs([path])
     assert reasons(result) == {"missing symbol": 1}
     assert result.trades["symbol"].to_list() == ["X/Y"]
@@ -433,13 +433,26 @@ def test_write_dead_letters_is_json_lines_with_nested_record(tmp_path: Path) -> 
 # --- duplicates and order ----------------------------------------------------------------------
 
 
-def test_duplicates_removed_within_and_across_files(tmp_path: Path) -> None:
+def test_identical_trades_without_id_in_one_file_are_trades_only_another_files_copies_are_dropped(
+    tmp_path: Path,
+) -> None:
+    """Second-resolution data prints equal trades in one second: only a copy another file adds is a copy."""
     first = write(tmp_path / "a.csv", ccxt_rows((T0, "buy", 1, 1), (T0, "buy", 1, 1), (T0 + 1, "sell", 2, 1)))
     second = write(tmp_path / "b.csv.gz", ccxt_rows((T0 + 1, "sell", 2, 1), (T0 + 2, "buy", 3, 1)))
     result = read_inputs([first, second])
     assert result.rows_read == 5
-    assert result.duplicates_removed == 2
-    assert result.trades["price"].to_list() == [1.0, 2.0, 3.0]
+    assert result.duplicates_removed == 1
+    assert result.trades["price"].to_list() == [1.0, 1.0, 2.0, 3.0]
+    again = read_inputs([first, write(tmp_path / "copy.csv", first.read_text())])
+    assert again.duplicates_removed == 3 and again.trades.height == 3  # the same file read twice
+
+
+def test_a_trade_id_seen_twice_in_one_file_is_one_trade(tmp_path: Path) -> None:
+    text = "id,symbol,timestamp,side,price,amount\n" + "".join(
+        f"{trade_id},APPC/BTC,{T0},buy,1,1\n" for trade_id in ("7", "7", "8")
+    )
+    result = read_inputs([write(tmp_path / "ids.csv", text)])
+    assert result.trades["trade_id"].to_list() == ["7", "8"] and result.duplicates_removed == 1
 
 
 def test_a_hash_collision_never_loses_a_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -447,8 +460,9 @@ def test_a_hash_collision_never_loses_a_row(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(
         readers, "_row_hashes", lambda frame, columns: pl.Series([7] * frame.height, dtype=pl.UInt64)
     )
-    path = write(tmp_path / "a.csv", ccxt_rows((T0, "buy", 1, 1), (T0, "buy", 2, 1), (T0, "buy", 1, 1)))
-    result = read_inputs([path])
+    first = write(tmp_path / "a.csv", ccxt_rows((T0, "buy", 1, 1), (T0, "buy", 2, 1)))
+    second = write(tmp_path / "b.csv", ccxt_rows((T0, "buy", 1, 1)))
+    result = read_inputs([first, second])
     assert result.trades["price"].to_list() == [1.0, 2.0]
     assert result.duplicates_removed == 1
 
@@ -528,11 +542,11 @@ def test_parse_times_decides_unit_per_value() -> None:
     raw = pl.Series(
         ["1704067200000", "1704067200000000", "1704067200000000000", "1.7040672e12", "2024-01-01T00:00:00Z"]
     )
-    assert parse_times(raw).to_list() == [utc(2024, 1, 1)] * 5
+    assert parse_times(raw).values.to_list() == [utc(2024, 1, 1)] * 5
 
 
 def test_parse_times_prefers_day_first_only_when_month_first_cannot_be() -> None:
-    assert parse_times(pl.Series(["13/01/2024", "14/01/2024"])).to_list() == [
+    assert parse_times(pl.Series(["13/01/2024", "14/01/2024"])).values.to_list() == [
         utc(2024, 1, 13),
         utc(2024, 1, 14),
     ]

@@ -404,10 +404,11 @@ def test_files_of_kinds_not_asked_for_fail_when_named_and_are_skipped_in_a_direc
         InputError, match="holds L3 order events .order_id, action., which this command does not read"
     ):
         read_inputs([orders])  # trades and bars by default
-    result = read_inputs([tmp_path])
-    assert result.trades.height == 0 and result.orders.height == 0
-    assert sorted(Path(p).name for p in result.skipped) == ["depth.jsonl", "orders.csv", "orders.parquet"]
-    assert "L2 book updates" in result.skipped[str(tmp_path / "depth.jsonl")]
+    with pytest.raises(  # only kinds it does not read: reading nothing is an error, not a quiet exit 0
+        InputError,
+        match=r"3 file\(s\) skipped as not market data; first: input '.*depth.jsonl': holds L2 book",
+    ):
+        read_inputs([tmp_path])
     everything = read_inputs([tmp_path], kinds=RECORD_KINDS)
     assert everything.orders.height == 4 and everything.book.height == 2 and not everything.skipped
     assert everything.duplicates_removed == 4  # orders.parquet repeats orders.csv

@@ -6,8 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from sqlalchemy import Engine
 
+from tapewatch.cli.app import user_errors
+from tapewatch.cli.notify import register
 from tapewatch.config import NotifySettings
 from tapewatch.store.alert_store import AlertStore, open_engine
 from unit.store.test_store import BACKENDS, postgres_schema
@@ -52,3 +55,16 @@ def webhook() -> Iterator[WebhookServer]:
 def mailbox() -> Iterator[Mailbox]:
     with smtp_server() as box:
         yield box
+
+
+@pytest.fixture
+def cli() -> typer.Typer:
+    """The notify commands on a small app of their own, registered as `tapewatch` registers them."""
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """A stand-in for the `tapewatch` app (cli/app.py registers the same way)."""
+
+    register(app, user_errors)
+    return app

@@ -28,6 +28,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 0
+    """What the server answered."""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -36,11 +38,12 @@ class Received:
 @dataclass
 class WebhookServer:
     """Answers every request with 200 (or the body a path prefix asks for), except the first `fail_first`,
-    which get `fail_status`."""
+    and the first `fail_first_per_key` of each idempotency key, which get `fail_status`."""
 
     port: int = 0
     requests: list[Received] = field(default_factory=list)
     fail_first: int = 0
+    fail_first_per_key: int = 0
     fail_status: int = 500
     replies: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # path prefix → status, type, body
 
@@ -48,14 +51,26 @@ class WebhookServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def delivered(self) -> dict[str, int]:
+        """Requests answered 200, by idempotency key: what a receiver that deduplicates would keep once."""
+        keys = [r.headers.get("Idempotency-Key", "") for r in self.requests if r.status == 200]
+        return {key: keys.count(key) for key in keys}
+
     async def _handle(self, request: web.Request) -> web.Response:
-        self.requests.append(
-            Received(request.method, request.path, dict(request.headers), await request.read())
-        )
-        if len(self.requests) <= self.fail_first:
+        received = Received(request.method, request.path, dict(request.headers), await request.read())
+        key = received.headers.get("Idempotency-Key")
+        repeat = sum(r.headers.get("Idempotency-Key") == key for r in self.requests) if key else None
+        self.requests.append(received)
+        first_ones = repeat is not None and repeat < self.fail_first_per_key
+        response = self._reply(request.path, len(self.requests) <= self.fail_first or first_ones)
+        received.status = response.status
+        return response
+
+    def _reply(self, path: str, fail: bool) -> web.Response:
+        if fail:
             return web.Response(status=self.fail_status, text="temporarily broken")
         for prefix, (status, content_type, body) in self.replies.items():
-            if request.path.startswith(prefix):
+            if path.startswith(prefix):
                 return web.Response(status=status, content_type=content_type, text=body)
         return web.Response(status=200, text="ok")
 

@@ -4,29 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-import typer
 from typer.testing import CliRunner
 
-from tapewatch.cli.app import user_errors
-from tapewatch.cli.notify import register
 from tapewatch.store.alert_store import open_store
 from tapewatch.store.models import utc_now
 from unit.store.test_store import make_alert
 
 SECRET = "hX3kQ9pLmN2vB7wR5tY8uI0oP4aS6dF1gH"
-
-
-@pytest.fixture
-def cli() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """A stand-in for the `tapewatch` app (cli/app.py registers the same way)."""
-
-    register(app, user_errors)
-    return app
 
 
 runner = CliRunner()

@@ -17,6 +17,7 @@ from conftest import START, aws_environment, burst, market, quiet_trades
 from pyspark import SparkContext
 from typer.testing import CliRunner
 
+from tapewatch import validity
 from tapewatch.cli.app import app
 from tapewatch.config import Settings
 from tapewatch.errors import InputError
@@ -120,7 +121,9 @@ def test_pieces_in_any_order_are_put_back_as_a_whole_read_orders_them(tmp_path):
     pl.concat([orders, orders.head(4)]).write_parquet(tmp_path / "c.parquet")  # events repeated in a file
     orders.tail(50).write_parquet(tmp_path / "d.parquet")  # and copies in another
     files = sorted(tmp_path.glob("*.parquet"))
-    reader = _FileReader([_Source(str(path)) for path in files], "auto", None, piece_rows=7)
+    reader = _FileReader(
+        [_Source(str(path)) for path in files], "auto", None, piece_rows=7, bounds=validity.time_bounds()
+    )
     rows = [row for index in range(len(files)) for row in reader._rows(index)]
     pieces = pl.from_arrow(pa.Table.from_pylist(rows, schema=READ_SCHEMA)).filter(pl.col("piece"))
     assert pieces.height > 60  # many pieces per file

@@ -1,4 +1,9 @@
-"""/keys: API keys. Anyone makes, lists and revokes their own; admins anyone's. Secrets are shown once."""
+"""/keys: API keys. Admins make and revoke anyone's; analysts may revoke their own; everyone lists their own.
+
+Only admins make keys, so a stolen viewer's or analyst's credential cannot leave a
+key behind; a key made by an admin holding a key dies with that key (see
+`service.auth`). Secrets are shown once.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from tapewatch.api.context import Context
 from tapewatch.api.errors import error_responses
 from tapewatch.api.inputs import DbId, Name
 from tapewatch.api.routes import API_PREFIX
-from tapewatch.api.security import Viewer
+from tapewatch.api.security import Admin, Analyst, Viewer
 from tapewatch.service import auth
 from tapewatch.service.auth import ApiKey
 
@@ -33,9 +38,13 @@ class CreatedKey(BaseModel):
 
 
 @router.post(
-    "", response_model=CreatedKey, status_code=201, responses=error_responses(404, 413), summary="New key"
+    "",
+    response_model=CreatedKey,
+    status_code=201,
+    responses=error_responses(404, 409, 413),
+    summary="New key (admin)",
 )
-def create_key(ctx: Context, actor: Viewer, body: NewKey) -> CreatedKey:
+def create_key(ctx: Context, actor: Admin, body: NewKey) -> CreatedKey:
     """The secret is in this response only; store it now."""
     key, secret = auth.create_api_key(ctx.engine, actor, body.user, body.name)
     return CreatedKey(key=key, secret=secret)
@@ -57,9 +66,10 @@ def list_keys(
 
 @router.delete("/{key_id}", response_model=ApiKey, responses=error_responses(404), summary="Revoke a key")
 def revoke_key(
-    ctx: Context, actor: Viewer, key_id: Annotated[DbId, Path(description="the key's id")]
+    ctx: Context, actor: Analyst, key_id: Annotated[DbId, Path(description="the key's id")]
 ) -> ApiKey:
-    """A revoked key never works again: at once on this server (its credential cache is cleared)."""
+    """A revoked key never works again, nor do the keys made with it or the sessions opened with them:
+    at once on this server (its credential cache is cleared), within api.auth_cache_s on others."""
     key = auth.revoke_api_key(ctx.engine, actor, key_id)
     ctx.auth_cache.clear()
     return key

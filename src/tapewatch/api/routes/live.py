@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Annotated
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
 from tapewatch.api.context import ApiContext, get_context
 from tapewatch.api.feed import Subscription
 from tapewatch.api.routes import API_PREFIX
-from tapewatch.api.security import cached_key_actor, cached_session_actor, cross_site
+from tapewatch.api.security import ACCESS, cached_key_actor, cross_site, session_actor
 from tapewatch.service.actors import Actor
 
 router = APIRouter(prefix=API_PREFIX)
@@ -28,17 +29,25 @@ AUTH_TIMEOUT_S = 10.0
 UNAUTHORIZED, CROSS_SITE, TOO_SLOW = 4401, 4403, 1013
 
 
-@router.websocket("/ws/alerts")
-async def alert_feed(websocket: WebSocket) -> None:
-    """Authenticate, subscribe to the feed, push alerts until the client leaves (see the module's protocol)."""
-    ctx = get_context(websocket)
+async def feed_viewer(websocket: WebSocket) -> Actor | None:
+    """Accept the socket and authenticate its client (any role): the actor, or None once the socket
+    has been closed with the reason. The feed's role declaration (in `ACCESS`, as every route's)."""
     await websocket.accept()
     try:
-        actor = await _authenticate(ctx, websocket)
+        return await _authenticate(get_context(websocket), websocket)
     except WebSocketDisconnect:
-        return
+        return None
+
+
+ACCESS[feed_viewer] = "viewer"
+
+
+@router.websocket("/ws/alerts")
+async def alert_feed(websocket: WebSocket, actor: Annotated[Actor | None, Depends(feed_viewer)]) -> None:
+    """Subscribe an authenticated client to the feed, push alerts until it leaves (see the module's protocol)."""
     if actor is None:
         return
+    ctx = get_context(websocket)
     subscription = ctx.feed.subscribe()
     ctx.metrics.ws_clients.set(ctx.feed.clients)
     try:
@@ -57,7 +66,7 @@ async def _authenticate(ctx: ApiContext, websocket: WebSocket) -> Actor | None:
         if cross_site(websocket):
             await websocket.close(CROSS_SITE, "cross-site WebSocket refused")
             return None
-        actor = await cached_session_actor(ctx, websocket.session)
+        actor = await session_actor(ctx, websocket.session)
     else:
         actor = await _first_message_actor(ctx, websocket)
     if actor is None:

@@ -1,8 +1,9 @@
 """REST endpoints for notification rules and the delivery log, mounted by the API under `/api/v1`.
 
-`make_router(get_engine, get_actor)` takes the API's own dependencies (the
-database engine and the authenticated actor), so this module depends on no
-particular app. Anyone signed in may read rules and deliveries (destinations
+`make_router(get_engine, get_actor, settings, get_admin)` takes the API's own
+dependencies (the database engine, the authenticated actor and, optionally, the
+admin), so this module depends on no particular app; the API passes its role
+declarations, so every route here declares its role the way the API's own do. Anyone signed in may read rules and deliveries (destinations
 are always masked); changing rules and sending tests needs the admin role,
 checked by the same service functions the command line uses. User errors come
 back as 422 (bad input, as everywhere in the API), 403, 404 and 409, each with the one-line
@@ -79,9 +80,15 @@ def _http_errors() -> Iterator[None]:
 
 
 def make_router(
-    get_engine: Callable[..., Any], get_actor: Callable[..., Any], settings: NotifySettings | None = None
+    get_engine: Callable[..., Any],
+    get_actor: Callable[..., Any],
+    settings: NotifySettings | None = None,
+    get_admin: Callable[..., Any] | None = None,
 ) -> APIRouter:
-    """The notifications router, wired to the app's engine and actor dependencies."""
+    """The notifications router, wired to the app's engine and actor dependencies.
+
+    `get_admin` answers an admin or refuses; without it, `get_actor`'s actor is checked here.
+    """
     router = APIRouter(prefix="/notifications", tags=["notifications"])
     engine_dep = Annotated[Engine, Depends(get_engine)]
     actor_dep = Annotated[Actor, Depends(get_actor)]
@@ -93,7 +100,7 @@ def make_router(
             actor.require("admin")
         return actor
 
-    admin_dep = Annotated[Actor, Depends(admin)]
+    admin_dep = Annotated[Actor, Depends(get_admin or admin)]
 
     @router.get("/rules")
     def list_rules(engine: engine_dep, actor: actor_dep) -> list[Rule]:

@@ -1,4 +1,8 @@
-"""/users: the user list (analysts, to assign cases), creating users and changing roles (admins)."""
+"""/users: the user list (analysts, to assign cases); creating, changing and removing users (admins).
+
+Setting a password or removing a user ends that user's sessions at once; removal
+also revokes every key the user has (the row stays, for the audit log).
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,15 @@ class RoleChange(BaseModel):
     role: Role
 
 
+class PasswordChange(BaseModel):
+    """The user's new console password."""
+
+    password: Annotated[Secret, Field(min_length=8)]
+
+
+UserName = Annotated[Name, Path(description="the user")]
+
+
 @router.get("", response_model=list[User], summary="List users (analyst+)")
 def list_users(ctx: Context, actor: Analyst) -> list[User]:
     """Every user's name and role: analysts need them to assign cases."""
@@ -51,10 +64,32 @@ def create_user(ctx: Context, actor: Admin, body: NewUser) -> User:
 
 
 @router.patch("/{name}", response_model=User, responses=error_responses(404, 413), summary="Change a role")
-def change_role(
-    ctx: Context, actor: Admin, name: Annotated[Name, Path(description="the user")], body: RoleChange
-) -> User:
+def change_role(ctx: Context, actor: Admin, name: UserName, body: RoleChange) -> User:
     """The new role applies at once on this server (its credential cache is cleared)."""
     user = auth.set_role(ctx.engine, actor, name, body.role)
+    ctx.auth_cache.clear()
+    return user
+
+
+@router.put(
+    "/{name}/password",
+    response_model=User,
+    responses=error_responses(404, 413),
+    summary="Set a password (ends the user's sessions)",
+)
+def set_password(ctx: Context, actor: Admin, name: UserName, body: PasswordChange) -> User:
+    """The new password works at once; every console session the user had open ends."""
+    return auth.set_password(ctx.engine, actor, name, body.password)
+
+
+@router.delete(
+    "/{name}",
+    response_model=User,
+    responses=error_responses(404, 409),
+    summary="Remove a user (revokes their keys, ends their sessions)",
+)
+def remove_user(ctx: Context, actor: Admin, name: UserName) -> User:
+    """The user is disabled for good: no key, session or password of theirs works again."""
+    user = auth.remove_user(ctx.engine, actor, name)
     ctx.auth_cache.clear()
     return user

@@ -22,7 +22,7 @@ import polars as pl
 from tapewatch.config import ExchangeSettings
 from tapewatch.io.lake import Lake
 from tapewatch.progress import SILENT, Progress
-from tapewatch.sources.exchange.connect import make_exchange
+from tapewatch.sources.exchange.connect import load_markets, make_exchange
 from tapewatch.sources.exchange.coverage import Coverage
 from tapewatch.sources.exchange.normalise import bars_frame, normalise_trades, trades_frame
 from tapewatch.sources.exchange.paging import Page, candle_pages, trade_pages
@@ -175,7 +175,7 @@ async def _run(
             results[symbol] = await _backfill_symbol(job, exchange, symbol, start, end)
 
     try:
-        await exchange.load_markets()
+        await load_markets(exchange, job.settings.exchange)
         await asyncio.gather(*(one(symbol) for symbol in symbols))
     finally:
         if own:

@@ -63,6 +63,17 @@ def make_exchange(settings: ExchangeSettings, pro: bool = False) -> ccxt.async_s
     return exchange
 
 
+async def load_markets(
+    exchange: ccxt.async_support.Exchange, venue: str, *, reload: bool = False
+) -> dict[str, Any]:
+    """The venue's markets; an exchange that cannot be reached (or refuses) is one InputError naming it,
+    the first thing every command that talks to an exchange does, so none of them shows a traceback."""
+    try:
+        return await exchange.load_markets(reload=reload)
+    except ccxt.BaseError as exc:
+        raise InputError(f"exchange '{venue}': cannot load its markets: {exc}") from None
+
+
 def exchange_class(name: str, pro: bool = False) -> type[ccxt.async_support.Exchange]:
     """The ccxt class of an exchange id; an id ccxt does not know (or, with `pro`, cannot stream) is an InputError."""
     module = ccxt.pro if pro else ccxt.async_support

@@ -29,8 +29,14 @@ from tapewatch.config import ExchangeSettings
 from tapewatch.errors import InputError
 from tapewatch.io.deadletter import letter
 from tapewatch.io.lake import Lake
+from tapewatch.io.symbols import canonical_symbol_of
 from tapewatch.sources.exchange.books import BookDiffer
-from tapewatch.sources.exchange.connect import make_exchange, pin_to_connection, watch_call_limit
+from tapewatch.sources.exchange.connect import (
+    load_markets,
+    make_exchange,
+    pin_to_connection,
+    watch_call_limit,
+)
 from tapewatch.sources.exchange.normalise import TradeRow, book_frame, normalise_trades, trades_frame
 from tapewatch.sources.exchange.paging import trade_pages
 from tapewatch.sources.exchange.sequence import Gap, TradeSequence, Verdict
@@ -83,7 +89,9 @@ class ExchangeLiveSource:
         if not symbols:
             raise InputError("live source: no symbols to watch (expected at least one, e.g. BTC/USDT)")
         self.settings = settings
-        self.symbols = list(dict.fromkeys(symbols))
+        self.symbols = list(
+            dict.fromkeys(canonical_symbol_of(symbol, settings.exchange) for symbol in symbols)
+        )
         self.book = book
         self.lake = lake
         self.venue = settings.exchange
@@ -141,7 +149,7 @@ class ExchangeLiveSource:
         install_tap(exchange, self)
         window = self.settings.live_batch_ms / 1000
         try:
-            await exchange.load_markets()
+            await load_markets(exchange, self.venue)
             self._check_symbols(exchange)
             self._seed()
             for kind, symbols, connection in self._plan(exchange):

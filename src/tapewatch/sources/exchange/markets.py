@@ -16,7 +16,8 @@ import ccxt.async_support
 
 from tapewatch.config import ExchangeSettings
 from tapewatch.errors import InputError
-from tapewatch.sources.exchange.connect import make_exchange
+from tapewatch.io.symbols import canonical_symbol_of
+from tapewatch.sources.exchange.connect import load_markets, make_exchange
 from tapewatch.store.instruments import Instrument, InstrumentStore, SyncResult
 
 ASSET_CLASS = "crypto"
@@ -39,9 +40,7 @@ async def sync_markets(
     own = exchange is None
     exchange = exchange or make_exchange(settings)
     try:
-        markets = await exchange.load_markets(reload=not own)
-    except ccxt.BaseError as exc:
-        raise InputError(f"exchange '{settings.exchange}': cannot load its markets: {exc}") from None
+        markets = await load_markets(exchange, settings.exchange, reload=not own)
     finally:
         if own:
             await exchange.close()
@@ -66,7 +65,7 @@ def choose_symbols(
     """The markets to ingest, in a stable order; an unknown or halted named symbol is a one-line error."""
     by_symbol = {market["symbol"]: market for market in spot}
     chosen: list[str] = []
-    for symbol in symbols or []:
+    for symbol in (canonical_symbol_of(named, venue) for named in symbols or []):  # nuls-btc: NULS/BTC
         market = by_symbol.get(symbol)
         if market is None:
             close = difflib.get_close_matches(symbol.upper(), list(by_symbol), n=3)

@@ -58,11 +58,11 @@ def test_choosing_markets_by_symbol_quote_and_all(instruments):
         settings = settings_for(server)
         _, by_quote = run(sync_markets(settings, instruments, quote="btc"))
         _, every = run(sync_markets(settings, instruments, all_markets=True))
-        _, named = run(sync_markets(settings, instruments, symbols=["ETH/BTC", "BTC/USDT", "ETH/BTC"]))
+        _, named = run(sync_markets(settings, instruments, symbols=["ETH/BTC", "btc-usdt", "ETHBTC"]))
         _, mixed = run(sync_markets(settings, instruments, symbols=["ETH/BTC"], quote="USDT"))
     assert by_quote == ["ETH/BTC"]  # XRP/BTC does not trade
     assert every == ["BTC/USDT", "ETH/BTC", "ETH/USDT"]
-    assert named == ["ETH/BTC", "BTC/USDT"]
+    assert named == ["ETH/BTC", "BTC/USDT"]  # spellings of one market are that market, once
     assert mixed == ["ETH/BTC", "BTC/USDT", "ETH/USDT"]
 
 
