@@ -154,11 +154,6 @@ class BinanceName:
     interval: str | None
 
 
-def unify_symbol(symbol: str) -> str:
-    """A Binance name's symbol as Tapewatch spells it: `BTCUSDT` → `BTC/USDT` (`tapewatch.io.symbols`)."""
-    return canonical_symbol_of(symbol, "binance")
-
-
 def data_stem(path: Path) -> str:
     """The file name without its data extensions: `sp500.csv.gz` → `sp500`."""
     name = path.name
@@ -176,7 +171,7 @@ def parse_binance_name(path: Path) -> BinanceName | None:
     if match is None:
         return None
     kind = match["kind"]
-    symbol = unify_symbol(match["symbol"])
+    symbol = canonical_symbol_of(match["symbol"], "binance")  # BTCUSDT: BTC/USDT
     if kind == "trades":
         return BinanceName(symbol, "binance-trades", None)
     if kind == "aggTrades":

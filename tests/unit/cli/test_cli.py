@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import polars as pl
 from conftest import START, burst, market, quiet_trades
@@ -16,9 +17,9 @@ from tapewatch.cli.app import app
 runner = CliRunner()
 
 
-def write_ccxt_csv(trades: pl.DataFrame, path) -> None:
+def ccxt_csv_text(trades: pl.DataFrame) -> str:
     """The layout of ccxt's fetch_trades saved as CSV, as the real dev files are."""
-    trades.select(
+    return trades.select(
         "symbol",
         timestamp=pl.col("ts").dt.epoch("ms"),
         datetime=pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
@@ -26,7 +27,12 @@ def write_ccxt_csv(trades: pl.DataFrame, path) -> None:
         price="price",
         amount="amount",
         cost=pl.col("price") * pl.col("amount"),
-    ).write_csv(path)
+    ).write_csv()
+
+
+def write_ccxt_csv(trades: pl.DataFrame, path) -> None:
+    """`ccxt_csv_text` written to `path`."""
+    Path(path).write_text(ccxt_csv_text(trades))
 
 
 def pumped_csv(tmp_path):

@@ -21,28 +21,16 @@ from tapewatch.config import Settings
 from tapewatch.errors import InputError
 from tapewatch.io.readers import read_inputs
 from tapewatch.pipeline.batch import detect_files
+from unit.cli.test_cli import ccxt_csv_text
 
 runner = CliRunner()
 HEADER = "symbol,timestamp,datetime,side,price,amount"
 
 
-def ccxt_text(trades: pl.DataFrame) -> str:
-    """Trades in ccxt's CSV layout."""
-    frame = trades.select(
-        "symbol",
-        timestamp=pl.col("ts").dt.epoch("ms"),
-        datetime=pl.lit(""),
-        side="side",
-        price="price",
-        amount="amount",
-    )
-    return frame.write_csv()
-
-
 @pytest.fixture(scope="module")
 def pumped() -> str:
     """A coin pumped at hour 4: its file gives one pump_onset alert."""
-    return ccxt_text(market(quiet_trades(), burst(START + timedelta(hours=4))))
+    return ccxt_csv_text(market(quiet_trades(), burst(START + timedelta(hours=4))))
 
 
 def _half(data: bytes) -> bytes:

@@ -18,8 +18,8 @@ import pytest
 
 from tapewatch.errors import InputError
 from tapewatch.io import readers
-from tapewatch.io.formats import unify_symbol
 from tapewatch.io.readers import FORMATS, ReadResult, expand_inputs, read_inputs, write_dead_letters
+from tapewatch.io.symbols import canonical_symbol_of
 from tapewatch.io.timeparse import infer_interval, parse_times
 from tapewatch.records import BAR_SCHEMA, TRADE_SCHEMA
 
@@ -275,8 +275,8 @@ def test_semicolon_separated_file(tmp_path: Path) -> None:
         ("BTCUSD_PERP", "BTCUSD_PERP"),
     ],
 )
-def test_unify_symbol(symbol: str, unified: str) -> None:
-    assert unify_symbol(symbol) == unified
+def test_binance_names_are_unified(symbol: str, unified: str) -> None:
+    assert canonical_symbol_of(symbol, "binance") == unified
 
 
 def test_ccxt_without_symbol_column_uses_file_name(tmp_path: Path) -> None:

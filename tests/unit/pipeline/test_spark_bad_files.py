@@ -28,32 +28,23 @@ from tapewatch.pipeline.spark import (
     spark_session,
     stop_spark,
 )
+from unit.cli.test_cli import ccxt_csv_text
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
-
-
-def _ccxt(trades: pl.DataFrame) -> bytes:
-    return (
-        trades.select(
-            "symbol", timestamp=pl.col("ts").dt.epoch("ms"), side="side", price="price", amount="amount"
-        )
-        .write_csv()
-        .encode()
-    )
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """A pumped coin, a coin in epoch seconds with blank lines and a bad row, a gzip cut short, a README."""
     root = tmp_path_factory.mktemp("mixed")
-    (root / "pump.csv").write_bytes(_ccxt(market(quiet_trades(), burst(START + timedelta(hours=4)))))
+    (root / "pump.csv").write_text(ccxt_csv_text(market(quiet_trades(), burst(START + timedelta(hours=4)))))
     seconds = (
         b"symbol,timestamp,side,price,amount\n"
         + b"".join(b"BBB/BTC,%d,buy,1,1\n" % (1709251200 + i) for i in range(50))
         + b"\n\nBBB/BTC,1709251300,buy,-1,1\n"
     )
     (root / "seconds.csv").write_bytes(seconds)
-    packed = gzip.compress(_ccxt(quiet_trades(symbol="CCC/BTC")))
+    packed = gzip.compress(ccxt_csv_text(quiet_trades(symbol="CCC/BTC")).encode())
     (root / "cut.csv.gz").write_bytes(packed[: len(packed) // 2])
     (root / "README.csv").write_text("about these files\n")
     return root
