@@ -34,7 +34,7 @@ day of a run is never decided: it is scored on the decided days only (labels sta
 before the last UTC midnight of the run, symbol-days up to it). Hence the default 48 hours
 (markets start at midnight): with 24 it would decide nothing; with 48 it decides one whole
 day per symbol, and every rate gets 16 symbol-days per family and seed. A default run (one
-seed, 8 symbols, three families) took about 5 minutes on the 2-core development machine.
+seed, 8 symbols, four families) took about 8.5 minutes on the 2-core development machine.
 
 Speed (`--seeds 0` runs it alone): a 12-symbol, 48-hour `flow_sim` tape is tiled to
 `--trades` rows (default 10M; copies laid end to end in time, each with its own accounts) and
@@ -105,16 +105,26 @@ def detect_family_market(market: SimulatedMarket, names: tuple[str, ...] = DETEC
 
 
 def with_maker_fills(orders: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
-    """The order events plus a `fill` for each resting order a trade executed, when the feed has no
-    fills of its own (executions only in the trades): without them the L2 book rebuilt for
-    `spoofing_l2` would keep every executed order forever, a book no public feed shows.
+    """The order events plus a `fill` for each resting order a trade executed, on every symbol whose
+    feed has no fills of its own (executions only in the trades; a market may mix both feeds):
+    without them the L2 book rebuilt for `spoofing_l2` would keep every executed order forever, a
+    book no public feed shows.
 
     A trade's maker is its seller when the taker bought and its buyer when the taker sold; among
     the maker's open orders on that side and price the oldest fills first (price-time priority);
     order events apply before the trades of the same microsecond.
     """
-    if orders.is_empty() or (orders["action"] == "fill").any():
+    key = ["venue", "symbol"]
+    with_fills = orders.filter(pl.col("action") == "fill").select(key).unique()
+    bare = orders.join(with_fills, on=key, how="anti")
+    if bare.is_empty():
         return orders
+    inferred = _inferred_fills(bare, trades.join(bare.select(key).unique(), on=key, how="semi"))
+    return pl.concat([orders, inferred.select(orders.columns)]).sort(*key, "ts", maintain_order=True)
+
+
+def _inferred_fills(orders: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
+    """The fills `with_maker_fills` infers for symbols whose feed has none, with their order events."""
     order_rows = orders.select(
         "venue", "symbol", "ts", "order_id", "account", "side", "price", "amount", "action", kind=pl.lit(0)
     )
@@ -132,9 +142,7 @@ def with_maker_fills(orders: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame
         kind=pl.lit(1),
     )
     events = pl.concat([order_rows, trade_rows]).sort("venue", "symbol", "ts", "kind", maintain_order=True)
-    fills = _fifo_fills(events)
-    merged = pl.concat([order_rows, fills.with_columns(kind=pl.lit(1))])
-    return merged.sort("venue", "symbol", "ts", "kind", maintain_order=True).drop("kind")
+    return _fifo_fills(events)
 
 
 def _fifo_fills(events: pl.DataFrame) -> pl.DataFrame:

@@ -44,6 +44,8 @@ import polars as pl
 from _common import DEV_EVENTS, check
 from _market import START, pump_bursts, quiet_market
 
+from tapewatch.sources.simulator.market import ccxt_trade_rows
+
 STARTUP_RUNS = 7
 STARTUP_TARGET_S = 0.15
 """Issue 13: the detect command's start-up beyond importing Polars alone."""
@@ -126,22 +128,9 @@ def generated_files(folder: Path) -> list[Path]:
     paths = []
     for (symbol,), rows in trades.group_by("symbol", maintain_order=True):
         path = folder / f"{str(symbol).replace('/', '_')}.csv.gz"
-        path.write_bytes(gzip.compress(_ccxt_csv(rows).encode(), compresslevel=6))
+        path.write_bytes(gzip.compress(ccxt_trade_rows(rows).write_csv().encode(), compresslevel=6))
         paths.append(path)
     return paths
-
-
-def _ccxt_csv(trades: pl.DataFrame) -> str:
-    """The layout of the dev files (ccxt's fetch_trades saved as CSV)."""
-    return trades.select(
-        "symbol",
-        timestamp=pl.col("ts").dt.epoch("ms"),
-        datetime=pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
-        side="side",
-        price="price",
-        amount="amount",
-        btc_volume=pl.col("price") * pl.col("amount"),
-    ).write_csv()
 
 
 def input_files(argv: list[str], scratch: Path) -> tuple[list[Path], str]:

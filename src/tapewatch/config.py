@@ -128,6 +128,13 @@ class ExchangeSettings(Section):
     gap_backfill_max_s: float = Field(
         3600.0, ge=0, description="live: the longest stretch of a gap (reconnect, restart) refilled over REST"
     )
+    history_settle_s: float | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="how long after a trade the venue's REST history is taken as complete: backfills stop "
+        "this far before now, gap refills wait this long; empty: the venue's figure (capabilities.py)",
+    )
     dedup_memory: int = Field(
         100_000, ge=1, description="live: trade ids remembered per symbol to drop repeats"
     )
@@ -140,6 +147,18 @@ class ExchangeSettings(Section):
         0.0,
         ge=0,
         description="spacing of REST requests in ms (ccxt's rateLimit); 0: ccxt's figure for the exchange",
+    )
+    rate_limit_weight: int = Field(
+        0, ge=0, description="REST weight allowed per window (Binance: 6000 a minute); 0: the venue's"
+    )
+    rate_limit_window_s: float = Field(
+        0.0, ge=0, le=86_400, description="length of that window in seconds; 0: the venue's (Binance: 60)"
+    )
+    markets_refresh_s: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="live: how often the market list is re-read to follow halts and relistings",
     )
     ccxt_options: dict = Field(
         default_factory=dict, description="ccxt options merged over Tapewatch's defaults for the exchange"

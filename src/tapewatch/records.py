@@ -156,6 +156,28 @@ def to_iso(moment: datetime) -> str:
     return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
+UNSETTLED_FOLLOWUP = frozenset({"pending", "open"})
+"""A follow-up section (`followup[name]["status"]`) with one of these statuses may still change as
+data arrive; any other status is settled: the horizon has passed and nothing later can change it."""
+
+
+def newer_followup(stored: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+    """`stored` updated by `incoming`, section by section, except that a settled section is never
+    replaced by an unsettled one: at-least-once delivery can bring an alert's earlier copy (still
+    pending) after its settled update, and the earlier copy must not undo what was learnt."""
+    merged = dict(stored)
+    for name, section in incoming.items():
+        kept = stored.get(name)
+        if _status(kept) not in (None, *UNSETTLED_FOLLOWUP) and _status(section) in UNSETTLED_FOLLOWUP:
+            continue
+        merged[name] = section
+    return merged
+
+
+def _status(section: Any) -> str | None:
+    return section.get("status") if isinstance(section, dict) else None
+
+
 class Alert(BaseModel):
     """One detection: what, where, when it was decided, how sure, and the numbers behind it.
 

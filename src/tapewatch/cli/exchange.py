@@ -40,6 +40,7 @@ class IngestSummary:
     symbols: list[str] = field(default_factory=list)
     backfills: list[BackfillReport] = field(default_factory=list)
     live_stats: dict[str, int] = field(default_factory=dict)
+    live_gaps: list[tuple[str, Any]] = field(default_factory=list)  # (symbol, sequence.Gap) no refill closed
     live_written: int = 0
     book_written: int = 0
     rejected: int = 0
@@ -254,15 +255,18 @@ async def _backfill(
 
 async def _live(venue: ExchangeSettings, summary: IngestSummary, lake: Lake, plan: IngestPlan) -> None:
     """Live trades (and book updates) into the lake, written every `live_flush_s`, until Ctrl-C or --live-for."""
+    from tapewatch.pipeline.gaps import GapLedger
     from tapewatch.sources.exchange.live import ExchangeLiveSource
 
     source = ExchangeLiveSource(venue, summary.symbols, lake=lake, book=plan.book)
     writer = _LakeWriter(lake)
+    known_gaps = GapLedger(lake)  # what no refill repaired, for the console's data-quality view and alerts
 
     async def consume() -> None:
         async for batch in source.batches():
             writer.add(batch)
             _set_aside(summary, batch.rejected)
+            known_gaps.record_new(venue.exchange, source.unrepaired)
 
     async def flush_regularly() -> None:
         while True:
@@ -278,6 +282,7 @@ async def _live(venue: ExchangeSettings, summary: IngestSummary, lake: Lake, pla
         flusher.cancel()
         await writer.flush(summary)
         summary.live_stats = dict(source.stats)
+        summary.live_gaps = list(source.unrepaired)
 
 
 class _LakeWriter:
@@ -319,6 +324,7 @@ def _set_aside(summary: IngestSummary, rejected: list[dict]) -> None:
 
 def print_summary(console: Console, summary: IngestSummary) -> None:
     """Markets added/delisted, rows written per symbol and where each backfill resumed, live counters."""
+    from tapewatch.sources.exchange.summary import live_lines
 
     def say(text: str) -> None:
         console.print(text, highlight=False)
@@ -343,14 +349,14 @@ def print_summary(console: Console, summary: IngestSummary) -> None:
             if result.error:
                 line += f"; stopped: {result.error}"
             say(line)
+            for first, last in result.not_available:
+                say(
+                    f"    not available from {report.venue}: {_iso(first)} → {_iso(last)}"
+                    + (f" ({report.capabilities.paging})" if report.capabilities else "")
+                )
     if summary.live_stats:
-        stats = summary.live_stats
-        say(
-            f"live: {stats['trades']:,} trade(s), {summary.live_written:,} new in the lake; "
-            f"{stats['duplicates']:,} duplicate(s), {stats['out_of_order']:,} out of order, "
-            f"{stats['gaps_backfilled']:,} gap(s) refilled ({stats['gap_trades']:,} trades), "
-            f"{stats['reconnects']:,} reconnect(s), {stats['malformed']:,} malformed"
-        )
+        for line in live_lines(summary.live_stats, summary.live_gaps, written=summary.live_written):
+            say(line)
     if summary.book_written:
         say(f"book: {summary.book_written:,} level update(s) new in the lake")
     if summary.rejected:

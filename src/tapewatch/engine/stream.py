@@ -25,7 +25,7 @@ import json
 import struct
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +46,8 @@ ARRIVED = "_arrived"
 KID = "_kid"  # a small integer per venue/symbol: sorting by (KID, ts) groups symbols 4-5x faster than strings
 ORDER = [KID, "ts"]
 Key = tuple[str, str]
+GapLookup = Callable[[str, str, datetime, datetime], list[dict[str, Any]]]
+"""(venue, symbol, start, end) → the known gaps in that symbol's data reaching into [start, end], as evidence."""
 
 
 TRIM_MIN_ROWS = 10_000
@@ -132,8 +134,10 @@ class StreamEngine:
         symbols: Iterable[str] | None = None,
         check_clock: bool = False,
         kind: RecordKind = TRADES,
+        gaps: GapLookup | None = None,
     ) -> None:
         self.settings = settings or StreamSettings()
+        self.gaps = gaps
         self.kind = kind
         self.detectors = [detector for detector in detectors if kind.serves(detector)]
         self.watched = set(symbols) if symbols is not None else None
@@ -469,7 +473,7 @@ class StreamEngine:
         return work.filter(work["ts"].dt.epoch("us") > keep_from)
 
     def _emit(self, detector: Detector, alert: Alert, ready: pl.DataFrame) -> Emitted:
-        alert = calibrate(alert)
+        alert = self._with_gaps(detector, calibrate(alert))
         arrived = ready.filter(
             (pl.col("venue") == alert.venue)
             & (pl.col("symbol") == alert.symbol)
@@ -489,6 +493,17 @@ class StreamEngine:
         if detector.followup_horizon() > timedelta(0):
             self._open_followups[alert.id] = (detector, alert)
         return Emitted(alert)
+
+    def _with_gaps(self, detector: Detector, alert: Alert) -> Alert:
+        """The alert with `evidence["data_gaps"]` when its evidence window (its start less the detector's
+        lookback, up to `detected_at`) reaches into a known gap of its symbol's data: it was decided on a
+        partial picture, and whoever reads it must know. No key at all when there is none."""
+        if self.gaps is None:
+            return alert
+        known = self.gaps(alert.venue, alert.symbol, alert.start - detector.lookback, alert.detected_at)
+        if not known:
+            return alert
+        return alert.model_copy(update={"evidence": {**alert.evidence, "data_gaps": known}})
 
     def _complete_followups(self, flush: bool) -> list[Emitted]:
         """Re-emit alerts whose follow-up horizon has passed (or all of them at the end of input)."""

@@ -2,9 +2,10 @@
 
 Layout: `ROOT/<kind>/venue=<v>/symbol=<s>/date=<YYYY-MM-DD>/data.parquet`, values
 percent-encoded (`BTC%2FUSDT`) as Hive partitioning expects. Each day is one file
-that every write merges into (read, add, drop exact duplicates, sort, replace
-atomically), so re-running a backfill or resuming after a crash never duplicates a
-row and never loses one already stored. Files carry every record column, so they
+that every write merges into (read, add, drop exact duplicates and trades an
+aggregate row already stands for (`io.aggregates`), sort, replace atomically), so
+re-running a backfill or resuming after a crash never duplicates a row and never
+loses one already stored. Files carry every record column, so they
 read back correctly with or without partition decoding.
 
 ROOT is a local folder or any fsspec URL (`s3://bucket/lake`, `gs://…`, `abfs://…`,
@@ -25,6 +26,7 @@ import polars as pl
 
 from tapewatch.errors import InputError
 from tapewatch.home import home_dir
+from tapewatch.io.aggregates import drop_covered
 from tapewatch.io.storage import Store, open_store, read_parquet_url
 from tapewatch.records import BAR_SCHEMA, BOOK_SCHEMA, TRADE_SCHEMA, conform
 
@@ -97,11 +99,10 @@ class Lake:
         existing = self.store.read_parquet(key)
         if existing is None:
             existing = part.clear()
-        merged = (
-            pl.concat([existing, part])
-            .unique(maintain_order=True)
-            .sort(SORT_KEYS[kind], nulls_last=True, maintain_order=True)
-        )
+        merged = pl.concat([existing, part]).unique(maintain_order=True)
+        if kind == "trades":  # an aggregate row (OKX live) and the trades it stands for: counted once
+            merged = drop_covered(merged)
+        merged = merged.sort(SORT_KEYS[kind], nulls_last=True, maintain_order=True)
         if merged.height == existing.height:
             return 0
         self.store.write_parquet(key, merged)  # atomic: a reader sees the old day or the new one, never half

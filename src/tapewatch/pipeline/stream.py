@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -28,12 +29,16 @@ from tapewatch.io.lake import Lake, open_lake
 from tapewatch.io.normalise import COUNTED
 from tapewatch.io.readers import Kind, ReadTally, expand_inputs, read_inputs
 from tapewatch.io.spill import partitions_for
+from tapewatch.pipeline.gaps import GapLedger
 from tapewatch.pipeline.replay_spill import AUTO, REPLAY_KINDS, check_replay_kind, spill_replay
 from tapewatch.pipeline.sinks import Sink, open_alerts_out
 from tapewatch.progress import SILENT, Progress
 from tapewatch.sources.replay import parse_speed
 from tapewatch.sources.replay import replay as replay_trades
 from tapewatch.store.patient import PatientStore
+
+if TYPE_CHECKING:
+    from tapewatch.sources.exchange import ExchangeLiveSource
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +161,8 @@ class StreamJob:
     unused: dict[Kind, int] = field(default_factory=dict)
     """Records the files held that this stream does not carry (one stream carries one kind; candles
     none), by kind."""
+    live_source: ExchangeLiveSource | None = None
+    """The live exchange source, for its counters (gaps, reconnects, halted symbols) in the summary."""
 
     def run(self) -> StreamReport:
         """Run until the input ends or Ctrl-C; the report covers what ran, and sinks are closed either way."""
@@ -250,7 +257,12 @@ def open_stream(
             job.history = partial(
                 _exchange_history, venue_settings, list(symbols), span, the_lake, progress, say
             )
-        job.live = _exchange_batches(venue_settings, list(symbols), the_lake if span else None, letters)
+        known_gaps = GapLedger(the_lake)  # unrepaired gaps kept in the lake; alerts across one say so
+        engine.gaps = known_gaps.evidence
+        from tapewatch.sources.exchange import ExchangeLiveSource
+
+        job.live_source = ExchangeLiveSource(venue_settings, list(symbols), lake=the_lake if span else None)
+        job.live = _exchange_batches(job.live_source, letters, known_gaps)
         job.description = f"live {exchange}: {len(symbols)} symbol(s)"
     return job
 
@@ -382,20 +394,22 @@ async def _exchange_history(
         report = await backfill_trades(venue, symbols, until - span, until, lake, shown)
     for symbol, error in report.failed.items():
         say(f"warm-up: {symbol}: {error}; it starts without history")
+    for symbol, result in report.symbols.items():
+        for first, last in result.not_available:
+            say(f"warm-up: {symbol}: history not available from {first:%F %T} to {last:%F %T} UTC")
     history = lake.read("trades", venue=venue.exchange, start=until - span)
     return history.filter(pl.col("symbol").is_in(symbols))
 
 
 async def _exchange_batches(
-    venue: ExchangeSettings, symbols: list[str], lake: Lake | None, letters: DeadLetterFile
+    source: ExchangeLiveSource, letters: DeadLetterFile, known_gaps: GapLedger
 ) -> AsyncIterator[tuple[pl.DataFrame, float | None]]:
     """Live trades; with the warm-up's lake, each symbol also refills what came after its history.
     What the source refuses (malformed frames, bad trades) goes to `letters`."""
-    from tapewatch.sources.exchange import ExchangeLiveSource
-
-    source = ExchangeLiveSource(venue, symbols, lake=lake)
     async for batch in source.batches():
         letters.add(letters_frame(batch.rejected))
+        # recorded before the trades after a gap reach the engine, so alerts across it can say so
+        known_gaps.record_new(source.venue, source.unrepaired)
         yield batch.trades, batch.arrived_at
 
 
@@ -412,6 +426,11 @@ def report_stream(job: StreamJob, report: StreamReport, say: Callable[[str], Non
         f"({rate:,.0f}/s), "
         f"{stats.alerts} alert(s), {stats.updates} follow-up update(s)"
     )
+    if job.live_source is not None:
+        from tapewatch.sources.exchange.summary import live_lines
+
+        for line in live_lines(job.live_source.stats, job.live_source.unrepaired):
+            say(line)
     if report.latencies_ms:
         say(f"arrival → alert latency: p50 {report.latency(0.5):.1f} ms, p99 {report.latency(0.99):.1f} ms")
     if job.store is not None and job.store.failures:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     create_engine,
+    event,
     func,
     make_url,
     select,
@@ -36,7 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from tapewatch.closing import Closing
 from tapewatch.errors import InputError
 from tapewatch.home import home_dir
-from tapewatch.records import Alert, to_iso
+from tapewatch.records import Alert, newer_followup, to_iso
 from tapewatch.store.models import AlertRow
 from tapewatch.store.schema import upgrade
 
@@ -49,6 +50,8 @@ BATCH_SIZE = 500
 """Rows per INSERT: large enough to be fast, small enough for SQLite's bound-parameter limit."""
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+SQLITE_LOCK_WAIT_S = 30.0
+"""How long a SQLite connection waits for another writer's lock before giving up."""
 
 
 def default_db_path() -> Path:
@@ -77,7 +80,15 @@ def open_engine(url: str | Path, **engine_options: Any) -> Engine:
             f"store URL {_safe(url)}: unsupported database {resolved.get_backend_name()!r}; "
             "expected a SQLite file path, sqlite:///FILE or postgresql://USER@HOST/DB"
         )
+    sqlite_file = resolved.get_backend_name() == "sqlite"
+    if sqlite_file:
+        engine_options["connect_args"] = {
+            "timeout": SQLITE_LOCK_WAIT_S,
+            **engine_options.get("connect_args", {}),
+        }
     engine = create_engine(resolved, json_serializer=_dump_json, **engine_options)
+    if sqlite_file:
+        _write_lock_first(engine)
     try:
         upgrade(engine)
     except OperationalError as err:
@@ -85,6 +96,26 @@ def open_engine(url: str | Path, **engine_options: Any) -> Engine:
         reason = str(err.orig or err).strip().splitlines()[0]
         raise InputError(f"store {_safe(url)}: cannot open the database: {reason}") from None
     return engine
+
+
+def _write_lock_first(engine: Engine) -> None:
+    """Every SQLite transaction takes the write lock when it begins (BEGIN IMMEDIATE).
+
+    Several processes share one SQLite file (a stream saving alerts, its notifier claiming
+    deliveries, the API). With pysqlite's deferred transactions, one that read first and then
+    writes while another holds the write lock gets "database is locked" at once: SQLite does not
+    wait there, since waiting could deadlock. Taking the lock up front makes every writer wait
+    its turn, up to `SQLITE_LOCK_WAIT_S` (the connection's busy timeout). The recipe is
+    SQLAlchemy's own for pysqlite (hand the BEGIN to SQLAlchemy, then emit it).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _resolve_url(url: str | Path) -> URL:
@@ -125,7 +156,8 @@ class AlertStore(Closing):
         """Store alerts not seen before and return how many were new.
 
         An id already stored is left as it is, except that a non-empty `followup`
-        is merged into the stored one (new keys win): follow-ups are learnt after
+        is merged into the stored one (new keys win, but a settled section is never
+        replaced by a pending one: `newer_followup`): follow-ups are learnt after
         the fact, while a re-detection with an empty followup must not erase them.
         Within one call, the last alert with a given id wins.
         """
@@ -153,7 +185,7 @@ class AlertStore(Closing):
         stored: dict[str, Any] = {key: doc for key, doc in conn.execute(query)}
         changes = []
         for alert in alerts:
-            merged = {**(stored[alert.id] or {}), **_json_safe(alert.followup)}
+            merged = newer_followup(stored[alert.id] or {}, _json_safe(alert.followup))
             if merged != stored[alert.id]:
                 changes.append({"key": alert.id, "followup": merged})
         if changes:

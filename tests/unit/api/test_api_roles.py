@@ -40,6 +40,7 @@ ROLE_OF = {
     ("GET", "/api/v1/instruments"): "viewer",
     ("GET", "/api/v1/risk/{venue}/{symbol}"): "viewer",
     ("GET", "/api/v1/risk"): "viewer",
+    ("GET", "/api/v1/data-quality"): "viewer",
     ("POST", "/api/v1/detect"): "viewer",  # stores nothing unless asked, and then needs analyst
     ("GET", "/api/v1/users"): "analyst",
     ("POST", "/api/v1/users"): "admin",

@@ -13,21 +13,14 @@ from conftest import START, burst, market, quiet_trades
 from typer.testing import CliRunner
 
 from tapewatch.cli.app import app
+from tapewatch.sources.simulator.market import ccxt_trade_rows
 
 runner = CliRunner()
 
 
 def ccxt_csv_text(trades: pl.DataFrame) -> str:
     """The layout of ccxt's fetch_trades saved as CSV, as the real dev files are."""
-    return trades.select(
-        "symbol",
-        timestamp=pl.col("ts").dt.epoch("ms"),
-        datetime=pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
-        side="side",
-        price="price",
-        amount="amount",
-        cost=pl.col("price") * pl.col("amount"),
-    ).write_csv()
+    return ccxt_trade_rows(trades).write_csv()
 
 
 def write_ccxt_csv(trades: pl.DataFrame, path) -> None:

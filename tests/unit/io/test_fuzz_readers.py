@@ -64,7 +64,8 @@ def test_every_row_of_a_hostile_csv_is_kept_dead_lettered_or_a_duplicate() -> No
 
     account()
     # the accounting was tried on files that kept records, removed copies and refused rows, not only on junk
-    assert min(seen["kept"], seen["rejected"]) > CASES // 4 and seen["duplicates"] > CASES // 50, seen
+    # (about a quarter of the drawn files keep records: 368 of 1,500 in one run)
+    assert min(seen["kept"], seen["rejected"]) > CASES // 5 and seen["duplicates"] > CASES // 50, seen
 
 
 @settings(max_examples=max(CASES // 5, 50), deadline=None, derandomize=True)

@@ -151,6 +151,23 @@ def test_followup_is_merged_and_never_erased_by_an_empty_one(store: AlertStore) 
     assert stored.followup == {"dumped": True, "horizon_min": 30}
 
 
+def test_a_late_pending_copy_never_undoes_a_settled_followup(store: AlertStore) -> None:
+    """At-least-once delivery: the alert's first copy (dump pending) may come again after its update."""
+    alert = make_alert(1)
+    pending = {"dump": {"status": "pending", "peak_gain": 0.2}, "scheme": {"status": "open", "trades": 3}}
+    settled = {
+        "dump": {"status": "confirmed", "peak_gain": 0.5},
+        "scheme": {"status": "complete", "trades": 9},
+    }
+    store.save([alert.model_copy(update={"followup": pending})])
+    store.save([alert.model_copy(update={"followup": settled})])  # the twin: pending → settled goes in
+    (stored,) = store.list(limit=None)
+    assert stored.followup == settled
+    store.save([alert.model_copy(update={"followup": pending})])  # the first copy, redelivered
+    (stored,) = store.list(limit=None)
+    assert stored.followup == settled
+
+
 def test_list_is_newest_first_and_pages(store: AlertStore) -> None:
     batch = [make_alert(m) for m in (5, 0, 20, 10)]
     store.save(batch)

@@ -1,4 +1,4 @@
-"""Read-only views for viewers: instruments the venues list, and the per-symbol risk view."""
+"""Read-only views for viewers: instruments the venues list, the per-symbol risk view, data quality."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from tapewatch.api.context import Context
+from tapewatch.api.data_quality import SymbolQuality, quality_rows
 from tapewatch.api.errors import error_responses
 from tapewatch.api.inputs import Limit, Name, Offset, Page, UtcTime, page_of
 from tapewatch.api.instruments import InstrumentItem, instrument_page
@@ -77,3 +78,21 @@ def get_risk_table(
         bar_signals=last_bar_signals,
     )
     return table[:limit]
+
+
+@router.get(
+    "/data-quality",
+    response_model=Page[SymbolQuality],
+    summary="Data quality: per symbol, the trades the lake holds and the gaps it knows of",
+)
+def list_data_quality(
+    ctx: Context,
+    actor: Viewer,
+    venue: Annotated[Name | None, Query(description="only this venue")] = None,
+    symbol: Annotated[Name | None, Query(description="only this symbol, e.g. PUMP/USDT")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[SymbolQuality]:
+    """Each venue/symbol with a ledger in the lake: stretches of trades fetched, stretches the venue
+    could not give, and live gaps no refill repaired (alerts decided across one carry it as `data_gaps`)."""
+    return page_of(quality_rows(ctx.lake, venue, symbol, limit + 1, offset), limit, offset)

@@ -10,6 +10,7 @@ import * as alerts from "./alerts.js";
 import * as alertDetail from "./alert.js";
 import * as cases from "./cases.js";
 import * as risk from "./risk.js";
+import * as quality from "./quality.js";
 import * as settings from "./settings.js";
 
 const RANK = { viewer: 0, analyst: 1, admin: 2 };
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^cases\/(\d+)$/, cases.renderCase, "cases"],
   [/^risk$/, risk.renderIndex, "risk"],
   [/^risk\/([^/]+)\/([^/]+)$/, risk.renderSymbol, "risk"],
+  [/^data-quality$/, quality.render, "data-quality"],
   [/^settings$/, settings.render, "settings"],
 ];
 

@@ -85,9 +85,29 @@ export function flatten(object, prefix = "") {
   for (const [key, value] of Object.entries(object || {})) {
     const path = prefix ? `${prefix} › ${words(key)}` : words(key);
     if (value && typeof value === "object" && !Array.isArray(value)) rows.push(...flatten(value, path));
+    else if (Array.isArray(value) && value.some((item) => item && typeof item === "object"))
+      value.forEach((item, index) => rows.push(...flatten(item, `${path} ${index + 1}`)));
     else rows.push([path, Array.isArray(value) ? value.join(", ") : typeof value === "number" ? num(value) : String(value)]);
   }
   return rows;
+}
+
+/** The known gaps in the data the alert was decided on (`evidence.data_gaps`), in words: the picture
+ * was partial, which can make an alert wrong either way. */
+function dataGaps(gaps) {
+  if (!Array.isArray(gaps) || !gaps.length) return null;
+  return h(
+    "div",
+    { class: "data-gaps", "data-testid": "evidence-data-gaps" },
+    h("p", {}, `Decided across ${gaps.length} known gap(s) in this symbol's trades: the detector saw only part of the market here.`),
+    h(
+      "ul",
+      {},
+      gaps.map((gap) =>
+        h("li", {}, `${utc(gap.start)} – ${utc(gap.end)}: ${gap.state}`, gap.missing_ids ? ` (trade ids ${gap.missing_ids[0]}–${gap.missing_ids[1]})` : ""),
+      ),
+    ),
+  );
 }
 
 /** The evidence section: sentences, then all the numbers in a table. */
@@ -99,6 +119,7 @@ export function evidenceSection(alert) {
     "section",
     { "aria-labelledby": "evidence-title", "data-testid": "evidence" },
     h("h2", { id: "evidence-title" }, "Why it fired"),
+    dataGaps(alert.evidence?.data_gaps),
     sentences.length
       ? h("ul", { class: "sentences", "data-testid": "evidence-sentences" }, sentences.map((text) => h("li", {}, text)))
       : h("p", {}, `The ${alert.detector} detector gives its reasons as numbers only; they are listed below.`),

@@ -69,10 +69,11 @@ class SpoofingL3Settings(Section):
         4.0,
         ge=0,
         description="others' displayed amount resting at better prices than the episode's nearest order, "
-        "at most this many times the episode's own amount (the bait is at least a fifth of the book from "
-        "the touch to its price): bait near the touch stands out in the book, an order behind a wall of "
-        "others' orders presses on nothing. Judged on the book itself, not on a count of levels, which "
-        "a book of many small orders fills at once",
+        "as a multiple of the episode's own amount, beyond which the episode's chance is multiplied by the "
+        "cube of the excess (ratio / this): bait near the touch stands out in the book, an order behind a "
+        "wall of others' orders presses on little, yet a clearly tied pattern is not vetoed by the book "
+        "alone. Judged on the book itself, not on a count of levels, which a book of many small orders "
+        "fills at once",
     )
     min_layers: int = Field(
         3, ge=2, description="orders resting at once that, over several levels, make it layering"

@@ -18,8 +18,9 @@ Each test says what the scheme is, measured on the symbol's and the account's ow
   filled in full or cancelled in the instant it arrived (a market or immediate-or-cancel order)
   never rested and showed nobody any pressure;
 - pressure: the episode's own amount is not dwarfed by what others display at better prices
-  (`max_depth_ahead`, in the book rebuilt from the L3 stream): a count of levels means nothing
-  in a book of many small orders;
+  (in the book rebuilt from the L3 stream; a count of levels means nothing in a book of many
+  small orders): beyond `max_depth_ahead` times its amount the chance below is multiplied by the
+  cube of the excess, so an order behind a wall needs a much clearer pattern, and none is vetoed;
 - tied: the account executes on the other side while the orders rest (and pulls them within
   `cancel_after_exec_s` of it) or within `exec_after_cancel_s` after the last pull;
 - on purpose: how likely chance alone puts the account's opposite executions (the tie) as close
@@ -307,14 +308,22 @@ class SpoofingL3Detector(FinalAlerts):
         ).filter(pl.col("chance") <= s.max_chance)
 
     def _near_touch(self, hits: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
-        """Episodes not dwarfed by what others display ahead of their nearest order (`max_depth_ahead`)."""
+        """Episodes whose chance, weakened by what others display ahead of their nearest order, still
+        passes `max_chance`: beyond `max_depth_ahead` times the episode's own amount the chance is
+        multiplied by the cube of the excess (an order behind a wall presses on little, but a
+        clearly tied pattern is not vetoed by the book alone). The factor is never below 1, so only
+        the hits need the book."""
+        s = self.settings
         nearest = members.group_by("episode").agg(
             levels_ahead=pl.col("levels_ahead").min(), depth_ahead=pl.col("depth_ahead").min()
         )
+        ratio = pl.col("ahead_ratio") / s.max_depth_ahead if s.max_depth_ahead > 0 else pl.lit(math.inf)
+        behind = pl.when(pl.col("ahead_ratio") > s.max_depth_ahead).then(ratio**3).otherwise(1.0)
         return (
             hits.join(nearest, on="episode")
             .with_columns(ahead_ratio=stable(pl.col("depth_ahead") / pl.col("amount")))
-            .filter(pl.col("ahead_ratio") <= self.settings.max_depth_ahead)
+            .with_columns(chance=pl.min_horizontal(1.0, pl.col("chance") * behind))
+            .filter(pl.col("chance") <= s.max_chance)
             .sort(*KEY, "ts", "account", "side", "start")
         )
 
@@ -346,13 +355,10 @@ class SpoofingL3Detector(FinalAlerts):
             "confidence": "high",
             "basis": "L3 order events and trades with account ids",
         }
-        score = excess_score(
-            row["book_ratio"] / s.min_book_ratio,
-            s.max_life_s / max(row["longest_s"], 1e-3),
-            1 + math.log10(s.max_chance / max(row["chance"], 1e-300)),
-            (1 + s.max_depth_ahead) / (1 + row["ahead_ratio"]),
-            (1 - row["fill_ratio"]) / (1 - s.max_fill_ratio) if s.max_fill_ratio < 1 else 1.0,
-        )
+        # The score is the pattern's chance alone (0.5 at `max_chance`, higher the less likely): size,
+        # lifetime, depth ahead and fill ratio only decide what is an episode; how far past those
+        # gates an order went says nothing of intent, while the chance is the evidence of it.
+        score = excess_score(1 + math.log10(s.max_chance / max(row["chance"], 1e-300)))
         return Alert.build(
             detector=self.name,
             typology=typology,

@@ -124,6 +124,14 @@ class WashAccountsSettings(Section):
         description="round trip of two accounts: laps as above; a pair trading back and forth in common sizes "
         "comes back to even by chance far more often than a ring of three or more passes one quantity round",
     )
+    max_pair_lap_chance: float = Field(
+        0.01,
+        gt=0,
+        le=0.05,
+        description="round trip of two accounts: a pair with only `min_round_trips` laps still passes when "
+        "they came round this unlikely quickly on the symbol's own clock (were the pair's transfers spread "
+        "at random over the symbol's trades, each lap closing within as few trades as it did)",
+    )
     max_lap_legs: int = Field(
         2,
         ge=1,

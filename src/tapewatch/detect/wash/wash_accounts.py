@@ -23,7 +23,13 @@ each leave every member even. A market maker and a busy trader trade with each o
 ways all day and their positions do cross zero now and then, but only after long, uneven
 runs of trades; a ring comes back to even after every lap. A pair trading back and forth in
 common sizes comes back to even by chance far more often than three or more accounts pass
-one quantity round, so a pair needs `min_pair_round_trips` laps.
+one quantity round — a trader opening and closing positions against its market maker does
+so all day — so a pair needs `min_pair_round_trips` laps, or `min_round_trips` laps that came
+round too quickly for chance on the symbol's own clock: were the pair's transfers spread at
+random over the symbol's trades in the window (`pace` of them per trade), a lap closing
+within s trades of its first would have chance about min(1, s · pace); the laps' chances
+multiply, and at most `max_pair_lap_chance` passes. A washing pair passes its quantity back
+within a few of the symbol's trades; an honest position is held for hundreds.
 
 The group's share of the symbol's volume and its members' counterparty counts never veto an
 alert: a small ring in a busy symbol, or one with a market maker in it, is still a ring. The
@@ -38,7 +44,8 @@ Candidate groups come from the directed trade graph (`accounts_graph`); the chec
 each of a group's trades reads only the trades in the window `(ts − window, ts]`, so the
 decision is causal and a stream's tail decides it exactly as a whole file does. Rows are first
 put in one total order (venue, symbol, ts, then trade id, buyer, seller, price, amount), so
-the same trades in any row order give the same alerts. One alert per ongoing scheme: a group
+the same trades in any row order give the same alerts (a batch of several symbols is cut into
+parts decided two at a time, see `_symbol_parts`). One alert per ongoing scheme: a group
 re-arms only after `cooldown_min` without a qualifying trade. `detected_at` is the trade where
 the evidence first crossed the thresholds; the follow-up gathers everything the group traded
 from the alert's start until `followup_h` later. Every setting has an upper (or lower) bound
@@ -49,6 +56,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,6 +77,8 @@ _CELLS = 1 << 18
 """Padded window rows per batch of moments (see `_Sets._batches`): bounds the look-backs' memory."""
 PART_ROWS = 1 << 20
 """Rows per pass of `detect` (whole symbols; a larger symbol alone): see `_symbol_parts`."""
+PART_THREADS = 2
+"""Parts of a batch detected at once: most of the work is NumPy and Polars, which run without the GIL."""
 TIE_ORDER = ["trade_id", "buyer", "seller", "price", "amount"]
 """After venue, symbol and ts: the order that makes the rows of one instant a total order."""
 LAP_SHARE_SCALE = 0.5
@@ -115,7 +125,13 @@ class WashAccountsDetector:
             return _nothing_found(frame, state)
         if state is not None:
             state.raw_lookback = None  # accounts named: the whole lookback from now on
-        alerts = [alert for part in _symbol_parts(frame) for alert in self._detect_part(part, state)]
+        parts = _symbol_parts(frame)
+        if state is None and len(parts) > 1:  # a batch: parts share nothing, so two run at once
+            with ThreadPoolExecutor(PART_THREADS) as pool:
+                found = list(pool.map(lambda part: self._detect_part(part, None), parts))
+        else:  # a stream's state is advanced part after part
+            found = [self._detect_part(part, state) for part in parts]
+        alerts = [alert for part in found for alert in part]
         return sorted(alerts, key=lambda alert: (alert.detected_at, alert.symbol, alert.evidence["group"]))
 
     def _detect_part(self, frame: pl.DataFrame, state: DetectorState | None) -> list[Alert]:
@@ -126,7 +142,8 @@ class WashAccountsDetector:
             return _nothing_found(frame, state)
         groups, among = self._groups(transfers)
         sets = _Sets(groups, among, names, self._window_us)
-        moments = self._qualifying(sets, frame, state)
+        tape = _Tape(frame, self._window_us)
+        moments = self._qualifying(sets, tape, state)
         triggers = self._first_of_runs(moments, state)
         if state is not None:
             # Rows are decided per symbol; cooldowns run per group (last_hit keyed venue, symbol, group).
@@ -135,6 +152,11 @@ class WashAccountsDetector:
             state.advance(GROUP_KEY, hits.clear(), hits)
         if triggers.is_empty():
             return []
+        rows = sets.row[triggers["at"].to_numpy()]
+        volumes = tape.volumes(rows)  # the triggers' only: a loop per row
+        triggers = triggers.with_columns(
+            symbol_volume_w=pl.Series(volumes, dtype=pl.Float64), window_trades=tape.trades_in_window(rows)
+        )
         alerts = self._alerts(triggers, sets)
         return self._with_followups(alerts, among, _newest(transfers))
 
@@ -199,7 +221,7 @@ class WashAccountsDetector:
 
     # -- decision ---------------------------------------------------------------------------------
 
-    def _qualifying(self, sets: _Sets, frame: pl.DataFrame, state: DetectorState | None) -> pl.DataFrame:
+    def _qualifying(self, sets: _Sets, tape: _Tape, state: DetectorState | None) -> pl.DataFrame:
         """Every undecided instant at which a member set meets the thresholds over its window, one row per
         group and moment, with the first cycle order (alphabetically) whose every link is strong enough.
 
@@ -210,18 +232,22 @@ class WashAccountsDetector:
         s = self.settings
         moments = sets.moments(self._screened(sets))
         moments = (state or DetectorState()).undecided(moments, KEY)
-        tape = _Tape(frame, self._window_us)
         alone = moments["size"].to_numpy() == 1
         at = moments["at"].to_numpy()
-        moments = moments.with_columns(
-            symbol_volume_w=pl.Series(tape.volumes(sets.row[at]), dtype=pl.Float64)
-        ).hstack(tape.self_trade_chance(sets.row[at], alone, sets.buyer_id[at]))
+        moments = moments.hstack(tape.self_trade_chance(sets.row[at], alone, sets.buyer_id[at]))
         chance = moments["self_chance"].fill_null(1.0).to_numpy()
         at, size = moments["at"].to_numpy(), moments["size"].to_numpy()
         ring = sets.strongest_order(at, s.min_edge_trades, s.min_self_trades)
         need = np.where(size == 2, s.min_pair_round_trips, s.min_round_trips)
-        laps, _ = sets.laps(at, np.where(size == 1, 0, need), s.net_tolerance, s.max_lap_legs)
-        passed = (ring >= 0) & np.where(size == 1, chance <= s.max_self_chance, laps >= need)
+        pace = np.ones(at.size)  # only pairs are judged on their pace (1: no lap is quick)
+        pair = np.flatnonzero(size == 2)
+        pace[pair] = sets.transfers(at[pair]) / tape.trades_in_window(sets.row[at[pair]])
+        laps, _, lap_chance = sets.laps(
+            at, np.where(size == 1, 0, need), s.net_tolerance, s.max_lap_legs, pace
+        )
+        # A pair short of `need` laps still passes with as many as a ring needs if they came round quickly.
+        quick = (laps >= s.min_round_trips) & (lap_chance <= s.max_pair_lap_chance)
+        passed = (ring >= 0) & np.where(size == 1, chance <= s.max_self_chance, (laps >= need) | quick)
         return (
             moments.filter(pl.Series(passed))
             .with_columns(ring=sets.rings.gather(ring[passed]))
@@ -250,18 +276,24 @@ class WashAccountsDetector:
         """The alerts at the triggers, from each group's trades in the window that decided it."""
         at = triggers["at"].to_numpy()
         lo, hi = sets.window_start[at], sets.end[at]
-        laps, covered = sets.laps(at, hi - lo, self.settings.net_tolerance, self.settings.max_lap_legs)
+        pace = sets.transfers(at) / triggers["window_trades"].to_numpy()
+        laps, covered, lap_chance = sets.laps(
+            at, hi - lo, self.settings.net_tolerance, self.settings.max_lap_legs, pace
+        )
         _, rows = _ranges(lo, hi)
-        trades = _Trades.of(sets.trades(rows))  # only the triggers' windows, laid end to end
+        # Only the triggers' windows, laid end to end; a set's positions are its members sorted by name.
+        trades = _Trades.of(sets.trades(rows), sets.buyer[rows], sets.seller[rows])
         ends = np.cumsum(hi - lo)
         return [
-            self._alert(row, trades.cut(last - (upto - first), last), int(lap), int(held))
-            for row, first, upto, last, lap, held in zip(
-                triggers.iter_rows(named=True), lo, hi, ends, laps, covered, strict=True
+            self._alert(row, trades.cut(last - (upto - first), last), int(lap), int(held), float(chance))
+            for row, first, upto, last, lap, held, chance in zip(
+                triggers.iter_rows(named=True), lo, hi, ends, laps, covered, lap_chance, strict=True
             )
         ]
 
-    def _alert(self, row: dict[str, Any], trades: _Trades, laps: int, in_laps: int) -> Alert:
+    def _alert(
+        self, row: dict[str, Any], trades: _Trades, laps: int, in_laps: int, lap_chance: float
+    ) -> Alert:
         """The alert at a trigger: evidence from the group's trades in the window that decided it."""
         s = self.settings
         members = sorted(row["accounts"])
@@ -287,7 +319,10 @@ class WashAccountsDetector:
         }
         if scheme == "round_trip":
             evidence.update(
-                ring=row["ring"].split(","), net_tolerance=s.net_tolerance, transfers_in_laps=in_laps
+                ring=row["ring"].split(","),
+                net_tolerance=s.net_tolerance,
+                transfers_in_laps=in_laps,
+                lap_chance=float(f"{lap_chance:.4g}"),
             )
             strength = self._ring_strength(evidence["max_net_ratio"], laps, len(members))
             # A ring's trades together are its laps; a busy pair that happened to come even has a long tail.
@@ -348,20 +383,21 @@ class WashAccountsDetector:
             return []
         horizon = self.followup_horizon()
         rows = [
-            (index, alert.venue, alert.symbol, seller, buyer, alert.start, alert.detected_at + horizon)
+            (index, alert.venue, alert.symbol, *link, alert.start, alert.detected_at + horizon)
             for index, alert in enumerate(alerts)
-            for seller, buyer in _links(alert.evidence["accounts"])
+            for link in _links(alert.evidence["accounts"])
         ]
+        columns = ("alert", *KEY, "seller", "buyer", "seller_position", "buyer_position", "from", "until")
         spans = pl.DataFrame(
-            dict(
-                zip(("alert", *KEY, "seller", "buyer", "from", "until"), zip(*rows, strict=True), strict=True)
-            ),
+            dict(zip(columns, zip(*rows, strict=True), strict=True)),
             schema={
                 "alert": pl.Int64,
                 "venue": pl.String,
                 "symbol": pl.String,
                 "seller": pl.String,
                 "buyer": pl.String,
+                "seller_position": pl.Int64,
+                "buyer_position": pl.Int64,
                 "from": transfers.schema.get("ts", pl.Datetime("us", "UTC")),
                 "until": transfers.schema.get("ts", pl.Datetime("us", "UTC")),
             },
@@ -380,7 +416,11 @@ class WashAccountsDetector:
             if scheme is not None
             else None
         )
-        trades = _Trades.of(scheme) if scheme is not None else None
+        trades = (
+            _Trades.of(scheme, scheme["buyer_position"], scheme["seller_position"])
+            if scheme is not None
+            else None
+        )
         out = []
         for index, alert in enumerate(alerts):
             out.append(
@@ -680,19 +720,20 @@ class _Sets:
         return counts
 
     def laps(
-        self, at: np.ndarray, enough: np.ndarray, tolerance: float, max_legs: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Laps completed in each moment's window (see `_Windows.laps`), counted up to `enough`, and the
-        transfers they hold; 0 for a lone account."""
+        self, at: np.ndarray, enough: np.ndarray, tolerance: float, max_legs: int, pace: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Laps completed in each moment's window (see `_Windows.laps`), counted up to `enough`, the
+        transfers they hold and the chance they came so quickly (`pace`: the group's transfers per symbol
+        trade in the window); 0 laps for a lone account."""
         sizes = self.size[self.set_id[at]]
-        laps, covered = np.zeros(at.size, np.int64), np.zeros(at.size, np.int64)
+        laps, covered, chance = np.zeros(at.size, np.int64), np.zeros(at.size, np.int64), np.ones(at.size)
         for batch in self._batches(at, sizes):
             size = int(sizes[batch[0]])
             if size > 1:
-                laps[batch], covered[batch] = _Windows(self, at[batch]).laps(
-                    size, enough[batch], tolerance, max_legs
+                laps[batch], covered[batch], chance[batch] = _Windows(self, at[batch]).laps(
+                    size, enough[batch], tolerance, max_legs, pace[batch]
                 )
-        return laps, covered
+        return laps, covered, chance
 
     def _batches(self, at: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
         """Moments by group size and window length within a factor of two, in chunks of at most `_CELLS`
@@ -720,6 +761,8 @@ class _Windows:
         index = np.where(inside, first[:, None] + position, 0)
         self.amount = np.where(inside, sets.amount[index], 0.0)
         self.buyer, self.seller = sets.buyer[index], sets.seller[index]
+        self.first = first
+        self.rows = sets.row  # tape rows: the symbol's trades between two are their difference
         self.new = inside & sets.new[index]
         ts = sets.ts[index]
         self.cut = inside & np.concatenate([np.ones((at.size, 1), bool), ts[:, 1:] != ts[:, :-1]], axis=1)
@@ -730,11 +773,14 @@ class _Windows:
         return np.bincount(key[self.new], minlength=self.length.size * _Sets.LINKS).reshape(-1, _Sets.LINKS)
 
     def laps(
-        self, size: int, enough: np.ndarray, tolerance: float, max_legs: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, size: int, enough: np.ndarray, tolerance: float, max_legs: int, pace: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Consecutive short stretches, counted back from the moment, in each of which every member traded
         and came back to even (within `tolerance` of its gross) in at most `max_legs` transfers per member;
-        counting stops at `enough`. With them, the transfers the laps hold.
+        counting stops at `enough`. With them, the transfers the laps hold, and the chance that laps came
+        round so quickly on the symbol's own clock: were the group's transfers spread at random over the
+        symbol's trades, `pace` of them per trade, a lap closing within s trades of its first would take
+        chance about min(1, s · pace); the laps' chances multiply.
 
         A ring passes the asset once round per lap — a handful of transfers that leave everyone even.
         A market maker and a busy trader also come back to even now and then, but only by chance
@@ -751,6 +797,7 @@ class _Windows:
         transfers = np.concatenate([np.zeros((count, 1), np.int64), np.cumsum(self.new, axis=1)], axis=1)
         moment, start = np.arange(count), np.arange(width)
         laps, end, active = np.zeros(count, np.int64), self.length.copy(), enough > 0
+        log_chance = np.zeros(count)
         while active.any():
             moved_net = net[moment, :, end][:, :, None] - net[:, :, :width]
             moved = gross[moment, :, end][:, :, None] - gross[:, :, :width]
@@ -764,9 +811,13 @@ class _Windows:
             )
             found = even.any(axis=1)
             laps += found
-            end = np.where(found, width - 1 - np.argmax(even[:, ::-1], axis=1), end)
+            lap_start = np.where(found, width - 1 - np.argmax(even[:, ::-1], axis=1), end)
+            opened = self.rows[self.first + np.where(found, lap_start, 0)]  # in the window where found
+            trades = np.maximum(self.rows[self.first + np.maximum(end - 1, 0)] - opened, 1)
+            log_chance += np.where(found, np.log(np.minimum(trades * pace, 1.0)), 0.0)
+            end = lap_start
             active = found & (laps < enough)
-        return laps, transfers[moment, self.length] - transfers[moment, end]
+        return laps, transfers[moment, self.length] - transfers[moment, end], np.exp(log_chance)
 
 
 def _ranges(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -818,6 +869,11 @@ class _Tape:
         # Account ids and one slot past them, for -1 (no account): the last slot is never an account.
         self.slots = int(max(self.buyer.max(initial=-1), self.seller.max(initial=-1))) + 2
         self.instant = np.cumsum((np.diff(ts, prepend=ts[:1] - 1) != 0) | (np.diff(sym, prepend=-1) != 0))
+
+    def trades_in_window(self, rows: np.ndarray) -> np.ndarray:
+        """The symbol's trades in the window of the trade at each tape row (that trade included)."""
+        lo, hi = self._windows(rows)
+        return hi - lo
 
     def _windows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The window (ts − W, ts] of the trade at each tape row, as row bounds in its symbol's tape."""
@@ -934,10 +990,10 @@ def _symbol_parts(frame: pl.DataFrame) -> list[pl.DataFrame]:
     working arrays would run to hundreds of megabytes, which the allocator maps afresh for
     each temporary: faulting their pages in cost about as much as the work itself. Parts keep
     them small enough to be reused. A symbol split into several runs (an unsorted frame) is
-    left whole: one part.
+    left whole: one part. In a batch (no stream state to advance in order) `PART_THREADS` parts
+    are decided at once: one part's Python (cycles, alerts) runs while another's arrays are sorted.
     """
-    sym = frame.select(pl.struct(*KEY).rle_id())
-    starts = np.flatnonzero(graph.changes(sym.to_series().to_numpy()))
+    starts = _symbol_starts(frame)
     if starts.size < 2 or not frame.select(KEY)[starts].is_unique().all():
         return [frame]
     bounds = [0]
@@ -946,6 +1002,23 @@ def _symbol_parts(frame: pl.DataFrame) -> list[pl.DataFrame]:
             bounds.append(int(start))
     bounds.append(frame.height)
     return [frame.slice(first, last - first) for first, last in itertools.pairwise(bounds)]
+
+
+def _symbol_starts(frame: pl.DataFrame) -> np.ndarray:
+    """The first row of each run of one (venue, symbol), from each column's run lengths: on strings twice
+    as fast as numbering the runs of the two together."""
+    starts = [np.zeros(min(frame.height, 1), np.int64)]
+    for name in KEY:
+        lengths = frame[name].rle().struct.field("len").to_numpy().astype(np.int64)
+        starts.append(np.cumsum(lengths)[:-1])
+    return np.unique(np.concatenate(starts))
+
+
+def _symbol_ids(frame: pl.DataFrame) -> pl.Series:
+    """Each row's run of one (venue, symbol), numbered from 0 (see `_symbol_starts`)."""
+    first = np.zeros(frame.height, np.int64)
+    first[_symbol_starts(frame)[1:]] = 1
+    return pl.Series("sym", np.cumsum(first))
 
 
 def _nothing_found(frame: pl.DataFrame, state: DetectorState | None) -> list[Alert]:
@@ -970,7 +1043,7 @@ def _names_both(buyer: str, seller: str) -> pl.Expr:
 def _encoded(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
     """The frame with its row numbers, its symbols numbered in order and each account as an integer that
     sorts as its name, with the names in that order: the graph work then runs on integers."""
-    frame = _in_total_order(frame.with_columns(sym=pl.struct(*KEY).rle_id().cast(pl.Int64)))
+    frame = _in_total_order(frame.with_columns(_symbol_ids(frame)))
     frame = frame.with_columns(row=pl.int_range(pl.len(), dtype=pl.Int64))
     if frame.is_empty() or "buyer" not in frame.columns or "seller" not in frame.columns:
         return frame, pl.Series(dtype=pl.String)
@@ -1077,19 +1150,21 @@ def _member_segments(groups: pl.DataFrame, segments: pl.DataFrame) -> np.ndarray
     return segments.join(pairs, on=["sym", "low", "high"], how="semi")["segment"].to_numpy()
 
 
-def _links(accounts: list[str]) -> list[tuple[str, str]]:
-    """The (seller, buyer) pairs whose trades are internal to a group; a lone account's are its self-trades."""
+def _links(accounts: list[str]) -> list[tuple[str, str, int, int]]:
+    """The (seller, buyer) pairs whose trades are internal to a group, with their positions in `accounts`;
+    a lone account's are its self-trades."""
     if len(accounts) == 1:
-        return [(accounts[0], accounts[0])]
-    return [(a, b) for a in accounts for b in accounts if a != b]
+        return [(accounts[0], accounts[0], 0, 0)]
+    return [(a, b, i, j) for i, a in enumerate(accounts) for j, b in enumerate(accounts) if i != j]
 
 
 def _positions(trades: _Trades, members: list[str]) -> dict[str, dict[str, float]]:
-    """Each member's bought, sold, net and gross volume over the group's trades."""
+    """Each member's bought, sold, net and gross volume over the group's trades (sides are positions in
+    `members`: integers compare many times faster than names)."""
     out = {}
-    for member in members:
-        bought = float(trades.amount[trades.buyer == member].sum())
-        sold = float(trades.amount[trades.seller == member].sum())
+    for position, member in enumerate(members):
+        bought = float(trades.amount[trades.buyer == position].sum())
+        sold = float(trades.amount[trades.seller == position].sum())
         out[member] = {"bought": bought, "sold": sold, "net": bought - sold, "gross": bought + sold}
     return out
 
@@ -1109,6 +1184,7 @@ class _Trades:
 
     amount: np.ndarray
     buyer: np.ndarray
+    """The buyer's position among the alert's accounts (sorted by name), as `seller`."""
     seller: np.ndarray
     new: np.ndarray
     ts: list[datetime]
@@ -1117,9 +1193,15 @@ class _Trades:
     """`amount` as a column: its slices sum as a frame column does, without a new Series per run."""
 
     @classmethod
-    def of(cls, frame: pl.DataFrame) -> _Trades:
+    def of(
+        cls, frame: pl.DataFrame, buyer: pl.Series | np.ndarray, seller: pl.Series | np.ndarray
+    ) -> _Trades:
+        """The frame's trades; `buyer` and `seller`: each side's position among the alert's accounts."""
         return cls(
-            *(frame[name].to_numpy() for name in ("amount", "buyer", "seller", "new")),
+            frame["amount"].to_numpy(),
+            np.asarray(buyer),
+            np.asarray(seller),
+            frame["new"].to_numpy(),
             frame["ts"].to_list(),
             frame["trade_id"].to_list(),
             frame["amount"].rechunk(),

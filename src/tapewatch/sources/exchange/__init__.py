@@ -1,9 +1,10 @@
 """Crypto exchanges through ccxt: markets into the instruments table, REST backfill, live WebSocket trades.
 
-Modules: `connect` (exchange objects from settings), `markets` (listing sync and
-market choice), `paging` + `coverage` + `backfill` (history into the lake),
-`tap` + `sequence` + `books` + `live` (the live source), `normalise` (ccxt records →
-Tapewatch records). The command's face, `tapewatch ingest crypto`, is `tapewatch.cli.exchange`.
+Modules: `connect` (exchange objects from settings), `ratelimit` (one REST pacer per
+venue: weights, 429 back-off, 418 bans), `markets` (listing sync, market choice and
+trading status), `capabilities` (what each venue can give), `paging` + `coverage` +
+`backfill` (history into the lake), `tap` + `sequence` + `refill` + `subscriptions` +
+`books` + `live` (the live source), `normalise` (ccxt records → Tapewatch records). The command's face, `tapewatch ingest crypto`, is `tapewatch.cli.exchange`.
 
 Names are loaded on first use, so importing this package does not import ccxt (about a
 second) until a name is used.

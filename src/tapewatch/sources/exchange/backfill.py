@@ -4,6 +4,11 @@ For each symbol only the parts of the requested range that the coverage ledger d
 not hold are fetched; pages are buffered and merged into the lake in large writes
 (each write rewrites a day's file), and the ledger advances only after the data it
 stands for is on disk. A crash therefore costs at most one buffer of re-fetching.
+
+Trades are paged as the venue allows (`capabilities`, `paging.history_pages`): what the
+venue cannot give for the range is recorded in the ledger as not available and reported
+per symbol, never as fetched. The newest `settle_ms` of the venue are never asked for:
+its history may not hold its latest trades yet.
 """
 
 from __future__ import annotations
@@ -22,13 +27,12 @@ import polars as pl
 from tapewatch.config import ExchangeSettings
 from tapewatch.io.lake import Lake
 from tapewatch.progress import SILENT, Progress
+from tapewatch.sources.exchange.capabilities import IdModel, VenueCapabilities, capabilities_of
 from tapewatch.sources.exchange.connect import load_markets, make_exchange
 from tapewatch.sources.exchange.coverage import Coverage
 from tapewatch.sources.exchange.normalise import bars_frame, normalise_trades, trades_frame
-from tapewatch.sources.exchange.paging import Page, candle_pages, trade_pages
-
-SETTLE_MS = 5_000
-"""The newest seconds are never marked fetched: an exchange may not serve its latest trades yet."""
+from tapewatch.sources.exchange.paging import Page, candle_pages, history_pages
+from tapewatch.sources.exchange.sequence import IdRun
 
 
 @dataclass
@@ -39,6 +43,7 @@ class SymbolBackfill:
     fetched: int = 0
     resumed_from: datetime | None = None  # where fetching started, when the start was already covered
     up_to_date: bool = False  # nothing in the range was missing
+    not_available: list[tuple[datetime, datetime]] = field(default_factory=list)  # the venue cannot give it
     rejected: list[dict] = field(default_factory=list)
     error: str | None = None
 
@@ -50,6 +55,7 @@ class BackfillReport:
     kind: Literal["trades", "bars"]
     venue: str
     symbols: dict[str, SymbolBackfill] = field(default_factory=dict)
+    capabilities: VenueCapabilities | None = None
 
     @property
     def written(self) -> int:
@@ -62,8 +68,8 @@ class BackfillReport:
         return {symbol: r.error for symbol, r in self.symbols.items() if r.error is not None}
 
 
-PageSource = Callable[[ccxt.async_support.Exchange, str, int, int], AsyncIterator[Page]]
-"""(exchange, symbol, start ms, end ms) → pages covering that span."""
+PageSource = Callable[[ccxt.async_support.Exchange, VenueCapabilities, str, int, int], AsyncIterator[Page]]
+"""(exchange, its capabilities, symbol, start ms, end ms) → pages covering that span."""
 ToFrame = Callable[[Page, str, SymbolBackfill], pl.DataFrame]
 """(page, symbol, the symbol's result for rejections) → a record frame."""
 
@@ -125,14 +131,23 @@ async def backfill_ohlcv(
 
 
 def _trade_pages(
-    exchange: ccxt.async_support.Exchange, symbol: str, start: int, end: int, *, settings: ExchangeSettings
+    exchange: ccxt.async_support.Exchange,
+    capabilities: VenueCapabilities,
+    symbol: str,
+    start: int,
+    end: int,
+    *,
+    settings: ExchangeSettings,
 ) -> AsyncIterator[Page]:
     window = int(settings.backfill_window_s * 1000)
-    return trade_pages(exchange, symbol, start, end, limit=settings.backfill_page, window=window)
+    return history_pages(
+        exchange, capabilities, symbol, start, end, limit=settings.backfill_page, window=window
+    )
 
 
 async def _candle_pages(
     exchange: ccxt.async_support.Exchange,
+    capabilities: VenueCapabilities,
     symbol: str,
     start: int,
     end: int,
@@ -140,8 +155,7 @@ async def _candle_pages(
     settings: ExchangeSettings,
     timeframe: str,
 ) -> AsyncIterator[Page]:
-    most = exchange.features.get("spot", {}).get("fetchOHLCV", {}).get("limit") if exchange.features else None
-    limit = min(settings.backfill_page, most or settings.backfill_page)
+    limit = capabilities.ohlcv_limit(settings.backfill_page)
     now = await _exchange_now(exchange)
     async for page in candle_pages(exchange, symbol, timeframe, start, end, limit=limit, now=now):
         yield page
@@ -168,11 +182,12 @@ async def _run(
     exchange = exchange or make_exchange(job.settings)
     results: dict[str, SymbolBackfill] = {}
     gate = asyncio.Semaphore(job.settings.backfill_concurrency)
-    start, end = _ms(since), min(_ms(until), int(time.time() * 1000) - SETTLE_MS)
+    capabilities = capabilities_of(exchange, job.settings.history_settle_s)
+    start, end = _ms(since), min(_ms(until), int(time.time() * 1000) - capabilities.settle_ms)
 
     async def one(symbol: str) -> None:
         async with gate:
-            results[symbol] = await _backfill_symbol(job, exchange, symbol, start, end)
+            results[symbol] = await _backfill_symbol(job, exchange, capabilities, symbol, start, end)
 
     try:
         await load_markets(exchange, job.settings.exchange)
@@ -180,11 +195,17 @@ async def _run(
     finally:
         if own:
             await exchange.close()
-    return BackfillReport(job.kind, job.settings.exchange, {symbol: results[symbol] for symbol in symbols})
+    ordered = {symbol: results[symbol] for symbol in symbols}
+    return BackfillReport(job.kind, job.settings.exchange, ordered, capabilities)
 
 
 async def _backfill_symbol(
-    job: _Job, exchange: ccxt.async_support.Exchange, symbol: str, start: int, end: int
+    job: _Job,
+    exchange: ccxt.async_support.Exchange,
+    capabilities: VenueCapabilities,
+    symbol: str,
+    start: int,
+    end: int,
 ) -> SymbolBackfill:
     """Fetch one symbol's missing spans; an exchange error ends this symbol only, kept in its result."""
     coverage = Coverage(job.lake.store, job.kind, job.settings.exchange, symbol, job.stream)
@@ -195,10 +216,12 @@ async def _backfill_symbol(
         result.resumed_from = _time(missing[0][0])
     progress = job.progress
     task = _progress_task(progress, f"{symbol} {job.stream}", sum(b - a for a, b in missing))
-    buffer = _Buffer(job.lake, job.kind, coverage, job.settings.backfill_flush_rows)
+    numbered = job.kind == "trades" and capabilities.ids is not IdModel.NONE
+    buffer = _Buffer(job.lake, job.kind, coverage, job.settings.backfill_flush_rows, ids=numbered)
     try:
         for span_start, span_end in missing:
-            async for page in job.pages(exchange, symbol, span_start, span_end):
+            buffer.begin()
+            async for page in job.pages(exchange, capabilities, symbol, span_start, span_end):
                 frame = job.to_frame(page, symbol, result)
                 result.fetched += frame.height
                 result.written += await buffer.add(frame, page)
@@ -211,32 +234,53 @@ async def _backfill_symbol(
     finally:
         if task is not None:
             progress.remove_task(task)
+    result.not_available = [(_time(a), _time(b)) for a, b in coverage.not_available(start, end)]
     return result
 
 
 class _Buffer:
-    """Pages waiting for one lake write; the ledger learns of them only once written."""
+    """Pages waiting for one lake write; the ledger learns of them only once written.
 
-    def __init__(self, lake: Lake, kind: Literal["trades", "bars"], coverage: Coverage, rows: int) -> None:
+    With `ids` (a venue whose trade ids are consecutive), the fetched trades are checked
+    for missing ids; the time between the trades around a hole is recorded as not
+    available, not fetched. `begin()` starts a new stretch (ids do not join across them).
+    """
+
+    def __init__(
+        self, lake: Lake, kind: Literal["trades", "bars"], coverage: Coverage, rows: int, *, ids: bool
+    ) -> None:
         self.lake, self.kind, self.coverage, self.rows = lake, kind, coverage, rows
         self.frames: list[pl.DataFrame] = []
         self.spans: list[tuple[int, int]] = []
+        self.unavailable: list[tuple[int, int]] = []
+        self.ids = IdRun() if ids else None
+
+    def begin(self) -> None:
+        if self.ids is not None:
+            self.ids = IdRun()
 
     async def add(self, frame: pl.DataFrame, page: Page) -> int:
         self.frames.append(frame)
-        self.spans.append((page.start, page.end))
+        (self.spans if page.available else self.unavailable).append((page.start, page.end))
+        if self.ids is not None:  # the venue's records, refused ones included: a refusal is no hole
+            fetched = [(str(t.get("id")), t["timestamp"]) for t in page.records if _stamped(t)]
+            self.unavailable.extend((before, after + 1) for before, after in self.ids.holes(fetched))
         if sum(f.height for f in self.frames) >= self.rows:
             return await self.flush()
         return 0
 
     async def flush(self) -> int:
-        if not self.spans:
+        if not (self.spans or self.unavailable):
             return 0
         frame = pl.concat(self.frames) if self.frames else pl.DataFrame()
         written = await asyncio.to_thread(self.lake.write, self.kind, frame)
-        self.coverage.add(self.spans)
-        self.frames, self.spans = [], []
+        self.coverage.add(self.spans, self.unavailable)
+        self.frames, self.spans, self.unavailable = [], [], []
         return written
+
+
+def _stamped(trade: dict[str, Any]) -> bool:
+    return isinstance(trade.get("timestamp"), int)
 
 
 def _progress_task(progress: Progress, description: str, total: int) -> Any:

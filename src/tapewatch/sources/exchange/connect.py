@@ -16,6 +16,7 @@ import ccxt.pro
 
 from tapewatch.config import ExchangeSettings
 from tapewatch.errors import InputError
+from tapewatch.sources.exchange.ratelimit import install_limiter, limiter_for
 
 VENUE_OPTIONS: dict[str, dict[str, Any]] = {
     "binance": {
@@ -43,7 +44,8 @@ def make_exchange(settings: ExchangeSettings, pro: bool = False) -> ccxt.async_s
     """An async ccxt exchange (a `ccxt.pro` one for WebSockets) set up from the settings.
 
     Rate limiting is always on: a backfill of many symbols would otherwise be banned
-    by the exchange within minutes. The caller closes it (`await exchange.close()`).
+    by the exchange within minutes. Besides ccxt's throttle, every REST request goes
+    through the venue's shared pacer (`ratelimit`). The caller closes it (`await exchange.close()`).
     """
     config: dict[str, Any] = {
         "enableRateLimit": True,
@@ -60,6 +62,15 @@ def make_exchange(settings: ExchangeSettings, pro: bool = False) -> ccxt.async_s
         _rebase_rest(exchange.urls, settings.rest_url)
     if settings.ws_url:
         _rebase_ws(exchange.urls.get("api"), settings.ws_url)
+    limiter = limiter_for(
+        settings.exchange,
+        settings.rest_url,
+        limit=settings.rate_limit_weight,
+        window_s=settings.rate_limit_window_s,
+    )
+    install_limiter(exchange, limiter)
+    if pro:
+        _snapshot_only_new_books(exchange)
     return exchange
 
 
@@ -103,6 +114,28 @@ def pin_to_connection(
     exchange.options.setdefault("streamBySubscriptionsHash", {})[key] = str(index)
 
 
+def _snapshot_only_new_books(exchange: ccxt.async_support.Exchange) -> None:
+    """Make ccxt's Binance take a book snapshot only for the symbols a (re)subscription adds.
+
+    When one symbol of a watch call desyncs (a depth diff's `U` is not the last `u` + 1),
+    ccxt drops that symbol's book and subscription; the next watch call sends the whole
+    call's SUBSCRIBE again and, on its confirmation, re-snapshots every symbol of the call
+    (up to 200, at weight 5 to 250 each). Only symbols whose subscription this very
+    confirmation created (the desynced one, or all after a new connection) need one.
+    """
+    if exchange.id != "binance" or not hasattr(exchange, "handle_order_book_subscription"):
+        return
+    handle = exchange.handle_order_book_subscription
+
+    def handle_subscription(client: Any, message: Any, subscription: dict[str, Any]) -> Any:
+        symbols = subscription.get("symbols") or [subscription.get("symbol")]
+        added = [s for s in symbols if client.subscriptions.get(f"orderbook::{s}") is subscription]
+        if added:
+            handle(client, message, {**subscription, "symbols": added})
+
+    exchange.handle_order_book_subscription = handle_subscription
+
+
 def _rebase_rest(urls: dict[str, Any], base: str) -> None:
     """Point every http(s) API URL at `base`, keeping its path (`/api/v3`, `/sapi/v1`, ...)."""
     base = base.rstrip("/")
@@ -125,16 +158,23 @@ def _rebased(url: str, base: str) -> str:
 
 
 def _rebase_ws(api: Any, url: str) -> None:
-    """Replace the public spot WebSocket URL; stream paths are venue-specific, so the whole URL is taken."""
+    """Replace the public spot WebSocket URL; stream paths are venue-specific, so the whole URL is taken.
+
+    Venues nest it differently: Binance `ws.spot`, Bybit `ws.public.spot`, Kraken
+    `ws.public` (v1) and `ws.publicV2` (what ccxt.pro's kraken streams on), OKX one string.
+    """
     if not isinstance(api, dict) or "ws" not in api:
         return
     ws = api["ws"]
     if isinstance(ws, str):
         api["ws"] = url
         return
-    keys = [k for k in ("spot", "margin") if k in ws] or [k for k in ("public",) if k in ws]
+    keys = [k for k in ("spot", "margin") if k in ws] or [k for k in ("public", "publicV2") if k in ws]
     for key in keys or [k for k, v in ws.items() if isinstance(v, str)]:
-        ws[key] = url
+        if isinstance(ws[key], dict):
+            _rebase_ws({"ws": ws[key]}, url)
+        else:
+            ws[key] = url
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

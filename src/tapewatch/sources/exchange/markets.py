@@ -45,7 +45,7 @@ async def sync_markets(
         if own:
             await exchange.close()
     spot = [market for market in markets.values() if market.get("spot")]
-    trading = [market for market in spot if market.get("active") is not False]
+    trading = [market for market in spot if is_trading(market)]
     result = instruments.sync(
         settings.exchange, ASSET_CLASS, [_instrument(settings.exchange, m) for m in trading]
     )
@@ -71,15 +71,15 @@ def choose_symbols(
             close = difflib.get_close_matches(symbol.upper(), list(by_symbol), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else " (expected BASE/QUOTE, e.g. BTC/USDT)"
             raise InputError(f"--symbols {symbol}: not a spot market on {venue}{hint}")
-        if market.get("active") is False:
-            raise InputError(f"--symbols {symbol}: not trading on {venue} (status {_status(market)})")
+        if not is_trading(market):
+            raise InputError(f"--symbols {symbol}: not trading on {venue} (status {status_of(market)})")
         chosen.append(symbol)
     if all_markets or quote:
         wanted = quote.upper() if quote else None
         chosen.extend(
             symbol
             for symbol, market in sorted(by_symbol.items())
-            if market.get("active") is not False and (wanted is None or market.get("quote") == wanted)
+            if is_trading(market) and (wanted is None or market.get("quote") == wanted)
         )
     return list(dict.fromkeys(chosen))
 
@@ -91,10 +91,22 @@ def _instrument(venue: str, market: dict[str, Any]) -> Instrument:
         asset_class=ASSET_CLASS,
         base=market.get("base"),
         quote=market.get("quote"),
-        details={"id": market.get("id"), "status": _status(market), "type": market.get("type")},
+        details={"id": market.get("id"), "status": status_of(market), "type": market.get("type")},
     )
 
 
-def _status(market: dict[str, Any]) -> str | None:
+def is_trading(market: dict[str, Any] | None) -> bool:
+    """Whether a ccxt market can be traded now: listed, and not marked inactive (BREAK, HALT, ...).
+
+    ccxt leaves `active` None where the venue does not say; that counts as trading.
+    """
+    return market is not None and market.get("active") is not False
+
+
+def status_of(market: dict[str, Any] | None) -> str | None:
+    """The venue's own word for a market's state (Binance: TRADING, BREAK, HALT...), "delisted" when it is
+    no longer listed, None where the venue gives none."""
+    if market is None:
+        return "delisted"
     info = market.get("info") or {}
     return info.get("status") if isinstance(info, dict) else None

@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from tapewatch.io.aggregates import range_id
 from tapewatch.io.deadletter import letter
 from tapewatch.records import BAR_SCHEMA, BOOK_SCHEMA, TIME, TRADE_SCHEMA, conform
 from tapewatch.validity import TS_GIVEN, Problems, first_reason, trade_problems
@@ -29,6 +30,7 @@ class TradeRow:
     amount: float
     side: str | None
     trade_id: str | None
+    count: int = 1  # trades the record stands for: OKX's live messages aggregate them (ids end at trade_id)
 
 
 @dataclass
@@ -57,7 +59,7 @@ def normalise_trades(
     out = Normalised()
     for trade, values, reason in zip(trades, frame.iter_rows(), reasons, strict=True):
         if reason is None:
-            out.rows.append(TradeRow(*values[: len(_TRADE_COLUMNS)]))
+            out.rows.append(TradeRow(*values[: len(_TRADE_COLUMNS)], count=_count(trade)))
         else:
             out.rejected.append(letter(source, reason, trade.get("info", trade)))
     return out
@@ -92,6 +94,13 @@ def _candidates(trades: list[dict[str, Any]]) -> pl.DataFrame:
     ).with_columns(pl.col("side").str.strip_chars().str.to_lowercase())
 
 
+def _count(trade: dict[str, Any]) -> int:
+    """How many trades a ccxt trade stands for: the venue's `count` where it sends one (OKX), else 1."""
+    info = trade.get("info")
+    count = str(info.get("count", "")) if isinstance(info, dict) else ""
+    return max(int(count), 1) if count.isdigit() else 1
+
+
 def _expected_symbols(symbols: Collection[str] | None) -> Problems:
     """The source's own check: a trade of a symbol it did not subscribe to."""
     if symbols is None:
@@ -112,9 +121,19 @@ def _number(value: Any) -> float | None:
 
 
 def trades_frame(rows: Iterable[TradeRow], venue: str) -> pl.DataFrame:
-    """TRADE_SCHEMA frame of normalised rows (buyer/seller are null: crypto venues do not publish them)."""
-    records = [(r.ts, r.symbol, r.price, r.amount, r.side, r.trade_id) for r in rows]
+    """TRADE_SCHEMA frame of normalised rows (buyer/seller are null: crypto venues do not publish them).
+
+    A row standing for several trades (OKX's live messages) gets the range of ids it covers
+    as its id (`io.aggregates`), so the lake can tell it from the single trade of its last id.
+    """
+    records = [(r.ts, r.symbol, r.price, r.amount, r.side, _record_id(r)) for r in rows]
     return _frame(records, _TRADE_COLUMNS, TRADE_SCHEMA, venue=venue)
+
+
+def _record_id(row: TradeRow) -> str | None:
+    if row.count > 1 and row.trade_id is not None and row.trade_id.isdigit():
+        return range_id(int(row.trade_id), row.count)
+    return row.trade_id
 
 
 def bars_frame(candles: list[list[Any]], venue: str, symbol: str, interval: str) -> pl.DataFrame:

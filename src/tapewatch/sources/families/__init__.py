@@ -26,10 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tapewatch.sources.families import flow_sim, hawkes_lob, zi_crypto
+from tapewatch.sources.families import agent_venue, flow_sim, hawkes_lob, zi_crypto
 from tapewatch.sources.simulator.market import SimulatedMarket
 
 FAMILIES: dict[str, Callable[..., SimulatedMarket]] = {
+    "agent_venue": agent_venue.generate,
     "flow_sim": flow_sim.generate,
     "hawkes_lob": hawkes_lob.generate,
     "zi_crypto": zi_crypto.generate,

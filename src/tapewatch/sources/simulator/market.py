@@ -161,7 +161,7 @@ def write_market(market: SimulatedMarket, outdir: Path, fmt: str = "parquet") ->
         market.trades.write_parquet(paths["trades"])
         market.orders.write_parquet(paths["orders"])
     else:
-        _ccxt_trades(market.trades).write_csv(paths["trades"])
+        ccxt_trade_rows(market.trades).write_csv(paths["trades"])
         market.orders.with_columns(_iso("ts", micro=True)).write_csv(paths["orders"])
     market.labels.with_columns(_iso("start"), _iso("end"), _iso("event_time")).write_csv(paths["labels"])
     market.organic.with_columns(_iso("start"), _iso("end")).write_csv(paths["organic"])
@@ -174,8 +174,14 @@ def _iso(column: str, micro: bool = False) -> pl.Expr:
     return pl.col(column).dt.strftime(f"%Y-%m-%dT%H:%M:%S{fraction}Z")
 
 
-def _ccxt_trades(trades: pl.DataFrame) -> pl.DataFrame:
-    """The ccxt `fetch_trades` CSV layout, with the account columns the simulator knows."""
+def ccxt_trade_rows(trades: pl.DataFrame) -> pl.DataFrame:
+    """Trades in the ccxt `fetch_trades` CSV layout (the layout of the real dev files), with the
+    buyer/seller columns when some trade names an account: what `tapewatch detect` reads back."""
+    accounts = [
+        name
+        for name in ("buyer", "seller")
+        if name in trades.columns and trades[name].null_count() < trades.height
+    ]
     return trades.select(
         "symbol",
         pl.col("ts").dt.epoch("ms").alias("timestamp"),
@@ -184,6 +190,5 @@ def _ccxt_trades(trades: pl.DataFrame) -> pl.DataFrame:
         "price",
         "amount",
         (pl.col("price") * pl.col("amount")).round(12).alias("cost"),
-        "buyer",
-        "seller",
+        *accounts,
     )

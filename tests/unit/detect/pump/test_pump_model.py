@@ -14,6 +14,7 @@ from tapewatch.detect.pump.model_file import load_pump_model, save_pump_model
 from tapewatch.detect.pump.pump_model import PumpModelDetector
 from tapewatch.detect.pump.settings import PumpFeatureSettings, PumpTrainSettings
 from tapewatch.errors import InputError
+from tapewatch.sources.simulator.market import ccxt_trade_rows
 from tapewatch.training.pump_model import (
     LABEL_SCHEMA,
     train_pump_command,
@@ -180,14 +181,7 @@ def write_inputs(dataset, tmp_path):
     trades, labels = dataset
     folder = tmp_path / "trades"
     folder.mkdir()
-    trades.select(
-        "symbol",
-        timestamp=pl.col("ts").dt.epoch("ms"),
-        datetime=pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
-        side="side",
-        price="price",
-        amount="amount",
-    ).write_csv(folder / "trades.csv")
+    ccxt_trade_rows(trades).write_csv(folder / "trades.csv")
     events = tmp_path / "events.csv"
     labels.select(
         pair="symbol", announced_at_utc=pl.col("announced_at").dt.strftime("%Y-%m-%d %H:%M:%S")

@@ -234,6 +234,25 @@ def test_spoof_five_ticks_deep_in_a_book_of_many_small_orders_fires_one_behind_a
     assert [a.evidence["orders"][0]["depth_ahead"] for a in loosened] == [pytest.approx(1870.0)]
 
 
+def test_one_tie_behind_a_wall_is_quiet_where_repeated_ties_behind_it_fire():
+    """The book weakens the evidence, it does not veto it: nine ticks deep behind a wall, one tie of an
+    account never seen trading is not enough; the same account tying three pulls in a row is."""
+
+    def tape_with(spoofs: int) -> Tape:
+        tape = Tape()
+        deep_book(tape)
+        wall(tape, 99.92)
+        for k in range(spoofs):
+            spoof_by_trades(tape, SPOOF_AT + 15 * k, "spf", price=99.90)
+        return tape
+
+    assert run_l3(tape_with(spoofs=1)) == []
+    alerts = run_l3(tape_with(spoofs=3))
+    assert alerts and {alert.evidence["account"] for alert in alerts} == {"spf"}
+    assert alerts[-1].evidence["depth_ahead_ratio"] > 4
+    assert alerts[-1].evidence["account_pattern"]["with_opposite_execution"] == 3
+
+
 def test_orders_a_trade_printed_through_are_not_ahead_where_the_feed_sends_no_fills():
     """Bids above a later sell print were taken: they count for nothing ahead of the spoof."""
     tape = Tape()
@@ -245,7 +264,10 @@ def test_orders_a_trade_printed_through_are_not_ahead_where_the_feed_sends_no_fi
     (alert,) = run_l3(tape)
     assert alert.evidence["orders"][0]["depth_ahead"] == pytest.approx(150.0)
     tape.prints.pop(0)  # without the print the stale bids still rest: 950 ahead, more than 4 × 200
-    assert run_l3(tape) == []
+    (behind,) = run_l3(tape)
+    assert behind.evidence["orders"][0]["depth_ahead"] == pytest.approx(950.0)
+    chance = behind.evidence["account_pattern"]["chance"]  # weakened by (950 / 200 / 4)³, not vetoed
+    assert chance == pytest.approx(alert.evidence["account_pattern"]["chance"] * (950 / 800) ** 3, rel=0.01)
 
 
 def test_spoof_pulled_then_opposite_execution_fires_at_the_execution():

@@ -37,6 +37,7 @@ WIDEST = {
     "max_ring_counterparties": 10,
     "min_round_trips": 2,
     "min_pair_round_trips": 2,
+    "max_pair_lap_chance": 0.05,
     "max_lap_legs": 4,
     "min_self_trades": 2,
     "max_self_chance": 0.01,
@@ -139,9 +140,15 @@ def _prints(seconds: np.ndarray, taker, maker, buys: np.ndarray, amount: np.ndar
 
 
 def ring(
-    members: list[str], at: datetime, laps: int = 4, quantity: float = 2000.0, short: dict | None = None
+    members: list[str],
+    at: datetime,
+    laps: int = 4,
+    quantity: float = 2000.0,
+    short: dict | None = None,
+    leg: timedelta = timedelta(minutes=1),
+    pause: timedelta = timedelta(minutes=5),
 ) -> list[dict]:
-    """Laps round a ring: each member sells `quantity` to the next, a minute apart, laps 5 minutes apart.
+    """Laps round a ring: each member sells `quantity` to the next, `leg` apart, laps `pause` apart.
 
     `short` = {member: fraction}: that member passes on only this fraction of what it got.
     A ring of one account is a run of self-trades.
@@ -155,8 +162,8 @@ def ring(
             rows.append(
                 {"ts": moment, "price": 1e-5, "amount": size, "side": "buy", "buyer": buyer, "seller": seller}
             )
-            moment += timedelta(minutes=1)
-        moment += timedelta(minutes=5)
+            moment += leg
+        moment += pause
     return rows
 
 
@@ -254,8 +261,9 @@ def test_rings_of_two_to_six_accounts_are_found(members):
     assert all(abs(p["net"]) <= 0.02 * p["gross"] for p in evidence["positions"].values())
     assert alerts[0].start == AT
     settings = WashAccountsSettings()
-    need = settings.min_pair_round_trips if len(members) == 2 else settings.min_round_trips
-    laps = max(need, -(-settings.min_trades // len(members)))
+    # A pair's laps here close within a minute in a symbol trading 30 times a minute: quick enough that a
+    # pair needs no more laps than a ring (see test_a_pair_needs_its_extra_lap_only_when_its_laps_are_slow).
+    laps = max(settings.min_round_trips, -(-settings.min_trades // len(members)))
     assert alerts[0].detected_at == AT + timedelta(minutes=laps * len(members) - 1 + 5 * (laps - 1))
 
 
@@ -319,6 +327,77 @@ def test_a_ring_leaving_one_account_long_does_not_fire():
     assert WashAccountsDetector().detect(uneven) == []
     loose = WashAccountsDetector(WashAccountsSettings(net_tolerance=0.05))
     assert members in accounts(loose.detect(uneven))  # a net of 4 % of its gross is within 5 %
+
+
+def test_a_ring_whose_laps_wait_at_the_touch_fires():
+    """Members resting at the touch wait minutes for queue priority: a lap of three legs takes 18 minutes,
+    and the members trade with others all the while. What makes them a ring is unchanged: every lap
+    brings each of them back to even."""
+    members = ["a", "b", "c"]
+    outside = [
+        {"ts": AT + timedelta(minutes=2 + 3 * i), "price": 1e-5, "amount": 500.0 + 37 * i, "side": "sell"}
+        | (
+            {"buyer": f"r{i}", "seller": members[i % 3]}
+            if i % 2
+            else {"buyer": members[i % 3], "seller": f"r{i}"}
+        )
+        for i in range(14)
+    ]
+    slow = ring(members, AT, laps=2, leg=timedelta(minutes=6), pause=timedelta(minutes=2))
+    alerts = WashAccountsDetector().detect(frame(venue(seed=4), slow, outside))
+    assert accounts(alerts) == [members]
+    assert alerts[0].evidence["round_trips"] == 2 and alerts[0].start == AT
+
+
+def round_trips_of_a_pair(
+    buyer: str, seller: str, at: datetime, laps: int, hold: timedelta, pause: timedelta
+) -> list[dict]:
+    """A position opened and closed between the same two accounts, lap after lap: `buyer` buys from
+    `seller` and sells the same quantity back `hold` later; laps `pause` apart, each another size."""
+    rows = []
+    for lap in range(laps):
+        opened = at + lap * (hold + pause)
+        size = 800.0 + 170.0 * lap
+        for moment, side_buyer, side_seller in ((opened, buyer, seller), (opened + hold, seller, buyer)):
+            rows.append(
+                {
+                    "ts": moment,
+                    "price": 1e-5,
+                    "amount": size,
+                    "side": "buy",
+                    "buyer": side_buyer,
+                    "seller": side_seller,
+                }
+            )
+    return rows
+
+
+def test_a_pair_needs_its_extra_lap_only_when_its_laps_are_slow():
+    """A trader opening and closing positions with its market maker all day comes back to even after
+    every one, but a quarter of an hour later, hundreds of the symbol's trades on: two such laps an
+    hour are no evidence. The same two laps passed back within seconds are: on the symbol's own clock
+    they come round far too quickly for chance (`max_pair_lap_chance`)."""
+    day = [
+        trade
+        for hour in range(5)
+        for trade in round_trips_of_a_pair(
+            "t1",
+            "mm0",
+            START + timedelta(minutes=10 + 70 * hour),
+            2,
+            timedelta(minutes=15),
+            timedelta(minutes=10),
+        )
+    ]
+    honest = frame(venue(seed=9), day)
+    assert WashAccountsDetector().detect(honest) == []
+    quick = round_trips_of_a_pair("p", "q", AT, 2, timedelta(seconds=20), timedelta(minutes=3))
+    alerts = WashAccountsDetector().detect(frame(honest, quick))
+    assert accounts(alerts) == [["p", "q"]]
+    assert alerts[0].evidence["round_trips"] == 2
+    assert alerts[0].evidence["lap_chance"] <= WashAccountsSettings().max_pair_lap_chance
+    slow_twice = WashAccountsDetector(WashAccountsSettings(min_pair_round_trips=2))
+    assert ["mm0", "t1"] in accounts(slow_twice.detect(honest))  # two laps, were pace not asked
 
 
 # -- contracts --------------------------------------------------------------------------------------

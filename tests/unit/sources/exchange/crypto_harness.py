@@ -17,6 +17,7 @@ from typing import Any, Self, TypeVar
 import polars as pl
 
 from tapewatch.config import ExchangeSettings
+from tapewatch.io.aggregates import last_number
 from tapewatch.sources.exchange.live import ExchangeLiveSource, SourceBatch
 from unit.sources.exchange.fake_binance import FakeBinance
 
@@ -36,6 +37,7 @@ def settings_for(server: FakeBinance, **overrides: Any) -> ExchangeSettings:
         "reconnect_initial_s": 0.05,
         "reconnect_max_s": 0.4,
         "live_batch_ms": 10,
+        "history_settle_s": 0.0,  # the fakes' history is complete at once
     }
     return ExchangeSettings(**{**values, **overrides})
 
@@ -98,11 +100,11 @@ class Collector:
         return pl.concat(frames) if frames else pl.DataFrame()
 
     def ids(self, symbol: str) -> list[int]:
-        """Trade ids of one symbol in the order they were yielded."""
+        """Trade ids of one symbol in the order they were yielded (an aggregate's: its last, "2-4" → 4)."""
         trades = self.trades()
         if trades.is_empty():
             return []
-        return [int(i) for i in trades.filter(pl.col("symbol") == symbol)["trade_id"]]
+        return [last_number(i) or 0 for i in trades.filter(pl.col("symbol") == symbol)["trade_id"]]
 
     def rejected(self) -> list[dict]:
         """Every rejected message so far."""

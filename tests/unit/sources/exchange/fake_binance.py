@@ -7,10 +7,17 @@ subscribe to combined streams (`{"method": "SUBSCRIBE", ...}` answered with
 shapes come from the JSON files in `fixtures/`, copied by hand from Binance's API
 documentation, so the server and the docs can be compared side by side.
 
-The server runs on its own event loop in a background thread, so both async tests
-and synchronous CLI tests (which start their own loop) can use it. Test controls
-(`list_market`, `add_trades`, `drop_connections`, `send_raw`, ...) are plain methods
-that run on the server's loop and return when done.
+Every REST answer carries `X-MBX-USED-WEIGHT-1M`, the weight used in the current
+window by every client (Binance's per-IP count; `spend` adds other clients' weight).
+Past `limits.weight` a request gets 429 with `Retry-After` (the rest of the window);
+requests sent before that time has passed are counted, and after `limits.tolerated`
+of them the IP is banned: 418 with `Retry-After` for `limits.ban_s`, whatever is sent.
+
+The server plumbing (its own event loop in a background thread, so both async tests and
+synchronous CLI tests can use it; the request log; the clock) is `fake_http.FakeRest`,
+shared with the other venues' fakes. Test controls
+(`list_market`, `add_trades`, `drop_connections`, `shut_down`, `desync_book`,
+`send_raw`, ...) are plain methods that run on the server's loop and return when done.
 
 By hand: `python tests/unit/sources/exchange/fake_binance.py --port 8765` serves a few markets
 with a random walk of trades; point Tapewatch at it with
@@ -21,24 +28,27 @@ with a random walk of trades; point Tapewatch at it with
 from __future__ import annotations
 
 import argparse
-import asyncio
 import bisect
 import copy
 import json
+import math
 import random
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any
 
 from aiohttp import WSMsgType, web
+
+try:
+    from unit.sources.exchange.fake_http import Book, FakeRest, Trade
+except ImportError:  # run by hand as a script: its own folder is on the path
+    from fake_http import Book, FakeRest, Trade  # type: ignore[no-redef]
 
 FIXTURES = Path(__file__).with_name("fixtures")
 HOUR_MS = 3_600_000
 INTERVALS_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": HOUR_MS, "1d": 24 * HOUR_MS}
-T = TypeVar("T")
 
 
 def fixture(name: str) -> Any:
@@ -59,17 +69,6 @@ def _market_id(symbol: str) -> str:
 
 
 @dataclass
-class Trade:
-    """One aggregate trade as the server stores it."""
-
-    id: int
-    ts: int  # ms
-    price: float
-    qty: float
-    buyer_maker: bool  # Binance's "m": the buyer was the maker, so the taker sold
-
-
-@dataclass
 class Connection:
     """What the server saw of one WebSocket connection."""
 
@@ -86,54 +85,58 @@ class Connection:
 
 
 @dataclass
-class Book:
-    """A symbol's order book: levels and the update id Binance sequences depth updates with."""
+class Limits:
+    """Binance's REST weight limit as the fake applies it (real: 6000 a minute, bans from 2 minutes)."""
 
-    last_update_id: int = 1000
-    bids: dict[str, str] = field(default_factory=dict)
-    asks: dict[str, str] = field(default_factory=dict)
+    weight: int = 6000
+    window_s: float = 60.0
+    ban_s: float = 120.0
+    tolerated: int = 2  # requests sent during a 429's Retry-After before the ban
+    grace_s: float = 0.05  # requests arriving this soon after a 429 were sent before it: not counted
 
 
-class FakeBinance:
+WEIGHTS = {"/api/v3/exchangeInfo": 20, "/api/v3/aggTrades": 4, "/api/v3/klines": 2}
+"""Binance's published request weights (aggTrades 4 since 2025-03-10); depth is weighed by its limit."""
+DEPTH_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
+
+
+def request_weight(path: str, params: dict[str, str]) -> int:
+    """What Binance charges for one request."""
+    if path == "/api/v3/depth":
+        limit = int(params.get("limit", 100))
+        return next((weight for most, weight in DEPTH_WEIGHTS if limit <= most), DEPTH_WEIGHTS[-1][1])
+    return WEIGHTS.get(path, 1)
+
+
+class FakeBinance(FakeRest):
     """Binance's spot REST API and WebSocket streams, served from memory."""
 
+    name = "fake Binance"
+
     def __init__(self, markets: Iterable[str] = ("BTC/USDT", "ETH/USDT", "ETH/BTC")) -> None:
+        super().__init__()
         self.statuses: dict[str, tuple[str, str, str]] = {}  # id -> (base, quote, status)
-        self.trades: dict[str, list[Trade]] = {}
         self.books: dict[str, Book] = {}
-        self.requests: list[tuple[str, dict[str, str]]] = []
         self.connections: list[Connection] = []
         self.flaky_connects = 0
         self.outages: dict[str, int] = {}  # path -> requests still answered before it fails with 503
-        self.now_ms: int | None = None  # None: the real clock
+        self.limits = Limits()
+        self.answers: list[tuple[float, str, int]] = []  # (time, path, HTTP status) of every REST request
+        self.peak_weight = 0  # most weight used in one window
+        self._window = -1
+        self._used = 0
+        self._retry_until = 0.0
+        self._limited_at = 0.0
+        self._violations = 0
+        self._banned_until = 0.0
         for symbol in markets:
             self._list(symbol, "TRADING")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
-    # ---- lifecycle -------------------------------------------------------------------------
+    def middlewares(self) -> list[Any]:
+        """Binance's weight limit in front of the REST endpoints."""
+        return [self._weigh]
 
-    def start(self, port: int = 0) -> Self:
-        """Serve on 127.0.0.1 (a free port unless given) from a background thread."""
-        started = threading.Event()
-        loop = self._loop = asyncio.new_event_loop()
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self._open(port))
-            started.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, name="fake-binance", daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("fake Binance did not start")
-        return self
-
-    async def _open(self, port: int) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v3/ping", self._ping)
         app.router.add_get("/api/v3/time", self._time)
         app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
@@ -142,48 +145,11 @@ class FakeBinance:
         app.router.add_get("/api/v3/depth", self._depth)
         for path in ("/stream", "/stream/{index}", "/ws", "/ws/{index}"):
             app.router.add_get(path, self._websocket)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    def stop(self) -> None:
-        """Close every socket, stop serving and end the thread."""
-        if self._loop is None:
-            return
-        self.call(self._close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        self._loop.close()
-        self._loop = None
-
-    async def _close(self) -> None:
-        await self._drop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def rest_url(self) -> str:
-        """What `ExchangeSettings.rest_url` should be."""
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
         """What `ExchangeSettings.ws_url` should be: the combined-stream endpoint."""
         return f"ws://127.0.0.1:{self.port}/stream"
-
-    def call(self, function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
-        """Run a coroutine function on the server's loop and wait for its result."""
-        assert self._loop is not None, "server not started"
-        return asyncio.run_coroutine_threadsafe(function(*args), self._loop).result(10)
 
     # ---- test controls ---------------------------------------------------------------------
 
@@ -200,7 +166,7 @@ class FakeBinance:
         market_id = base + quote
         self.statuses[market_id] = (base, quote, status)
         self.trades.setdefault(market_id, [])
-        self.books.setdefault(market_id, Book())
+        self.books.setdefault(market_id, Book(update_id=1000))  # Binance's depth update ids
 
     def add_trades(
         self, symbol: str, rows: Iterable[tuple[int, float, float, bool]], *, broadcast: bool = True
@@ -218,7 +184,7 @@ class FakeBinance:
         stored = self.trades[market_id]
         ids = []
         for ts, price, qty, buyer_maker in rows:
-            trade = Trade(stored[-1].id + 1 if stored else 1, ts, price, qty, buyer_maker)
+            trade = Trade(stored[-1].id + 1 if stored else 1, ts, price, qty, taker_buys=not buyer_maker)
             stored.append(trade)
             ids.append(trade.id)
             if broadcast:
@@ -234,26 +200,54 @@ class FakeBinance:
         self, market_id: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]]
     ) -> int:
         book = self.books[market_id]
-        first = book.last_update_id + 1
-        book.last_update_id += max(1, len(bids) + len(asks))
-        for side, changes in ((book.bids, bids), (book.asks, asks)):
-            for price, qty in changes:
-                if float(qty) == 0:
-                    side.pop(price, None)
-                else:
-                    side[price] = qty
+        first = book.update_id + 1
+        book.update_id += max(1, len(bids) + len(asks))
+        book.apply(bids, asks)
         event = _fill(
             fixture("depth_update_event.json"),
-            E=self._clock(),
+            E=self.clock(),
             s=market_id,
             U=first,
-            u=book.last_update_id,
+            u=book.update_id,
             b=[list(level) for level in bids],
             a=[list(level) for level in asks],
         )
         await self._publish(f"{market_id.lower()}@depth@100ms", event)
         await self._publish(f"{market_id.lower()}@depth", event)
-        return book.last_update_id
+        return book.update_id
+
+    def spend(self, weight: int) -> None:
+        """Weight used in the current window by another client on the same IP."""
+        self._roll(time.time())
+        self._used += weight
+
+    def ban(self, seconds: float) -> None:
+        """Ban the IP now, as after too many requests during a 429's Retry-After."""
+        self._banned_until = time.time() + seconds
+
+    requests_to = FakeRest.asked
+
+    def answered(self, path: str | None = None) -> list[int]:
+        """HTTP statuses of the REST answers so far (of one path, if given)."""
+        return [status for _, answered, status in self.answers if path is None or answered == path]
+
+    def desync_book(self, symbol: str, skipped: int = 5) -> None:
+        """Let `skipped` depth update ids pass unsent, so the next depthUpdate's `U` does not follow."""
+        self.call(self._desync_book, _market_id(symbol), skipped)
+
+    async def _desync_book(self, market_id: str, skipped: int) -> None:
+        self.books[market_id].update_id += skipped
+
+    def shut_down(self) -> None:
+        """What Binance does at a connection's 24 hours: a `serverShutdown` event, then the close."""
+        self.call(self._shut_down)
+
+    async def _shut_down(self) -> None:
+        event = _fill(fixture("server_shutdown_event.json"), E=self.clock())
+        for connection in self.open_connections():
+            assert connection.socket is not None
+            await connection.socket.send_str(json.dumps(event))
+        await self._drop()
 
     def fail_after(self, path: str, answered: int) -> None:
         """Answer `answered` more requests to `path`, then 503 until `recover(path)`."""
@@ -285,7 +279,7 @@ class FakeBinance:
         symbol: str, trade_id: int, ts: int, price: float = 100.0, qty: float = 1.0
     ) -> dict[str, Any]:
         """A documented aggTrade event, for sending by hand (duplicates, out-of-order, broken ones)."""
-        return FakeBinance._events(_market_id(symbol), Trade(trade_id, ts, price, qty, False))["aggTrade"]
+        return FakeBinance._events(_market_id(symbol), Trade(trade_id, ts, price, qty, True))["aggTrade"]
 
     def drop_connections(self) -> None:
         """Close every WebSocket from the server side, as Binance does every 24 hours."""
@@ -304,23 +298,51 @@ class FakeBinance:
         """Streams of every open connection."""
         return {stream for c in self.open_connections() for stream in c.streams}
 
-    def wait_until(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Block until `condition()` holds (checked on the caller's thread) or fail the test."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise TimeoutError("fake Binance: condition not met in time")
-            time.sleep(0.01)
-
     # ---- REST ------------------------------------------------------------------------------
 
-    def _clock(self) -> int:
-        return self.now_ms if self.now_ms is not None else int(time.time() * 1000)
+    @web.middleware
+    async def _weigh(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Binance's IP weight limit in front of every REST endpoint: headers, 429, 418."""
+        if not request.path.startswith("/api/"):
+            return await handler(request)
+        now = time.time()
+        self._roll(now)
+        response: web.StreamResponse
+        if now < self._banned_until:
+            response = self._refuse(418, self._banned_until - now)
+        elif now < self._retry_until:
+            self._violations += now > self._limited_at + self.limits.grace_s
+            if self._violations > self.limits.tolerated:
+                self._banned_until = now + self.limits.ban_s
+                response = self._refuse(418, self.limits.ban_s)
+            else:
+                response = self._refuse(429, self._retry_until - now)
+        else:
+            self._used += request_weight(request.path, dict(request.query))
+            if self._used > self.limits.weight:
+                self._limited_at, self._violations = now, 0
+                self._retry_until = (self._window + 1) * self.limits.window_s
+                response = self._refuse(429, self._retry_until - now)
+            else:
+                self.peak_weight = max(self.peak_weight, self._used)
+                response = await handler(request)
+        response.headers["X-MBX-USED-WEIGHT-1M"] = str(self._used)
+        self.answers.append((now, request.path, response.status))
+        return response
 
-    def _log(self, request: web.Request) -> dict[str, str]:
-        params = dict(request.query)
-        self.requests.append((request.path, params))
-        return params
+    def _roll(self, now: float) -> None:
+        window = math.floor(now / self.limits.window_s)
+        if window != self._window:
+            self._window, self._used = window, 0
+
+    def _refuse(self, status: int, wait_s: float) -> web.Response:
+        if status == 418:
+            message = f"Way too many requests; IP(127.0.0.1) banned until {int(self._banned_until * 1000)}."
+        else:
+            message = f"Too many requests; current limit of IP(127.0.0.1) is {self.limits.weight} requests per minute."
+        response = self._error(-1003, message, status)
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait_s)))
+        return response
 
     @staticmethod
     def _error(code: int, message: str, status: int = 400) -> web.Response:
@@ -328,17 +350,17 @@ class FakeBinance:
         return web.json_response(body, status=status)
 
     async def _ping(self, request: web.Request) -> web.Response:
-        self._log(request)
+        self.log(request)
         return web.json_response({})
 
     async def _time(self, request: web.Request) -> web.Response:
-        self._log(request)
-        return web.json_response({"serverTime": self._clock()})
+        self.log(request)
+        return web.json_response({"serverTime": self.clock()})
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
-        self._log(request)
+        self.log(request)
         body = fixture("exchange_info.json")
-        body["serverTime"] = self._clock()
+        body["serverTime"] = self.clock()
         template = fixture("exchange_info_symbol.json")
         body["symbols"] = [
             _fill(template, symbol=market_id, baseAsset=base, quoteAsset=quote, status=status)
@@ -364,7 +386,7 @@ class FakeBinance:
         return web.Response(status=503, text="Service Unavailable")
 
     async def _agg_trades(self, request: web.Request) -> web.Response:
-        params = self._log(request)
+        params = self.log(request)
         if (down := self._outage(request.path)) is not None:
             return down
         market_id = self._symbol(params)
@@ -397,14 +419,14 @@ class FakeBinance:
                 f=t.id,
                 l=t.id,
                 T=t.ts,
-                m=t.buyer_maker,
+                m=not t.taker_buys,  # Binance's "m": the buyer was the maker, so the taker sold
             )
             for t in chosen
         ]
         return web.json_response(rows)
 
     async def _klines(self, request: web.Request) -> web.Response:
-        params = self._log(request)
+        params = self.log(request)
         market_id = self._symbol(params)
         if market_id is None:
             return self._error(-1121, "Invalid symbol.")
@@ -416,7 +438,7 @@ class FakeBinance:
         if not stored:
             return web.json_response([])
         first = max(stored[0].ts // step * step, -(-int(params.get("startTime", 0)) // step) * step)
-        last = min(self._clock() // step * step, int(params.get("endTime", 2**62)))
+        last = min(self.clock() // step * step, int(params.get("endTime", 2**62)))
         rows: list[list[Any]] = []
         times = [t.ts for t in stored]
         opened = first
@@ -434,7 +456,7 @@ class FakeBinance:
         prices = [t.price for t in bucket] or [previous_close or 0.0]
         volume = sum(t.qty for t in bucket)
         quote_volume = sum(t.qty * t.price for t in bucket)
-        taker_buys = [t for t in bucket if not t.buyer_maker]
+        taker_buys = [t for t in bucket if t.taker_buys]
         row = fixture("kline_row.json")
         values = [
             opened,
@@ -454,20 +476,14 @@ class FakeBinance:
         return values
 
     async def _depth(self, request: web.Request) -> web.Response:
-        params = self._log(request)
+        params = self.log(request)
         market_id = self._symbol(params)
         if market_id is None:
             return self._error(-1121, "Invalid symbol.")
         limit = self._limit(params, default=100, most=5000) or 100
         book = self.books[market_id]
-        bids = sorted(book.bids.items(), key=lambda level: -float(level[0]))[:limit]
-        asks = sorted(book.asks.items(), key=lambda level: float(level[0]))[:limit]
-        body = _fill(
-            fixture("depth_snapshot.json"),
-            lastUpdateId=book.last_update_id,
-            bids=[list(level) for level in bids],
-            asks=[list(level) for level in asks],
-        )
+        bids, asks = book.top(limit)
+        body = _fill(fixture("depth_snapshot.json"), lastUpdateId=book.update_id, bids=bids, asks=asks)
         return web.json_response(body)
 
     # ---- WebSocket -------------------------------------------------------------------------
@@ -535,7 +551,7 @@ class FakeBinance:
             "p": f"{trade.price:.8f}",
             "q": f"{trade.qty:.8f}",
             "T": trade.ts,
-            "m": trade.buyer_maker,
+            "m": not trade.taker_buys,
         }
         return {
             "aggTrade": _fill(fixture("agg_trade_event.json"), a=trade.id, f=trade.id, l=trade.id, **common),
