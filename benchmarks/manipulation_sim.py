@@ -124,7 +124,7 @@ def with_maker_fills(orders: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame
 
 
 def _inferred_fills(orders: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
-    """The fills `with_maker_fills` infers for symbols whose feed has none, with their order events."""
+    """The fills alone that `with_maker_fills` infers from these symbols' order events and trades."""
     order_rows = orders.select(
         "venue", "symbol", "ts", "order_id", "account", "side", "price", "amount", "action", kind=pl.lit(0)
     )

@@ -87,7 +87,8 @@ def open_engine(url: str | Path, **engine_options: Any) -> Engine:
             **engine_options.get("connect_args", {}),
         }
     engine = create_engine(resolved, json_serializer=_dump_json, **engine_options)
-    if sqlite_file:
+    if sqlite_file and engine_options.get("isolation_level") != "AUTOCOMMIT":
+        # An autocommit engine (the API's reads) opens no transaction: it must take no write lock.
         _write_lock_first(engine)
     try:
         upgrade(engine)

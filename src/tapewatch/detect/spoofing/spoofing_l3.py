@@ -355,9 +355,10 @@ class SpoofingL3Detector(FinalAlerts):
             "confidence": "high",
             "basis": "L3 order events and trades with account ids",
         }
-        # The score is the pattern's chance alone (0.5 at `max_chance`, higher the less likely): size,
-        # lifetime, depth ahead and fill ratio only decide what is an episode; how far past those
-        # gates an order went says nothing of intent, while the chance is the evidence of it.
+        # The score is the pattern's chance alone (0.5 at `max_chance`, higher the less likely; depth
+        # ahead enters only through it, see `_near_touch`): size, lifetime and fill ratio only decide
+        # what is an episode; how far past those gates an order went says nothing of intent, while the
+        # chance is the evidence of it.
         score = excess_score(1 + math.log10(s.max_chance / max(row["chance"], 1e-300)))
         return Alert.build(
             detector=self.name,
