@@ -256,3 +256,58 @@ def test_stream_on_kraken_refills_the_gap_a_dropped_connection_left(tmp_path):
     assert int(line.group(1)) == 30 and int(line.group(3)) == 20  # 10 live, the 20 missed refilled
     ledger = Coverage(Lake(tmp_path / "lake").store, "trades", "kraken", "BTC/USD", "trades")
     assert ledger.not_available(now - 2 * 3_600_000, now) == []
+
+
+# ---- `tapewatch ingest crypto --live --exchange bybit|kraken` -----------------------------------
+
+
+def ingest_live_args(tmp_path: Path, venue: str, symbol: str, server: FakeBybit | FakeKraken) -> list[str]:
+    """`tapewatch ingest crypto --live` on the fake venue, writing live trades into a lake of its own."""
+    config = tmp_path / "tapewatch.toml"
+    config.write_text(
+        f'[exchange]\nrest_url = "{server.rest_url}"\nws_url = "{server.ws_url}"\nrate_limit_ms = 1\n'
+        "history_settle_s = 0.0\nreconnect_initial_s = 0.05\nreconnect_max_s = 0.4\nlive_flush_s = 0.2\n"
+    )
+    args = ["ingest", "crypto", "--exchange", venue, "--symbols", symbol, "--live", "--live-for", "30s"]
+    return args + [
+        "--config",
+        str(config),
+        "--lake",
+        str(tmp_path / "lake"),
+        "--db",
+        str(tmp_path / "store.db"),
+    ]
+
+
+def test_ingest_live_on_kraken_keeps_live_and_refilled_trades_once_in_the_lake(tmp_path):
+    now = int(time.time() * 1000)
+    lake = Lake(tmp_path / "lake")
+    with FakeKraken(["BTC/USD"]) as server:
+        act = drop_and_miss(server, "BTC/USD", missed=20)
+        done = settled(lambda: lake.read("trades").height >= 30, grace_s=0.6)  # 10 live, 20 refilled
+        result = CtrlC(server, act, done).run(
+            lambda: CliRunner().invoke(app, ingest_live_args(tmp_path, "kraken", "BTC/USD", server))
+        )
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"gap\(s\) refilled \(20 trades\), 0 not repaired", result.output), result.output
+    stored = lake.read("trades", venue="kraken", symbol="BTC/USD")
+    assert stored.height == 30 and stored["trade_id"].n_unique() == 30  # each trade once
+    assert stored["ts"].min() >= datetime.fromtimestamp(now / 1000, UTC).replace(microsecond=0)
+
+
+def test_ingest_live_on_bybit_reports_the_gap_its_recent_trades_cannot_cover(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    with FakeBybit(["BTC/USDT"]) as server:
+        act = drop_and_miss(server, "BTC/USDT", missed=100)
+        done = settled(lambda: len(server.asked("/v5/market/recent-trade")) >= 3)  # the refill's 3 tries
+        result = CtrlC(server, act, done).run(
+            lambda: CliRunner().invoke(app, ingest_live_args(tmp_path, "bybit", "BTC/USDT", server))
+        )
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"1 not repaired", result.output), result.output
+    assert re.search(r"BTC/USDT: trades missing \(not repaired\) between \S+ and \S+\n", result.output)
+    stored = lake.read("trades", venue="bybit", symbol="BTC/USDT")
+    # the 10 live trades and what the newest 60 held of the 100 missed, each once
+    assert stored.height == 65 and stored["trade_id"].n_unique() == 65, stored.height
