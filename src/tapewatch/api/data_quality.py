@@ -10,10 +10,11 @@ their own evidence (`data_gaps`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from tapewatch.epoch import from_millis
 from tapewatch.io.lake import Lake
 from tapewatch.pipeline.gaps import GapLedger, KnownGap
 
@@ -58,7 +59,11 @@ def quality_rows(
 
 def _view(ledger: GapLedger, venue: str, symbol: str) -> SymbolQuality:
     coverage = ledger.coverage(venue, symbol)
-    covered = [] if coverage is None else [Span(start=_time(a), end=_time(b)) for a, b in coverage.spans]
+    covered = (
+        []
+        if coverage is None
+        else [Span(start=from_millis(a), end=from_millis(b)) for a, b in coverage.spans]
+    )
     gaps = ledger.gaps(venue, symbol)
     return SymbolQuality(
         venue=venue,
@@ -71,7 +76,3 @@ def _view(ledger: GapLedger, venue: str, symbol: str) -> SymbolQuality:
 
 def _missing(gap: KnownGap) -> Missing:
     return Missing(start=gap.start, end=gap.end, missing_ids=gap.evidence().get("missing_ids"))
-
-
-def _time(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)

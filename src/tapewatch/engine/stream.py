@@ -37,6 +37,7 @@ from tapewatch.config import StreamSettings
 from tapewatch.detect.base import Detector, DetectorState, as_bar_detector
 from tapewatch.detect.calibration import calibrate
 from tapewatch.engine.kinds import TRADES, RecordKind
+from tapewatch.epoch import from_micros, micros_of
 from tapewatch.io.derive import trades_to_bars
 from tapewatch.io.readers import REPEATS_ARE_EVENTS
 from tapewatch.records import Alert, conform, to_iso
@@ -203,7 +204,7 @@ class StreamEngine:
             newest = ready.group_by(KEY).agg(pl.col(KID).first(), pl.col("ts").max())
             for venue, symbol, kid, ts in newest.iter_rows():
                 self._processed_until[(venue, symbol)] = ts
-                self._decided_us[kid] = _micros(ts)
+                self._decided_us[kid] = micros_of(ts)
             self._tail = pl.concat([self._tail, ready.drop(ARRIVED)], rechunk=False)
         emitted += self._complete_followups(flush)
         self._trim()
@@ -313,7 +314,7 @@ class StreamEngine:
         self._decided_us = np.array(header["decided_us"], dtype=np.int64)
         never = np.iinfo(np.int64).min
         self._processed_until = {
-            key: _EPOCH + timedelta(microseconds=int(self._decided_us[kid]))
+            key: from_micros(int(self._decided_us[kid]))
             for key, kid in self._kids.items()
             if self._decided_us[kid] != never
         }
@@ -537,7 +538,7 @@ class StreamEngine:
         horizons = self._decided_us - int(self._kept() / timedelta(microseconds=1))
         for _, alert in self._open_followups.values():
             kid = self._kids[(alert.venue, alert.symbol)]
-            horizons[kid] = min(horizons[kid], _micros(alert.detected_at) - 1)
+            horizons[kid] = min(horizons[kid], micros_of(alert.detected_at) - 1)
         keep_from = pl.Series(horizons).gather(self._tail[KID])
         self._tail = self._tail.filter(self._tail["ts"].dt.epoch("us") > keep_from).rechunk()
         self._tail_after_trim = self._tail.height
@@ -606,13 +607,6 @@ def _copies(kind: RecordKind) -> pl.Expr:
     if kind.name == "book":
         return repeat & pl.col("event").ne_missing("trade")
     return pl.lit(False) if kind.name in REPEATS_ARE_EVENTS else repeat
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _empty(kind: RecordKind) -> pl.DataFrame:

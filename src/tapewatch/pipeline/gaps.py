@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from tapewatch.epoch import from_micros, from_millis, micros_of, millis_of
 from tapewatch.io.lake import Lake
 from tapewatch.records import to_iso
 from tapewatch.sources.exchange.coverage import LEDGERS, Coverage, ledger_key, ledger_symbols
@@ -37,7 +38,6 @@ GAPS = "_gaps"
 STREAM = "trades"
 """Gaps are kept for trades: the stream the detectors decide on and the one refills repair."""
 State = Literal["not available", "unrepaired"]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,9 @@ class GapLedger:
 
     def record(self, venue: str, symbol: str, gap: Gap) -> None:
         """Keep one unrepaired gap (its bounds in epoch µs are the trades seen on either side)."""
-        known = KnownGap(_time(gap.after_ts), _time(gap.before_ts), "unrepaired", gap.after_id, gap.before_id)
+        known = KnownGap(
+            from_micros(gap.after_ts), from_micros(gap.before_ts), "unrepaired", gap.after_id, gap.before_id
+        )
         if known in self._unrepaired_of(venue, symbol):
             return
         # read again first: another stream may have recorded gaps of this symbol since
@@ -109,11 +111,11 @@ class GapLedger:
         less what a later backfill fetched."""
         coverage = self.coverage(venue, symbol)
         missing = [
-            KnownGap(_time_ms(a), _time_ms(b), "not available")
+            KnownGap(from_millis(a), from_millis(b), "not available")
             for a, b in (coverage.unavailable if coverage else [])
         ]
         for gap in self._unrepaired_of(venue, symbol):
-            if coverage is None or coverage.missing(_ms(gap.start), _ms(gap.end) + 1):
+            if coverage is None or coverage.missing(millis_of(gap.start), millis_of(gap.end) + 1):
                 missing.append(gap)
         return sorted(missing, key=_order)
 
@@ -158,8 +160,8 @@ def _order(gap: KnownGap) -> tuple[datetime, datetime]:
 
 def _saved(gap: KnownGap) -> dict[str, Any]:
     return {
-        "start_us": _micros(gap.start),
-        "end_us": _micros(gap.end),
+        "start_us": micros_of(gap.start),
+        "end_us": micros_of(gap.end),
         "after_id": gap.after_id,
         "before_id": gap.before_id,
     }
@@ -168,25 +170,9 @@ def _saved(gap: KnownGap) -> dict[str, Any]:
 def _known(item: dict[str, Any]) -> KnownGap:
     after, before = item.get("after_id"), item.get("before_id")
     return KnownGap(
-        _time(int(item["start_us"])),
-        _time(int(item["end_us"])),
+        from_micros(int(item["start_us"])),
+        from_micros(int(item["end_us"])),
         "unrepaired",
         None if after is None else int(after),
         None if before is None else int(before),
     )
-
-
-def _time(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _time_ms(ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def _ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(milliseconds=1)

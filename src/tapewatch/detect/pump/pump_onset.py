@@ -52,6 +52,7 @@ import polars as pl
 from tapewatch.detect.base import DetectorState
 from tapewatch.detect.pump.settings import PumpOnsetSettings
 from tapewatch.detect.scoring import excess_score
+from tapewatch.epoch import from_micros, micros_of
 from tapewatch.errors import InputError
 from tapewatch.io.derive import KEY, SIDE_CODES, first_of_each_order, side_code
 from tapewatch.records import Alert, to_iso
@@ -462,7 +463,7 @@ class PumpOnsetDetector:
                 refreshed.append(alert)
                 continue
             ref_price = alert.evidence["price"]["baseline_median"]
-            dump = self._dump_followup(tape, block, _micros(alert.detected_at), ref_price)
+            dump = self._dump_followup(tape, block, micros_of(alert.detected_at), ref_price)
             refreshed.append(alert.model_copy(update={"followup": {**alert.followup, "dump": dump}}))
         return refreshed
 
@@ -630,7 +631,7 @@ class PumpOnsetDetector:
 
     def _alert(self, row: dict[str, Any], book: _Tape) -> Alert:
         s = self.settings
-        detected_us = _micros(row["ts"])
+        detected_us = micros_of(row["ts"])
         block = slice(row["block_start"], row["block_end"])
         burst = book.span(block, detected_us - int(s.window_s * _US), detected_us)
         confirming = slice(row["confirmed_from"], burst.stop)
@@ -672,7 +673,7 @@ class PumpOnsetDetector:
             typology=self.typology,
             venue=row["venue"],
             symbol=row["symbol"],
-            start=_moment(int(book.ts[burst.start])),
+            start=from_micros(int(book.ts[burst.start])),
             end=row["ts"],
             detected_at=row["ts"],
             score=score,
@@ -697,14 +698,14 @@ class PumpOnsetDetector:
         result: dict[str, Any] = {
             "window_min": s.dump_window_min,
             "peak_price": peak,
-            "peak_at": to_iso(_moment(int(times[peak_index]))),
+            "peak_at": to_iso(from_micros(int(times[peak_index]))),
             "peak_gain": round(peak / ref_price - 1, 4),
             "dump_level": dump_level,
         }
         if below.size:
             result.update(
                 status="confirmed",
-                confirmed_at=to_iso(_moment(int(times[from_peak + below[0]]))),
+                confirmed_at=to_iso(from_micros(int(times[from_peak + below[0]]))),
                 low_after_peak=float(prices[from_peak:].min()),
             )
         elif book.ts[block.stop - 1] >= horizon_us:
@@ -742,16 +743,5 @@ def _upper_median(prices: np.ndarray) -> float:
     return float(np.sort(prices)[len(prices) // 2])
 
 
-def _micros(moment: datetime) -> int:
-    return int((moment - _EPOCH) / timedelta(microseconds=1))
-
-
-def _moment(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
 def _share(part: float, whole: float) -> float | None:
     return round(float(part) / float(whole), 3) if whole else None
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

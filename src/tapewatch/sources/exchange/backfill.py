@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ import ccxt.async_support
 import polars as pl
 
 from tapewatch.config import ExchangeSettings
+from tapewatch.epoch import from_millis, millis_of
 from tapewatch.io.lake import Lake
 from tapewatch.progress import SILENT, Progress
 from tapewatch.sources.exchange.capabilities import IdModel, VenueCapabilities, capabilities_of
@@ -183,7 +184,7 @@ async def _run(
     results: dict[str, SymbolBackfill] = {}
     gate = asyncio.Semaphore(job.settings.backfill_concurrency)
     capabilities = capabilities_of(exchange, job.settings.history_settle_s)
-    start, end = _ms(since), min(_ms(until), int(time.time() * 1000) - capabilities.settle_ms)
+    start, end = millis_of(since), min(millis_of(until), int(time.time() * 1000) - capabilities.settle_ms)
 
     async def one(symbol: str) -> None:
         async with gate:
@@ -213,7 +214,7 @@ async def _backfill_symbol(
     missing = coverage.missing(start, end)
     result.up_to_date = not missing
     if missing and missing[0][0] > start:
-        result.resumed_from = _time(missing[0][0])
+        result.resumed_from = from_millis(missing[0][0])
     progress = job.progress
     task = _progress_task(progress, f"{symbol} {job.stream}", sum(b - a for a, b in missing))
     numbered = job.kind == "trades" and capabilities.ids is not IdModel.NONE
@@ -234,7 +235,7 @@ async def _backfill_symbol(
     finally:
         if task is not None:
             progress.remove_task(task)
-    result.not_available = [(_time(a), _time(b)) for a, b in coverage.not_available(start, end)]
+    result.not_available = [(from_millis(a), from_millis(b)) for a, b in coverage.not_available(start, end)]
     return result
 
 
@@ -287,13 +288,3 @@ def _progress_task(progress: Progress, description: str, total: int) -> Any:
     if total <= 0:
         return None
     return progress.add_task(description, total=total)
-
-
-def _ms(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def _time(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -20,13 +20,13 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import ccxt.async_support
 import polars as pl
 
 from tapewatch.config import ExchangeSettings
+from tapewatch.epoch import micros_of
 from tapewatch.errors import InputError
 from tapewatch.io.aggregates import last_number
 from tapewatch.io.deadletter import letter
@@ -59,7 +59,6 @@ STAT_KEYS = (
     "symbols_resumed",  # symbols subscribed again because they trade again
     "watches_failed",  # watch calls given up after the same error again and again
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _GIVE_UP = 5
 """A watch call failing this many times in a row with the same (non-network) error is given up."""
 
@@ -244,7 +243,7 @@ class ExchangeLiveSource:
                     numbers = [n for n in map(last_number, ids) if n is not None]  # OKX: "2-4" ends at 4
                     sequence = TradeSequence(
                         self.settings.dedup_memory,
-                        _micros(last),
+                        micros_of(last),
                         max(numbers) if numbers else None,
                         ids=ids_model,
                     )
@@ -375,7 +374,3 @@ class ExchangeLiveSource:
         if not task.cancelled() and task.exception() is not None:
             self._failure = task.exception()  # a bug, not a network problem: end the stream with it
             self._ready.set()
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
